@@ -1,0 +1,82 @@
+/**
+ * Client tokens (JWT via jose). An app token names the devices it may reach; a device token is
+ * the device's own identity. HS256 with --jwt-secret, or ES256 verified with --jwt-public-key
+ * (tokens then come from the operator's own issuer holding the private key).
+ */
+import { SignJWT, jwtVerify, importSPKI, errors as joseErrors, type CryptoKey, type KeyObject } from 'jose';
+import { tokenExpired, tokenInvalid } from './errors.ts';
+
+export type ClientRole = 'app' | 'device';
+
+export interface ClientClaims {
+  /** The app or device id; also the MQTT username. */
+  readonly sub: string;
+  readonly role: ClientRole;
+  /** For apps: device ids the app may open sessions to; `['*']` for any. Devices: empty. */
+  readonly devices: readonly string[];
+  /** Expiry, unix seconds. */
+  readonly exp: number;
+}
+
+/** Ids are safe in MQTT topics and Redis keys: no `/`, `+`, `#`, spaces or control characters. */
+export const CLIENT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
+
+export interface TokenVerifier {
+  verify(token: string): Promise<ClientClaims>;
+}
+
+export interface TokenSigner {
+  sign(claims: { sub: string; role: ClientRole; devices?: readonly string[]; ttlSec?: number }): Promise<string>;
+}
+
+const ISSUER = 'p2pd';
+
+export function allowsDevice(claims: ClientClaims, deviceId: string): boolean {
+  return claims.role === 'app' && (claims.devices.includes('*') || claims.devices.includes(deviceId));
+}
+
+export function createHs256Signer(secret: string): TokenSigner {
+  const key = new TextEncoder().encode(secret);
+  return {
+    async sign({ sub, role, devices = [], ttlSec = 3600 }) {
+      if (!CLIENT_ID_PATTERN.test(sub)) throw tokenInvalid(`subject ${JSON.stringify(sub)} is not a valid id`);
+      return new SignJWT({ role, devices: [...devices] })
+        .setProtectedHeader({ alg: 'HS256' })
+        .setSubject(sub)
+        .setIssuer(ISSUER)
+        .setIssuedAt()
+        .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSec)
+        .sign(key);
+    },
+  };
+}
+
+/** Verifies HS256 tokens with `secret`, or ES256 tokens with the PEM public key when given. */
+export async function createVerifier(opts: { secret: string; publicKeyPem?: string | undefined }): Promise<TokenVerifier> {
+  let key: Uint8Array | CryptoKey | KeyObject;
+  let alg: string;
+  if (opts.publicKeyPem !== undefined) {
+    key = await importSPKI(opts.publicKeyPem, 'ES256');
+    alg = 'ES256';
+  } else {
+    key = new TextEncoder().encode(opts.secret);
+    alg = 'HS256';
+  }
+  return {
+    async verify(token: string): Promise<ClientClaims> {
+      let payload;
+      try {
+        ({ payload } = await jwtVerify(token, key, { algorithms: [alg] }));
+      } catch (err) {
+        if (err instanceof joseErrors.JWTExpired) throw tokenExpired();
+        throw tokenInvalid(err instanceof Error ? err.message : 'unreadable');
+      }
+      const { sub, role, devices, exp } = payload as { sub?: unknown; role?: unknown; devices?: unknown; exp?: unknown };
+      if (typeof sub !== 'string' || !CLIENT_ID_PATTERN.test(sub)) throw tokenInvalid('bad subject');
+      if (role !== 'app' && role !== 'device') throw tokenInvalid('role must be app or device');
+      if (devices !== undefined && !(Array.isArray(devices) && devices.every((d) => typeof d === 'string'))) throw tokenInvalid('devices must be a list of ids');
+      if (typeof exp !== 'number') throw tokenInvalid('no expiry');
+      return { sub, role, devices: (devices as string[] | undefined) ?? [], exp };
+    },
+  };
+}

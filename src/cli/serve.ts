@@ -1,0 +1,38 @@
+/** `p2pd serve`: the server. Validates every option first; a bad one stops the start. */
+import { loadConfig } from '../config/config.ts';
+import { SERVE_OPTIONS, formatHelp } from '../config/options.ts';
+import { createLogger } from '../log.ts';
+import { startNode } from '../server/node.ts';
+
+export const SERVE_HELP = formatHelp('serve', 'Runs the p2pd server: STUN, TURN, signaling and the HTTP API.', SERVE_OPTIONS);
+
+export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const config = loadConfig(argv, env);
+  const log = createLogger(config.logLevel);
+  // Workers must share the secrets the primary generated, so they get them explicitly.
+  const workerEnv: NodeJS.ProcessEnv = { ...env, P2PD_AUTH_SECRET: config.authSecret, P2PD_JWT_SECRET: config.jwtSecret };
+  if (config.authSecretGenerated) {
+    log.warn('no --auth-secret: generated a random TURN REST secret; credentials will not survive a restart or work across nodes');
+  }
+  if (config.jwtSecretGenerated) {
+    log.warn('no --jwt-secret: generated a random token key; tokens will not survive a restart or work across nodes');
+  }
+  const node = await startNode(config, log, { argv, env: workerEnv });
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    const force = setTimeout(() => {
+      log.error('shutdown took too long; exiting');
+      process.exit(1);
+    }, 10_000);
+    force.unref();
+    node.stop().then(
+      () => { log.info('stopped'); process.exit(0); },
+      (err: unknown) => { log.error({ err }, 'error while stopping'); process.exit(1); },
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}

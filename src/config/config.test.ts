@@ -1,0 +1,75 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadConfig } from './config.ts';
+import { ConfigError } from './errors.ts';
+
+function refuses(argv: string[], code: string, env: NodeJS.ProcessEnv = {}): void {
+  assert.throws(() => loadConfig(argv, env), (err: unknown) => err instanceof ConfigError && err.code === code);
+}
+
+test('defaults follow CONTRACT.md §1', () => {
+  const c = loadConfig([]);
+  assert.deepEqual([...c.roles], ['stun', 'turn', 'signal', 'api']);
+  assert.equal(c.listen, '0.0.0.0');
+  assert.equal(c.port, 3478);
+  assert.equal(c.tls, undefined);
+  assert.equal(c.alt, undefined);
+  assert.deepEqual(c.relayPorts, { min: 49152, max: 65535 });
+  assert.equal(c.realm, 'p2pd');
+  assert.equal(c.maxBps, 2_000_000);
+  assert.deepEqual(c.http, { host: '0.0.0.0', port: 8080 });
+  assert.deepEqual(c.mqtt, { host: '0.0.0.0', port: 1883 });
+  assert.equal(c.region, 'default');
+  assert.equal(c.sessionTtlSec, 86400);
+  assert.equal(c.logLevel, 'info');
+  assert.equal(c.authSecretGenerated, true);
+  assert.ok(c.authSecret.length >= 32);
+  assert.ok(Object.isFrozen(c));
+});
+
+test('every option parses from the command line and from P2PD_* variables', () => {
+  const c = loadConfig(
+    ['--listen', '127.0.0.1', '--port=3479', '--alt-ip', '127.0.0.2', '--user', 'a:b', '--user', 'c:d:e', '--allow-peer', '10.0.0.0/8', '--secure-stun'],
+    { P2PD_REGION: 'eu-west', P2PD_REDIS_URL: 'redis://a:6379,redis://b:6379', P2PD_MAX_BPS: '0', P2PD_PORT: '9999' },
+  );
+  assert.equal(c.port, 3479, 'the command line wins over the environment');
+  assert.deepEqual(c.alt, { ip: '127.0.0.2', port: 3480 });
+  assert.deepEqual(c.users, [{ name: 'a', password: 'b' }, { name: 'c', password: 'd:e' }]);
+  assert.equal(c.allowPeers[0]?.prefix, 8);
+  assert.equal(c.secureStun, true);
+  assert.equal(c.region, 'eu-west');
+  assert.deepEqual(c.redisUrls, ['redis://a:6379', 'redis://b:6379']);
+  assert.equal(c.maxBps, 0);
+  assert.equal(c.externalIp, '127.0.0.1', 'external ip defaults to the listen address');
+});
+
+test('refuses unknown options, bad values and contradictions with stable codes', () => {
+  refuses(['--nope'], 'CONFIG_UNKNOWN_OPTION');
+  refuses(['serve'], 'CONFIG_UNKNOWN_OPTION');
+  refuses(['--port'], 'CONFIG_MISSING_VALUE');
+  refuses(['--port', '70000'], 'CONFIG_INVALID_VALUE');
+  refuses(['--port', '12a'], 'CONFIG_INVALID_VALUE');
+  refuses(['--listen', 'example.com'], 'CONFIG_INVALID_VALUE');
+  refuses(['--relay-ports', '6000-5000'], 'CONFIG_INVALID_VALUE');
+  refuses(['--allow-peer', '10.0.0.0/33'], 'CONFIG_INVALID_VALUE');
+  refuses(['--user', 'nopass'], 'CONFIG_INVALID_VALUE');
+  refuses(['--roles', 'stun,bogus'], 'CONFIG_INVALID_VALUE');
+  refuses(['--log-level', 'loud'], 'CONFIG_INVALID_VALUE');
+  refuses(['--redis-url', 'http://x'], 'CONFIG_INVALID_VALUE');
+  refuses(['--secure-stun=yes'], 'CONFIG_UNKNOWN_OPTION');
+  refuses(['--tls-cert', '/etc/hostname'], 'CONFIG_CONFLICT');
+  refuses(['--alt-port', '4000'], 'CONFIG_CONFLICT');
+  refuses(['--listen', '127.0.0.1', '--alt-ip', '127.0.0.1'], 'CONFIG_CONFLICT');
+  refuses([], 'CONFIG_INVALID_VALUE', { P2PD_WORKERS: 'many' });
+  refuses([], 'CONFIG_INVALID_VALUE', { P2PD_SECURE_STUN: 'maybe' });
+});
+
+test('an invalid password is never echoed back', () => {
+  try {
+    loadConfig(['--user', 'secret-without-colon']);
+    assert.fail('should throw');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError);
+    assert.ok(!err.message.includes('secret-without-colon'));
+  }
+});

@@ -1,0 +1,156 @@
+/**
+ * The typed, validated, frozen configuration of `p2pd serve`. Built once at start from the
+ * command line and `P2PD_*` variables; nothing below the CLI reads `process.env`.
+ */
+import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { conflict, invalidValue } from './errors.ts';
+import { SERVE_OPTIONS } from './options.ts';
+import { getFlag, getList, getString, parseOptions } from './parse.ts';
+import {
+  parseCidr, parseHostPort, parseInteger, parseIp, parsePortRange, parseUser,
+  type Cidr, type HostPort, type PortRange, type StaticUser,
+} from './values.ts';
+
+export const ROLES = ['stun', 'turn', 'signal', 'api'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Config {
+  readonly roles: ReadonlySet<Role>;
+  readonly listen: string;
+  readonly port: number;
+  /** Present when both --tls-cert and --tls-key are given. */
+  readonly tls: { readonly port: number; readonly certFile: string; readonly keyFile: string } | undefined;
+  /** RFC 5780 second address; absent unless --alt-ip is set. */
+  readonly alt: { readonly ip: string; readonly port: number } | undefined;
+  readonly externalIp: string;
+  readonly relayIp: string;
+  readonly relayPorts: PortRange;
+  readonly realm: string;
+  readonly authSecret: string;
+  /** True when no --auth-secret was given and one was generated (logged as a warning). */
+  readonly authSecretGenerated: boolean;
+  readonly users: readonly StaticUser[];
+  readonly userQuota: number;
+  readonly maxAllocations: number;
+  readonly secureStun: boolean;
+  readonly allowPeers: readonly Cidr[];
+  readonly maxBps: number;
+  readonly workers: number;
+  readonly http: HostPort;
+  readonly mqtt: HostPort;
+  readonly mqttUrl: string | undefined;
+  readonly redisUrls: readonly string[];
+  readonly region: string;
+  readonly jwtSecret: string;
+  readonly jwtSecretGenerated: boolean;
+  readonly jwtPublicKeyPem: string | undefined;
+  readonly sessionTtlSec: number;
+  readonly logLevel: LogLevel;
+}
+
+function parseRoles(raw: string): ReadonlySet<Role> {
+  const roles = raw.split(',').map((r) => r.trim()).filter(Boolean);
+  if (roles.length === 0) throw invalidValue('roles', raw, `a comma-separated list of ${ROLES.join(', ')}`);
+  for (const r of roles) {
+    if (!(ROLES as readonly string[]).includes(r)) throw invalidValue('roles', raw, `a comma-separated list of ${ROLES.join(', ')}`);
+  }
+  return new Set(roles as Role[]);
+}
+
+function parseUrlList(name: string, raw: string, protocols: readonly string[]): string[] {
+  const urls = raw.split(',').map((u) => u.trim()).filter(Boolean);
+  for (const u of urls) {
+    let url: URL;
+    try {
+      url = new URL(u);
+    } catch {
+      throw invalidValue(name, u, `a URL (${protocols.join(', ')})`);
+    }
+    if (!protocols.includes(url.protocol)) throw invalidValue(name, u, `a URL (${protocols.join(', ')})`);
+  }
+  if (urls.length === 0) throw invalidValue(name, raw, 'at least one URL');
+  return urls;
+}
+
+function readPem(name: string, file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw invalidValue(name, file, `a readable PEM file (${(err as Error).message})`);
+  }
+}
+
+/** Builds the configuration from a command line (after `serve`) and an environment. */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {}): Config {
+  const raw = parseOptions(argv, SERVE_OPTIONS, env);
+  const str = (name: string): string | undefined => getString(raw, name);
+
+  const listen = parseIp('listen', str('listen') ?? '0.0.0.0');
+  const port = parseInteger('port', str('port') ?? '3478', 1, 65535);
+
+  const certFile = str('tls-cert');
+  const keyFile = str('tls-key');
+  if ((certFile === undefined) !== (keyFile === undefined)) throw conflict('--tls-cert and --tls-key go together: give both or neither');
+  const tlsPort = parseInteger('tls-port', str('tls-port') ?? '5349', 1, 65535);
+  if (certFile !== undefined) {
+    readPem('tls-cert', certFile);
+    readPem('tls-key', keyFile as string);
+  }
+
+  const altIpRaw = str('alt-ip');
+  const altPortRaw = str('alt-port');
+  if (altIpRaw === undefined && altPortRaw !== undefined) throw conflict('--alt-port needs --alt-ip (RFC 5780 runs only with a second address)');
+  const alt = altIpRaw === undefined ? undefined : {
+    ip: parseIp('alt-ip', altIpRaw),
+    port: altPortRaw === undefined ? port + 1 : parseInteger('alt-port', altPortRaw, 1, 65535),
+  };
+  if (alt && alt.ip === listen) throw conflict('--alt-ip must differ from --listen');
+  if (alt && alt.port === port) throw conflict('--alt-port must differ from --port');
+
+  const authSecretRaw = str('auth-secret');
+  const jwtSecretRaw = str('jwt-secret');
+  const jwtKeyFile = str('jwt-public-key');
+  const logLevel = str('log-level') ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw invalidValue('log-level', logLevel, LOG_LEVELS.join(', '));
+  const realm = str('realm') ?? 'p2pd';
+  if (realm.length === 0 || Buffer.byteLength(realm) > 763) throw invalidValue('realm', realm, 'a non-empty realm under 763 bytes (RFC 8489 §14.9)');
+  const region = str('region') ?? 'default';
+  if (!/^[a-z0-9][a-z0-9._-]{0,62}$/i.test(region)) throw invalidValue('region', region, 'letters, digits, ".", "_" or "-"');
+
+  const config: Config = {
+    roles: parseRoles(str('roles') ?? ROLES.join(',')),
+    listen,
+    port,
+    tls: certFile === undefined ? undefined : { port: tlsPort, certFile, keyFile: keyFile as string },
+    alt,
+    externalIp: parseIp('external-ip', str('external-ip') ?? listen),
+    relayIp: parseIp('relay-ip', str('relay-ip') ?? listen),
+    relayPorts: parsePortRange('relay-ports', str('relay-ports') ?? '49152-65535'),
+    realm,
+    authSecret: authSecretRaw ?? randomBytes(24).toString('base64url'),
+    authSecretGenerated: authSecretRaw === undefined,
+    users: getList(raw, 'user').map((u) => parseUser('user', u)),
+    userQuota: parseInteger('user-quota', str('user-quota') ?? '100', 0, 1_000_000),
+    maxAllocations: parseInteger('max-allocations', str('max-allocations') ?? '10000', 0, 10_000_000),
+    secureStun: getFlag(raw, 'secure-stun'),
+    allowPeers: getList(raw, 'allow-peer').map((c) => parseCidr('allow-peer', c)),
+    maxBps: parseInteger('max-bps', str('max-bps') ?? '2000000', 0, 100_000_000_000),
+    workers: parseInteger('workers', str('workers') ?? String(availableParallelism()), 1, 256),
+    http: parseHostPort('http', str('http') ?? '0.0.0.0:8080'),
+    mqtt: parseHostPort('mqtt', str('mqtt') ?? '0.0.0.0:1883'),
+    mqttUrl: str('mqtt-url') === undefined ? undefined : parseUrlList('mqtt-url', str('mqtt-url') as string, ['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:'])[0],
+    redisUrls: str('redis-url') === undefined ? [] : parseUrlList('redis-url', str('redis-url') as string, ['redis:', 'rediss:']),
+    region,
+    jwtSecret: jwtSecretRaw ?? randomBytes(32).toString('base64url'),
+    jwtSecretGenerated: jwtSecretRaw === undefined && jwtKeyFile === undefined,
+    jwtPublicKeyPem: jwtKeyFile === undefined ? undefined : readPem('jwt-public-key', jwtKeyFile),
+    sessionTtlSec: parseInteger('session-ttl', str('session-ttl') ?? '86400', 60, 30 * 86400),
+    logLevel: logLevel as LogLevel,
+  };
+  return Object.freeze(config);
+}

@@ -1,0 +1,58 @@
+/**
+ * The options of `p2pd serve` (CONTRACT.md §1): one table used for parsing, environment
+ * variables (`P2PD_<NAME>`) and `--help`. Values stay raw strings here; config.ts types them.
+ */
+export interface OptionSpec {
+  /** Long name without dashes, e.g. `redis-url`. */
+  readonly name: string;
+  /** `value`: takes one value; `flag`: boolean switch; `list`: repeatable (env: comma-separated). */
+  readonly kind: 'value' | 'flag' | 'list';
+  readonly help: string;
+  /** Shown in --help; the typed default lives in config.ts. */
+  readonly defaultText?: string;
+  readonly metavar?: string;
+}
+
+export const SERVE_OPTIONS: readonly OptionSpec[] = [
+  { name: 'roles', kind: 'value', metavar: 'LIST', defaultText: 'stun,turn,signal,api', help: 'roles this process runs' },
+  { name: 'listen', kind: 'value', metavar: 'IP', defaultText: '0.0.0.0', help: 'address of the STUN/TURN listeners (UDP and TCP)' },
+  { name: 'port', kind: 'value', metavar: 'N', defaultText: '3478', help: 'STUN/TURN port, UDP and TCP' },
+  { name: 'tls-port', kind: 'value', metavar: 'N', defaultText: '5349', help: 'TURN over TLS port (on when cert and key are given)' },
+  { name: 'tls-cert', kind: 'value', metavar: 'FILE', help: 'TLS certificate (PEM)' },
+  { name: 'tls-key', kind: 'value', metavar: 'FILE', help: 'TLS private key (PEM)' },
+  { name: 'alt-ip', kind: 'value', metavar: 'IP', help: 'second address for RFC 5780 (OTHER-ADDRESS, CHANGE-REQUEST)' },
+  { name: 'alt-port', kind: 'value', metavar: 'N', defaultText: 'port+1', help: 'second port for RFC 5780' },
+  { name: 'external-ip', kind: 'value', metavar: 'IP', defaultText: 'listen address', help: 'address advertised to clients' },
+  { name: 'relay-ip', kind: 'value', metavar: 'IP', defaultText: 'listen address', help: 'address relay sockets bind to' },
+  { name: 'relay-ports', kind: 'value', metavar: 'MIN-MAX', defaultText: '49152-65535', help: 'relay port range' },
+  { name: 'realm', kind: 'value', metavar: 'R', defaultText: 'p2pd', help: 'TURN realm' },
+  { name: 'auth-secret', kind: 'value', metavar: 'S', defaultText: 'random, logged as a warning', help: 'TURN REST shared secret (coturn static-auth-secret compatible)' },
+  { name: 'user', kind: 'list', metavar: 'NAME:PASS', help: 'static long-term TURN user (repeatable)' },
+  { name: 'user-quota', kind: 'value', metavar: 'N', defaultText: '100', help: 'TURN allocations per user (0 = unlimited)' },
+  { name: 'max-allocations', kind: 'value', metavar: 'N', defaultText: '10000', help: 'TURN allocations on this node (0 = unlimited)' },
+  { name: 'secure-stun', kind: 'flag', help: 'Binding requests must carry valid credentials' },
+  { name: 'allow-peer', kind: 'list', metavar: 'CIDR', help: 'allow relaying to a range denied by default (repeatable)' },
+  { name: 'max-bps', kind: 'value', metavar: 'N', defaultText: '2000000', help: 'per-allocation relay bandwidth, bits/s (0 = unlimited)' },
+  { name: 'workers', kind: 'value', metavar: 'N', defaultText: 'number of cores', help: 'processes sharing the UDP/TCP ports' },
+  { name: 'http', kind: 'value', metavar: 'IP:PORT', defaultText: '0.0.0.0:8080', help: 'HTTP API, /metrics, MQTT over WebSocket at /mqtt, web pages' },
+  { name: 'mqtt', kind: 'value', metavar: 'IP:PORT', defaultText: '0.0.0.0:1883', help: 'embedded MQTT broker (TCP)' },
+  { name: 'mqtt-url', kind: 'value', metavar: 'URL', help: 'external broker (Mosquitto, EMQX) instead of the embedded one' },
+  { name: 'redis-url', kind: 'value', metavar: 'URL[,URL…]', help: 'Redis (or Redis Cluster: several URLs) instead of memory' },
+  { name: 'region', kind: 'value', metavar: 'NAME', defaultText: 'default', help: "this node's region" },
+  { name: 'jwt-secret', kind: 'value', metavar: 'S', defaultText: 'random, logged as a warning', help: 'key for client tokens (HS256)' },
+  { name: 'jwt-public-key', kind: 'value', metavar: 'FILE', help: 'ES256 public key (PEM) for client tokens' },
+  { name: 'session-ttl', kind: 'value', metavar: 'S', defaultText: '86400', help: 'session time to live, seconds' },
+  { name: 'log-level', kind: 'value', metavar: 'L', defaultText: 'info', help: 'pino level: fatal, error, warn, info, debug, trace, silent' },
+];
+
+/** `redis-url` → `P2PD_REDIS_URL`. */
+export const envName = (optionName: string): string => `P2PD_${optionName.toUpperCase().replace(/-/g, '_')}`;
+
+export function formatHelp(command: string, summary: string, options: readonly OptionSpec[]): string {
+  const rows = options.map((o) => {
+    const left = `--${o.name}${o.kind === 'flag' ? '' : ` ${o.metavar ?? 'VALUE'}`}`;
+    const def = o.defaultText ? ` (default: ${o.defaultText})` : '';
+    return `  ${left.padEnd(28)} ${o.help}${def}`;
+  });
+  return `usage: p2pd ${command} [options]\n\n${summary}\n\noptions (each also as env P2PD_<NAME>, e.g. P2PD_REDIS_URL):\n${rows.join('\n')}\n`;
+}

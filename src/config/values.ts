@@ -1,0 +1,80 @@
+/**
+ * Parsers for option values. Each takes the raw string and the option name and returns the typed
+ * value or throws a ConfigError naming the option and what was expected.
+ */
+import { isIP } from 'node:net';
+import { invalidValue } from './errors.ts';
+
+export function parseInteger(name: string, raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw)) throw invalidValue(name, raw, `an integer from ${min} to ${max}`);
+  const n = Number(raw);
+  if (n < min || n > max) throw invalidValue(name, raw, `an integer from ${min} to ${max}`);
+  return n;
+}
+
+export function parseIp(name: string, raw: string): string {
+  if (isIP(raw) === 0) throw invalidValue(name, raw, 'an IPv4 or IPv6 address');
+  return raw;
+}
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** `IP:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces). */
+export function parseHostPort(name: string, raw: string): HostPort {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d+)$/.exec(raw);
+  if (!m) throw invalidValue(name, raw, 'IP:PORT');
+  const host = m[1] ?? (m[2] === '' ? '0.0.0.0' : (m[2] as string));
+  if (host !== 'localhost' && isIP(host) === 0) throw invalidValue(name, raw, 'IP:PORT with a literal IP');
+  return { host, port: parseInteger(name, m[3] as string, 0, 65535) };
+}
+
+export interface PortRange {
+  readonly min: number;
+  readonly max: number;
+}
+
+export function parsePortRange(name: string, raw: string): PortRange {
+  const m = /^(\d+)-(\d+)$/.exec(raw);
+  if (!m) throw invalidValue(name, raw, 'MIN-MAX');
+  const min = parseInteger(name, m[1] as string, 1024, 65535);
+  const max = parseInteger(name, m[2] as string, 1024, 65535);
+  if (min > max) throw invalidValue(name, raw, 'MIN-MAX with MIN <= MAX');
+  return { min, max };
+}
+
+export interface Cidr {
+  readonly text: string;
+  readonly family: 4 | 6;
+  readonly address: string;
+  readonly prefix: number;
+}
+
+export function parseCidr(name: string, raw: string): Cidr {
+  const slash = raw.lastIndexOf('/');
+  const address = slash < 0 ? raw : raw.slice(0, slash);
+  const family = isIP(address);
+  if (family === 0) throw invalidValue(name, raw, 'a CIDR such as 10.0.0.0/8 or fd00::/8');
+  const maxPrefix = family === 4 ? 32 : 128;
+  const prefix = slash < 0 ? maxPrefix : parseInteger(name, raw.slice(slash + 1), 0, maxPrefix);
+  return { text: raw, family: family as 4 | 6, address, prefix };
+}
+
+export interface StaticUser {
+  readonly name: string;
+  readonly password: string;
+}
+
+export function parseUser(name: string, raw: string): StaticUser {
+  const colon = raw.indexOf(':');
+  if (colon <= 0 || colon === raw.length - 1) throw invalidValue(name, '<hidden>', 'NAME:PASS with both parts non-empty');
+  return { name: raw.slice(0, colon), password: raw.slice(colon + 1) };
+}
+
+export function parseBoolean(name: string, raw: string): boolean {
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw invalidValue(name, raw, 'true or false');
+}

@@ -1,0 +1,81 @@
+/**
+ * One p2pd node: the primary process. Starts the STUN/TURN workers (or runs them in-process for
+ * --workers 1), the HTTP server with health, readiness and metrics, and stops everything in order
+ * on SIGINT/SIGTERM.
+ */
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config/config.ts';
+import type { Logger } from '../log.ts';
+import { createHttpServer } from '../api/server.ts';
+import { enableDefaultMetrics, registry } from '../metrics/metrics.ts';
+import { WorkerPool } from '../transport/workers.ts';
+import { startPacketRoles, type PacketRoles } from './roles.ts';
+
+export interface RunningNode {
+  readonly http: FastifyInstance;
+  /** Base URL of the HTTP server as bound (with the real port when --http asked for port 0). */
+  readonly httpUrl: string;
+  /** Marks the node as draining: /readyz goes red; in-flight work continues. */
+  drain(): void;
+  stop(): Promise<void>;
+}
+
+export interface NodeStartOptions {
+  /** The command line after `serve`, handed to workers so they build the same configuration. */
+  readonly argv: readonly string[];
+  /** Environment for workers: the caller's, plus any secrets generated at start. */
+  readonly env: NodeJS.ProcessEnv;
+}
+
+export async function startNode(config: Config, log: Logger, opts: NodeStartOptions): Promise<RunningNode> {
+  enableDefaultMetrics();
+  const packetRoles = config.roles.has('stun') || config.roles.has('turn');
+  let pool: WorkerPool | undefined;
+  let local: PacketRoles | undefined;
+  if (packetRoles) {
+    if (config.workers > 1) {
+      pool = new WorkerPool({
+        count: config.workers,
+        exec: fileURLToPath(new URL('./worker.ts', import.meta.url)),
+        args: opts.argv,
+        env: opts.env,
+        logger: log,
+      });
+      await pool.start();
+    } else {
+      local = await startPacketRoles(config, log, false);
+    }
+  }
+
+  let draining = false;
+  const http = createHttpServer({
+    logger: log,
+    readiness: [() => (draining ? 'draining' : undefined)],
+    metrics: async () => {
+      const own = await registry.getMetricsAsJSON();
+      const body = pool ? await pool.metrics(own) : await registry.metrics();
+      return { contentType: registry.contentType, body };
+    },
+  });
+  if (config.roles.has('api') || config.roles.has('signal') || packetRoles) {
+    await http.listen({ host: config.http.host, port: config.http.port });
+  }
+  const addr = http.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
+  const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
+  const httpUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  log.info({ http: httpUrl, stun: `${config.listen}:${config.port}`, workers: pool ? config.workers : 1, roles: [...config.roles] }, 'p2pd ready');
+
+  return {
+    http,
+    httpUrl,
+    drain: () => { draining = true; },
+    async stop() {
+      draining = true;
+      await http.close();
+      await pool?.stop();
+      await local?.stop();
+    },
+  };
+}

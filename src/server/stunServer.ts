@@ -1,0 +1,253 @@
+/**
+ * The STUN/TURN front door of one process: binds the UDP sockets and TCP listeners of the
+ * configuration, decodes each packet once and hands it to the Binding handler or to the TURN
+ * handler. Malformed input is counted and dropped; nothing a client sends can throw out of here.
+ */
+import type dgram from 'node:dgram';
+import type net from 'node:net';
+import { isIPv6 } from 'node:net';
+import type { Config } from '../config/config.ts';
+import type { Logger } from '../log.ts';
+import { stunDroppedTotal, stunRequestsTotal } from '../metrics/metrics.ts';
+import {
+  Method, MessageClass, messageType, decodeMessage, isChannelData, stunFrameLength, MessageWriter,
+  StunDecodeError, newStunMessage, type StunMessage, type TransportAddress,
+} from '../stun/index.ts';
+import { bindUdp, closeUdp } from '../transport/udp.ts';
+import { listenStream, closeStreamServer } from '../transport/tcp.ts';
+import { BindingHandler, type EndpointIndex } from './binding.ts';
+
+/** Where a packet came in and how to answer on the same path. */
+export interface Ingress {
+  readonly endpoint: EndpointIndex;
+  /** Set for UDP. */
+  readonly udp: dgram.Socket | undefined;
+  /** Set for TCP/TLS connections. */
+  readonly stream: net.Socket | undefined;
+}
+
+/** The TURN role plugs in here (issue 3); without it, TURN methods get 400 and ChannelData is dropped. */
+export interface TurnHandler {
+  /** Handles a non-Binding STUN message. */
+  onStun(msg: StunMessage, source: TransportAddress, ingress: Ingress): void;
+  /** Handles a ChannelData frame (`buf` holds exactly one frame). */
+  onChannelData(buf: Buffer, source: TransportAddress, ingress: Ingress): void;
+  /** A TCP/TLS client connection closed. */
+  onStreamClosed(socket: net.Socket): void;
+}
+
+const MAX_STREAM_BUFFER = 128 * 1024;
+
+export class StunServer {
+  private readonly config: Config;
+  private readonly log: Logger;
+  private readonly binding: BindingHandler;
+  private readonly msg: StunMessage = newStunMessage();
+  private readonly errWriter = new MessageWriter();
+  private readonly udpSockets: dgram.Socket[] = [];
+  private readonly streamServers: net.Server[] = [];
+  private readonly streams = new Set<net.Socket>();
+  private readonly endpoints: TransportAddress[];
+  private turn: TurnHandler | undefined;
+  private readonly counted;
+  private readonly source: { family: 4 | 6; address: string; port: number } = { family: 4, address: '', port: 0 };
+
+  constructor(config: Config, log: Logger) {
+    this.config = config;
+    this.log = log;
+    const family = isIPv6(config.listen) ? 6 : 4;
+    const ep = (address: string, port: number): TransportAddress => ({ family, address: advertised(config, address), port });
+    this.endpoints = [ep(config.listen, config.port)];
+    if (config.alt) {
+      this.endpoints.push(ep(config.listen, config.alt.port), ep(config.alt.ip, config.port), ep(config.alt.ip, config.alt.port));
+    }
+    this.binding = new BindingHandler({ addresses: this.endpoints, rfc5780: config.alt !== undefined });
+    this.counted = {
+      success: stunRequestsTotal.labels('success', config.region),
+      error: stunRequestsTotal.labels('error', config.region),
+      dropped: stunRequestsTotal.labels('dropped', config.region),
+    };
+  }
+
+  setTurnHandler(turn: TurnHandler): void {
+    this.turn = turn;
+  }
+
+  async start(reusePort: boolean): Promise<void> {
+    const c = this.config;
+    const binds: { address: string; port: number; endpoint: EndpointIndex; ipv6Only?: boolean }[] = [
+      { address: c.listen, port: c.port, endpoint: 0 },
+    ];
+    if (c.alt) {
+      binds.push({ address: c.listen, port: c.alt.port, endpoint: 1 }, { address: c.alt.ip, port: c.port, endpoint: 2 }, { address: c.alt.ip, port: c.alt.port, endpoint: 3 });
+    }
+    for (const b of binds) {
+      const socket = await bindUdp({ address: b.address, port: b.port, reusePort });
+      this.attachUdp(socket, b.endpoint);
+      if (b.endpoint === 0 || !c.alt) {
+        const server = await listenStream({ address: b.address, port: b.port, reusePort }, (s) => this.onStream(s, b.endpoint));
+        this.streamServers.push(server);
+      }
+    }
+    // With the IPv4 wildcard, also serve IPv6 clients when the host has IPv6.
+    if (c.listen === '0.0.0.0') {
+      try {
+        const socket6 = await bindUdp({ address: '::', port: c.port, reusePort, ipv6Only: true });
+        this.attachUdp(socket6, 0);
+        this.streamServers.push(await listenStream({ address: '::', port: c.port, reusePort, ipv6Only: true }, (s) => this.onStream(s, 0)));
+      } catch (err) {
+        this.log.info({ err: (err as Error).message }, 'no IPv6 listener');
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([
+      ...this.udpSockets.map((s) => closeUdp(s)),
+      ...this.streamServers.map((s) => closeStreamServer(s, this.streams)),
+    ]);
+    this.udpSockets.length = 0;
+    this.streamServers.length = 0;
+  }
+
+  private attachUdp(socket: dgram.Socket, endpoint: EndpointIndex): void {
+    this.udpSockets.push(socket);
+    const ingress: Ingress = { endpoint, udp: socket, stream: undefined };
+    socket.on('message', (buf, rinfo) => this.onUdp(buf, rinfo, ingress));
+    socket.on('error', (err) => this.log.warn({ err: err.message }, 'udp socket error'));
+  }
+
+  private setSource(address: string, port: number): TransportAddress {
+    const s = this.source;
+    // Dual-stack sockets report IPv4 clients as ::ffff:a.b.c.d; answer them as IPv4.
+    if (address.startsWith('::ffff:') && address.includes('.')) {
+      s.family = 4;
+      s.address = address.slice(7);
+    } else {
+      s.family = address.includes(':') ? 6 : 4;
+      s.address = address;
+    }
+    s.port = port;
+    return s;
+  }
+
+  private onUdp(buf: Buffer, rinfo: dgram.RemoteInfo, ingress: Ingress): void {
+    const source = this.setSource(rinfo.address, rinfo.port);
+    if (isChannelData(buf)) {
+      if (this.turn) this.turn.onChannelData(buf, source, ingress);
+      else stunDroppedTotal.labels('no_turn').inc();
+      return;
+    }
+    const msg = this.decode(buf);
+    if (msg) this.dispatch(msg, source, ingress);
+  }
+
+  private decode(buf: Buffer): StunMessage | undefined {
+    try {
+      return decodeMessage(buf, this.msg);
+    } catch (err) {
+      if (err instanceof StunDecodeError) {
+        this.counted.dropped.inc();
+        stunDroppedTotal.labels('malformed').inc();
+        return undefined;
+      }
+      throw err;
+    }
+  }
+
+  private dispatch(msg: StunMessage, source: TransportAddress, ingress: Ingress): void {
+    if (msg.method === Method.Binding) {
+      const ans = this.binding.handle(msg, source, ingress.endpoint, ingress.stream !== undefined);
+      if (typeof ans === 'string') {
+        if (ans !== 'not_request') {
+          this.counted.dropped.inc();
+          stunDroppedTotal.labels(ans).inc();
+        }
+        return;
+      }
+      // First byte 0x01 0x01 = success response; anything else we sent is an error response.
+      const ok = ans.response[0] === 0x01 && ans.response[1] === 0x01;
+      (ok ? this.counted.success : this.counted.error).inc();
+      // The writer's buffer is reused by the next packet: hand the socket its own copy.
+      const out = Buffer.from(ans.response);
+      if (ingress.stream) ingress.stream.write(out);
+      else {
+        const socket = this.udpSockets[this.socketIndex(ingress, ans.from)] ?? ingress.udp;
+        socket?.send(out, ans.port, source.address);
+      }
+      return;
+    }
+    if (this.turn) {
+      this.turn.onStun(msg, source, ingress);
+      return;
+    }
+    if (msg.cls === MessageClass.Request) {
+      // RFC 8489 §6.3.1: a request for a method we do not serve gets 400.
+      const w = this.errWriter;
+      w.reset(messageType(msg.method, MessageClass.ErrorResponse), msg.transactionId);
+      w.addErrorCode(400, 'Bad Request: method not served here');
+      const out = Buffer.from(w.finish());
+      this.counted.error.inc();
+      if (ingress.stream) ingress.stream.write(out);
+      else ingress.udp?.send(out, source.port, source.address);
+    } else stunDroppedTotal.labels('unexpected').inc();
+  }
+
+  /** Sockets 0..3 are the four RFC 5780 endpoints in bind order; the IPv6 one comes after. */
+  private socketIndex(ingress: Ingress, from: EndpointIndex): number {
+    return from === ingress.endpoint ? this.udpSockets.indexOf(ingress.udp as dgram.Socket) : from;
+  }
+
+  private onStream(socket: net.Socket, endpoint: EndpointIndex): void {
+    this.streams.add(socket);
+    socket.setNoDelay(true);
+    const ingress: Ingress = { endpoint, udp: undefined, stream: socket };
+    let pending: Buffer | undefined;
+    socket.on('data', (chunk: Buffer) => {
+      let buf = pending ? Buffer.concat([pending, chunk]) : chunk;
+      pending = undefined;
+      let off = 0;
+      while (off < buf.length) {
+        const len = stunFrameLength(buf, off);
+        if (len === -1) break; // need more bytes
+        if (len < 0) {
+          // Neither STUN nor ChannelData: the stream cannot be resynchronised.
+          stunDroppedTotal.labels('malformed_stream').inc();
+          socket.destroy();
+          return;
+        }
+        const frame = buf.subarray(off, off + len);
+        off += len;
+        const source = this.setSource(socket.remoteAddress ?? '', socket.remotePort ?? 0);
+        if (isChannelData(frame)) {
+          if (this.turn) this.turn.onChannelData(frame, source, ingress);
+          else stunDroppedTotal.labels('no_turn').inc();
+          continue;
+        }
+        const msg = this.decode(frame);
+        if (msg) this.dispatch(msg, source, ingress);
+        if (socket.destroyed) return;
+      }
+      if (off < buf.length) {
+        buf = buf.subarray(off);
+        if (buf.length > MAX_STREAM_BUFFER) {
+          stunDroppedTotal.labels('stream_overflow').inc();
+          socket.destroy();
+          return;
+        }
+        pending = Buffer.from(buf);
+      }
+    });
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      this.streams.delete(socket);
+      this.turn?.onStreamClosed(socket);
+    });
+  }
+}
+
+/** The address clients see for a local bind address (the wildcard advertises --external-ip). */
+function advertised(config: Config, bindAddress: string): string {
+  if (bindAddress === config.listen && (bindAddress === '0.0.0.0' || bindAddress === '::')) return config.externalIp === bindAddress ? '127.0.0.1' : config.externalIp;
+  return bindAddress;
+}
