@@ -3,7 +3,7 @@
  * WebSocket and the web pages register themselves as plugins. Every error leaves as
  * `{"error": {"code", "message"}}` with a stable code (CONTRACT.md §2).
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../log.ts';
 import { P2pdError } from '../errors.ts';
 import { notFound, notReady } from './errors.ts';
@@ -19,7 +19,7 @@ export interface HttpServerOptions {
 }
 
 export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
-  const app = Fastify({ loggerInstance: opts.logger.child({ role: 'http' }) as FastifyBaseLogger, disableRequestLogging: true, bodyLimit: 256 * 1024 });
+  const app = Fastify({ loggerInstance: opts.logger.child({ role: 'http' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 256 * 1024 });
 
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof P2pdError) {

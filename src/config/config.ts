@@ -3,8 +3,8 @@
  * command line and `P2PD_*` variables; nothing below the CLI reads `process.env`.
  */
 import { randomBytes } from 'node:crypto';
-import { availableParallelism } from 'node:os';
-import { readFileSync } from 'node:fs';
+import { availableParallelism, hostname } from 'node:os';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { conflict, invalidValue } from './errors.ts';
 import { SERVE_OPTIONS } from './options.ts';
 import { getFlag, getList, getString, parseOptions } from './parse.ts';
@@ -44,6 +44,8 @@ export interface Config {
   readonly http: HostPort;
   readonly mqtt: HostPort;
   readonly mqttUrl: string | undefined;
+  /** With --mqtt-url: provision clients in Mosquitto's dynamic-security plugin. */
+  readonly mqttDynsec: boolean;
   readonly redisUrls: readonly string[];
   readonly region: string;
   readonly jwtSecret: string;
@@ -51,6 +53,17 @@ export interface Config {
   readonly jwtPublicKeyPem: string | undefined;
   readonly sessionTtlSec: number;
   readonly logLevel: LogLevel;
+  /** This node's id in the cluster registry. */
+  readonly nodeId: string;
+  /** Seconds between sweeps for stale sessions (fractions allowed, for tests). */
+  readonly sweepIntervalSec: number;
+  /** Seconds between cluster heartbeats (fractions allowed, for tests). */
+  readonly heartbeatIntervalSec: number;
+  /** Relay bits/s past which the node takes no new sessions; 0 = unlimited. */
+  readonly turnCapacityBps: number;
+  readonly geoipDb: string | undefined;
+  /** Path of the region table (read and checked when the session services start). */
+  readonly regionMapFile: string | undefined;
 }
 
 function parseRoles(raw: string): ReadonlySet<Role> {
@@ -85,6 +98,28 @@ function readPem(name: string, file: string): string {
   }
 }
 
+function parseSeconds(name: string, raw: string, min: number, max: number): number {
+  if (!/^\d+(\.\d+)?$/.test(raw)) throw invalidValue(name, raw, `seconds from ${min} to ${max}`);
+  const n = Number(raw);
+  if (n < min || n > max) throw invalidValue(name, raw, `seconds from ${min} to ${max}`);
+  return n;
+}
+
+function parseNodeId(raw: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(raw)) throw invalidValue('node-id', raw, 'letters, digits, ".", "_" or "-"');
+  return raw;
+}
+
+function readableFile(name: string, file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  try {
+    accessSync(file, constants.R_OK);
+  } catch {
+    throw invalidValue(name, file, 'a readable file');
+  }
+  return file;
+}
+
 /** Builds the configuration from a command line (after `serve`) and an environment. */
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {}): Config {
   const raw = parseOptions(argv, SERVE_OPTIONS, env);
@@ -109,6 +144,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     ip: parseIp('alt-ip', altIpRaw),
     port: altPortRaw === undefined ? port + 1 : parseInteger('alt-port', altPortRaw, 1, 65535),
   };
+  if (getFlag(raw, 'mqtt-dynsec') && str('mqtt-url') === undefined) throw conflict('--mqtt-dynsec needs --mqtt-url (it configures an external Mosquitto)');
   if (alt && alt.ip === listen) throw conflict('--alt-ip must differ from --listen');
   if (alt && alt.port === port) throw conflict('--alt-port must differ from --port');
 
@@ -144,6 +180,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     http: parseHostPort('http', str('http') ?? '0.0.0.0:8080'),
     mqtt: parseHostPort('mqtt', str('mqtt') ?? '0.0.0.0:1883'),
     mqttUrl: str('mqtt-url') === undefined ? undefined : parseUrlList('mqtt-url', str('mqtt-url') as string, ['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:'])[0],
+    mqttDynsec: getFlag(raw, 'mqtt-dynsec'),
     redisUrls: str('redis-url') === undefined ? [] : parseUrlList('redis-url', str('redis-url') as string, ['redis:', 'rediss:']),
     region,
     jwtSecret: jwtSecretRaw ?? randomBytes(32).toString('base64url'),
@@ -151,6 +188,12 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     jwtPublicKeyPem: jwtKeyFile === undefined ? undefined : readPem('jwt-public-key', jwtKeyFile),
     sessionTtlSec: parseInteger('session-ttl', str('session-ttl') ?? '86400', 60, 30 * 86400),
     logLevel: logLevel as LogLevel,
+    nodeId: parseNodeId(str('node-id') ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'node'}-${port}`),
+    sweepIntervalSec: parseSeconds('sweep-interval', str('sweep-interval') ?? '300', 0.05, 86400),
+    heartbeatIntervalSec: parseSeconds('heartbeat-interval', str('heartbeat-interval') ?? '5', 0.05, 3600),
+    turnCapacityBps: parseInteger('turn-capacity-bps', str('turn-capacity-bps') ?? '0', 0, 1_000_000_000_000),
+    geoipDb: readableFile('geoip-db', str('geoip-db')),
+    regionMapFile: readableFile('region-map', str('region-map')),
   };
   return Object.freeze(config);
 }

@@ -37,11 +37,18 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { name: 'http', kind: 'value', metavar: 'IP:PORT', defaultText: '0.0.0.0:8080', help: 'HTTP API, /metrics, MQTT over WebSocket at /mqtt, web pages' },
   { name: 'mqtt', kind: 'value', metavar: 'IP:PORT', defaultText: '0.0.0.0:1883', help: 'embedded MQTT broker (TCP)' },
   { name: 'mqtt-url', kind: 'value', metavar: 'URL', help: 'external broker (Mosquitto, EMQX) instead of the embedded one' },
+  { name: 'mqtt-dynsec', kind: 'flag', help: "with --mqtt-url: write clients' rights into Mosquitto's dynamic-security plugin (docs/signaling.md)" },
   { name: 'redis-url', kind: 'value', metavar: 'URL[,URL…]', help: 'Redis (or Redis Cluster: several URLs) instead of memory' },
   { name: 'region', kind: 'value', metavar: 'NAME', defaultText: 'default', help: "this node's region" },
   { name: 'jwt-secret', kind: 'value', metavar: 'S', defaultText: 'random, logged as a warning', help: 'key for client tokens (HS256)' },
   { name: 'jwt-public-key', kind: 'value', metavar: 'FILE', help: 'ES256 public key (PEM) for client tokens' },
   { name: 'session-ttl', kind: 'value', metavar: 'S', defaultText: '86400', help: 'session time to live, seconds' },
+  { name: 'node-id', kind: 'value', metavar: 'ID', defaultText: 'hostname-port', help: "this node's id in the cluster (unique per node)" },
+  { name: 'sweep-interval', kind: 'value', metavar: 'S', defaultText: '300', help: 'seconds between sweeps for stale sessions (stale: no keepalive for 3 intervals)' },
+  { name: 'heartbeat-interval', kind: 'value', metavar: 'S', defaultText: '5', help: 'seconds between cluster heartbeats (a node silent for 3 drops out)' },
+  { name: 'turn-capacity-bps', kind: 'value', metavar: 'N', defaultText: '0', help: 'relay bandwidth, bits/s, past which this node takes no new sessions (0 = unlimited)' },
+  { name: 'geoip-db', kind: 'value', metavar: 'FILE', help: "MaxMind-format GeoIP database (City or Country) to place callers in regions" },
+  { name: 'region-map', kind: 'value', metavar: 'FILE', help: 'JSON region table: {"cidrs": {"CIDR": "region"}, "countries": {"DE": "region"}, "continents": {"EU": "region"}}' },
   { name: 'log-level', kind: 'value', metavar: 'L', defaultText: 'info', help: 'pino level: fatal, error, warn, info, debug, trace, silent' },
 ];
 

@@ -100,6 +100,8 @@ export class BindingHandler {
     w.addXorAddress(Attr.XorMappedAddress, source);
     if (this.endpoints.rfc5780) {
       const addrs = this.endpoints.addresses;
+      // RFC 5780 clients (coturn's natdiscovery among them) also read the plain MAPPED-ADDRESS.
+      w.addAddress(Attr.MappedAddress, source);
       w.addAddress(Attr.ResponseOrigin, addrs[from] as TransportAddress);
       // RFC 5780 §6.1: OTHER-ADDRESS differs in both IP and port from where the request arrived.
       w.addAddress(Attr.OtherAddress, addrs[at ^ 3] as TransportAddress);

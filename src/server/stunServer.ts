@@ -11,7 +11,7 @@ import type { Logger } from '../log.ts';
 import { stunDroppedTotal, stunRequestsTotal } from '../metrics/metrics.ts';
 import {
   Method, MessageClass, messageType, decodeMessage, isChannelData, stunFrameLength, MessageWriter,
-  StunDecodeError, newStunMessage, type StunMessage, type TransportAddress,
+  StunDecodeError, createStunMessage, type StunMessage, type TransportAddress,
 } from '../stun/index.ts';
 import { bindUdp, closeUdp } from '../transport/udp.ts';
 import { listenStream, closeStreamServer } from '../transport/tcp.ts';
@@ -42,7 +42,7 @@ export class StunServer {
   private readonly config: Config;
   private readonly log: Logger;
   private readonly binding: BindingHandler;
-  private readonly msg: StunMessage = newStunMessage();
+  private readonly msg: StunMessage = createStunMessage();
   private readonly errWriter = new MessageWriter();
   private readonly udpSockets: dgram.Socket[] = [];
   private readonly streamServers: net.Server[] = [];

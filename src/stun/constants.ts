@@ -137,8 +137,9 @@ const KNOWN: ReadonlySet<number> = new Set(
 );
 
 /**
- * Attributes this codec can read. The RFC 3489 ones reserved by RFC 5389 are not "known": a
- * request carrying one of those comprehension-required types gets 420 (RFC 8489 §18.3.1).
+ * Attribute types p2pd understands: every type of {@link Attr} except the RFC 3489 ones that
+ * RFC 5389 reserved. A request with a comprehension-required type outside this set gets 420
+ * with UNKNOWN-ATTRIBUTES (RFC 8489 §6.3.1.1); a role may still refuse types it does not serve.
  */
 export function isKnownAttribute(type: number): boolean {
   return KNOWN.has(type);

@@ -58,11 +58,12 @@ export function createStunMessage(capacity = DEFAULT_ATTR_CAPACITY): StunMessage
 }
 
 /**
- * Quick test for demultiplexing (RFC 7983): could these bytes be one STUN message? Checks the
- * size, the two zero top bits and the magic cookie; {@link decodeMessage} does the rest.
+ * Quick test for demultiplexing (RFC 7983 §7: STUN's first byte is 0-3, DTLS 20-63, ChannelData
+ * 64-79): could these bytes be one STUN message? Checks the size, the first byte and the magic
+ * cookie; {@link decodeMessage} does the rest.
  */
 export function isStunMessage(buf: Buffer): boolean {
-  return buf.length >= HEADER_LENGTH && (buf[0]! & 0xc0) === 0 && buf.readUInt32BE(4) === MAGIC_COOKIE;
+  return buf.length >= HEADER_LENGTH && buf[0]! <= 3 && buf.readUInt32BE(4) === MAGIC_COOKIE;
 }
 
 /**

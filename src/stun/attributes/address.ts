@@ -1,12 +1,11 @@
 import { MAGIC_COOKIE } from '../constants.ts';
 import { StunDecodeError, StunEncodeError } from '../errors.ts';
 import { formatIPv4, formatIPv6, parseIPv4, parseIPv6 } from '../ip.ts';
-import type { StunMessage } from '../message.ts';
 
 /**
- * MAPPED-ADDRESS family (RFC 8489 §14.1, §14.2): MAPPED-ADDRESS, ALTERNATE-SERVER,
- * RESPONSE-ORIGIN, OTHER-ADDRESS (plain) and XOR-MAPPED-ADDRESS, XOR-PEER-ADDRESS,
- * XOR-RELAYED-ADDRESS (XOR-ed with the magic cookie and transaction id).
+ * The MAPPED-ADDRESS family (RFC 8489 §14.1, §14.2): MAPPED-ADDRESS, ALTERNATE-SERVER,
+ * RESPONSE-ORIGIN, OTHER-ADDRESS are plain; XOR-MAPPED-ADDRESS, XOR-PEER-ADDRESS,
+ * XOR-RELAYED-ADDRESS are XOR-ed with the magic cookie (and the transaction id for IPv6).
  */
 export interface TransportAddress {
   family: 4 | 6;
@@ -18,48 +17,49 @@ export interface TransportAddress {
 const FAMILY_IPV4 = 0x01;
 const FAMILY_IPV6 = 0x02;
 const COOKIE_HIGH = MAGIC_COOKIE >>> 16;
+const COOKIE = Buffer.from([0x21, 0x12, 0xa4, 0x42]);
 
 // Scratch for un-XOR-ing an IPv6 address before formatting it.
 const scratch = Buffer.alloc(16);
 
-function readAny(msg: StunMessage, i: number, xor: boolean): TransportAddress {
-  const buf = msg.buf;
-  const type = msg.attrTypes[i]!;
-  const len = msg.attrLengths[i]!;
-  const off = msg.attrOffsets[i]!;
-  if (len < 4) throw new StunDecodeError('STUN_BAD_ATTRIBUTE', `address of ${len} bytes`, type);
+function checkShape(value: Buffer): number {
+  const len = value.length;
+  if (len < 4) throw new StunDecodeError('STUN_BAD_ATTRIBUTE', `address of ${len} bytes`);
   // The first byte is reserved: "MUST be ignored by receivers" (RFC 8489 §14.1).
-  const family = buf[off + 1]!;
-  let port = buf.readUInt16BE(off + 2);
-  if (xor) port ^= COOKIE_HIGH;
+  const family = value[1]!;
   if (family === FAMILY_IPV4) {
-    if (len !== 8) throw new StunDecodeError('STUN_BAD_ATTRIBUTE', `IPv4 address of ${len} bytes`, type);
-    if (!xor) return { family: 4, address: formatIPv4(buf, off + 4), port };
-    // XOR with the cookie: bytes 4..7 of the header.
-    const a = buf[off + 4]! ^ buf[4]!;
-    const b = buf[off + 5]! ^ buf[5]!;
-    const c = buf[off + 6]! ^ buf[6]!;
-    const d = buf[off + 7]! ^ buf[7]!;
-    return { family: 4, address: `${a}.${b}.${c}.${d}`, port };
+    if (len !== 8) throw new StunDecodeError('STUN_BAD_ATTRIBUTE', `IPv4 address of ${len} bytes`);
+  } else if (family === FAMILY_IPV6) {
+    if (len !== 20) throw new StunDecodeError('STUN_BAD_ATTRIBUTE', `IPv6 address of ${len} bytes`);
+  } else {
+    throw new StunDecodeError('STUN_BAD_ADDRESS_FAMILY', `address family 0x${family.toString(16)}`);
   }
-  if (family === FAMILY_IPV6) {
-    if (len !== 20) throw new StunDecodeError('STUN_BAD_ATTRIBUTE', `IPv6 address of ${len} bytes`, type);
-    if (!xor) return { family: 6, address: formatIPv6(buf, off + 4), port };
-    // XOR with cookie || transaction id: bytes 4..19 of the header.
-    for (let k = 0; k < 16; k++) scratch[k] = buf[off + 4 + k]! ^ buf[4 + k]!;
-    return { family: 6, address: formatIPv6(scratch, 0), port };
-  }
-  throw new StunDecodeError('STUN_BAD_ADDRESS_FAMILY', `address family 0x${family.toString(16)}`, type);
+  return family;
 }
 
 /** MAPPED-ADDRESS, ALTERNATE-SERVER, RESPONSE-ORIGIN, OTHER-ADDRESS. */
-export function readAddress(msg: StunMessage, i: number): TransportAddress {
-  return readAny(msg, i, false);
+export function readAddress(value: Buffer): TransportAddress {
+  const family = checkShape(value);
+  const port = value.readUInt16BE(2);
+  return family === FAMILY_IPV4
+    ? { family: 4, address: formatIPv4(value, 4), port }
+    : { family: 6, address: formatIPv6(value, 4), port };
 }
 
-/** XOR-MAPPED-ADDRESS, XOR-PEER-ADDRESS, XOR-RELAYED-ADDRESS. */
-export function readXorAddress(msg: StunMessage, i: number): TransportAddress {
-  return readAny(msg, i, true);
+/** XOR-MAPPED-ADDRESS, XOR-PEER-ADDRESS, XOR-RELAYED-ADDRESS; `transactionId` of the message. */
+export function readXorAddress(value: Buffer, transactionId: Buffer): TransportAddress {
+  const family = checkShape(value);
+  const port = value.readUInt16BE(2) ^ COOKIE_HIGH;
+  if (family === FAMILY_IPV4) {
+    const a = value[4]! ^ 0x21;
+    const b = value[5]! ^ 0x12;
+    const c = value[6]! ^ 0xa4;
+    const d = value[7]! ^ 0x42;
+    return { family: 4, address: `${a}.${b}.${c}.${d}`, port };
+  }
+  for (let k = 0; k < 4; k++) scratch[k] = value[4 + k]! ^ COOKIE[k]!;
+  for (let k = 0; k < 12; k++) scratch[4 + k] = value[8 + k]! ^ transactionId[k]!;
+  return { family: 6, address: formatIPv6(scratch, 0), port };
 }
 
 export function addressValueLength(addr: TransportAddress): number {
@@ -67,8 +67,8 @@ export function addressValueLength(addr: TransportAddress): number {
 }
 
 /**
- * Writes the value of an address attribute at `offset` of `message`, a STUN message whose
- * header (cookie and transaction id, used when `xor`) is at offset 0.
+ * Writes an address value at `offset` of `message`, a STUN message whose header is at offset 0
+ * (its transaction id is the XOR key of an IPv6 `xor` address).
  */
 export function writeAddressValue(message: Buffer, offset: number, addr: TransportAddress, xor: boolean): void {
   const port = addr.port;
@@ -91,7 +91,8 @@ export function writeAddressValue(message: Buffer, offset: number, addr: Transpo
   }
   message.writeUInt16BE(xor ? port ^ COOKIE_HIGH : port, offset + 2);
   if (xor) {
+    // Bytes 4..19 of the header: magic cookie then transaction id.
     const n = addr.family === 4 ? 4 : 16;
-    for (let k = 0; k < n; k++) message[offset + 4 + k]! ^= message[4 + k]!;
+    for (let k = 0; k < n; k++) message[offset + 4 + k] = message[offset + 4 + k]! ^ message[4 + k]!;
   }
 }

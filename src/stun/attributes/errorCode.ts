@@ -1,6 +1,6 @@
+import { Attr } from '../constants.ts';
 import { StunDecodeError, StunEncodeError } from '../errors.ts';
-import type { StunMessage } from '../message.ts';
-import { MAX_SEND_TEXT_BYTES, MAX_TEXT_BYTES } from './text.ts';
+import { MAX_SEND_TEXT_BYTES, MAX_SEND_TEXT_CHARS, MAX_TEXT_BYTES, charCount } from './text.ts';
 import { readUtf8 } from './value.ts';
 
 /** ERROR-CODE (RFC 8489 §14.8): class (3-6) and number (0-99), then a UTF-8 reason phrase. */
@@ -59,17 +59,15 @@ export interface ErrorCodeValue {
   reason: string;
 }
 
-export function readErrorCode(msg: StunMessage, i: number): ErrorCodeValue {
-  const type = msg.attrTypes[i]!;
-  const len = msg.attrLengths[i]!;
-  const off = msg.attrOffsets[i]!;
-  if (len < 4) throw new StunDecodeError('STUN_BAD_ATTRIBUTE', `ERROR-CODE of ${len} bytes`, type);
-  const cls = msg.buf[off + 2]! & 0x07;
-  const number = msg.buf[off + 3]!;
+export function readErrorCode(value: Buffer): ErrorCodeValue {
+  const len = value.length;
+  if (len < 4) throw new StunDecodeError('STUN_BAD_ATTRIBUTE', `ERROR-CODE of ${len} bytes`, Attr.ErrorCode);
+  const cls = value[2]! & 0x07;
+  const number = value[3]!;
   if (cls < 3 || cls > 6 || number > 99) {
-    throw new StunDecodeError('STUN_BAD_ATTRIBUTE', `ERROR-CODE class ${cls} number ${number}`, type);
+    throw new StunDecodeError('STUN_BAD_ATTRIBUTE', `ERROR-CODE class ${cls} number ${number}`, Attr.ErrorCode);
   }
-  const reason = readUtf8(msg.buf, off + 4, len - 4, MAX_TEXT_BYTES, 'ERROR-CODE reason', type);
+  const reason = readUtf8(value.subarray(4), MAX_TEXT_BYTES, 'ERROR-CODE reason', Attr.ErrorCode);
   return { code: cls * 100 + number, reason };
 }
 
@@ -79,7 +77,7 @@ export function errorCodeReasonLength(code: number, reason: string): number {
     throw new StunEncodeError('STUN_BAD_VALUE', `error code ${code} is not within 300-699`);
   }
   const bytes = Buffer.byteLength(reason, 'utf8');
-  if (bytes > MAX_SEND_TEXT_BYTES) {
+  if (bytes > MAX_SEND_TEXT_BYTES || (reason.length > MAX_SEND_TEXT_CHARS && charCount(reason) > MAX_SEND_TEXT_CHARS)) {
     throw new StunEncodeError('STUN_VALUE_TOO_LONG', `reason phrase of ${bytes} bytes`);
   }
   return bytes;

@@ -1,11 +1,10 @@
 import { Attr } from '../constants.ts';
-import type { StunMessage } from '../message.ts';
 import { readUtf8 } from './value.ts';
 
 /**
  * USERNAME, REALM, NONCE, SOFTWARE (RFC 8489 §14.3, §14.9, §14.10, §14.14): UTF-8 text.
- * Receiving is lenient up to the RFC's decoding limits; sending keeps to the stricter ones.
- * No SASLprep/OpaqueString processing is done here (see `integrity.ts`).
+ * Reading is lenient up to the RFC's decoding limits; writing keeps to the sending ones.
+ * No SASLprep/OpaqueString processing is done (see `integrity.ts`).
  */
 
 /** RFC 5389 §15.3 allowed "less than 513 bytes"; RFC 8489 peers send fewer than 509. */
@@ -18,29 +17,32 @@ export const MAX_SEND_USERNAME_BYTES = 508;
 export const MAX_SEND_TEXT_BYTES = 509;
 export const MAX_SEND_TEXT_CHARS = 127;
 
-export function readUsername(msg: StunMessage, i: number): string {
-  return readText(msg, i, MAX_USERNAME_BYTES, 'USERNAME');
+export function readUsername(value: Buffer): string {
+  return readUtf8(value, MAX_USERNAME_BYTES, 'USERNAME', Attr.Username);
 }
 
-export function readRealm(msg: StunMessage, i: number): string {
-  return readText(msg, i, MAX_TEXT_BYTES, 'REALM');
+export function readRealm(value: Buffer): string {
+  return readUtf8(value, MAX_TEXT_BYTES, 'REALM', Attr.Realm);
 }
 
-export function readNonce(msg: StunMessage, i: number): string {
-  return readText(msg, i, MAX_TEXT_BYTES, 'NONCE');
+export function readNonce(value: Buffer): string {
+  return readUtf8(value, MAX_TEXT_BYTES, 'NONCE', Attr.Nonce);
 }
 
-export function readSoftware(msg: StunMessage, i: number): string {
-  return readText(msg, i, MAX_TEXT_BYTES, 'SOFTWARE');
+export function readSoftware(value: Buffer): string {
+  return readUtf8(value, MAX_TEXT_BYTES, 'SOFTWARE', Attr.Software);
 }
 
-/** Any UTF-8 attribute, up to `maxBytes`. */
-export function readText(msg: StunMessage, i: number, maxBytes: number, name = 'text attribute'): string {
-  return readUtf8(msg.buf, msg.attrOffsets[i]!, msg.attrLengths[i]!, maxBytes, name, msg.attrTypes[i]!);
+export interface TextLimit {
+  bytes: number;
+  chars: number;
 }
+
+const USERNAME_LIMIT: TextLimit = { bytes: MAX_SEND_USERNAME_BYTES, chars: Infinity };
+const TEXT_LIMIT: TextLimit = { bytes: MAX_SEND_TEXT_BYTES, chars: MAX_SEND_TEXT_CHARS };
 
 /** The sending limits of a text attribute type, or undefined for types without one. */
-export function sendLimit(type: number): { bytes: number; chars: number } | undefined {
+export function sendLimit(type: number): TextLimit | undefined {
   switch (type) {
     case Attr.Username:
       return USERNAME_LIMIT;
@@ -52,9 +54,6 @@ export function sendLimit(type: number): { bytes: number; chars: number } | unde
       return undefined;
   }
 }
-
-const USERNAME_LIMIT = { bytes: MAX_SEND_USERNAME_BYTES, chars: Infinity } as const;
-const TEXT_LIMIT = { bytes: MAX_SEND_TEXT_BYTES, chars: MAX_SEND_TEXT_CHARS } as const;
 
 /** Unicode characters (code points) in `s`. */
 export function charCount(s: string): number {

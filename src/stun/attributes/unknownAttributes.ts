@@ -1,14 +1,13 @@
+import { Attr } from '../constants.ts';
 import { StunDecodeError } from '../errors.ts';
-import type { StunMessage } from '../message.ts';
 
 /** UNKNOWN-ATTRIBUTES (RFC 8489 §14.13): a list of 16-bit attribute types. */
-export function readUnknownAttributes(msg: StunMessage, i: number): number[] {
-  const len = msg.attrLengths[i]!;
-  const off = msg.attrOffsets[i]!;
+export function readUnknownAttributes(value: Buffer): number[] {
+  const len = value.length;
   if ((len & 1) !== 0) {
-    throw new StunDecodeError('STUN_BAD_ATTRIBUTE', `UNKNOWN-ATTRIBUTES of ${len} bytes`, msg.attrTypes[i]);
+    throw new StunDecodeError('STUN_BAD_ATTRIBUTE', `UNKNOWN-ATTRIBUTES of ${len} bytes`, Attr.UnknownAttributes);
   }
   const types = new Array<number>(len >> 1);
-  for (let k = 0; k < types.length; k++) types[k] = msg.buf.readUInt16BE(off + 2 * k);
+  for (let k = 0; k < types.length; k++) types[k] = value.readUInt16BE(2 * k);
   return types;
 }

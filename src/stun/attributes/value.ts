@@ -1,34 +1,24 @@
 import { isUtf8 } from 'node:buffer';
 import { StunDecodeError } from '../errors.ts';
-import type { StunMessage } from '../message.ts';
 
-/** Offset of attribute i's value after checking that it is exactly `length` bytes. */
-export function fixedValue(msg: StunMessage, i: number, length: number, name: string): number {
-  const len = msg.attrLengths[i]!;
-  if (len !== length) {
-    throw new StunDecodeError('STUN_BAD_ATTRIBUTE', `${name} of ${len} bytes, expected ${length}`, msg.attrTypes[i]);
+/** Checks that an attribute value is exactly `length` bytes. */
+export function expectLength(value: Buffer, length: number, name: string, attrType = -1): void {
+  if (value.length !== length) {
+    throw new StunDecodeError('STUN_BAD_ATTRIBUTE', `${name} of ${value.length} bytes, expected ${length}`, attrType);
   }
-  return msg.attrOffsets[i]!;
 }
 
 /** A 32-bit unsigned value (LIFETIME, PRIORITY, CONNECTION-ID …). */
-export function readUint32(msg: StunMessage, i: number): number {
-  return msg.buf.readUInt32BE(fixedValue(msg, i, 4, 'attribute'));
+export function readUint32(value: Buffer, name = '32-bit attribute', attrType = -1): number {
+  expectLength(value, 4, name, attrType);
+  return value.readUInt32BE(0);
 }
 
-/** The UTF-8 text in `buf[start, start + len)`, refused if over `maxBytes` or not UTF-8. */
-export function readUtf8(
-  buf: Buffer,
-  start: number,
-  len: number,
-  maxBytes: number,
-  name: string,
-  attrType: number,
-): string {
-  if (len > maxBytes) {
-    throw new StunDecodeError('STUN_VALUE_TOO_LONG', `${name} of ${len} bytes, at most ${maxBytes}`, attrType);
+/** UTF-8 text, refused if over `maxBytes` or not valid UTF-8. */
+export function readUtf8(value: Buffer, maxBytes: number, name: string, attrType = -1): string {
+  if (value.length > maxBytes) {
+    throw new StunDecodeError('STUN_VALUE_TOO_LONG', `${name} of ${value.length} bytes, at most ${maxBytes}`, attrType);
   }
-  const bytes = buf.subarray(start, start + len);
-  if (!isUtf8(bytes)) throw new StunDecodeError('STUN_BAD_UTF8', `${name} is not UTF-8`, attrType);
-  return bytes.toString('utf8');
+  if (!isUtf8(value)) throw new StunDecodeError('STUN_BAD_UTF8', `${name} is not UTF-8`, attrType);
+  return value.toString('utf8');
 }

@@ -1,0 +1,87 @@
+/** Process helpers for benchmarks: start a server, wait for it, stop it, read its RSS. */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { readFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export const ROOT = new URL('../..', import.meta.url).pathname;
+
+export interface Started {
+  readonly child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export function start(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; quiet?: boolean } = {}): Started {
+  const child = spawn(cmd, [...args], {
+    stdio: opts.quiet === false ? 'inherit' : 'ignore',
+    env: { ...process.env, ...opts.env },
+    detached: true,
+  });
+  return {
+    child,
+    stop: () => new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      try { process.kill(-(child.pid as number), 'SIGTERM'); } catch { resolve(); }
+      setTimeout(() => { try { process.kill(-(child.pid as number), 'SIGKILL'); } catch { /* gone */ } }, 3000).unref();
+    }),
+  };
+}
+
+/** Sum of resident set sizes (bytes) of a process and all its descendants. */
+export function treeRss(pid: number): number {
+  let total = 0;
+  const walk = (p: number): void => {
+    try {
+      const status = readFileSync(`/proc/${p}/status`, 'utf8');
+      const m = /VmRSS:\s+(\d+) kB/.exec(status);
+      if (m) total += Number(m[1]) * 1024;
+      const children = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim();
+      for (const c of children.split(/\s+/).filter(Boolean)) walk(Number(c));
+    } catch { /* exited */ }
+  };
+  walk(pid);
+  return total;
+}
+
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (await check()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Compiles bench/c/stunbench.c once into .bench/ (gcc is on every machine of this project). */
+export function stunbenchBinary(): string {
+  const src = join(ROOT, 'bench/c/stunbench.c');
+  const dir = join(ROOT, '.bench');
+  const bin = join(dir, 'stunbench');
+  if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
+    mkdirSync(dir, { recursive: true });
+    execFileSync('gcc', ['-O2', '-o', bin, src]);
+  }
+  return bin;
+}
+
+export const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+
+export function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] as number;
+}
+
+export function hasCommand(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}

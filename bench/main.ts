@@ -1,0 +1,21 @@
+/**
+ * `npm run bench -- [stun|turn|sessions|signaling|e2e ...] [--short]`: runs the named benchmarks
+ * (all when none is named). `--short` is the quick form CI runs.
+ */
+const BENCHES: Record<string, () => Promise<{ run(opts: { short: boolean }): Promise<void> }>> = {
+  stun: () => import('./stun.ts'),
+};
+
+const args = process.argv.slice(2);
+const short = args.includes('--short');
+const names = args.filter((a) => !a.startsWith('--'));
+const selected = names.length > 0 ? names : Object.keys(BENCHES);
+for (const name of selected) {
+  const load = BENCHES[name];
+  if (!load) {
+    process.stderr.write(`unknown benchmark ${name}; known: ${Object.keys(BENCHES).join(', ')}\n`);
+    process.exit(2);
+  }
+  process.stdout.write(`\n== bench ${name}${short ? ' (short)' : ''}\n`);
+  await (await load()).run({ short });
+}

@@ -1,0 +1,171 @@
+/**
+ * RFC 5780 NAT behaviour discovery (§4.3 mapping, §4.4 filtering) over UDP, from one local
+ * socket. Needs a server with a second address (OTHER-ADDRESS in its answers).
+ */
+import dgram from 'node:dgram';
+import { lookup } from 'node:dns/promises';
+import {
+  Attr, MessageClass, Method, messageType, decodeMessage, findAttr, attrValue, readXorAddress, readAddress,
+  MessageWriter, newTransactionId, StunDecodeError, type TransportAddress,
+} from '../stun/index.ts';
+import { P2pdError } from '../errors.ts';
+import { classify, type Behaviour, type ClassicNatType, type NatBehaviour } from './classify.ts';
+
+export interface DiscoveryOptions {
+  readonly host: string;
+  readonly port: number;
+  /** How long one request waits for its answer across retransmissions. */
+  readonly timeoutMs?: number;
+}
+
+export interface DiscoveryResult extends NatBehaviour {
+  readonly type: ClassicNatType;
+  readonly local: TransportAddress;
+  readonly mapped: TransportAddress | undefined;
+  readonly otherAddress: TransportAddress | undefined;
+}
+
+export class NatDiscoveryError extends P2pdError {
+  constructor(code: 'NAT_NO_RFC5780' | 'NAT_BAD_SERVER', message: string) {
+    super(code, message, 400);
+  }
+}
+
+interface BindingResult {
+  readonly mapped: TransportAddress;
+  readonly other: TransportAddress | undefined;
+}
+
+const BINDING_REQUEST = messageType(Method.Binding, MessageClass.Request);
+const BINDING_SUCCESS = messageType(Method.Binding, MessageClass.SuccessResponse);
+const CHANGE_IP = 0x4;
+const CHANGE_PORT = 0x2;
+
+const sameAddress = (a: TransportAddress, b: TransportAddress): boolean => a.address === b.address && a.port === b.port;
+
+/** The local IP the kernel would use towards `host` (a connected UDP socket reveals it). */
+async function localAddressTowards(host: string, port: number, type: 'udp4' | 'udp6'): Promise<string> {
+  const s = dgram.createSocket(type);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.connect(port, host, () => resolve());
+    });
+    return s.address().address;
+  } finally {
+    s.close();
+  }
+}
+
+class BindingClient {
+  private readonly socket: dgram.Socket;
+  private readonly writer = new MessageWriter();
+  private readonly pending = new Map<string, (r: BindingResult) => void>();
+  private readonly timeoutMs: number;
+
+  constructor(socket: dgram.Socket, timeoutMs: number) {
+    this.socket = socket;
+    this.timeoutMs = timeoutMs;
+    socket.on('message', (buf) => this.onMessage(buf));
+  }
+
+  private onMessage(buf: Buffer): void {
+    let msg;
+    try {
+      msg = decodeMessage(buf);
+    } catch (err) {
+      if (err instanceof StunDecodeError) return; // not for us
+      throw err;
+    }
+    const done = this.pending.get(msg.transactionId.toString('hex'));
+    if (!done || msg.type !== BINDING_SUCCESS) return;
+    const xi = findAttr(msg, Attr.XorMappedAddress);
+    const mi = xi >= 0 ? xi : findAttr(msg, Attr.MappedAddress);
+    if (mi < 0) return;
+    try {
+      const mapped = xi >= 0 ? readXorAddress(attrValue(msg, mi), msg.transactionId) : readAddress(attrValue(msg, mi));
+      const oi = findAttr(msg, Attr.OtherAddress);
+      done({ mapped, other: oi >= 0 ? readAddress(attrValue(msg, oi)) : undefined });
+    } catch (err) {
+      if (!(err instanceof StunDecodeError)) throw err;
+    }
+  }
+
+  /** One Binding transaction with RFC 8489 §6.2.1-style retransmissions; undefined on timeout. */
+  request(to: TransportAddress, changeFlags: number): Promise<BindingResult | undefined> {
+    const tid = newTransactionId();
+    const w = this.writer.reset(BINDING_REQUEST, tid);
+    if (changeFlags !== 0) w.addUint32(Attr.ChangeRequest, changeFlags);
+    w.addFingerprint();
+    const packet = w.toBuffer();
+    const key = tid.toString('hex');
+    return new Promise((resolve) => {
+      let rto = Math.max(50, Math.floor(this.timeoutMs / 8));
+      let timer: NodeJS.Timeout;
+      const deadline = setTimeout(() => finish(undefined), this.timeoutMs);
+      const finish = (r: BindingResult | undefined): void => {
+        clearTimeout(timer);
+        clearTimeout(deadline);
+        this.pending.delete(key);
+        resolve(r);
+      };
+      const send = (): void => {
+        this.socket.send(packet, to.port, to.address);
+        timer = setTimeout(send, rto);
+        rto *= 2;
+      };
+      this.pending.set(key, finish);
+      send();
+    });
+  }
+}
+
+export async function discoverNat(opts: DiscoveryOptions): Promise<DiscoveryResult> {
+  const { address: serverIp, family } = await lookup(opts.host);
+  const type = family === 6 ? 'udp6' : 'udp4';
+  const localIp = await localAddressTowards(serverIp, opts.port, type);
+  const socket = dgram.createSocket(type);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, localIp, () => resolve());
+  });
+  const local: TransportAddress = { family: family === 6 ? 6 : 4, address: localIp, port: socket.address().port };
+  const client = new BindingClient(socket, opts.timeoutMs ?? 2000);
+  const primary: TransportAddress = { family: local.family, address: serverIp, port: opts.port };
+  try {
+    // Test I: is UDP open at all, what is the mapping, and where is the server's other address.
+    const t1 = await client.request(primary, 0);
+    if (!t1) {
+      const b = { reachable: false, natted: false, mapping: undefined, filtering: undefined };
+      return { ...b, type: classify(b), local, mapped: undefined, otherAddress: undefined };
+    }
+    if (!t1.other) throw new NatDiscoveryError('NAT_NO_RFC5780', `${opts.host}:${opts.port} gives no OTHER-ADDRESS: it does not support RFC 5780 (a server needs a second IP)`);
+    const other = t1.other;
+    const natted = !sameAddress(t1.mapped, local);
+
+    // Mapping (§4.3): test II to the alternate IP, primary port; test III to alternate IP and port.
+    let mapping: Behaviour;
+    if (!natted) mapping = 'endpoint-independent';
+    else {
+      const t2 = await client.request({ family: other.family, address: other.address, port: primary.port }, 0);
+      if (!t2) throw new NatDiscoveryError('NAT_BAD_SERVER', `no answer from the alternate address ${other.address}:${primary.port}`);
+      if (sameAddress(t2.mapped, t1.mapped)) mapping = 'endpoint-independent';
+      else {
+        const t3 = await client.request(other, 0);
+        if (!t3) throw new NatDiscoveryError('NAT_BAD_SERVER', `no answer from the alternate address ${other.address}:${other.port}`);
+        mapping = sameAddress(t3.mapped, t2.mapped) ? 'address-dependent' : 'address-and-port-dependent';
+      }
+    }
+
+    // Filtering (§4.4): ask for the answer from the other IP and port, then from the other port only.
+    let filtering: Behaviour;
+    if (await client.request(primary, CHANGE_IP | CHANGE_PORT)) filtering = 'endpoint-independent';
+    else if (await client.request(primary, CHANGE_PORT)) filtering = 'address-dependent';
+    else filtering = 'address-and-port-dependent';
+
+    const b = { reachable: true, natted, mapping, filtering };
+    return { ...b, type: classify(b), local, mapped: t1.mapped, otherAddress: other };
+  } finally {
+    socket.close();
+  }
+}

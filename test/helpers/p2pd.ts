@@ -1,0 +1,75 @@
+/**
+ * Starts `p2pd serve` as a real process (the way a user runs it) on free ports, waits until its
+ * HTTP side is healthy, and stops it. Its stdout/stderr are kept for the failure message.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './ports.ts';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const P2PD_BIN = `${ROOT}bin/p2pd.js`;
+
+export interface P2pdProcess {
+  readonly child: ChildProcess;
+  readonly httpUrl: string;
+  readonly port: number;
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface StartOptions {
+  /** Extra `serve` options. --http, --port, --mqtt and --log-level are set unless given here. */
+  readonly args?: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
+  readonly port?: number;
+  readonly workers?: number;
+  readonly readyTimeoutMs?: number;
+}
+
+export async function startP2pd(opts: StartOptions = {}): Promise<P2pdProcess> {
+  const args = [...(opts.args ?? [])];
+  const has = (name: string): boolean => args.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  const port = opts.port ?? (await freePort());
+  const httpPort = await freePort();
+  if (!has('port')) args.push('--port', String(port));
+  if (!has('listen')) args.push('--listen', '127.0.0.1');
+  if (!has('http')) args.push('--http', `127.0.0.1:${httpPort}`);
+  if (!has('mqtt')) args.push('--mqtt', `127.0.0.1:${await freePort()}`);
+  if (!has('workers')) args.push('--workers', String(opts.workers ?? 1));
+  if (!has('log-level')) args.push('--log-level', 'warn');
+  if (!has('relay-ports')) {
+    const base = 20000 + Math.floor(Math.random() * 20000);
+    args.push('--relay-ports', `${base}-${base + 999}`);
+  }
+  const child = spawn(process.execPath, [P2PD_BIN, 'serve', ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  const httpUrl = `http://127.0.0.1:${args[args.indexOf('--http') + 1]?.split(':')[1] ?? httpPort}`;
+  const until = Date.now() + (opts.readyTimeoutMs ?? 20_000);
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`p2pd exited with ${child.exitCode}:\n${out}`);
+    try {
+      const r = await fetch(`${httpUrl}/healthz`);
+      if (r.ok) break;
+    } catch { /* not yet */ }
+    if (Date.now() > until) {
+      child.kill('SIGKILL');
+      throw new Error(`p2pd did not become healthy:\n${out}`);
+    }
+    await sleep(100);
+  }
+  return {
+    child,
+    httpUrl,
+    port,
+    output: () => out,
+    stop: (signal = 'SIGTERM') => new Promise((resolve) => {
+      if (child.exitCode !== null) return resolve(child.exitCode);
+      const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
+      child.once('exit', (code) => { clearTimeout(timer); resolve(code); });
+      child.kill(signal);
+    }),
+  };
+}
