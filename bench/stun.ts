@@ -34,7 +34,7 @@ export async function run(opts: { short: boolean }): Promise<void> {
   const gen = stunbenchBinary();
   const results = new Map<string, number[]>();
   const available = contenders.filter((c) => !c.name.startsWith('coturn') || hasCommand('turnserver'));
-  let port = 34780;
+  let port = 24780; // below the ephemeral range (32768+), where outgoing connections take ports
   for (let r = 0; r < rounds; r++) {
     for (const c of available) {
       port += 2;

@@ -7,6 +7,36 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export const registry = new Registry();
 
+/**
+ * A count bumped on the packet hot path: a plain number increment (prom-client's `inc` hashes its
+ * labels on every call), folded into its counter when the registry is scraped.
+ */
+export interface HotCounter {
+  count: number;
+  reported: number;
+  readonly labels: Partial<Record<string, string>>;
+}
+
+const hotCounters = new Map<Counter<string>, HotCounter[]>();
+
+/** A hot-path count for `counter` with fixed `labels`; the counter must fold them (see below). */
+export function hotCounter(counter: Counter<string>, labels: Partial<Record<string, string>> = {}): HotCounter {
+  const h: HotCounter = { count: 0, reported: 0, labels };
+  const list = hotCounters.get(counter) ?? [];
+  list.push(h);
+  hotCounters.set(counter, list);
+  return h;
+}
+
+/** `collect` hook of counters that have hot-path counts. */
+function foldHot(this: Counter<string>): void {
+  for (const h of hotCounters.get(this) ?? []) {
+    const delta = h.count - h.reported;
+    if (delta > 0) this.inc(h.labels, delta);
+    h.reported = h.count;
+  }
+}
+
 export function enableDefaultMetrics(): void {
   collectDefaultMetrics({ register: registry });
 }
@@ -17,12 +47,14 @@ export const stunRequestsTotal = new Counter({
   help: 'STUN Binding requests by outcome (success, error, dropped) and region',
   labelNames: ['status', 'region'] as const,
   registers: [registry],
+  collect: foldHot,
 });
 export const stunDroppedTotal = new Counter({
   name: 'stun_dropped_packets_total',
   help: 'Packets dropped by the STUN/TURN listeners, by reason',
   labelNames: ['reason'] as const,
   registers: [registry],
+  collect: foldHot,
 });
 
 // --- TURN
@@ -37,12 +69,14 @@ export const turnRelayBytesTotal = new Counter({
   help: 'Bytes relayed, by direction (client_to_peer, peer_to_client)',
   labelNames: ['direction'] as const,
   registers: [registry],
+  collect: foldHot,
 });
 export const turnDroppedTotal = new Counter({
   name: 'turn_dropped_packets_total',
   help: 'Relay packets dropped, by reason (bandwidth, no_permission, no_allocation, malformed)',
   labelNames: ['reason'] as const,
   registers: [registry],
+  collect: foldHot,
 });
 export const turnAuthFailuresTotal = new Counter({
   name: 'turn_auth_failures_total',
@@ -83,6 +117,63 @@ export const signalingMessagesTotal = new Counter({
   name: 'signaling_messages_total', help: 'Signaling messages handled by type',
   labelNames: ['type'] as const, registers: [registry],
 });
+let sessionsActiveSource: (() => Promise<number>) | undefined;
+let lastSessionsActive = 0;
+/** Where `sessions_active` is read from at each scrape (the session store's open count). */
+export function setSessionsActiveSource(source: (() => Promise<number>) | undefined): void {
+  sessionsActiveSource = source;
+}
 export const sessionsActive = new Gauge({
-  name: 'sessions_active', help: 'Sessions not closed', registers: [registry],
+  name: 'sessions_active',
+  help: 'Sessions not closed (with Redis: cluster-wide, the same on every node: aggregate with max)',
+  registers: [registry],
+  async collect() {
+    if (!sessionsActiveSource) return;
+    try {
+      lastSessionsActive = await sessionsActiveSource();
+    } catch {
+      // The store did not answer: keep the last value (session_store_errors_total counts the failure).
+    }
+    this.set(lastSessionsActive);
+  },
+});
+export const sessionsCreatedTotal = new Counter({
+  name: 'sessions_created_total', help: 'Sessions created through this node', registers: [registry],
+});
+export const sessionsClosedTotal = new Counter({
+  name: 'sessions_closed_total', help: 'Sessions closed by this node, by reason (bye, deleted, timeout, swept, error)',
+  labelNames: ['reason'] as const, registers: [registry],
+});
+export const sessionSweepSeconds = new Histogram({
+  name: 'session_sweep_seconds', help: 'Duration of one sweep for stale sessions',
+  buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10], registers: [registry],
+});
+export const sessionStoreErrorsTotal = new Counter({
+  name: 'session_store_errors_total', help: 'Session store operations that failed because the store was unavailable',
+  registers: [registry],
+});
+export const clusterNodesHealthy = new Gauge({
+  name: 'cluster_nodes_healthy', help: 'Nodes with a fresh heartbeat in the registry, by role',
+  labelNames: ['role'] as const, registers: [registry],
+});
+
+// --- Signaling details (src/signaling, src/broker)
+export const signalingOfferAnswerSeconds = new Histogram({
+  name: 'signaling_offer_answer_seconds', help: "From a session's offer to its answer, as the service received them",
+  buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry],
+});
+export const signalingErrorsTotal = new Counter({
+  name: 'signaling_errors_total', help: 'Signaling messages refused, by error code (BAD_JSON, FORBIDDEN, DEVICE_OFFLINE, …)',
+  labelNames: ['code'] as const, registers: [registry],
+});
+export const signalingDuplicatesTotal = new Counter({
+  name: 'signaling_duplicates_total', help: 'Retried signaling messages (same sender and msgId) dropped or ignored',
+  registers: [registry],
+});
+export const mqttClientsConnected = new Gauge({
+  name: 'mqtt_clients_connected', help: 'Clients connected to the embedded MQTT broker, by transport (tcp, ws)',
+  labelNames: ['transport'] as const, registers: [registry],
+});
+export const devicesOnline = new Gauge({
+  name: 'devices_online', help: 'Devices whose presence is online, as this node sees it', registers: [registry],
 });

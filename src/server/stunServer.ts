@@ -8,7 +8,7 @@ import type net from 'node:net';
 import { isIPv6 } from 'node:net';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
-import { stunDroppedTotal, stunRequestsTotal } from '../metrics/metrics.ts';
+import { hotCounter, stunDroppedTotal, stunRequestsTotal, type HotCounter } from '../metrics/metrics.ts';
 import {
   Method, MessageClass, messageType, decodeMessage, isChannelData, stunFrameLength, MessageWriter,
   StunDecodeError, createStunMessage, type StunMessage, type TransportAddress,
@@ -49,7 +49,7 @@ export class StunServer {
   private readonly streams = new Set<net.Socket>();
   private readonly endpoints: TransportAddress[];
   private turn: TurnHandler | undefined;
-  private readonly counted;
+  private readonly counted: Record<'success' | 'error' | 'dropped' | 'malformed' | 'noTurn', HotCounter>;
   private readonly source: { family: 4 | 6; address: string; port: number } = { family: 4, address: '', port: 0 };
 
   constructor(config: Config, log: Logger) {
@@ -63,9 +63,11 @@ export class StunServer {
     }
     this.binding = new BindingHandler({ addresses: this.endpoints, rfc5780: config.alt !== undefined });
     this.counted = {
-      success: stunRequestsTotal.labels('success', config.region),
-      error: stunRequestsTotal.labels('error', config.region),
-      dropped: stunRequestsTotal.labels('dropped', config.region),
+      success: hotCounter(stunRequestsTotal, { status: 'success', region: config.region }),
+      error: hotCounter(stunRequestsTotal, { status: 'error', region: config.region }),
+      dropped: hotCounter(stunRequestsTotal, { status: 'dropped', region: config.region }),
+      malformed: hotCounter(stunDroppedTotal, { reason: 'malformed' }),
+      noTurn: hotCounter(stunDroppedTotal, { reason: 'no_turn' }),
     };
   }
 
@@ -132,10 +134,16 @@ export class StunServer {
   }
 
   private onUdp(buf: Buffer, rinfo: dgram.RemoteInfo, ingress: Ingress): void {
-    const source = this.setSource(rinfo.address, rinfo.port);
+    let source: TransportAddress;
+    if (rinfo.family === 'IPv4') {
+      source = this.source;
+      source.family = 4;
+      source.address = rinfo.address;
+      source.port = rinfo.port;
+    } else source = this.setSource(rinfo.address, rinfo.port);
     if (isChannelData(buf)) {
       if (this.turn) this.turn.onChannelData(buf, source, ingress);
-      else stunDroppedTotal.labels('no_turn').inc();
+      else this.counted.noTurn.count++;
       return;
     }
     const msg = this.decode(buf);
@@ -147,8 +155,8 @@ export class StunServer {
       return decodeMessage(buf, this.msg);
     } catch (err) {
       if (err instanceof StunDecodeError) {
-        this.counted.dropped.inc();
-        stunDroppedTotal.labels('malformed').inc();
+        this.counted.dropped.count++;
+        this.counted.malformed.count++;
         return undefined;
       }
       throw err;
@@ -160,14 +168,14 @@ export class StunServer {
       const ans = this.binding.handle(msg, source, ingress.endpoint, ingress.stream !== undefined);
       if (typeof ans === 'string') {
         if (ans !== 'not_request') {
-          this.counted.dropped.inc();
-          stunDroppedTotal.labels(ans).inc();
+          this.counted.dropped.count++;
+          stunDroppedTotal.labels(ans).inc(); // rare: a bad FINGERPRINT
         }
         return;
       }
       // First byte 0x01 0x01 = success response; anything else we sent is an error response.
       const ok = ans.response[0] === 0x01 && ans.response[1] === 0x01;
-      (ok ? this.counted.success : this.counted.error).inc();
+      (ok ? this.counted.success : this.counted.error).count++;
       // The writer's buffer is reused by the next packet: hand the socket its own copy.
       const out = Buffer.from(ans.response);
       if (ingress.stream) ingress.stream.write(out);
@@ -187,7 +195,7 @@ export class StunServer {
       w.reset(messageType(msg.method, MessageClass.ErrorResponse), msg.transactionId);
       w.addErrorCode(400, 'Bad Request: method not served here');
       const out = Buffer.from(w.finish());
-      this.counted.error.inc();
+      this.counted.error.count++;
       if (ingress.stream) ingress.stream.write(out);
       else ingress.udp?.send(out, source.port, source.address);
     } else stunDroppedTotal.labels('unexpected').inc();
@@ -221,7 +229,7 @@ export class StunServer {
         const source = this.setSource(socket.remoteAddress ?? '', socket.remotePort ?? 0);
         if (isChannelData(frame)) {
           if (this.turn) this.turn.onChannelData(frame, source, ingress);
-          else stunDroppedTotal.labels('no_turn').inc();
+          else this.counted.noTurn.count++;
           continue;
         }
         const msg = this.decode(frame);
