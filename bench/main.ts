@@ -4,6 +4,8 @@
  */
 const BENCHES: Record<string, () => Promise<{ run(opts: { short: boolean }): Promise<void> }>> = {
   stun: () => import('./stun.ts'),
+  sessions: () => import('./sessions.ts'),
+  signaling: () => import('./signaling.ts'),
 };
 
 const args = process.argv.slice(2);

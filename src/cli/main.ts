@@ -2,6 +2,7 @@
 import { P2pdError } from '../errors.ts';
 import { serve, SERVE_HELP } from './serve.ts';
 import { natType, NAT_TYPE_HELP } from './natType.ts';
+import { token, TOKEN_HELP } from './token.ts';
 
 const USAGE = `usage: p2pd <command> [options]
 
@@ -23,6 +24,7 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   serve: { help: SERVE_HELP, run: serve },
   'nat-type': { help: NAT_TYPE_HELP, run: natType },
+  token: { help: TOKEN_HELP, run: token },
 };
 
 async function main(argv: readonly string[]): Promise<void> {

@@ -73,3 +73,23 @@ test('an invalid password is never echoed back', () => {
     assert.ok(!err.message.includes('secret-without-colon'));
   }
 });
+
+test('session and cluster options (issue 4) parse, with defaults', () => {
+  const d = loadConfig(['--port', '3479']);
+  assert.equal(d.sweepIntervalSec, 300);
+  assert.equal(d.heartbeatIntervalSec, 5);
+  assert.equal(d.turnCapacityBps, 0);
+  assert.equal(d.geoipDb, undefined);
+  assert.equal(d.regionMapFile, undefined);
+  assert.match(d.nodeId, /^[A-Za-z0-9][A-Za-z0-9._-]*-3479$/);
+  const c = loadConfig(['--sweep-interval', '0.5', '--heartbeat-interval=0.2', '--node-id', 'turn-eu-1', '--turn-capacity-bps', '900000000'], { P2PD_REGION_MAP: '/etc/hostname' });
+  assert.equal(c.sweepIntervalSec, 0.5);
+  assert.equal(c.heartbeatIntervalSec, 0.2);
+  assert.equal(c.nodeId, 'turn-eu-1');
+  assert.equal(c.turnCapacityBps, 900_000_000);
+  assert.equal(c.regionMapFile, '/etc/hostname');
+  refuses(['--sweep-interval', '0'], 'CONFIG_INVALID_VALUE');
+  refuses(['--heartbeat-interval', 'soon'], 'CONFIG_INVALID_VALUE');
+  refuses(['--node-id', 'a/b'], 'CONFIG_INVALID_VALUE');
+  refuses(['--geoip-db', '/nonexistent/GeoLite2-City.mmdb'], 'CONFIG_INVALID_VALUE');
+});

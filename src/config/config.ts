@@ -30,6 +30,13 @@ export interface Config {
   readonly externalIp: string;
   readonly relayIp: string;
   readonly relayPorts: PortRange;
+  /** IPv6 address of IPv6 relays (REQUESTED-ADDRESS-FAMILY); undefined = IPv6 relays refused (440). */
+  readonly relayIp6: string | undefined;
+  /** Longest allocation lifetime a client may ask for (RFC 8656 §7.2: 3600 s). */
+  readonly maxLifetimeSec: number;
+  readonly permissionLifetimeSec: number;
+  readonly channelLifetimeSec: number;
+  readonly nonceLifetimeSec: number;
   readonly realm: string;
   readonly authSecret: string;
   /** True when no --auth-secret was given and one was generated (logged as a warning). */
@@ -120,6 +127,16 @@ function readableFile(name: string, file: string | undefined): string | undefine
   return file;
 }
 
+/** --relay-ip6, or ::1 when the IPv4 relay address is loopback (tests and one-machine setups). */
+function defaultRelayIp6(raw: string | undefined, relayIp: string): string | undefined {
+  if (raw !== undefined) {
+    const ip = parseIp('relay-ip6', raw);
+    if (!ip.includes(':')) throw invalidValue('relay-ip6', raw, 'an IPv6 address');
+    return ip;
+  }
+  return relayIp.startsWith('127.') ? '::1' : undefined;
+}
+
 /** Builds the configuration from a command line (after `serve`) and an environment. */
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {}): Config {
   const raw = parseOptions(argv, SERVE_OPTIONS, env);
@@ -167,6 +184,11 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     externalIp: parseIp('external-ip', str('external-ip') ?? listen),
     relayIp: parseIp('relay-ip', str('relay-ip') ?? listen),
     relayPorts: parsePortRange('relay-ports', str('relay-ports') ?? '49152-65535'),
+    relayIp6: defaultRelayIp6(str('relay-ip6'), parseIp('relay-ip', str('relay-ip') ?? listen)),
+    maxLifetimeSec: parseInteger('max-lifetime', str('max-lifetime') ?? '3600', 1, 86400),
+    permissionLifetimeSec: parseInteger('permission-lifetime', str('permission-lifetime') ?? '300', 1, 86400),
+    channelLifetimeSec: parseInteger('channel-lifetime', str('channel-lifetime') ?? '600', 1, 86400),
+    nonceLifetimeSec: parseInteger('nonce-lifetime', str('nonce-lifetime') ?? '600', 1, 86400),
     realm,
     authSecret: authSecretRaw ?? randomBytes(24).toString('base64url'),
     authSecretGenerated: authSecretRaw === undefined,

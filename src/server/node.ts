@@ -11,6 +11,8 @@ import { createHttpServer } from '../api/server.ts';
 import { enableDefaultMetrics, registry } from '../metrics/metrics.ts';
 import { WorkerPool } from '../transport/workers.ts';
 import { startPacketRoles, type PacketRoles } from './roles.ts';
+import { startSessionServices, type SessionServices } from '../session/services.ts';
+import { startSignaling, type SignalingRole } from '../signaling/start.ts';
 
 export interface RunningNode {
   readonly http: FastifyInstance;
@@ -51,13 +53,36 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
   let draining = false;
   const http = createHttpServer({
     logger: log,
-    readiness: [() => (draining ? 'draining' : undefined)],
+    // (`sessions` is bound below, before the server listens: /readyz cannot run earlier.)
+    readiness: [() => (draining ? 'draining' : undefined), () => sessions.unready()],
     metrics: async () => {
       const own = await registry.getMetricsAsJSON();
       const body = pool ? await pool.metrics(own) : await registry.metrics();
       return { contentType: registry.contentType, body };
     },
   });
+  // --- Sessions and the cluster (issue 4): the session store (memory or Redis), this node's
+  // registry entry and heartbeat, the sweeper, the session API routes, and the release of TURN
+  // allocations whenever a session closes anywhere in the cluster.
+  const sessions: SessionServices = await startSessionServices({
+    config, log, http,
+    load: async () => (pool ? pool.stats() : local?.stats() ?? { allocations: 0, bps: 0 }),
+    releaseSession: (sessionId) => {
+      pool?.broadcast({ t: 'release-session', sessionId });
+      local?.releaseSession(sessionId);
+    },
+  });
+  // --- end sessions
+
+  // --- MQTT signaling (issue 5): the embedded broker (TCP --mqtt, WebSocket /mqtt) or the service
+  // client of --mqtt-url, session requests over MQTT, and device presence for the session API.
+  let signaling: SignalingRole | undefined;
+  if (config.roles.has('signal')) {
+    signaling = await startSignaling({ config, log, http, store: sessions.store, createSession: sessions.createSession });
+    sessions.setDevicePresence((id) => signaling?.isDeviceOnline(id));
+  }
+  // --- end signaling
+
   if (config.roles.has('api') || config.roles.has('signal') || packetRoles) {
     await http.listen({ host: config.http.host, port: config.http.port });
   }
@@ -70,10 +95,16 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
   return {
     http,
     httpUrl,
-    drain: () => { draining = true; },
+    drain: () => {
+      draining = true;
+      void sessions.drain();
+    },
     async stop() {
       draining = true;
+      await sessions.drain();
+      await signaling?.stop();
       await http.close();
+      await sessions.stop();
       await pool?.stop();
       await local?.stop();
     },

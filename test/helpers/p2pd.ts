@@ -66,7 +66,7 @@ export async function startP2pd(opts: StartOptions = {}): Promise<P2pdProcess> {
     port,
     output: () => out,
     stop: (signal = 'SIGTERM') => new Promise((resolve) => {
-      if (child.exitCode !== null) return resolve(child.exitCode);
+      if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
       const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
       child.once('exit', (code) => { clearTimeout(timer); resolve(code); });
       child.kill(signal);

@@ -1,0 +1,41 @@
+/**
+ * ICE server lists (RTCIceServer) for a caller: STUN nearest first, then the session's TURN node
+ * with TURN REST credentials over UDP, TCP and, when the node has TLS, TLS.
+ */
+import { mintTurnRestCredentials } from '../auth/turnRest.ts';
+import { hostPort, type NodeInfo } from './nodeInfo.ts';
+
+export interface IceServer {
+  readonly urls: readonly string[];
+  readonly username?: string;
+  readonly credential?: string;
+}
+
+export const stunUrl = (n: Pick<NodeInfo, 'host' | 'port'>): string => `stun:${hostPort(n.host, n.port)}`;
+
+export function turnUrls(n: Pick<NodeInfo, 'host' | 'port' | 'tlsPort'>): string[] {
+  const hp = hostPort(n.host, n.port);
+  const urls = [`turn:${hp}?transport=udp`, `turn:${hp}?transport=tcp`];
+  if (n.tlsPort !== undefined) urls.push(`turns:${hostPort(n.host, n.tlsPort)}?transport=tcp`);
+  return urls;
+}
+
+export interface IceServersInput {
+  /** STUN nodes, nearest first. */
+  readonly stun: readonly NodeInfo[];
+  /** The TURN node, if any. */
+  readonly turn: NodeInfo | undefined;
+  /** TURN REST: shared secret, user part (the session id) and expiry (unix seconds). */
+  readonly secret: string;
+  readonly user: string;
+  readonly expiresAt: number;
+}
+
+export function buildIceServers(input: IceServersInput): IceServer[] {
+  const out: IceServer[] = input.stun.map((n) => ({ urls: [stunUrl(n)] }));
+  if (input.turn) {
+    const { username, credential } = mintTurnRestCredentials(input.secret, input.user, input.expiresAt);
+    out.push({ urls: turnUrls(input.turn), username, credential });
+  }
+  return out;
+}

@@ -1,0 +1,39 @@
+/** What a node tells the cluster about itself (its registry entry), refreshed at every heartbeat. */
+export interface NodeLoad {
+  /** TURN allocations alive on the node. */
+  readonly allocations: number;
+  /** Relay bandwidth now, bits/s. */
+  readonly bps: number;
+}
+
+export interface NodeInfo {
+  readonly id: string;
+  readonly region: string;
+  /** The node's roles (`stun`, `turn`, `signal`, `api`). */
+  readonly roles: readonly string[];
+  /** Address clients reach STUN/TURN on (UDP and TCP), as advertised (`--external-ip`). */
+  readonly host: string;
+  readonly port: number;
+  /** TURN over TLS port when the node has TLS. */
+  readonly tlsPort?: number | undefined;
+  readonly load: NodeLoad;
+  /** Limits past which the node takes no new sessions; 0 = unlimited. */
+  readonly capacity: NodeLoad;
+  /** A draining node finishes its sessions but gets no new ones. */
+  readonly draining: boolean;
+  /** Unix ms of the last heartbeat, and the node's heartbeat interval: silent for 3 intervals = gone. */
+  readonly heartbeatAt: number;
+  readonly heartbeatMs: number;
+}
+
+/** Heartbeats a node may miss before it drops out. */
+export const MISSED_HEARTBEATS = 3;
+
+export const isAlive = (n: NodeInfo, nowMs: number): boolean => nowMs - n.heartbeatAt <= MISSED_HEARTBEATS * n.heartbeatMs;
+
+export const atCapacity = (n: NodeInfo): boolean =>
+  (n.capacity.allocations > 0 && n.load.allocations >= n.capacity.allocations) ||
+  (n.capacity.bps > 0 && n.load.bps >= n.capacity.bps);
+
+/** `host:port`, with brackets for IPv6. */
+export const hostPort = (host: string, port: number): string => `${host.includes(':') ? `[${host}]` : host}:${port}`;

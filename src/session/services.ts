@@ -1,0 +1,158 @@
+/**
+ * Sessions and the cluster on one node, put together from the configuration: the session store
+ * (memory, or Redis / Redis Cluster with --redis-url), the node registry and this node's
+ * heartbeat, the region resolver, the sweeper, the release of TURN allocations when a session
+ * closes anywhere, and (with the `api` role) the session API routes. node.ts starts it once.
+ */
+import { networkInterfaces } from 'node:os';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config/config.ts';
+import type { Logger } from '../log.ts';
+import { createVerifier, type TokenVerifier } from '../auth/token.ts';
+import { sessionActions, sessionRoutes, type SessionAnswer } from '../api/sessions.ts';
+import type { ClientClaims } from '../auth/token.ts';
+import { Membership } from '../cluster/membership.ts';
+import type { NodeLoad } from '../cluster/nodeInfo.ts';
+import { loadRegionMap, RegionResolver } from '../cluster/region.ts';
+import { MemoryNodeRegistry, RedisNodeRegistry, type NodeRegistry } from '../cluster/registry.ts';
+import { clusterView, type ClusterView } from '../cluster/view.ts';
+import { setSessionsActiveSource } from '../metrics/metrics.ts';
+import { MemorySessionStore } from './memoryStore.ts';
+import type { SessionUpdate } from './model.ts';
+import { RedisSessionStore } from './redisStore.ts';
+import { onSessionClosed, type SessionStore } from './store.ts';
+import { SessionSweeper } from './sweeper.ts';
+
+export interface SessionServicesOptions {
+  readonly config: Config;
+  readonly log: Logger;
+  /** The node's HTTP server, before it listens: the session API registers on it (api role). */
+  readonly http?: FastifyInstance | undefined;
+  /** This node's TURN load now, for its heartbeat. */
+  readonly load: () => Promise<NodeLoad>;
+  /** Releases a session's TURN allocations on this node (called for every session that closes). */
+  readonly releaseSession: (sessionId: string) => void;
+  /** Token verifier for the API (built from the configuration when absent). */
+  readonly verifier?: TokenVerifier;
+  /** How long start waits for Redis before going on unready (default 5 s). */
+  readonly storeWaitMs?: number;
+}
+
+export interface SessionServices {
+  readonly store: SessionStore;
+  readonly membership: Membership;
+  readonly cluster: ClusterView;
+  readonly sweeper: SessionSweeper;
+  /** For /readyz: why the node is not ready, or undefined. */
+  unready(): string | undefined;
+  /**
+   * Opens a session exactly as `POST /v1/sessions` does (token allows the device, presence, TURN
+   * node by HRW, STUN nearest first, iceServers with TURN REST credentials): signaling's
+   * `session` request uses it. `ip` places the caller in a region (the node's own otherwise).
+   */
+  createSession(req: { readonly appId: string; readonly deviceId: string; readonly claims: ClientClaims; readonly ip?: string }): Promise<SessionAnswer>;
+  /** Signaling hands in device presence (false = offline → DEVICE_OFFLINE on create). */
+  setDevicePresence(isDeviceOnline: (deviceId: string) => boolean | undefined): void;
+  /** Listens for sessions closing anywhere in the cluster. */
+  onSessionClosed(listener: (u: SessionUpdate) => void): () => void;
+  /** Takes no new sessions (marks the node draining in the registry). */
+  drain(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The address clients can reach: --external-ip, or a real interface when that is a wildcard. */
+export function advertisedHost(externalIp: string): string {
+  if (externalIp !== '0.0.0.0' && externalIp !== '::') return externalIp;
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+export async function startSessionServices(opts: SessionServicesOptions): Promise<SessionServices> {
+  const { config, log } = opts;
+  const waitMs = opts.storeWaitMs ?? 5000;
+  let store: SessionStore;
+  let registry: NodeRegistry;
+  if (config.redisUrls.length > 0) {
+    const redisStore = new RedisSessionStore({ urls: config.redisUrls, log });
+    const redisRegistry = new RedisNodeRegistry({ urls: config.redisUrls, log });
+    const [storeUp, registryUp] = await Promise.all([redisStore.ready(waitMs), redisRegistry.ready(waitMs)]);
+    if (!storeUp || !registryUp) log.error({ redis: config.redisUrls.length > 1 ? 'cluster' : 'single' }, 'redis not reachable at start; not ready until it is');
+    store = redisStore;
+    registry = redisRegistry;
+  } else {
+    store = new MemorySessionStore({ log });
+    registry = new MemoryNodeRegistry();
+  }
+
+  const regions = await RegionResolver.open({
+    defaultRegion: config.region,
+    regionMap: config.regionMapFile === undefined ? undefined : loadRegionMap(config.regionMapFile),
+    geoipDb: config.geoipDb,
+  });
+  const membership = new Membership({
+    registry,
+    heartbeatMs: config.heartbeatIntervalSec * 1000,
+    load: opts.load,
+    log,
+    self: {
+      id: config.nodeId,
+      region: config.region,
+      roles: [...config.roles],
+      host: advertisedHost(config.externalIp),
+      port: config.port,
+      tlsPort: config.tls?.port,
+      capacity: { allocations: config.maxAllocations, bps: config.turnCapacityBps },
+    },
+  });
+  await membership.start();
+  const cluster = clusterView(membership, regions);
+
+  // Every node hears every close; the one holding the allocations frees them (others find none).
+  const offRelease = config.roles.has('turn')
+    ? onSessionClosed(store, (u) => {
+      log.debug({ sessionId: u.sessionId, reason: u.reason }, 'session closed: releasing its TURN allocations');
+      opts.releaseSession(u.sessionId);
+    })
+    : () => undefined;
+
+  const sweeper = new SessionSweeper({ store, intervalMs: config.sweepIntervalSec * 1000, log });
+  sweeper.start();
+
+  setSessionsActiveSource(() => store.countOpen());
+
+  let isDeviceOnline: ((deviceId: string) => boolean | undefined) | undefined;
+  const apiOptions = {
+    store, cluster, log,
+    verifier: opts.verifier ?? await createVerifier({ secret: config.jwtSecret, publicKeyPem: config.jwtPublicKeyPem }),
+    authSecret: config.authSecret,
+    sessionTtlSec: config.sessionTtlSec,
+    isDeviceOnline: (id: string) => isDeviceOnline?.(id),
+  };
+  const actions = sessionActions(apiOptions);
+  if (opts.http && config.roles.has('api')) await opts.http.register(sessionRoutes, apiOptions);
+  log.info({ nodeId: config.nodeId, region: config.region, store: config.redisUrls.length === 0 ? 'memory' : config.redisUrls.length > 1 ? 'redis-cluster' : 'redis' }, 'sessions ready');
+
+  let stopped = false;
+  return {
+    store,
+    membership,
+    cluster,
+    sweeper,
+    unready: () => (store.healthy && registry.healthy ? undefined : 'session store unavailable'),
+    createSession: (req) => actions.create({ claims: req.claims, deviceId: req.deviceId, ip: req.ip }),
+    setDevicePresence: (fn) => { isDeviceOnline = fn; },
+    onSessionClosed: (listener) => onSessionClosed(store, listener),
+    drain: () => membership.drain(),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      setSessionsActiveSource(undefined);
+      offRelease();
+      await sweeper.stop();
+      await membership.stop();
+      await Promise.all([store.shutdown(), registry.shutdown()]);
+    },
+  };
+}

@@ -1,0 +1,232 @@
+/**
+ * The one test suite every SessionStore passes: memory (memoryStore.test.ts), a real redis-server
+ * and a real Redis Cluster (test/integration/sessions.store.test.ts, cluster.store.test.ts).
+ * `open()` must return stores sharing one backend: two calls stand for two nodes.
+ */
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { isOpen, newSession, nowSec, TRACE_MAX_EVENTS, type Session, type SessionUpdate } from './model.ts';
+import { SessionError } from './errors.ts';
+import type { SessionStore } from './store.ts';
+
+export interface StoreHarness {
+  open(): Promise<SessionStore>;
+  close(): Promise<void>;
+}
+
+const sample = (over: Partial<Session> = {}): Session => ({
+  ...newSession({
+    sessionId: randomUUID(), deviceId: 'device_1', appId: 'app_1', stunServer: 'stun:127.0.0.1:3478',
+    turnNode: 'node-a', region: 'default', ttl: 3600, now: nowSec(),
+  }),
+  ...over,
+});
+
+/** Resolves with the updates `store` hears for `sessionId` once `count` arrived (or after `ms`). */
+function collect(store: SessionStore, sessionId: string, count: number, ms = 2000): Promise<SessionUpdate[]> {
+  return new Promise((resolve) => {
+    const got: SessionUpdate[] = [];
+    const off = store.onUpdate((u) => {
+      if (u.sessionId !== sessionId) return;
+      got.push(u);
+      if (got.length === count) finish();
+    });
+    const timer = setTimeout(() => finish(), ms);
+    function finish(): void {
+      clearTimeout(timer);
+      off();
+      resolve(got);
+    }
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function sessionStoreSuite(name: string, makeHarness: () => Promise<StoreHarness>): void {
+  describe(`SessionStore: ${name}`, () => {
+    let harness: StoreHarness;
+    let a: SessionStore;
+    let b: SessionStore;
+    before(async () => {
+      harness = await makeHarness();
+      a = await harness.open();
+      b = await harness.open();
+    });
+    after(async () => {
+      await a?.shutdown();
+      await b?.shutdown();
+      await harness?.close();
+    });
+    afterEach(async () => {
+      // Let in-flight pub/sub messages land before the next test counts them.
+      await sleep(20);
+    });
+
+    test('a created session reads back whole from another node', async () => {
+      const s = sample({ turnAllocation: '' });
+      await a.create(s);
+      assert.deepEqual(await b.get(s.sessionId), s);
+      assert.equal(a.healthy, true);
+    });
+
+    test('refuses a duplicate id with SESSION_EXISTS', async () => {
+      const s = sample();
+      await a.create(s);
+      await assert.rejects(b.create({ ...s, appId: 'app_2' }), (e: unknown) => e instanceof SessionError && e.code === 'SESSION_EXISTS' && e.statusCode === 409);
+      assert.equal((await a.get(s.sessionId))?.appId, 'app_1', 'the first record is untouched');
+    });
+
+    test('unknown sessions: get and update give undefined, close false, trace empty', async () => {
+      const id = randomUUID();
+      assert.equal(await a.get(id), undefined);
+      assert.equal(await a.update(id, { updatedAt: nowSec(), status: 'connected' }), undefined);
+      assert.equal(await a.close(id, 'deleted', nowSec()), false);
+      await a.appendTrace(id, { at: Date.now(), kind: 'api', what: 'x' });
+      assert.deepEqual(await a.trace(id), []);
+      assert.equal(await a.get(id), undefined, 'appending to an unknown session creates nothing');
+    });
+
+    test('a status change is published to every node and traced in order', async () => {
+      const s = sample();
+      const heardOnB = collect(b, s.sessionId, 3);
+      await a.create(s);
+      const t = nowSec();
+      await a.update(s.sessionId, { updatedAt: t, lastSeenAt: t }); // keepalive: no status change, no update
+      const up = await a.update(s.sessionId, { status: 'connected', turnAllocation: '127.0.0.1:50000', updatedAt: t });
+      assert.equal(up?.status, 'connected');
+      assert.equal(up?.turnAllocation, '127.0.0.1:50000');
+      assert.equal(await a.close(s.sessionId, 'bye', t), true);
+      const updates = await heardOnB;
+      assert.deepEqual(updates.map((u) => u.status), ['connecting', 'connected', 'closed']);
+      assert.deepEqual(updates[2], { ...updates[2], sessionId: s.sessionId, turnNode: 'node-a', deviceId: 'device_1', appId: 'app_1', reason: 'bye' });
+      assert.ok(updates.every((u) => typeof u.at === 'number' && u.at > 1e12), 'update times are unix ms');
+      const trace = await b.trace(s.sessionId);
+      assert.deepEqual(trace.map((e) => e.what), ['new→connecting', 'connecting→connected', 'connected→closed']);
+      assert.deepEqual(trace[2]?.detail, { reason: 'bye' });
+      assert.ok(trace.every((e) => e.kind === 'state'));
+    });
+
+    test('a closed session stays closed and readable', async () => {
+      const s = sample();
+      await a.create(s);
+      assert.equal(await a.close(s.sessionId, 'deleted', nowSec()), true);
+      const after = await b.update(s.sessionId, { status: 'connected', updatedAt: nowSec() + 5 });
+      assert.equal(after?.status, 'closed');
+      assert.equal(after?.closeReason, 'deleted');
+      assert.equal(await b.close(s.sessionId, 'swept', nowSec()), false);
+      assert.equal((await a.get(s.sessionId))?.closeReason, 'deleted');
+    });
+
+    test('closes exactly once when two nodes race twenty closes', async () => {
+      const s = sample();
+      await a.create(s);
+      const heard = collect(a, s.sessionId, 2, 300);
+      const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).close(s.sessionId, 'swept', nowSec())));
+      assert.equal(results.filter(Boolean).length, 1);
+      const updates = await heard;
+      assert.equal(updates.filter((u) => u.status === 'closed').length, 1);
+      assert.equal((await a.trace(s.sessionId)).filter((e) => e.what.endsWith('→closed')).length, 1);
+    });
+
+    test('closeMany from two nodes at once closes each session exactly once', async () => {
+      const sessions = Array.from({ length: 450 }, () => sample({ lastSeenAt: 4000 }));
+      await Promise.all(sessions.map((s) => a.create(s)));
+      const ids = sessions.map((s) => s.sessionId);
+      const unknown = randomUUID();
+      const [byA, byB] = await Promise.all([
+        a.closeMany([...ids, unknown], 'swept', nowSec(), { ifLastSeenBefore: 4001 }),
+        b.closeMany([...ids].reverse(), 'swept', nowSec(), { ifLastSeenBefore: 4001 }),
+      ]);
+      assert.equal(byA.length + byB.length, ids.length);
+      assert.equal(new Set([...byA, ...byB]).size, ids.length);
+      assert.ok(!byA.includes(unknown));
+      const got = await Promise.all(ids.slice(0, 20).map((id) => b.get(id)));
+      assert.ok(got.every((s) => s?.status === 'closed' && s.closeReason === 'swept'));
+      assert.deepEqual(await a.closeMany(ids.slice(0, 5), 'deleted', nowSec()), [], 'already closed');
+      const fresh = sample({ lastSeenAt: 6000 });
+      await a.create(fresh);
+      assert.deepEqual(await b.closeMany([fresh.sessionId], 'swept', nowSec(), { ifLastSeenBefore: 6000 }), [], 'seen since: spared');
+      assert.equal(await a.close(fresh.sessionId, 'deleted', nowSec()), true);
+    });
+
+    test('a patch can close; closing by patch is published once', async () => {
+      const s = sample();
+      const heard = collect(b, s.sessionId, 2);
+      await a.create(s);
+      const closed = await a.update(s.sessionId, { status: 'closed', closeReason: 'bye', updatedAt: nowSec() });
+      assert.equal(closed?.status, 'closed');
+      assert.equal(await a.close(s.sessionId, 'swept', nowSec()), false);
+      assert.deepEqual((await heard).map((u) => [u.status, u.reason]), [['connecting', ''], ['closed', 'bye']]);
+    });
+
+    test('moves a session to another TURN node', async () => {
+      const s = sample();
+      await a.create(s);
+      const moved = await b.update(s.sessionId, { turnNode: 'node-b', updatedAt: nowSec() });
+      assert.equal(moved?.turnNode, 'node-b');
+      assert.equal((await a.get(s.sessionId))?.turnNode, 'node-b');
+    });
+
+    test('the stale index lists open sessions last seen before a time, oldest first', async () => {
+      // lastSeenAt values far below every other test's (which use now).
+      const [x, y, z] = [sample({ lastSeenAt: 10 }), sample({ lastSeenAt: 20 }), sample({ lastSeenAt: 30 })] as [Session, Session, Session];
+      await Promise.all([a.create(y), a.create(x), a.create(z)]);
+      assert.deepEqual(await b.findStale(25, 10), [x.sessionId, y.sessionId]);
+      assert.deepEqual(await b.findStale(25, 1), [x.sessionId]);
+      await a.close(x.sessionId, 'deleted', nowSec());
+      const t = nowSec();
+      await a.update(y.sessionId, { updatedAt: t, lastSeenAt: t });
+      assert.deepEqual(await b.findStale(25, 10), []);
+      assert.deepEqual(await b.findStale(35, 10), [z.sessionId]);
+      await a.close(z.sessionId, 'deleted', nowSec());
+    });
+
+    test('close with ifLastSeenBefore spares a session seen since', async () => {
+      const fresh = sample({ lastSeenAt: 5000 });
+      await a.create(fresh);
+      assert.equal(await b.close(fresh.sessionId, 'swept', nowSec(), { ifLastSeenBefore: 5000 }), false);
+      assert.ok(isOpen((await a.get(fresh.sessionId)) as Session));
+      assert.equal(await b.close(fresh.sessionId, 'swept', nowSec(), { ifLastSeenBefore: 5001 }), true);
+      assert.equal((await a.get(fresh.sessionId))?.closeReason, 'swept');
+    });
+
+    test('counts open sessions across nodes', async () => {
+      const before = await a.countOpen();
+      const s1 = sample();
+      const s2 = sample();
+      await a.create(s1);
+      await b.create(s2);
+      assert.equal(await b.countOpen(), before + 2);
+      await b.close(s1.sessionId, 'deleted', nowSec());
+      assert.equal(await a.countOpen(), before + 1);
+      await a.close(s2.sessionId, 'deleted', nowSec());
+    });
+
+    test('trace keeps appended events in order and only the newest TRACE_MAX_EVENTS', async () => {
+      const s = sample();
+      await a.create(s);
+      await a.appendTrace(s.sessionId, { at: 1, kind: 'signal', what: 'offer', detail: { from: 'app_1' } });
+      await b.appendTrace(s.sessionId, { at: 2, kind: 'turn', what: 'allocate' });
+      const t = await a.trace(s.sessionId);
+      assert.deepEqual(t.slice(1), [
+        { at: 1, kind: 'signal', what: 'offer', detail: { from: 'app_1' } },
+        { at: 2, kind: 'turn', what: 'allocate' },
+      ]);
+      await Promise.all(Array.from({ length: TRACE_MAX_EVENTS + 10 }, (_, i) => a.appendTrace(s.sessionId, { at: 100 + i, kind: 'signal', what: 'candidate' })));
+      const full = await b.trace(s.sessionId);
+      assert.equal(full.length, TRACE_MAX_EVENTS);
+      assert.equal(full.at(-1)?.at, 100 + TRACE_MAX_EVENTS + 9);
+    });
+
+    test('a record and its trace expire after the ttl', async () => {
+      const s = sample({ ttl: 1 });
+      await a.create(s);
+      await a.appendTrace(s.sessionId, { at: 1, kind: 'api', what: 'x' });
+      assert.ok(await b.get(s.sessionId));
+      await sleep(1300);
+      assert.equal(await b.get(s.sessionId), undefined);
+      assert.deepEqual(await b.trace(s.sessionId), []);
+    });
+  });
+}

@@ -1,0 +1,77 @@
+/**
+ * The signaling role of a node: the embedded broker (TCP `--mqtt`, WebSocket `/mqtt`) with the
+ * signaling gate, or the service client of an external broker (`--mqtt-url`), plus the broker
+ * routes. Call before the HTTP server listens (it adds routes).
+ */
+import type { FastifyInstance } from 'fastify';
+import { createVerifier, type TokenVerifier } from '../auth/token.ts';
+import { DynsecProvisioner } from '../broker/dynsec.ts';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.ts';
+import { registerBrokerRoutes } from '../broker/routes.ts';
+import type { Config } from '../config/config.ts';
+import type { Logger } from '../log.ts';
+import type { SessionStore } from '../session/store.ts';
+import { connectExternalBroker, redact, type ExternalBroker } from './external.ts';
+import { PresenceTracker } from './presence.ts';
+import { SignalingService } from './service.ts';
+import { createSessionInStore, type CreateSession } from './sessionRequest.ts';
+
+export interface SignalingRoleOptions {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly http: FastifyInstance;
+  readonly store: SessionStore;
+  /** The session API's creation (same rules as POST /v1/sessions); a bare store record otherwise. */
+  readonly createSession?: CreateSession;
+  readonly verifier?: TokenVerifier;
+}
+
+export interface SignalingRole {
+  readonly service: SignalingService;
+  /** For the HTTP API: true/false when known, undefined while presence is still loading. */
+  isDeviceOnline(deviceId: string): boolean | undefined;
+  /** The embedded broker's TCP port as bound (undefined with an external broker). */
+  readonly mqttPort: number | undefined;
+  readonly broker: EmbeddedBroker | ExternalBroker;
+  stop(): Promise<void>;
+}
+
+export async function startSignaling(opts: SignalingRoleOptions): Promise<SignalingRole> {
+  const { config, log, http, store } = opts;
+  const verifier = opts.verifier ?? await createVerifier({ secret: config.jwtSecret, publicKeyPem: config.jwtPublicKeyPem });
+  const createSession = opts.createSession ?? createSessionInStore(store, {
+    region: config.region, ttlSec: config.sessionTtlSec, stunServer: `stun:${config.externalIp}:${config.port}`, turnNode: 'local',
+  });
+  const external = config.mqttUrl !== undefined;
+  const service = new SignalingService({ store, createSession, verifier, log, presence: new PresenceTracker({ ready: !external }) });
+
+  let broker: EmbeddedBroker | ExternalBroker;
+  if (config.mqttUrl === undefined) {
+    broker = await startEmbeddedBroker({ verifier, gate: service, log, tcp: config.mqtt, http: http.server });
+    registerBrokerRoutes(http, { verifier, log });
+  } else {
+    const ext = await connectExternalBroker({ url: config.mqttUrl, service, log });
+    broker = ext;
+    let provisioner: DynsecProvisioner | undefined;
+    if (config.mqttDynsec) {
+      provisioner = new DynsecProvisioner(ext.client, log);
+      await provisioner.start();
+    }
+    const u = new URL(config.mqttUrl);
+    const serviceLogin = u.username ? { username: decodeURIComponent(u.username), password: decodeURIComponent(u.password) } : undefined;
+    registerBrokerRoutes(http, { verifier, log, provisioner, serviceLogin });
+    log.info({ broker: redact(config.mqttUrl), dynsec: config.mqttDynsec }, 'signaling on an external broker');
+  }
+  service.setPublisher(broker);
+
+  return {
+    service,
+    broker,
+    mqttPort: 'tcpPort' in broker ? broker.tcpPort : undefined,
+    isDeviceOnline: (id) => service.isDeviceOnline(id),
+    async stop() {
+      await broker.close();
+      await service.stop();
+    },
+  };
+}

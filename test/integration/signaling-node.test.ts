@@ -1,0 +1,66 @@
+/**
+ * The signaling role as users run it: `p2pd serve` (a real process, node.ts wiring) with the
+ * embedded broker on --mqtt and at {server}/mqtt, next to the session API.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
+import { freePort } from '../helpers/ports.ts';
+import { JWT_SECRET, SDP_ANSWER, SDP_OFFER, connectPeer, requestSession, sleep, token, type Peer } from '../helpers/signaling.ts';
+
+describe('p2pd serve with the embedded broker', () => {
+  let p2pd: P2pdProcess;
+  let mqttUrl: string;
+  let wsUrl: string;
+  const peers: Peer[] = [];
+
+  before(async () => {
+    const mqttPort = await freePort();
+    p2pd = await startP2pd({ args: ['--mqtt', `127.0.0.1:${mqttPort}`, '--jwt-secret', JWT_SECRET, '--roles', 'stun,turn,signal,api'] });
+    mqttUrl = `mqtt://127.0.0.1:${mqttPort}`;
+    wsUrl = `${p2pd.httpUrl.replace('http:', 'ws:')}/mqtt`;
+  });
+  after(async () => {
+    await Promise.allSettled(peers.map((p) => p.close()));
+    await p2pd?.stop();
+  });
+
+  test('HTTP sessions know device presence; MQTT over TCP and WebSocket carry the exchange', async () => {
+    const appTok = await token('app_n1', 'app', ['device_n1']);
+    const create = (): Promise<Response> => fetch(`${p2pd.httpUrl}/v1/sessions`, {
+      method: 'POST', headers: { authorization: `Bearer ${appTok}`, 'content-type': 'application/json' }, body: JSON.stringify({ deviceId: 'device_n1' }),
+    });
+    const offline = await create();
+    assert.equal(offline.status, 409);
+    assert.equal(((await offline.json()) as { error: { code: string } }).error.code, 'DEVICE_OFFLINE');
+
+    const device = await connectPeer(mqttUrl, 'device_n1', 'device');
+    const app = await connectPeer(wsUrl, 'app_n1', 'app', { token: appTok });
+    peers.push(device, app);
+    await sleep(100);
+    const created = await create();
+    assert.equal(created.status, 201, await created.clone().text());
+    const { sessionId } = (await created.json()) as { sessionId: string };
+
+    await app.send('device_n1', { type: 'offer', sessionId, payload: { sdp: SDP_OFFER } });
+    await device.inbox.next((m) => m.body.type === 'offer');
+    await device.send('app_n1', { type: 'answer', sessionId, payload: { sdp: SDP_ANSWER } });
+    await app.inbox.next((m) => m.body.type === 'answer');
+    await app.send('device_n1', { type: 'keepalive', sessionId, payload: { state: 'connected', path: 'direct' } }, 0);
+    await sleep(200);
+    const got = await fetch(`${p2pd.httpUrl}/v1/sessions/${sessionId}`, { headers: { authorization: `Bearer ${appTok}` } });
+    assert.equal(((await got.json()) as { status: string }).status, 'connected');
+    const trace = await fetch(`${p2pd.httpUrl}/v1/sessions/${sessionId}/trace`, { headers: { authorization: `Bearer ${appTok}` } });
+    const events = ((await trace.json()) as { events: Array<{ kind: string; what: string }> }).events;
+    assert.deepEqual(events.filter((e) => e.kind === 'signal').map((e) => e.what), ['offer', 'answer', 'keepalive']);
+
+    // …and a session asked for over MQTT is a session of the same API.
+    const viaMqtt = await requestSession(app, 'device_n1');
+    const read = await fetch(`${p2pd.httpUrl}/v1/sessions/${viaMqtt.sessionId}`, { headers: { authorization: `Bearer ${appTok}` } });
+    assert.equal(read.status, 200);
+
+    const metrics = await (await fetch(`${p2pd.httpUrl}/metrics`)).text();
+    assert.match(metrics, /signaling_messages_total\{type="offer"\} 1/);
+    assert.match(metrics, /p2p_connections_total\{path="direct"\} 1/);
+  });
+});
