@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- signaling`: N concurrent app/device pairs (2·N MQTT connections) against
- * `p2pd serve --roles signal` with its embedded broker, then against Mosquitto with p2pd's
+ * `p2pd serve` with its embedded broker, then against Mosquitto with p2pd's
  * signaling service on shared subscriptions. Each app opens a session over MQTT, then sends paced
  * offers its device answers at once. Reports the offer→answer round trip (P50/P95/P99, target
  * P95 < 50 ms) and the broker's memory per connection.
@@ -38,7 +38,9 @@ interface Result {
 async function p2pdNode(extra: readonly string[]): Promise<{ proc: Started; httpUrl: string; mqttPort: number }> {
   const httpPort = await freePort();
   const mqttPort = await freePort();
-  const proc = start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'serve', '--roles', 'signal', '--listen', HOST, '--http', `${HOST}:${httpPort}`,
+  // A whole node (signaling needs a TURN node to hand out with each session), one worker.
+  const stunPort = await freePort();
+  const proc = start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'serve', '--workers', '1', '--port', String(stunPort), '--listen', HOST, '--http', `${HOST}:${httpPort}`,
     '--mqtt', `${HOST}:${mqttPort}`, '--jwt-secret', SECRET, '--log-level', 'warn', ...extra]);
   const httpUrl = `http://${HOST}:${httpPort}`;
   await waitFor(async () => {
