@@ -4,7 +4,7 @@
 # As root it installs what is missing with apt-get; otherwise it prints what to install.
 set -euo pipefail
 
-PACKAGES=(coturn redis-server mosquitto mosquitto-clients chromium ffmpeg iproute2 openssl prometheus)
+PACKAGES=(coturn redis-server mosquitto mosquitto-clients chromium ffmpeg iproute2 iptables openssl prometheus)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
