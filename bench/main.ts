@@ -6,6 +6,8 @@ const BENCHES: Record<string, () => Promise<{ run(opts: { short: boolean }): Pro
   stun: () => import('./stun.ts'),
   sessions: () => import('./sessions.ts'),
   signaling: () => import('./signaling.ts'),
+  e2e: () => import('./e2e.ts'),
+  turn: () => import('./turn.ts'),
 };
 
 const args = process.argv.slice(2);

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT, hasCommand, median, start, stunbenchBinary, waitFor, type Started } from './lib/proc.ts';
 import { stunAnswers } from './lib/udp.ts';
+import { loadUdpBatch } from '../src/transport/batchUdp.ts';
 
 interface Contender {
   readonly name: string;
@@ -17,8 +18,12 @@ const HOST = '127.0.0.1';
 
 const contenders: Contender[] = [
   {
-    name: 'p2pd (2 workers)',
+    name: 'p2pd (2 workers)', // batched UDP I/O where the addon is built (the default)
     launch: (port) => start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'serve', '--roles', 'stun', '--listen', HOST, '--port', String(port), '--workers', '2', '--http', `${HOST}:0`, '--log-level', 'warn']),
+  },
+  {
+    name: 'p2pd (2 workers, dgram I/O)',
+    launch: (port) => start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'serve', '--roles', 'stun', '--listen', HOST, '--port', String(port), '--workers', '2', '--udp-io', 'dgram', '--http', `${HOST}:0`, '--log-level', 'warn']),
   },
   {
     name: 'coturn turnserver',
@@ -44,15 +49,16 @@ export async function run(opts: { short: boolean }): Promise<void> {
         const out = execFileSync(gen, ['load', HOST, String(port), String(seconds), '64', '8'], { encoding: 'utf8' });
         const rps = (JSON.parse(out) as { rps: number }).rps;
         results.set(c.name, [...(results.get(c.name) ?? []), rps]);
-        process.stdout.write(`  round ${r + 1} ${c.name.padEnd(34)} ${Math.round(rps).toLocaleString('en')} answers/s\n`);
+        process.stdout.write(`  round ${r + 1} ${c.name.padEnd(36)} ${Math.round(rps).toLocaleString('en')} answers/s\n`);
       } finally {
         await server.stop();
       }
     }
   }
   process.stdout.write(`\nSTUN Binding, ${rounds} round(s) of ${seconds} s, C load generator (64 sockets x 8 in flight), medians:\n`);
-  for (const [name, xs] of results) process.stdout.write(`  ${name.padEnd(34)} ${Math.round(median(xs)).toLocaleString('en').padStart(10)} /s\n`);
+  for (const [name, xs] of results) process.stdout.write(`  ${name.padEnd(36)} ${Math.round(median(xs)).toLocaleString('en').padStart(10)} /s\n`);
   const p = results.get('p2pd (2 workers)');
+  if (p && !loadUdpBatch()) process.stdout.write('  (the udpbatch addon is not built here: p2pd ran on dgram; `npm run build:native`)\n');
   const c = results.get('coturn turnserver');
   if (p && c) process.stdout.write(`  ratio p2pd / coturn: ${(median(p) / median(c)).toFixed(2)}x (target >= 1.0x)\n`);
 }

@@ -30,4 +30,4 @@ if (only.length === 0) {
 }
 const globs = only.length > 0 ? only : unitOnly ? ['src/**/*.test.ts'] : ['src/**/*.test.ts', 'test/**/*.test.ts'];
 const concurrency = process.env.P2PD_TEST_CONCURRENCY ?? '3';
-step('tests', process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-timeout=240000', ...globs]);
+step('tests', process.execPath, ['--test', '--test-force-exit', `--test-concurrency=${concurrency}`, '--test-timeout=240000', ...globs]);

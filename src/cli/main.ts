@@ -3,6 +3,8 @@ import { P2pdError } from '../errors.ts';
 import { serve, SERVE_HELP } from './serve.ts';
 import { natType, NAT_TYPE_HELP } from './natType.ts';
 import { token, TOKEN_HELP } from './token.ts';
+import { device, DEVICE_HELP } from './device.ts';
+import { connect, CONNECT_HELP } from './connect.ts';
 
 const USAGE = `usage: p2pd <command> [options]
 
@@ -25,6 +27,8 @@ const COMMANDS: Record<string, Command> = {
   serve: { help: SERVE_HELP, run: serve },
   'nat-type': { help: NAT_TYPE_HELP, run: natType },
   token: { help: TOKEN_HELP, run: token },
+  device: { help: DEVICE_HELP, run: device },
+  connect: { help: CONNECT_HELP, run: connect },
 };
 
 async function main(argv: readonly string[]): Promise<void> {

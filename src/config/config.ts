@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, hostname } from 'node:os';
 import { accessSync, constants, readFileSync } from 'node:fs';
+import type { UdpIo } from '../transport/udp.ts';
 import { conflict, invalidValue } from './errors.ts';
 import { SERVE_OPTIONS } from './options.ts';
 import { getFlag, getList, getString, parseOptions } from './parse.ts';
@@ -48,6 +49,7 @@ export interface Config {
   readonly allowPeers: readonly Cidr[];
   readonly maxBps: number;
   readonly workers: number;
+  readonly udpIo: UdpIo;
   readonly http: HostPort;
   readonly mqtt: HostPort;
   readonly mqttUrl: string | undefined;
@@ -71,6 +73,11 @@ export interface Config {
   readonly geoipDb: string | undefined;
   /** Path of the region table (read and checked when the session services start). */
   readonly regionMapFile: string | undefined;
+}
+
+function parseUdpIo(raw: string): UdpIo {
+  if (raw !== 'auto' && raw !== 'batch' && raw !== 'dgram') throw invalidValue('udp-io', raw, 'auto, batch or dgram');
+  return raw;
 }
 
 function parseRoles(raw: string): ReadonlySet<Role> {
@@ -198,6 +205,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     secureStun: getFlag(raw, 'secure-stun'),
     allowPeers: getList(raw, 'allow-peer').map((c) => parseCidr('allow-peer', c)),
     maxBps: parseInteger('max-bps', str('max-bps') ?? '2000000', 0, 100_000_000_000),
+    udpIo: parseUdpIo(str('udp-io') ?? 'auto'),
     workers: parseInteger('workers', str('workers') ?? String(availableParallelism()), 1, 256),
     http: parseHostPort('http', str('http') ?? '0.0.0.0:8080'),
     mqtt: parseHostPort('mqtt', str('mqtt') ?? '0.0.0.0:1883'),

@@ -38,6 +38,7 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { name: 'permission-lifetime', kind: 'value', metavar: 'S', defaultText: '300', help: 'TURN permission lifetime, seconds (RFC 8656: 300)' },
   { name: 'channel-lifetime', kind: 'value', metavar: 'S', defaultText: '600', help: 'TURN channel binding lifetime, seconds (RFC 8656: 600)' },
   { name: 'nonce-lifetime', kind: 'value', metavar: 'S', defaultText: '600', help: 'TURN nonce lifetime, seconds; older nonces get 438 Stale Nonce' },
+  { name: 'udp-io', kind: 'value', metavar: 'auto|batch|dgram', defaultText: 'auto', help: 'UDP listener I/O: batched recvmmsg/sendmmsg (the udpbatch addon) or Node dgram; auto = batch where built' },
   { name: 'workers', kind: 'value', metavar: 'N', defaultText: 'number of cores', help: 'processes sharing the UDP/TCP ports' },
   { name: 'http', kind: 'value', metavar: 'IP:PORT', defaultText: '0.0.0.0:8080', help: 'HTTP API, /metrics, MQTT over WebSocket at /mqtt, web pages' },
   { name: 'mqtt', kind: 'value', metavar: 'IP:PORT', defaultText: '0.0.0.0:1883', help: 'embedded MQTT broker (TCP)' },

@@ -10,9 +10,12 @@ import type { Logger } from '../log.ts';
 import { createHttpServer } from '../api/server.ts';
 import { enableDefaultMetrics, registry } from '../metrics/metrics.ts';
 import { WorkerPool } from '../transport/workers.ts';
-import { startPacketRoles, type PacketRoles } from './roles.ts';
+import { assertPortsFree } from '../transport/portGuard.ts';
+import { startPacketRoles, turnPrimaryHooks, type PacketRoles } from './roles.ts';
 import { startSessionServices, type SessionServices } from '../session/services.ts';
 import { startSignaling, type SignalingRole } from '../signaling/start.ts';
+import { registerDevTokenRoute } from '../api/devToken.ts';
+import { registerWebRoutes } from '../api/web.ts';
 
 export interface RunningNode {
   readonly http: FastifyInstance;
@@ -43,7 +46,12 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
         args: opts.argv,
         env: opts.env,
         logger: log,
+        ...turnPrimaryHooks(config),
       });
+      const ports = [{ port: config.port, udp: true, tcp: true }];
+      if (config.tls) ports.push({ port: config.tls.port, udp: false, tcp: true });
+      await assertPortsFree(config.listen, ports);
+      if (config.alt) await assertPortsFree(config.alt.ip, [{ port: config.port, udp: true, tcp: false }, { port: config.alt.port, udp: true, tcp: false }]);
       await pool.start();
     } else {
       local = await startPacketRoles(config, log, false);
@@ -82,6 +90,15 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
     sessions.setDevicePresence((id) => signaling?.isDeviceOnline(id));
   }
   // --- end signaling
+
+  // --- Client side (issue 6): development tokens (only with a generated --jwt-secret, i.e. the
+  // embedded development default; see src/api/devToken.ts) and the web viewer at `/`.
+  if (config.roles.has('api')) {
+    const devTokens = config.jwtSecretGenerated;
+    if (devTokens) registerDevTokenRoute(http, { secret: config.jwtSecret, log });
+    registerWebRoutes(http, { log, devTokens });
+  }
+  // --- end client side
 
   if (config.roles.has('api') || config.roles.has('signal') || packetRoles) {
     await http.listen({ host: config.http.host, port: config.http.port });

@@ -6,20 +6,24 @@
 import type dgram from 'node:dgram';
 import type net from 'node:net';
 import { isIPv6 } from 'node:net';
+import { readFileSync } from 'node:fs';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import { hotCounter, stunDroppedTotal, stunRequestsTotal, type HotCounter } from '../metrics/metrics.ts';
 import {
-  Method, MessageClass, messageType, decodeMessage, isChannelData, stunFrameLength, MessageWriter,
+  Method, MessageClass, messageType, decodeMessage, MessageWriter,
   StunDecodeError, createStunMessage, type StunMessage, type TransportAddress,
 } from '../stun/index.ts';
 import { bindUdp, closeUdp } from '../transport/udp.ts';
 import { listenStream, closeStreamServer } from '../transport/tcp.ts';
 import { BindingHandler, type EndpointIndex } from './binding.ts';
+import { isChannelDataFrame, turnFrameLength } from '../turn/channelData.ts';
 
 /** Where a packet came in and how to answer on the same path. */
 export interface Ingress {
   readonly endpoint: EndpointIndex;
+  /** Index of the UDP socket (part of a UDP client's 5-tuple key); -1 for TCP/TLS. */
+  readonly slot: number;
   /** Set for UDP. */
   readonly udp: dgram.Socket | undefined;
   /** Set for TCP/TLS connections. */
@@ -84,7 +88,7 @@ export class StunServer {
       binds.push({ address: c.listen, port: c.alt.port, endpoint: 1 }, { address: c.alt.ip, port: c.port, endpoint: 2 }, { address: c.alt.ip, port: c.alt.port, endpoint: 3 });
     }
     for (const b of binds) {
-      const socket = await bindUdp({ address: b.address, port: b.port, reusePort });
+      const socket = await bindUdp({ address: b.address, port: b.port, reusePort, io: c.udpIo });
       this.attachUdp(socket, b.endpoint);
       if (b.endpoint === 0 || !c.alt) {
         const server = await listenStream({ address: b.address, port: b.port, reusePort }, (s) => this.onStream(s, b.endpoint));
@@ -94,12 +98,17 @@ export class StunServer {
     // With the IPv4 wildcard, also serve IPv6 clients when the host has IPv6.
     if (c.listen === '0.0.0.0') {
       try {
-        const socket6 = await bindUdp({ address: '::', port: c.port, reusePort, ipv6Only: true });
+        const socket6 = await bindUdp({ address: '::', port: c.port, reusePort, ipv6Only: true, io: c.udpIo });
         this.attachUdp(socket6, 0);
         this.streamServers.push(await listenStream({ address: '::', port: c.port, reusePort, ipv6Only: true }, (s) => this.onStream(s, 0)));
       } catch (err) {
         this.log.info({ err: (err as Error).message }, 'no IPv6 listener');
       }
+    }
+    // TURN over TLS (RFC 8656 §3.1) on its own port, on when --tls-cert and --tls-key are given.
+    if (c.tls && c.roles.has('turn')) {
+      const tls = { cert: readFileSync(c.tls.certFile), key: readFileSync(c.tls.keyFile) };
+      this.streamServers.push(await listenStream({ address: c.listen, port: c.tls.port, reusePort, tls }, (s) => this.onStream(s, 0)));
     }
   }
 
@@ -114,7 +123,7 @@ export class StunServer {
 
   private attachUdp(socket: dgram.Socket, endpoint: EndpointIndex): void {
     this.udpSockets.push(socket);
-    const ingress: Ingress = { endpoint, udp: socket, stream: undefined };
+    const ingress: Ingress = { endpoint, slot: this.udpSockets.length - 1, udp: socket, stream: undefined };
     socket.on('message', (buf, rinfo) => this.onUdp(buf, rinfo, ingress));
     socket.on('error', (err) => this.log.warn({ err: err.message }, 'udp socket error'));
   }
@@ -141,7 +150,7 @@ export class StunServer {
       source.address = rinfo.address;
       source.port = rinfo.port;
     } else source = this.setSource(rinfo.address, rinfo.port);
-    if (isChannelData(buf)) {
+    if (isChannelDataFrame(buf)) {
       if (this.turn) this.turn.onChannelData(buf, source, ingress);
       else this.counted.noTurn.count++;
       return;
@@ -209,14 +218,14 @@ export class StunServer {
   private onStream(socket: net.Socket, endpoint: EndpointIndex): void {
     this.streams.add(socket);
     socket.setNoDelay(true);
-    const ingress: Ingress = { endpoint, udp: undefined, stream: socket };
+    const ingress: Ingress = { endpoint, slot: -1, udp: undefined, stream: socket };
     let pending: Buffer | undefined;
     socket.on('data', (chunk: Buffer) => {
       let buf = pending ? Buffer.concat([pending, chunk]) : chunk;
       pending = undefined;
       let off = 0;
       while (off < buf.length) {
-        const len = stunFrameLength(buf, off);
+        const len = turnFrameLength(buf, off);
         if (len === -1) break; // need more bytes
         if (len < 0) {
           // Neither STUN nor ChannelData: the stream cannot be resynchronised.
@@ -227,7 +236,7 @@ export class StunServer {
         const frame = buf.subarray(off, off + len);
         off += len;
         const source = this.setSource(socket.remoteAddress ?? '', socket.remotePort ?? 0);
-        if (isChannelData(frame)) {
+        if (isChannelDataFrame(frame)) {
           if (this.turn) this.turn.onChannelData(frame, source, ingress);
           else this.counted.noTurn.count++;
           continue;

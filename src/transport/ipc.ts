@@ -1,18 +1,25 @@
 /** Messages between the primary process and its STUN/TURN workers (node:cluster IPC). */
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import type { ReserveRequest, ReserveResult } from '../turn/reservations.ts';
 
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
 export type PrimaryToWorker =
   | { readonly t: 'metrics'; readonly id: number }
   | { readonly t: 'release-session'; readonly sessionId: string }
-  | { readonly t: 'stats'; readonly id: number };
+  | { readonly t: 'stats'; readonly id: number }
+  /** Answer to a worker's `turn-reserve` (the primary keeps TURN quotas and relay ports). */
+  | { readonly t: 'turn-reserved'; readonly rid: number; readonly result: ReserveResult };
 
 export type WorkerToPrimary =
   | { readonly t: 'ready' }
   | { readonly t: 'fatal'; readonly code: string; readonly message: string }
   | { readonly t: 'metrics'; readonly id: number; readonly data: MetricsJson }
-  | { readonly t: 'stats'; readonly id: number; readonly data: WorkerStats };
+  | { readonly t: 'stats'; readonly id: number; readonly data: WorkerStats }
+  /** A worker asks for a relay port and a quota slot for a new TURN allocation. */
+  | { readonly t: 'turn-reserve'; readonly rid: number; readonly req: ReserveRequest }
+  /** A worker gives back an allocation's ports and quota slot. */
+  | { readonly t: 'turn-release'; readonly grant: number };
 
 export interface WorkerStats {
   readonly allocations: number;

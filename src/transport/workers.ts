@@ -16,6 +16,10 @@ export interface WorkerPoolOptions {
   readonly args: readonly string[];
   readonly env: NodeJS.ProcessEnv;
   readonly logger: Logger;
+  /** Messages that are not replies (e.g. TURN reservations); `reply` answers the sending worker. */
+  readonly onRequest?: (workerId: number, m: WorkerToPrimary, reply: (answer: PrimaryToWorker) => void) => void;
+  /** A worker exited (whatever it held for others can be freed). */
+  readonly onExit?: (workerId: number) => void;
 }
 
 export class WorkerPool {
@@ -51,11 +55,14 @@ export class WorkerPool {
           resolve();
         } else if (m.t === 'fatal') {
           reject(Object.assign(new Error(m.message), { code: m.code }));
+        } else if (m.t === 'turn-reserve' || m.t === 'turn-release') {
+          this.opts.onRequest?.(worker.id, m, (answer) => { if (worker.isConnected()) worker.send(answer); });
         } else this.onReply(m);
       });
       worker.on('exit', (code, signal) => {
         this.workers.delete(worker);
         this.failPending();
+        this.opts.onExit?.(worker.id);
         if (!ready) {
           reject(new Error(`worker exited before it was ready (code ${code}, signal ${signal})`));
           return;

@@ -10,6 +10,7 @@ import dgram from 'node:dgram';
 import { startP2pd, P2PD_BIN, type P2pdProcess } from '../helpers/p2pd.ts';
 import { freePort } from '../helpers/ports.ts';
 import { udpTransaction, tcpTransaction, metricValue } from '../helpers/stunClient.ts';
+import { loadUdpBatch } from '../../src/transport/batchUdp.ts';
 import {
   Attr, MessageClass, Method, MessageWriter, messageType, newTransactionId, findAttr, attrValue,
   readXorAddress, readErrorCode, readUnknownAttributes, checkFingerprint, responsePortValue,
@@ -24,9 +25,9 @@ function bindingRequest(extra?: (w: MessageWriter) => void): Buffer {
   return w.toBuffer();
 }
 
-describe('STUN Binding over UDP and TCP (one worker)', () => {
+for (const io of ['batch', 'dgram'] as const) describe(`STUN Binding over UDP and TCP (one worker, --udp-io ${io})`, { skip: io === 'batch' && !loadUdpBatch() ? 'udpbatch addon not built' : false }, () => {
   let p: P2pdProcess;
-  before(async () => { p = await startP2pd(); });
+  before(async () => { p = await startP2pd({ args: ['--udp-io', io] }); });
   after(async () => { await p.stop(); });
 
   test("coturn's turnutils_stunclient gets its reflexive address", async () => {
@@ -194,6 +195,19 @@ describe('several workers', () => {
 });
 
 describe('start-up validation', () => {
+  test('a second p2pd on the ports of a running one stops with PORT_IN_USE instead of sharing them', async () => {
+    const first = await startP2pd({ workers: 2 });
+    try {
+      const r = await run(process.execPath, [P2PD_BIN, 'serve', '--listen', '127.0.0.1', '--port', String(first.port), '--workers', '2', '--http', `127.0.0.1:${await freePort()}`, '--mqtt', `127.0.0.1:${await freePort()}`])
+        .catch((e: { code: number; stderr: string }) => e);
+      assert.equal((r as { code: number }).code, 2);
+      assert.match((r as { stderr: string }).stderr, /PORT_IN_USE/);
+      assert.ok(await udpTransaction(bindingRequest(), first.port), 'the first keeps answering');
+    } finally {
+      await first.stop();
+    }
+  });
+
   test('an unknown option stops the start with a clear message and exit code 2', async () => {
     const r = await run(process.execPath, [P2PD_BIN, 'serve', '--bogus', '1']).catch((e: { code: number; stderr: string }) => e);
     assert.equal((r as { code: number }).code, 2);

@@ -1,0 +1,845 @@
+/**
+ * The app side of the SDK: `connect()` opens a session to a device and returns a live
+ * connection — remote video, the `p2pd` data channel, its path (direct or relay), setup time,
+ * RTT and stats — that keeps itself alive:
+ *
+ * - signaling: MQTT (SignalingClient) reconnects by itself; on its return the pending offer is
+ *   sent again and a keepalive reports the state;
+ * - offers are re-sent with the same msgId (the service de-duplicates), then with a fresh one
+ *   (the device answers a repeated offer with the answer it gave);
+ * - the path: when ICE fails, stays `disconnected`, or pings go unanswered, an ICE restart runs
+ *   (repeatedly, within `recoveryMs`);
+ * - the session: if the service forgot it (a restart of a one-node p2pd), it is created again
+ *   under the same id;
+ * - outcomes: keepalives carry state, path, rttMs, setupMs, natType (CONTRACT.md §3).
+ *
+ * Every failure rejects connect() or emits `error` (then `close`) with an SdkError code.
+ * Platform-neutral: the RTC stack comes in as an RtcPlatform (node.ts, browser.ts).
+ */
+import { CHANNEL_LABEL, encodeChannelMessage, readChannelMessage, type ChannelMessage } from './channelProtocol.ts';
+import { Emitter } from './emitter.ts';
+import {
+  SdkError, asSdkError, badOptions, closedError, fromRemote, iceFailed, isSdkError, peerGone, timeout,
+} from './errors.ts';
+import { mqttUrlFor, normalizeServer, requestJson, type SessionInfo } from './http.ts';
+import type { CandidateInit, PathKind, PeerConnectionState, RemoteTrack, RtcChannel, RtcPeer, RtcPlatform } from './rtc.ts';
+import { SignalingClient, newMsgId, type SignalMessage } from './signaling.ts';
+import { inboundVideo, selectedPair } from './stats.ts';
+import { readTokenClaims } from './token.ts';
+
+export interface ConnectOptions {
+  /** The service's HTTP base URL, e.g. http://localhost:8080. */
+  readonly server: string;
+  /** An app token (role app) that allows `deviceId`. */
+  readonly token: string;
+  readonly deviceId: string;
+  readonly platform: RtcPlatform;
+  /** Another broker than `{server}/mqtt`. */
+  readonly mqttUrl?: string;
+  /** Share one MQTT connection between several connections (it is not closed with them). */
+  readonly signaling?: SignalingClient;
+  /** `relay`: only TURN-relayed paths. */
+  readonly iceTransportPolicy?: 'all' | 'relay';
+  /** Receive the device's video (default true). */
+  readonly video?: boolean;
+  /** Whole setup, from nothing to a working path (default 20 s). */
+  readonly timeoutMs?: number;
+  /** How long a lost path may take to come back before ICE_FAILED (default 20 s; 0 = no recovery). */
+  readonly recoveryMs?: number;
+  readonly keepaliveMs?: number;
+  /** Data-channel RTT probes (default every 1000 ms). */
+  readonly pingMs?: number;
+  readonly statsMs?: number;
+  /** Pings unanswered this long mean the path is gone (default 5000 ms). */
+  readonly livenessMs?: number;
+  /** This side's NAT type, reported in keepalives when known (e.g. from `p2pd nat-type`). */
+  readonly natType?: string;
+  readonly signal?: AbortSignal;
+}
+
+export type ConnectionState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
+
+export interface ConnectionStats {
+  readonly at: number;
+  readonly state: ConnectionState;
+  readonly path: PathKind | undefined;
+  readonly setupMs: number | undefined;
+  /** Data-channel round trip (last ping), or the ICE pair's when there is none yet. */
+  readonly rttMs: number | undefined;
+  readonly iceRttMs: number | undefined;
+  readonly bitrateKbps: number | undefined;
+  readonly bytesReceived: number;
+  readonly packetsReceived: number;
+  readonly packetsLost: number;
+  /** Browser: frames the decoder produced. */
+  readonly framesDecoded: number | undefined;
+  /** Complete frames received (Node: counted on the RTP marker bit; browser: framesDecoded). */
+  readonly framesReceived: number;
+  readonly frameWidth: number | undefined;
+  readonly frameHeight: number | undefined;
+  readonly framesPerSecond: number | undefined;
+  readonly localCandidate: string | undefined;
+  readonly remoteCandidate: string | undefined;
+  readonly iceRestarts: number;
+}
+
+export type AppConnectionEvents = {
+  state: [ConnectionState];
+  path: [PathKind];
+  stats: [ConnectionStats];
+  track: [RemoteTrack];
+  /** Application data from the device (anything that is not the SDK's own channel protocol). */
+  message: [string | Uint8Array];
+  /** A frame with a device timestamp (after enableFrameTimestamps): end-to-end video latency. */
+  frame: [{ rtpTimestamp: number; latencyMs: number }];
+  /** The signaling connection went down or came back (the P2P path does not depend on it). */
+  signaling: ['up' | 'down'];
+  /** Something went wrong that the connection survives (e.g. signaling refused). */
+  warning: [SdkError];
+  /** Fatal: `close` follows. */
+  error: [SdkError];
+  close: [{ reason: string; error?: SdkError }];
+};
+
+const OFFER_RESEND_MS = 1500;
+/** Sends of one offer under one msgId before a fresh msgId is used. */
+const SENDS_PER_MSG_ID = 2;
+const DISCONNECTED_GRACE_MS = 2500;
+const FAILED_GRACE_MS = 1500;
+const RESTART_ATTEMPT_MS = 8000;
+const RECREATE_MIN_INTERVAL_MS = 3000;
+const FRAME_STAMPS_KEPT = 600;
+
+interface Waiter {
+  readonly check: () => boolean;
+  readonly resolve: () => void;
+  readonly reject: (err: SdkError) => void;
+}
+
+interface PendingOffer {
+  readonly sdp: string;
+  readonly iceRestart: boolean;
+  /** msgIds this offer went out under (answers name one in replyTo). */
+  readonly ids: Set<string>;
+  msgId: string;
+  sends: number;
+  answered: boolean;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** Sends it (again) and schedules the next send. */
+  resend: () => void;
+}
+
+const now = (): number => Date.now();
+/** Monotonic, sub-millisecond: for round trips. */
+const mono = (): number => performance.now();
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+export class AppConnection extends Emitter<AppConnectionEvents> {
+  readonly sessionId: string;
+  readonly deviceId: string;
+  readonly appId: string;
+  readonly tracks: RemoteTrack[] = [];
+  state: ConnectionState = 'connecting';
+  path: PathKind | undefined;
+  setupMs: number | undefined;
+  /** Last data-channel round trip. */
+  rttMs: number | undefined;
+  iceRestarts = 0;
+  /** Device details from its hello on the data channel. */
+  deviceCodec: string | undefined;
+
+  private readonly opts: ConnectOptions;
+  private readonly server: string;
+  private readonly signaling: SignalingClient;
+  private readonly ownsSignaling: boolean;
+  private readonly pc: RtcPeer;
+  private readonly dc: RtcChannel;
+  private readonly startedAt: number;
+  private readonly cleanups: Array<() => void> = [];
+  private readonly waiters = new Set<Waiter>();
+  private pendingOffer: PendingOffer | undefined;
+  private remoteDescriptionSet = false;
+  private heldRemoteCandidates: CandidateInit[] = [];
+  private heldLocalCandidates: Array<CandidateInit | null> | undefined = [];
+  private recovering = false;
+  /** An error the service or device sent while recovering (reported if recovery fails). */
+  private lastRecoveryError: SdkError | undefined;
+  private closed = false;
+  private disconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private failedSince: number | undefined;
+  private lastRemoteCandidateAt = 0;
+  private pingSeq = 0;
+  /** Pings in flight: id → performance.now() when sent. */
+  private readonly pings = new Map<number, number>();
+  private readonly pingWaiters = new Map<number, (rttMs: number) => void>();
+  private lastPongAt = 0;
+  private lastRecreateAt = 0;
+  private lastBytes: { bytes: number; at: number } | undefined;
+  private framesReceived = 0;
+  private readonly frameStamps = new Map<number, number>();
+  private readonly unmatchedFrames = new Map<number, number>();
+  private readonly echoes = new Map<number, (data: unknown) => void>();
+  private echoSeq = 0;
+
+  /** Use `connect()`. */
+  constructor(args: { opts: ConnectOptions; server: string; session: SessionInfo; appId: string; signaling: SignalingClient; ownsSignaling: boolean; startedAt: number }) {
+    super();
+    this.opts = args.opts;
+    this.server = args.server;
+    this.sessionId = args.session.sessionId;
+    this.deviceId = args.opts.deviceId;
+    this.appId = args.appId;
+    this.signaling = args.signaling;
+    this.ownsSignaling = args.ownsSignaling;
+    this.startedAt = args.startedAt;
+
+    this.pc = args.opts.platform.createPeer({
+      iceServers: args.session.iceServers,
+      iceTransportPolicy: args.opts.iceTransportPolicy ?? 'all',
+    });
+    this.pc.on('candidate', (c) => this.onLocalCandidate(c));
+    this.pc.on('state', (s) => this.onPeerState(s));
+    this.pc.on('track', (t) => this.onTrack(t));
+    if (args.opts.video !== false) this.pc.addVideoReceiver();
+    this.dc = this.pc.createDataChannel(CHANNEL_LABEL);
+    this.dc.on('open', () => this.poke());
+    this.dc.on('message', (d) => this.onChannelMessage(d));
+
+    this.cleanups.push(
+      this.signaling.on('message', (m) => this.onSignal(m)),
+      this.signaling.on('up', ({ reconnect }) => { if (reconnect) this.onSignalingBack(); }),
+      this.signaling.on('down', () => this.emit('signaling', 'down')),
+      this.signaling.on('error', (err) => this.emit('warning', err)),
+    );
+    if (args.opts.signal) {
+      const onAbort = (): void => { void this.close('aborted'); };
+      args.opts.signal.addEventListener('abort', onAbort, { once: true });
+      this.cleanups.push(() => args.opts.signal?.removeEventListener('abort', onAbort));
+    }
+  }
+
+  /** The data channel (SDK messages are filtered out of `message` events). */
+  get channel(): RtcChannel {
+    return this.dc;
+  }
+
+  /** The platform's peer connection. */
+  get peer(): RtcPeer {
+    return this.pc;
+  }
+
+  // ---- setup ---------------------------------------------------------------------------
+
+  /** Offer, answer, connectivity; rejects with an SdkError. Called once by connect(). */
+  async start(deadline: number): Promise<void> {
+    await this.negotiate(false, deadline);
+    let restarted = false;
+    for (;;) {
+      try {
+        await this.waitFor(() => this.pc.connectionState === 'connected' && this.dc.readyState === 'open', deadline,
+          'ICE connectivity checks and DTLS', () => (this.failedForMs() >= FAILED_GRACE_MS ? iceFailed('no candidate pair worked (ICE failed)') : undefined));
+        break;
+      } catch (err) {
+        // The answer came, but no candidate pair worked in time: that is ICE failing, not slowness.
+        if (isSdkError(err, 'TIMEOUT')) throw iceFailed(`no working path within ${this.opts.timeoutMs ?? 20_000} ms of setup (ICE ${this.pc.connectionState})`);
+        // A browser may give up before the device's last candidates (its relay) arrived; one
+        // ICE restart, with every candidate known by then, usually finds the path.
+        if (!isSdkError(err, 'ICE_FAILED') || restarted || deadline - now() < RESTART_ATTEMPT_MS / 2) throw err;
+        restarted = true;
+        this.iceRestarts++;
+        await this.negotiate(true, deadline);
+      }
+    }
+    this.setupMs = now() - this.startedAt;
+    this.lastPongAt = now();
+    await this.refreshPath();
+    this.setState('connected');
+    this.startTimers();
+    this.sendKeepalive();
+  }
+
+  /**
+   * How long the peer has been `failed` with no new remote candidate: a stack may declare
+   * failure when its first pairs fail (e.g. TURN refuses a host address) while better
+   * candidates are still on their way; it gets FAILED_GRACE_MS to take them.
+   */
+  private failedForMs(): number {
+    if (this.pc.connectionState !== 'failed') {
+      this.failedSince = undefined;
+      return 0;
+    }
+    this.failedSince ??= now();
+    return now() - Math.max(this.failedSince, this.lastRemoteCandidateAt);
+  }
+
+  private pokeLater(ms: number): void {
+    const t = setTimeout(() => this.poke(), ms);
+    this.cleanups.push(() => clearTimeout(t));
+  }
+
+  /** Creates and sends an offer (retrying), resolves once its answer is applied. */
+  private async negotiate(iceRestart: boolean, deadline: number): Promise<void> {
+    if (this.pendingOffer?.timer) clearTimeout(this.pendingOffer.timer);
+    this.heldLocalCandidates = [];
+    const offer = await this.pc.createOffer({ iceRestart });
+    await this.pc.setLocalDescription(offer);
+    this.remoteDescriptionSet = false;
+    const pending: PendingOffer = { sdp: offer.sdp, iceRestart, ids: new Set(), msgId: newMsgId(), sends: 0, answered: false, timer: undefined, resend: () => send() };
+    this.pendingOffer = pending;
+    const send = (): void => {
+      if (this.closed || this.pendingOffer !== pending || pending.answered) return;
+      if (pending.sends >= SENDS_PER_MSG_ID) {
+        pending.msgId = newMsgId();
+        pending.sends = 0;
+      }
+      pending.sends++;
+      pending.ids.add(pending.msgId);
+      const payload: Record<string, unknown> = { type: 'offer', sdp: pending.sdp };
+      if (iceRestart) payload.iceRestart = true;
+      this.signaling.send(this.deviceId, 'offer', this.sessionId, payload, { msgId: pending.msgId })
+        .catch((err: unknown) => this.emit('warning', asSdkError(err, 'SIGNALING_UNAVAILABLE')));
+      this.flushLocalCandidates();
+      pending.timer = setTimeout(send, OFFER_RESEND_MS);
+    };
+    send();
+    try {
+      await this.waitFor(() => this.pendingOffer !== pending, deadline, iceRestart ? 'the answer to an ICE restart' : 'the device\'s answer');
+    } finally {
+      if (pending.timer) clearTimeout(pending.timer);
+      if (this.pendingOffer === pending) this.pendingOffer = undefined;
+    }
+  }
+
+  // ---- signaling -------------------------------------------------------------------------
+
+  private onSignal(m: SignalMessage): void {
+    if (this.closed || m.sessionId !== this.sessionId) return;
+    switch (m.type) {
+      case 'answer':
+        void this.onAnswer(m);
+        return;
+      case 'candidate':
+        void this.onRemoteCandidate(m.payload as unknown as CandidateInit);
+        return;
+      case 'bye':
+        if (m.from === this.deviceId) this.fail(peerGone('the device ended the session'), 'peer-bye');
+        return;
+      case 'error':
+        this.onSignalError(m);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private async onAnswer(m: SignalMessage): Promise<void> {
+    const pending = this.pendingOffer;
+    if (!pending || pending.answered || m.from !== this.deviceId) return;
+    if (m.replyTo !== undefined && !pending.ids.has(m.replyTo)) return; // an answer to an older offer
+    if (this.pc.signalingState !== 'have-local-offer') return;
+    const sdp = typeof m.payload.sdp === 'string' ? m.payload.sdp : '';
+    pending.answered = true; // later copies of the answer (to retried offers) are ignored
+    if (pending.timer) clearTimeout(pending.timer);
+    try {
+      await this.pc.setRemoteDescription({ type: 'answer', sdp });
+    } catch (err) {
+      this.failWaiters(new SdkError('DEVICE_ERROR', `the device's answer was not usable: ${(err as Error).message}`, { cause: err }));
+      return;
+    }
+    this.remoteDescriptionSet = true;
+    const held = this.heldRemoteCandidates;
+    this.heldRemoteCandidates = [];
+    for (const c of held) await this.addRemoteCandidate(c);
+    if (this.pendingOffer === pending) this.pendingOffer = undefined;
+    this.poke();
+  }
+
+  private async onRemoteCandidate(c: CandidateInit): Promise<void> {
+    if (typeof c.candidate !== 'string' || c.candidate === '') return; // end of candidates: nothing to do
+    this.lastRemoteCandidateAt = now();
+    if (this.pc.connectionState === 'failed') this.pokeLater(FAILED_GRACE_MS + 10);
+    if (!this.remoteDescriptionSet) {
+      this.heldRemoteCandidates.push(c);
+      return;
+    }
+    await this.addRemoteCandidate(c);
+  }
+
+  private async addRemoteCandidate(c: CandidateInit): Promise<void> {
+    try {
+      await this.pc.addIceCandidate(c);
+    } catch {
+      // A candidate of an earlier ICE generation (after a restart): harmless.
+    }
+  }
+
+  private onLocalCandidate(c: CandidateInit | null): void {
+    if (this.heldLocalCandidates) {
+      this.heldLocalCandidates.push(c);
+      return;
+    }
+    this.sendCandidate(c);
+  }
+
+  private flushLocalCandidates(): void {
+    const held = this.heldLocalCandidates;
+    this.heldLocalCandidates = undefined;
+    for (const c of held ?? []) this.sendCandidate(c);
+  }
+
+  private sendCandidate(c: CandidateInit | null): void {
+    if (this.closed) return;
+    const payload = c === null ? { candidate: '' } : { candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null };
+    this.signaling.send(this.deviceId, 'candidate', this.sessionId, payload)
+      .catch((err: unknown) => this.emit('warning', asSdkError(err, 'SIGNALING_UNAVAILABLE')));
+  }
+
+  private onSignalError(m: SignalMessage): void {
+    const code = typeof m.payload.code === 'string' ? m.payload.code : 'UNKNOWN';
+    const message = typeof m.payload.message === 'string' ? m.payload.message : code;
+    const fromDevice = m.from === this.deviceId;
+    if (!fromDevice && code === 'SESSION_NOT_FOUND' && this.state !== 'connecting') {
+      // The service lost the session (a one-node p2pd restarted): create it again under its id.
+      void this.recreateSession();
+      return;
+    }
+    const err = fromRemote(code, message, fromDevice ? 'device' : 'service');
+    if (this.state === 'connecting') {
+      this.failWaiters(err);
+      return;
+    }
+    if (this.recovering) {
+      // E.g. DEVICE_OFFLINE while the device restarts: the recovery loop decides.
+      if (err.code === 'PEER_GONE' || err.code === 'DEVICE_ERROR') this.failWaiters(err);
+      else this.lastRecoveryError = err;
+      return;
+    }
+    if (err.code === 'PEER_GONE') this.fail(err, 'peer-gone');
+    else this.emit('warning', err);
+  }
+
+  private async recreateSession(): Promise<void> {
+    if (now() - this.lastRecreateAt < RECREATE_MIN_INTERVAL_MS) return;
+    this.lastRecreateAt = now();
+    try {
+      await requestJson('POST', `${this.server}/v1/sessions`, {
+        token: this.opts.token, body: { deviceId: this.deviceId, sessionId: this.sessionId }, timeoutMs: 5000,
+      });
+      this.sendKeepalive();
+    } catch (err) {
+      if (isSdkError(err) && err.serverCode === 'SESSION_EXISTS') return;
+      this.emit('warning', asSdkError(err));
+    }
+  }
+
+  private onSignalingBack(): void {
+    this.emit('signaling', 'up');
+    const pending = this.pendingOffer;
+    if (pending) {
+      // It may have been lost with the connection, or forwarded while the device was away:
+      // a fresh msgId gets past the service's de-duplication; the device re-answers a repeat.
+      if (pending.timer) clearTimeout(pending.timer);
+      pending.sends = SENDS_PER_MSG_ID;
+      pending.resend();
+    }
+    this.sendKeepalive();
+  }
+
+  // ---- the path ---------------------------------------------------------------------------
+
+  private onPeerState(s: PeerConnectionState): void {
+    if (s === 'failed') this.pokeLater(FAILED_GRACE_MS + 10);
+    this.poke();
+    if (this.state !== 'connected' || this.recovering) return;
+    if (s === 'failed') {
+      void this.recover('ICE failed');
+    } else if (s === 'disconnected') {
+      if (this.disconnectTimer) return;
+      this.disconnectTimer = setTimeout(() => {
+        this.disconnectTimer = undefined;
+        if (this.pc.connectionState === 'disconnected' || this.pc.connectionState === 'failed') void this.recover('ICE disconnected');
+      }, DISCONNECTED_GRACE_MS);
+    }
+  }
+
+  /** Restarts ICE now (also done by itself when the path fails). */
+  async restartIce(): Promise<void> {
+    await this.recover('restart requested');
+  }
+
+  private async recover(reason: string): Promise<void> {
+    if (this.recovering || this.closed || this.state === 'connecting') return;
+    const recoveryMs = this.opts.recoveryMs ?? 20_000;
+    if (recoveryMs <= 0) {
+      this.fail(iceFailed(`the path was lost (${reason}) and recovery is off`), 'ice-failed');
+      return;
+    }
+    this.recovering = true;
+    this.lastRecoveryError = undefined;
+    this.setState('reconnecting');
+    this.sendKeepalive('disconnected');
+    const until = now() + recoveryMs;
+    let lastError: SdkError | undefined;
+    while (!this.closed && now() < until) {
+      try {
+        this.iceRestarts++;
+        const attemptEnd = Math.min(until, now() + RESTART_ATTEMPT_MS);
+        await this.negotiate(true, attemptEnd);
+        await this.waitFor(() => this.pc.connectionState === 'connected', attemptEnd, 'ICE restart connectivity checks');
+        // The state may never have left `connected` (a restart of a working path): only a round
+        // trip through the device proves the path.
+        await this.ping(Math.max(1, attemptEnd - now()));
+        this.recovering = false;
+        this.lastPongAt = now();
+        this.pings.clear();
+        await this.refreshPath();
+        this.setState('connected');
+        this.sendKeepalive();
+        return;
+      } catch (err) {
+        lastError = this.lastRecoveryError ?? asSdkError(err);
+        if (this.closed || ['PEER_GONE', 'DEVICE_ERROR', 'AUTH_FAILED', 'FORBIDDEN'].includes(lastError.code)) break;
+        await sleep(Math.min(1000, until - now()));
+      }
+    }
+    this.recovering = false;
+    if (this.closed) return;
+    const err = lastError && lastError.code !== 'TIMEOUT'
+      ? lastError
+      : iceFailed(`the path was lost (${reason}) and could not be restored within ${recoveryMs} ms`);
+    this.fail(err, 'recovery-failed');
+  }
+
+  private async refreshPath(): Promise<void> {
+    try {
+      const pair = selectedPair(await this.pc.getStats());
+      if (pair && pair.path !== this.path) {
+        this.path = pair.path;
+        this.emit('path', pair.path);
+      }
+    } catch { /* stats are best effort */ }
+  }
+
+  // ---- data channel -----------------------------------------------------------------------
+
+  private onChannelMessage(data: string | Uint8Array): void {
+    const m = readChannelMessage(data);
+    if (!m) {
+      this.emit('message', data);
+      return;
+    }
+    switch (m.t) {
+      case 'pong': {
+        const sent = this.pings.get(m.id);
+        if (sent === undefined) return;
+        this.pings.delete(m.id);
+        this.rttMs = mono() - sent;
+        this.lastPongAt = now();
+        this.pingWaiters.get(m.id)?.(this.rttMs);
+        this.pingWaiters.delete(m.id);
+        return;
+      }
+      case 'echo':
+        this.echoes.get(m.id)?.(m.data);
+        return;
+      case 'frame':
+        this.onFrameStamp(m.rtp, m.at);
+        return;
+      case 'hello':
+        this.deviceCodec = m.codec;
+        return;
+      default:
+        return;
+    }
+  }
+
+  private sendChannel(m: ChannelMessage): boolean {
+    if (this.dc.readyState !== 'open') return false;
+    try {
+      this.dc.send(encodeChannelMessage(m));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Application data to the device (the simulated camera echoes it). */
+  send(data: string | Uint8Array): void {
+    if (this.closed) throw closedError();
+    this.dc.send(data);
+  }
+
+  /** One data-channel round trip through the device's echo; resolves with what came back. */
+  echo(data: unknown, timeoutMs = 5000): Promise<unknown> {
+    if (this.closed) return Promise.reject(closedError());
+    const id = ++this.echoSeq;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.echoes.delete(id);
+        reject(timeout('the echo', timeoutMs));
+      }, timeoutMs);
+      this.echoes.set(id, (d) => {
+        clearTimeout(timer);
+        this.echoes.delete(id);
+        resolve(d);
+      });
+      if (!this.sendChannel({ t: 'echo', id, data })) {
+        clearTimeout(timer);
+        this.echoes.delete(id);
+        reject(new SdkError('CLOSED', 'the data channel is not open'));
+      }
+    });
+  }
+
+  /** One RTT probe: resolves with the round trip in ms. */
+  ping(timeoutMs = 5000): Promise<number> {
+    if (this.closed) return Promise.reject(closedError());
+    const id = ++this.pingSeq;
+    this.pings.set(id, mono());
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pingWaiters.delete(id);
+        this.pings.delete(id);
+        reject(timeout('the ping', timeoutMs));
+      }, timeoutMs);
+      this.pingWaiters.set(id, (rtt) => {
+        clearTimeout(timer);
+        resolve(rtt);
+      });
+      if (!this.sendChannel({ t: 'ping', id, at: now() })) {
+        clearTimeout(timer);
+        this.pingWaiters.delete(id);
+        this.pings.delete(id);
+        reject(new SdkError('CLOSED', 'the data channel is not open'));
+      }
+    });
+  }
+
+  // ---- video latency ----------------------------------------------------------------------
+
+  /** Asks the device for per-frame timestamps; `frame` events then carry the video latency. */
+  enableFrameTimestamps(on = true): void {
+    this.sendChannel({ t: 'frames', on });
+  }
+
+  /** Browser: a decoded frame (requestVideoFrameCallback's rtpTimestamp and time, unix ms). */
+  noteFrame(rtpTimestamp: number, atMs: number): void {
+    const sentAt = this.frameStamps.get(rtpTimestamp);
+    if (sentAt === undefined) {
+      this.unmatchedFrames.set(rtpTimestamp, atMs);
+      trim(this.unmatchedFrames);
+      return;
+    }
+    this.emit('frame', { rtpTimestamp, latencyMs: atMs - sentAt });
+  }
+
+  private onFrameStamp(rtp: number, at: number): void {
+    this.frameStamps.set(rtp, at);
+    trim(this.frameStamps);
+    const arrived = this.unmatchedFrames.get(rtp);
+    if (arrived !== undefined) {
+      this.unmatchedFrames.delete(rtp);
+      this.emit('frame', { rtpTimestamp: rtp, latencyMs: arrived - at });
+    }
+  }
+
+  private onTrack(t: RemoteTrack): void {
+    this.tracks.push(t);
+    if (t.onFrame) {
+      this.cleanups.push(t.onFrame((f) => {
+        this.framesReceived++;
+        this.noteFrame(f.rtpTimestamp, f.atMs);
+      }));
+    }
+    this.emit('track', t);
+  }
+
+  // ---- timers: pings, stats, keepalives ----------------------------------------------------
+
+  private startTimers(): void {
+    const every = (ms: number, fn: () => void): void => {
+      const t = setInterval(fn, ms);
+      this.cleanups.push(() => clearInterval(t));
+    };
+    const livenessMs = this.opts.livenessMs ?? 5000;
+    every(this.opts.pingMs ?? 1000, () => {
+      if (this.state !== 'connected') return;
+      const id = ++this.pingSeq;
+      this.pings.set(id, mono());
+      if (this.pings.size > 50) this.pings.delete(this.pings.keys().next().value as number);
+      this.sendChannel({ t: 'ping', id, at: now() });
+      if (livenessMs > 0 && now() - this.lastPongAt > livenessMs) void this.recover(`no answer to pings for ${livenessMs} ms`);
+    });
+    every(this.opts.statsMs ?? 1000, () => { void this.emitStats(); });
+    every(this.opts.keepaliveMs ?? 10_000, () => this.sendKeepalive());
+  }
+
+  private sendKeepalive(state?: PeerConnectionState): void {
+    if (this.closed) return;
+    const payload: Record<string, unknown> = { state: state ?? (this.state === 'connected' ? 'connected' : this.pc.connectionState) };
+    if (this.path !== undefined) payload.path = this.path;
+    if (this.rttMs !== undefined) payload.rttMs = Math.round(this.rttMs * 10) / 10;
+    if (this.setupMs !== undefined) payload.setupMs = this.setupMs;
+    if (this.opts.natType !== undefined) payload.natType = this.opts.natType;
+    this.signaling.send(this.deviceId, 'keepalive', this.sessionId, payload, { qos: 0 }).catch(() => undefined);
+  }
+
+  /** A snapshot of the connection's numbers now. */
+  async getStats(): Promise<ConnectionStats> {
+    const stats = await this.pc.getStats();
+    const pair = selectedPair(stats);
+    const video = inboundVideo(stats);
+    let bitrateKbps: number | undefined;
+    if (video) {
+      const at = now();
+      if (this.lastBytes && at > this.lastBytes.at) bitrateKbps = ((video.bytesReceived - this.lastBytes.bytes) * 8) / (at - this.lastBytes.at);
+      this.lastBytes = { bytes: video.bytesReceived, at };
+    }
+    if (pair && pair.path !== this.path && this.state === 'connected') {
+      this.path = pair.path;
+      this.emit('path', pair.path);
+    }
+    return {
+      at: now(),
+      state: this.state,
+      path: this.path,
+      setupMs: this.setupMs,
+      rttMs: this.rttMs ?? pair?.rttMs,
+      iceRttMs: pair?.rttMs,
+      bitrateKbps,
+      bytesReceived: video?.bytesReceived ?? 0,
+      packetsReceived: video?.packetsReceived ?? 0,
+      packetsLost: video?.packetsLost ?? 0,
+      framesDecoded: video?.framesDecoded,
+      framesReceived: video?.framesDecoded ?? this.framesReceived,
+      frameWidth: video?.frameWidth,
+      frameHeight: video?.frameHeight,
+      framesPerSecond: video?.framesPerSecond,
+      localCandidate: pair ? `${pair.localType} ${pair.local}` : undefined,
+      remoteCandidate: pair ? `${pair.remoteType} ${pair.remote}` : undefined,
+      iceRestarts: this.iceRestarts,
+    };
+  }
+
+  private async emitStats(): Promise<void> {
+    if (this.closed) return;
+    try {
+      this.emit('stats', await this.getStats());
+    } catch { /* the peer closed under us */ }
+  }
+
+  // ---- waiting and ending --------------------------------------------------------------------
+
+  /** Resolves when `check()` holds (re-checked on every event), rejects at `deadline` or on `failed()`. */
+  private waitFor(check: () => boolean, deadline: number, what: string, failed?: () => SdkError | undefined): Promise<void> {
+    if (this.closed) return Promise.reject(closedError());
+    if (check()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const ms = Math.max(0, deadline - now());
+      const timer = setTimeout(() => finish(timeout(`waiting for ${what}`, ms)), ms);
+      const waiter: Waiter = {
+        check: () => {
+          if (check()) return true;
+          const err = failed?.();
+          if (err) {
+            finish(err);
+            return false;
+          }
+          return false;
+        },
+        resolve: () => finish(),
+        reject: (err) => finish(err),
+      };
+      const finish = (err?: SdkError): void => {
+        if (!this.waiters.delete(waiter)) return;
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      };
+      this.waiters.add(waiter);
+    });
+  }
+
+  private poke(): void {
+    for (const w of [...this.waiters]) if (w.check()) w.resolve();
+  }
+
+  private failWaiters(err: SdkError): void {
+    for (const w of [...this.waiters]) w.reject(err);
+  }
+
+  private setState(s: ConnectionState): void {
+    if (this.state === s) return;
+    this.state = s;
+    this.emit('state', s);
+  }
+
+  private fail(err: SdkError, reason: string): void {
+    if (this.closed) return;
+    this.failWaiters(err);
+    if (this.state === 'connecting') return; // connect() rejects with it
+    this.emit('error', err);
+    void this.close(reason, err);
+  }
+
+  /** Ends the session: bye to the device, the peer connection closed, signaling closed if ours. */
+  async close(reason = 'closed', error?: SdkError): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.failWaiters(closedError());
+    if (this.pendingOffer?.timer) clearTimeout(this.pendingOffer.timer);
+    if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
+    for (const c of this.cleanups.splice(0)) c();
+    if (this.signaling.connected) {
+      await Promise.race([
+        this.signaling.send(this.deviceId, 'bye', this.sessionId, { reason }).catch(() => undefined),
+        sleep(1000),
+      ]);
+    }
+    this.pc.close();
+    if (this.ownsSignaling) await this.signaling.close();
+    const wasConnecting = this.state === 'connecting';
+    this.setState('closed');
+    if (!wasConnecting) this.emit('close', error ? { reason, error } : { reason });
+    this.removeAllListeners();
+  }
+}
+
+function trim(m: Map<number, number>): void {
+  while (m.size > FRAME_STAMPS_KEPT) m.delete(m.keys().next().value as number);
+}
+
+/**
+ * Opens a session to `deviceId` and connects to it. Resolves with a connected AppConnection, or
+ * rejects with an SdkError (DEVICE_OFFLINE, ICE_FAILED, TIMEOUT, AUTH_FAILED, FORBIDDEN,
+ * SIGNALING_UNAVAILABLE, DEVICE_ERROR, …).
+ */
+export async function connect(opts: ConnectOptions): Promise<AppConnection> {
+  const startedAt = now();
+  const timeoutMs = opts.timeoutMs ?? 20_000;
+  const deadline = startedAt + timeoutMs;
+  if (!opts.token) throw new SdkError('AUTH_FAILED', 'no token: pass an app token (p2pd token --role app …)');
+  if (!opts.deviceId) throw badOptions('deviceId is required');
+  const server = normalizeServer(opts.server);
+  const claims = readTokenClaims(opts.token);
+  if (claims.role !== 'app') throw new SdkError('FORBIDDEN', `connect() needs an app token; this one is for a ${claims.role}`);
+  const remaining = (): number => Math.max(1, deadline - now());
+
+  const signaling = opts.signaling ?? await SignalingClient.open({
+    url: opts.mqttUrl ?? mqttUrlFor(server), id: claims.sub, role: 'app', token: opts.token, connectTimeoutMs: Math.min(8000, remaining()),
+  });
+  let conn: AppConnection | undefined;
+  try {
+    const session = await requestJson<SessionInfo>('POST', `${server}/v1/sessions`, {
+      token: opts.token, body: { deviceId: opts.deviceId }, timeoutMs: Math.min(10_000, remaining()), signal: opts.signal,
+    });
+    conn = new AppConnection({ opts, server, session, appId: claims.sub, signaling, ownsSignaling: opts.signaling === undefined, startedAt });
+    await conn.start(deadline);
+    return conn;
+  } catch (err) {
+    const e = asSdkError(err);
+    if (conn) await conn.close(e.code, e);
+    else if (opts.signaling === undefined) await signaling.close();
+    throw e;
+  }
+}

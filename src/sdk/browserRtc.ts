@@ -1,0 +1,125 @@
+/**
+ * The SDK's RTC platform in the browser: the native RTCPeerConnection. No Node imports.
+ */
+import { Emitter } from './emitter.ts';
+import type {
+  CandidateInit, ChannelEvents, PeerConfig, PeerConnectionState, PeerEvents, RemoteTrack, RtcChannel, RtcPeer,
+  RtcPlatform, SdpInit, StatsEntry,
+} from './rtc.ts';
+
+class BrowserChannel extends Emitter<ChannelEvents> implements RtcChannel {
+  private readonly dc: RTCDataChannel;
+
+  constructor(dc: RTCDataChannel) {
+    super();
+    this.dc = dc;
+    dc.binaryType = 'arraybuffer';
+    dc.onopen = () => this.emit('open');
+    dc.onclose = () => this.emit('close');
+    dc.onmessage = (e: MessageEvent) => {
+      const d: unknown = e.data;
+      this.emit('message', typeof d === 'string' ? d : new Uint8Array(d as ArrayBuffer));
+    };
+  }
+
+  get label(): string {
+    return this.dc.label;
+  }
+
+  get readyState(): RtcChannel['readyState'] {
+    return this.dc.readyState;
+  }
+
+  send(data: string | Uint8Array): void {
+    if (typeof data === 'string') this.dc.send(data);
+    else this.dc.send(new Uint8Array(data));
+  }
+
+  close(): void {
+    this.dc.close();
+  }
+}
+
+class BrowserPeer extends Emitter<PeerEvents> implements RtcPeer {
+  readonly raw: RTCPeerConnection;
+
+  constructor(config: PeerConfig) {
+    super();
+    this.raw = new RTCPeerConnection({
+      iceServers: config.iceServers.map((s) => ({
+        urls: typeof s.urls === 'string' ? s.urls : [...s.urls],
+        ...(s.username === undefined ? {} : { username: s.username }),
+        ...(s.credential === undefined ? {} : { credential: s.credential }),
+      })),
+      iceTransportPolicy: config.iceTransportPolicy ?? 'all',
+      bundlePolicy: 'max-bundle',
+    });
+    const pc = this.raw;
+    pc.onicecandidate = (e) => this.emit('candidate', e.candidate ? e.candidate.toJSON() as CandidateInit : null);
+    pc.onconnectionstatechange = () => this.emit('state', pc.connectionState);
+    pc.ondatachannel = (e) => this.emit('datachannel', new BrowserChannel(e.channel));
+    pc.ontrack = (e) => {
+      const t: RemoteTrack = { kind: e.track.kind === 'audio' ? 'audio' : 'video', track: e.track };
+      this.emit('track', t);
+    };
+  }
+
+  get connectionState(): PeerConnectionState {
+    return this.raw.connectionState;
+  }
+
+  get signalingState(): string {
+    return this.raw.signalingState;
+  }
+
+  async createOffer(opts: { iceRestart?: boolean } = {}): Promise<SdpInit> {
+    const d = await this.raw.createOffer(opts.iceRestart ? { iceRestart: true } : {});
+    return { type: 'offer', sdp: d.sdp ?? '' };
+  }
+
+  async createAnswer(): Promise<SdpInit> {
+    const d = await this.raw.createAnswer();
+    return { type: 'answer', sdp: d.sdp ?? '' };
+  }
+
+  setLocalDescription(d: SdpInit): Promise<void> {
+    return this.raw.setLocalDescription(d);
+  }
+
+  setRemoteDescription(d: SdpInit): Promise<void> {
+    return this.raw.setRemoteDescription(d);
+  }
+
+  addIceCandidate(c: CandidateInit): Promise<void> {
+    return this.raw.addIceCandidate({
+      candidate: c.candidate,
+      sdpMid: c.sdpMid ?? null,
+      sdpMLineIndex: c.sdpMLineIndex ?? null,
+      ...(c.usernameFragment ? { usernameFragment: c.usernameFragment } : {}),
+    });
+  }
+
+  addVideoReceiver(): void {
+    this.raw.addTransceiver('video', { direction: 'recvonly' });
+  }
+
+  createDataChannel(label: string): RtcChannel {
+    return new BrowserChannel(this.raw.createDataChannel(label));
+  }
+
+  async getStats(): Promise<StatsEntry[]> {
+    const report = await this.raw.getStats();
+    const out: StatsEntry[] = [];
+    report.forEach((s: StatsEntry) => { out.push(s); });
+    return out;
+  }
+
+  close(): void {
+    this.raw.close();
+  }
+}
+
+export const browserPlatform: RtcPlatform = {
+  name: 'browser',
+  createPeer: (config) => new BrowserPeer(config),
+};

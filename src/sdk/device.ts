@@ -1,0 +1,383 @@
+/**
+ * The device side of the SDK: `serve()` keeps a device online (retained presence, `offline` as
+ * its will) and answers every app that offers: one peer connection per session, several viewers
+ * at once, each with the device's media and the `p2pd` data channel (ping → pong, echo, frame
+ * timestamps). A repeated offer gets the answer already given; an ICE-restart offer for a
+ * session this device does not know (it restarted) gets `error` SESSION_UNKNOWN, so the app
+ * fails fast and can open a new session. Platform-neutral; media comes in as a DeviceMedia.
+ */
+import { encodeChannelMessage, readChannelMessage } from './channelProtocol.ts';
+import { Emitter } from './emitter.ts';
+import { SdkError, asSdkError, badOptions } from './errors.ts';
+import { mqttUrlFor, normalizeServer, requestJson, type IceServerInit, type SessionInfo } from './http.ts';
+import type {
+  CandidateInit, PathKind, PeerConnectionState, RtcChannel, RtcPeer, RtcPlatform, SdpInit, VideoCodec,
+} from './rtc.ts';
+import { SignalingClient, type SignalMessage } from './signaling.ts';
+import { selectedPair } from './stats.ts';
+import { readTokenClaims } from './token.ts';
+
+/** What a device streams. */
+export interface DeviceMedia {
+  readonly videoCodec: VideoCodec;
+  /** Adds one viewer's outgoing tracks to a peer whose remote offer is applied; returns the detach. */
+  attach(peer: RtcPeer): () => void;
+  /** Each frame's RTP timestamp and the device clock (unix ms) when it left the encoder. */
+  onFrame?(listener: (rtpTimestamp: number, atMs: number) => void): () => void;
+}
+
+export interface ServeOptions {
+  readonly server: string;
+  /** A device token (role device). */
+  readonly token: string;
+  /** The device id; must be the token's subject (default: the subject). */
+  readonly id?: string;
+  readonly platform: RtcPlatform;
+  /** No media: data channel only. */
+  readonly media?: DeviceMedia;
+  readonly mqttUrl?: string;
+  readonly signaling?: SignalingClient;
+  /** Viewers at once (default 8); more get `error` DEVICE_BUSY. */
+  readonly maxViewers?: number;
+  readonly keepaliveMs?: number;
+  /** A viewer with no sign of life (data channel, keepalive, connected path) this long is closed (default 30 s). */
+  readonly idleMs?: number;
+}
+
+export interface ViewerInfo {
+  readonly sessionId: string;
+  readonly appId: string;
+  readonly state: PeerConnectionState;
+  readonly path: PathKind | undefined;
+  /** Offer received → path connected. */
+  readonly setupMs: number | undefined;
+}
+
+export type DeviceEvents = {
+  /** A viewer's path is up (again after an ICE restart too). */
+  viewer: [ViewerInfo];
+  'viewer-closed': [ViewerInfo & { reason: string }];
+  signaling: ['up' | 'down'];
+  warning: [SdkError];
+  close: [];
+};
+
+/** Codes a device sends in `error` messages. */
+export const DEVICE_ERROR_CODES = ['SESSION_UNKNOWN', 'DEVICE_BUSY', 'NEGOTIATION_FAILED'] as const;
+
+interface Viewer {
+  readonly sessionId: string;
+  readonly appId: string;
+  readonly createdAt: number;
+  pc: RtcPeer | undefined;
+  dc: RtcChannel | undefined;
+  detach: (() => void) | undefined;
+  framesOff: (() => void) | undefined;
+  lastOfferSdp: string | undefined;
+  lastAnswer: SdpInit | undefined;
+  remoteSet: boolean;
+  heldRemote: CandidateInit[];
+  heldLocal: Array<CandidateInit | null> | undefined;
+  chain: Promise<void>;
+  path: PathKind | undefined;
+  setupMs: number | undefined;
+  lastSignAt: number;
+  closed: boolean;
+}
+
+const now = (): number => Date.now();
+
+export class DeviceServer extends Emitter<DeviceEvents> {
+  readonly id: string;
+  private readonly opts: ServeOptions;
+  private readonly server: string;
+  private readonly signaling: SignalingClient;
+  private readonly ownsSignaling: boolean;
+  private readonly viewersById = new Map<string, Viewer>();
+  private readonly cleanups: Array<() => void> = [];
+  private closed = false;
+
+  /** Use `serve()`. */
+  constructor(args: { opts: ServeOptions; server: string; id: string; signaling: SignalingClient; ownsSignaling: boolean }) {
+    super();
+    this.opts = args.opts;
+    this.server = args.server;
+    this.id = args.id;
+    this.signaling = args.signaling;
+    this.ownsSignaling = args.ownsSignaling;
+    this.cleanups.push(
+      this.signaling.on('message', (m) => this.onSignal(m)),
+      this.signaling.on('up', ({ reconnect }) => { if (reconnect) this.emit('signaling', 'up'); }),
+      this.signaling.on('down', () => this.emit('signaling', 'down')),
+      this.signaling.on('error', (err) => this.emit('warning', err)),
+    );
+    const keepalive = setInterval(() => this.keepalives(), this.opts.keepaliveMs ?? 10_000);
+    const idleMs = this.opts.idleMs ?? 30_000;
+    const sweep = setInterval(() => {
+      for (const v of this.viewersById.values()) {
+        if (now() - v.lastSignAt > idleMs) this.closeViewer(v, 'idle', true);
+      }
+    }, Math.min(5000, idleMs));
+    this.cleanups.push(() => clearInterval(keepalive), () => clearInterval(sweep));
+  }
+
+  viewers(): ViewerInfo[] {
+    return [...this.viewersById.values()].map((v) => this.info(v));
+  }
+
+  private info(v: Viewer): ViewerInfo {
+    return { sessionId: v.sessionId, appId: v.appId, state: v.pc?.connectionState ?? 'new', path: v.path, setupMs: v.setupMs };
+  }
+
+  // ---- signaling ---------------------------------------------------------------------------
+
+  private onSignal(m: SignalMessage): void {
+    if (this.closed || m.sessionId === '') return;
+    if (m.from === 'server') {
+      if (m.type === 'error') {
+        const code = typeof m.payload.code === 'string' ? m.payload.code : 'UNKNOWN';
+        // SESSION_NOT_FOUND for our keepalives after a service restart: the app re-creates it.
+        if (code !== 'SESSION_NOT_FOUND') this.emit('warning', new SdkError('SESSION_FAILED', `the service refused a message: ${String(m.payload.message ?? code)}`, { serverCode: code }));
+      }
+      return;
+    }
+    let v = this.viewersById.get(m.sessionId);
+    if (v && v.appId !== m.from) return;
+    switch (m.type) {
+      case 'offer': {
+        if (!v) {
+          v = this.newViewer(m.sessionId, m.from);
+          this.viewersById.set(m.sessionId, v);
+        }
+        const viewer = v;
+        viewer.lastSignAt = now();
+        viewer.chain = viewer.chain.then(() => this.onOffer(viewer, m)).catch((err: unknown) => {
+          this.emit('warning', asSdkError(err));
+        });
+        return;
+      }
+      case 'candidate': {
+        if (!v) return;
+        const c = m.payload as unknown as CandidateInit;
+        if (typeof c.candidate !== 'string' || c.candidate === '') return;
+        if (!v.remoteSet || !v.pc) v.heldRemote.push(c);
+        else v.pc.addIceCandidate(c).catch(() => undefined);
+        return;
+      }
+      case 'keepalive':
+        if (v) v.lastSignAt = now();
+        return;
+      case 'bye':
+        if (v) this.closeViewer(v, 'bye', false);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private newViewer(sessionId: string, appId: string): Viewer {
+    return {
+      sessionId, appId, createdAt: now(), pc: undefined, dc: undefined, detach: undefined, framesOff: undefined,
+      lastOfferSdp: undefined, lastAnswer: undefined, remoteSet: false, heldRemote: [], heldLocal: [],
+      chain: Promise.resolve(), path: undefined, setupMs: undefined, lastSignAt: now(), closed: false,
+    };
+  }
+
+  private async sendError(v: Viewer, code: (typeof DEVICE_ERROR_CODES)[number], message: string, replyTo: string | undefined): Promise<void> {
+    await this.signaling.send(v.appId, 'error', v.sessionId, { code, message }, replyTo === undefined ? {} : { replyTo }).catch(() => undefined);
+  }
+
+  private async onOffer(v: Viewer, m: SignalMessage): Promise<void> {
+    if (v.closed) return;
+    const sdp = typeof m.payload.sdp === 'string' ? m.payload.sdp : '';
+    if (v.lastAnswer && v.lastOfferSdp === sdp) {
+      // A retried offer: the answer may have been lost.
+      await this.signaling.send(v.appId, 'answer', v.sessionId, { ...v.lastAnswer }, m.msgId === undefined ? {} : { replyTo: m.msgId });
+      return;
+    }
+    if (!v.pc) {
+      if (m.payload.iceRestart === true) {
+        // We restarted and lost this session's peer: a restart cannot work, the app must start over.
+        this.viewersById.delete(v.sessionId);
+        v.closed = true;
+        await this.sendError(v, 'SESSION_UNKNOWN', `device ${this.id} does not know session ${v.sessionId} (it restarted); open a new session`, m.msgId);
+        return;
+      }
+      const max = this.opts.maxViewers ?? 8;
+      if (this.viewersById.size > max) {
+        this.viewersById.delete(v.sessionId);
+        v.closed = true;
+        await this.sendError(v, 'DEVICE_BUSY', `device ${this.id} already serves ${max} viewers`, m.msgId);
+        return;
+      }
+      const iceServers = await this.iceServers(v.sessionId);
+      if (v.closed) return;
+      this.createPeer(v, iceServers);
+    }
+    const pc = v.pc as RtcPeer;
+    try {
+      v.heldLocal ??= [];
+      await pc.setRemoteDescription({ type: 'offer', sdp });
+      v.remoteSet = true;
+      if (!v.detach && this.opts.media) v.detach = this.opts.media.attach(pc);
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+      v.lastOfferSdp = sdp;
+      v.lastAnswer = answer;
+    } catch (err) {
+      await this.sendError(v, 'NEGOTIATION_FAILED', `device ${this.id} could not answer: ${(err as Error).message}`, m.msgId);
+      this.closeViewer(v, 'negotiation-failed', false);
+      return;
+    }
+    await this.signaling.send(v.appId, 'answer', v.sessionId, { type: 'answer', sdp: v.lastAnswer.sdp }, m.msgId === undefined ? {} : { replyTo: m.msgId });
+    const local = v.heldLocal;
+    v.heldLocal = undefined;
+    for (const c of local ?? []) this.sendCandidate(v, c);
+    const remote = v.heldRemote;
+    v.heldRemote = [];
+    for (const c of remote) await pc.addIceCandidate(c).catch(() => undefined);
+  }
+
+  private async iceServers(sessionId: string): Promise<readonly IceServerInit[]> {
+    try {
+      const s = await requestJson<SessionInfo>('GET', `${this.server}/v1/sessions/${encodeURIComponent(sessionId)}`, { token: this.opts.token, timeoutMs: 5000 });
+      return s.iceServers;
+    } catch (err) {
+      // Without ICE servers only host candidates remain; still worth trying on a LAN.
+      this.emit('warning', new SdkError('SESSION_FAILED', `no ICE servers for session ${sessionId}: ${(err as Error).message}`, { cause: err }));
+      return [];
+    }
+  }
+
+  private createPeer(v: Viewer, iceServers: readonly IceServerInit[]): void {
+    const pc = this.opts.platform.createPeer({ iceServers, ...(this.opts.media ? { videoCodec: this.opts.media.videoCodec } : {}) });
+    v.pc = pc;
+    pc.on('candidate', (c) => {
+      if (v.heldLocal) v.heldLocal.push(c);
+      else this.sendCandidate(v, c);
+    });
+    pc.on('state', (s) => { void this.onPeerState(v, s); });
+    pc.on('datachannel', (ch) => this.onChannel(v, ch));
+  }
+
+  private sendCandidate(v: Viewer, c: CandidateInit | null): void {
+    if (v.closed) return;
+    const payload = c === null ? { candidate: '' } : { candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null };
+    this.signaling.send(v.appId, 'candidate', v.sessionId, payload).catch(() => undefined);
+  }
+
+  private async onPeerState(v: Viewer, s: PeerConnectionState): Promise<void> {
+    if (v.closed) return;
+    if (s === 'connected') {
+      v.lastSignAt = now();
+      v.setupMs ??= now() - v.createdAt;
+      try {
+        v.path = selectedPair(await (v.pc as RtcPeer).getStats())?.path ?? v.path;
+      } catch { /* closed meanwhile */ }
+      this.keepalive(v);
+      this.emit('viewer', this.info(v));
+    } else if (s === 'closed') {
+      this.closeViewer(v, 'closed', false);
+    }
+  }
+
+  // ---- data channel ------------------------------------------------------------------------
+
+  private onChannel(v: Viewer, ch: RtcChannel): void {
+    v.dc = ch;
+    const hello = (): void => {
+      try {
+        ch.send(encodeChannelMessage({ t: 'hello', device: this.id, ...(this.opts.media ? { codec: this.opts.media.videoCodec } : {}) }));
+      } catch { /* closed */ }
+    };
+    if (ch.readyState === 'open') hello();
+    else ch.once('open', hello);
+    ch.on('message', (data) => {
+      v.lastSignAt = now();
+      const m = readChannelMessage(data);
+      try {
+        if (!m) {
+          ch.send(data); // the simulated camera echoes application data
+          return;
+        }
+        switch (m.t) {
+          case 'ping':
+            ch.send(encodeChannelMessage({ t: 'pong', id: m.id, at: now() }));
+            return;
+          case 'echo':
+            ch.send(data);
+            return;
+          case 'frames':
+            v.framesOff?.();
+            v.framesOff = undefined;
+            if (m.on && this.opts.media?.onFrame) {
+              v.framesOff = this.opts.media.onFrame((rtp, at) => {
+                if (ch.readyState === 'open') ch.send(encodeChannelMessage({ t: 'frame', rtp, at }));
+              });
+            }
+            return;
+          default:
+            return;
+        }
+      } catch { /* the channel closed under us */ }
+    });
+    ch.on('close', () => {
+      v.framesOff?.();
+      v.framesOff = undefined;
+      // The app never closes its channel while it watches: it is gone (a closed tab says no bye).
+      this.closeViewer(v, 'channel-closed', false);
+    });
+  }
+
+  // ---- keepalives and ending ---------------------------------------------------------------
+
+  private keepalive(v: Viewer): void {
+    if (v.closed || !v.pc) return;
+    const payload: Record<string, unknown> = { state: v.pc.connectionState };
+    if (v.path) payload.path = v.path;
+    if (v.setupMs !== undefined) payload.setupMs = v.setupMs;
+    this.signaling.send(v.appId, 'keepalive', v.sessionId, payload, { qos: 0 }).catch(() => undefined);
+  }
+
+  private keepalives(): void {
+    for (const v of this.viewersById.values()) this.keepalive(v);
+  }
+
+  private closeViewer(v: Viewer, reason: string, sendBye: boolean): void {
+    if (v.closed && !this.viewersById.has(v.sessionId)) return;
+    const info = this.info(v);
+    v.closed = true;
+    this.viewersById.delete(v.sessionId);
+    v.framesOff?.();
+    v.detach?.();
+    if (sendBye) this.signaling.send(v.appId, 'bye', v.sessionId, { reason }).catch(() => undefined);
+    v.pc?.close();
+    this.emit('viewer-closed', { ...info, reason });
+  }
+
+  /** Says bye to every viewer, closes their peers, goes offline. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of this.cleanups.splice(0)) c();
+    const byes = [...this.viewersById.values()].map((v) =>
+      this.signaling.send(v.appId, 'bye', v.sessionId, { reason: 'device stopping' }).catch(() => undefined));
+    await Promise.race([Promise.all(byes), new Promise((r) => setTimeout(r, 1000))]);
+    for (const v of [...this.viewersById.values()]) this.closeViewer(v, 'device stopping', false);
+    if (this.ownsSignaling) await this.signaling.close();
+    this.emit('close');
+    this.removeAllListeners();
+  }
+}
+
+/** Brings a device online; resolves once it is reachable (AUTH_FAILED / SIGNALING_UNAVAILABLE otherwise). */
+export async function serve(opts: ServeOptions): Promise<DeviceServer> {
+  if (!opts.token) throw new SdkError('AUTH_FAILED', 'no token: pass a device token (p2pd token --role device …)');
+  const server = normalizeServer(opts.server);
+  const claims = readTokenClaims(opts.token);
+  if (claims.role !== 'device') throw new SdkError('FORBIDDEN', `serve() needs a device token; this one is for an ${claims.role}`);
+  const id = opts.id ?? claims.sub;
+  if (id !== claims.sub) throw badOptions(`the token is for device ${JSON.stringify(claims.sub)}, not ${JSON.stringify(id)}`);
+  const signaling = opts.signaling ?? await SignalingClient.open({ url: opts.mqttUrl ?? mqttUrlFor(server), id, role: 'device', token: opts.token });
+  return new DeviceServer({ opts, server, id, signaling, ownsSignaling: opts.signaling === undefined });
+}

@@ -1,0 +1,19 @@
+/**
+ * The SDK in Node: connect() and serve() on werift. `import { connect, serve } from './sdk/node.ts'`.
+ */
+import { connect as connectWith, type AppConnection, type ConnectOptions } from './app.ts';
+import { serve as serveWith, type DeviceServer, type ServeOptions } from './device.ts';
+import { weriftPlatform } from './weriftRtc.ts';
+
+export * from './index.ts';
+export { weriftPlatform };
+
+/** connect() with werift unless another platform is given. */
+export function connect(opts: Omit<ConnectOptions, 'platform'> & { platform?: ConnectOptions['platform'] }): Promise<AppConnection> {
+  return connectWith({ ...opts, platform: opts.platform ?? weriftPlatform });
+}
+
+/** serve() with werift unless another platform is given. */
+export function serve(opts: Omit<ServeOptions, 'platform'> & { platform?: ServeOptions['platform'] }): Promise<DeviceServer> {
+  return serveWith({ ...opts, platform: opts.platform ?? weriftPlatform });
+}

@@ -1,0 +1,262 @@
+/**
+ * The SDK's MQTT side (CONTRACT.md §3) with MQTT.js, over WebSocket in the browser and over
+ * WebSocket or TCP in Node. Login: username = own id, password = token; a fresh client id per
+ * connection. Subscribes to its own topic on every (re)connect; a device publishes its retained
+ * `online` presence and leaves `offline` as its will. Reconnects by itself after a network or
+ * broker loss and says so with `up`/`down` events.
+ */
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { Emitter } from './emitter.ts';
+import { SdkError, signalingUnavailable, timeout } from './errors.ts';
+
+export type MessageType = 'offer' | 'answer' | 'candidate' | 'bye' | 'keepalive' | 'error' | 'session';
+
+export interface SignalMessage {
+  readonly type: MessageType;
+  readonly sessionId: string;
+  readonly from: string;
+  readonly to: string;
+  readonly msgId?: string;
+  readonly replyTo?: string;
+  readonly payload: Readonly<Record<string, unknown>>;
+  readonly timestamp: number;
+}
+
+const TYPES: readonly string[] = ['offer', 'answer', 'candidate', 'bye', 'keepalive', 'error', 'session'];
+const PRESENCE_PREFIX = 'p2p/presence/device/';
+
+export const appTopic = (id: string): string => `p2p/signal/app/${id}`;
+export const deviceTopic = (id: string): string => `p2p/signal/device/${id}`;
+export const presenceTopic = (id: string): string => `${PRESENCE_PREFIX}${id}`;
+
+export interface SignalingOptions {
+  /** `ws://host:8080/mqtt` (the service's MQTT over WebSocket), or a broker's mqtt:// URL. */
+  readonly url: string;
+  readonly id: string;
+  readonly role: 'app' | 'device';
+  readonly token: string;
+  readonly connectTimeoutMs?: number;
+  /** Wait between reconnection attempts (default 1000 ms). */
+  readonly reconnectMs?: number;
+}
+
+export type SignalingEvents = {
+  message: [SignalMessage];
+  /** Connected and subscribed; `reconnect` is false the first time. */
+  up: [{ reconnect: boolean }];
+  /** Lost the broker; reconnection attempts follow. */
+  down: [{ reason: string }];
+  /** A fatal problem: the broker refused the login (AUTH_FAILED); no more reconnects. */
+  error: [SdkError];
+  /** A device's presence changed (after subscribePresence). */
+  presence: [deviceId: string, online: boolean];
+};
+
+let clientSeq = 0;
+function randomSuffix(): string {
+  const bytes = new Uint8Array(4);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** A random UUID; also on plain-http pages, where browsers offer getRandomValues but not randomUUID. */
+export function newMsgId(): string {
+  if (typeof globalThis.crypto.randomUUID === 'function') return globalThis.crypto.randomUUID();
+  const b = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(b);
+  b[6] = ((b[6] as number) & 0x0f) | 0x40;
+  b[8] = ((b[8] as number) & 0x3f) | 0x80;
+  const h = Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/** A CONNACK refusal of MQTT 3.1.1 §3.2.2.3 (4: bad username or password, 5: not authorized). */
+function isAuthRefusal(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === 4 || code === 5 || code === 134 || code === 135;
+}
+
+export class SignalingClient extends Emitter<SignalingEvents> {
+  readonly id: string;
+  readonly role: 'app' | 'device';
+  private readonly client: MqttClient;
+  private readonly presenceFilters = new Set<string>();
+  private everUp = false;
+  private closed = false;
+  private isUp = false;
+
+  private constructor(opts: SignalingOptions) {
+    super();
+    this.id = opts.id;
+    this.role = opts.role;
+    const presence = opts.role === 'device';
+    const options: IClientOptions = {
+      clientId: `${opts.id}-${(++clientSeq).toString(36)}${randomSuffix()}`,
+      username: opts.id,
+      password: opts.token,
+      clean: true,
+      protocolVersion: 4,
+      reconnectPeriod: opts.reconnectMs ?? 1000,
+      connectTimeout: opts.connectTimeoutMs ?? 8000,
+      keepalive: 15,
+      resubscribe: false,
+      ...(presence ? { will: { topic: presenceTopic(opts.id), payload: 'offline', qos: 1, retain: true } } : {}),
+    };
+    this.client = mqtt.connect(opts.url, options);
+    this.client.on('connect', () => { void this.onConnect(); });
+    this.client.on('close', () => {
+      if (this.isUp) {
+        this.isUp = false;
+        if (!this.closed) this.emit('down', { reason: 'connection to the broker lost' });
+      }
+    });
+    this.client.on('error', (err) => {
+      if (isAuthRefusal(err) && !this.closed) {
+        this.client.end(true);
+        this.emit('error', new SdkError('AUTH_FAILED', `the broker refused the login of ${opts.id}: ${err.message}`));
+      }
+    });
+    this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
+  }
+
+  /** Connects (or fails with AUTH_FAILED / SIGNALING_UNAVAILABLE / TIMEOUT); reconnects by itself afterwards. */
+  static open(opts: SignalingOptions): Promise<SignalingClient> {
+    const c = new SignalingClient(opts);
+    const limitMs = (opts.connectTimeoutMs ?? 8000) + 2000;
+    return new Promise((resolve, reject) => {
+      let lastError: unknown;
+      const onErr = (err: Error): void => {
+        lastError = err;
+        // Nothing listens there: say so now rather than after the timeout.
+        if (UNREACHABLE.has(String((err as { code?: unknown }).code))) {
+          done();
+          c.client.end(true);
+          reject(signalingUnavailable(`cannot connect to the signaling broker at ${opts.url}: ${err.message}`, err));
+        }
+      };
+      c.client.on('error', onErr);
+      const timer = setTimeout(() => {
+        done();
+        c.client.end(true);
+        reject(lastError === undefined ? timeout(`connecting to the signaling broker at ${opts.url}`, limitMs)
+          : signalingUnavailable(`cannot connect to the signaling broker at ${opts.url}: ${(lastError as Error).message}`, lastError));
+      }, limitMs);
+      const offUp = c.once('up', () => { done(); resolve(c); });
+      const offFatal = c.once('error', (err) => { done(); reject(err); });
+      function done(): void {
+        clearTimeout(timer);
+        offUp();
+        offFatal();
+        c.client.off('error', onErr);
+      }
+    });
+  }
+
+  get connected(): boolean {
+    return this.isUp;
+  }
+
+  private async onConnect(): Promise<void> {
+    try {
+      const own = this.role === 'app' ? appTopic(this.id) : deviceTopic(this.id);
+      const granted = await this.client.subscribeAsync([own, ...this.presenceFilters], { qos: 1 });
+      if (granted[0]?.qos === 128) {
+        this.client.end(true);
+        this.emit('error', new SdkError('FORBIDDEN', `the broker refused ${this.id} its own topic ${own}`));
+        return;
+      }
+      if (this.role === 'device') await this.client.publishAsync(presenceTopic(this.id), 'online', { qos: 1, retain: true });
+    } catch (err) {
+      // The connection dropped while subscribing: the next `connect` tries again.
+      if (!this.client.connected) return;
+      this.emit('error', signalingUnavailable(`subscribing failed: ${(err as Error).message}`, err));
+      return;
+    }
+    const reconnect = this.everUp;
+    this.everUp = true;
+    this.isUp = true;
+    this.emit('up', { reconnect });
+  }
+
+  private onMessage(topic: string, payload: Uint8Array): void {
+    const text = new TextDecoder().decode(payload);
+    if (topic.startsWith(PRESENCE_PREFIX)) {
+      const deviceId = topic.slice(PRESENCE_PREFIX.length);
+      this.emit('presence', deviceId, text.trim() === 'online');
+      return;
+    }
+    let m: unknown;
+    try {
+      m = JSON.parse(text);
+    } catch {
+      return; // not ours to answer: the service validates what peers send
+    }
+    const o = m as Partial<SignalMessage>;
+    if (typeof o !== 'object' || o === null || typeof o.type !== 'string' || !TYPES.includes(o.type) || typeof o.from !== 'string') return;
+    const msg: SignalMessage = {
+      type: o.type,
+      sessionId: typeof o.sessionId === 'string' ? o.sessionId : '',
+      from: o.from,
+      to: typeof o.to === 'string' ? o.to : '',
+      payload: typeof o.payload === 'object' && o.payload !== null ? o.payload : {},
+      timestamp: typeof o.timestamp === 'number' ? o.timestamp : Date.now(),
+      ...(typeof o.msgId === 'string' ? { msgId: o.msgId } : {}),
+      ...(typeof o.replyTo === 'string' ? { replyTo: o.replyTo } : {}),
+    };
+    this.emit('message', msg);
+  }
+
+  /**
+   * Publishes a message to a peer (apps to devices, devices to apps). Resolves once the broker
+   * acknowledged it (QoS 1) or it left (QoS 0); while disconnected, QoS 1 messages wait in
+   * MQTT.js' queue and leave on reconnection. Returns the msgId.
+   */
+  async send(to: string, type: Exclude<MessageType, 'session'>, sessionId: string, payload: Record<string, unknown>, opts: { msgId?: string; replyTo?: string; qos?: 0 | 1 } = {}): Promise<string> {
+    const msgId = opts.msgId ?? newMsgId();
+    const body = { type, sessionId, from: this.id, to, msgId, ...(opts.replyTo === undefined ? {} : { replyTo: opts.replyTo }), payload, timestamp: Date.now() };
+    const topic = this.role === 'app' ? deviceTopic(to) : appTopic(to);
+    const qos = opts.qos ?? 1;
+    if (this.closed) throw new SdkError('CLOSED', 'signaling is closed');
+    if (qos === 0 && !this.isUp) return msgId; // a keepalive while offline: the next one will do
+    await this.client.publishAsync(topic, JSON.stringify(body), { qos });
+    return msgId;
+  }
+
+  /** Apps: follow devices' presence (`+` = every device the token allows). */
+  async subscribePresence(deviceIds: readonly string[] | '*'): Promise<void> {
+    const filters = deviceIds === '*' ? [presenceTopic('+')] : deviceIds.map(presenceTopic);
+    for (const f of filters) this.presenceFilters.add(f);
+    if (this.isUp) await this.client.subscribeAsync(filters, { qos: 1 });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.isUp = false;
+    try {
+      if (this.role === 'device' && this.client.connected) {
+        await Promise.race([
+          this.client.publishAsync(presenceTopic(this.id), 'offline', { qos: 1, retain: true }),
+          new Promise((r) => setTimeout(r, 1000)),
+        ]);
+      }
+    } catch { /* going away anyway; the will says offline */ }
+    // A graceful end waits for in-flight messages; a dead broker must not hold us.
+    await Promise.race([
+      new Promise<void>((resolve) => this.client.end(false, {}, () => resolve())),
+      new Promise<void>((resolve) => setTimeout(resolve, 2000)),
+    ]);
+    if (!this.client.disconnected) this.client.end(true);
+    this.removeAllListeners();
+  }
+
+  /** Drops the connection without a goodbye (tests: the will fires as on a crash). */
+  destroy(): void {
+    this.closed = true;
+    this.isUp = false;
+    this.client.end(true);
+    this.removeAllListeners();
+  }
+}

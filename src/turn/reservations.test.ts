@@ -1,0 +1,56 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Reservations, RESERVATION_TIMEOUT_MS } from './reservations.ts';
+
+const req = (quotaKey: string, extra: Partial<Parameters<Reservations['reserve']>[0]> = {}) => ({ quotaKey, count: 1 as const, evenPort: 'none' as const, token: undefined, ...extra });
+
+test('hands out each port once and takes it back on release', () => {
+  const r = new Reservations({ minPort: 50000, maxPort: 50003, maxAllocations: 0, userQuota: 0 });
+  const got = [1, 2, 3, 4].map(() => r.reserve(req('u'), 1, 0));
+  const ports = got.map((g) => (g.ok ? g.ports[0] : -1)).sort();
+  assert.deepEqual(ports, [50000, 50001, 50002, 50003]);
+  const none = r.reserve(req('u'), 1, 0);
+  assert.deepEqual(none.ok ? undefined : none.code, 508);
+  if (got[2]?.ok) r.release(got[2].grant);
+  assert.ok(r.reserve(req('u'), 1, 0).ok);
+});
+
+test('--user-quota gives 486 per quota key; --max-allocations 508', () => {
+  const r = new Reservations({ minPort: 50000, maxPort: 50100, maxAllocations: 3, userQuota: 2 });
+  assert.ok(r.reserve(req('a'), 1, 0).ok && r.reserve(req('a'), 1, 0).ok);
+  const third = r.reserve(req('a'), 1, 0);
+  assert.equal(third.ok ? 0 : third.code, 486);
+  assert.ok(r.reserve(req('b'), 1, 0).ok);
+  const full = r.reserve(req('c'), 1, 0);
+  assert.equal(full.ok ? 0 : full.code, 508);
+});
+
+test('EVEN-PORT R=1 holds the next port for its token until redeemed or timed out', () => {
+  const r = new Reservations({ minPort: 50001, maxPort: 50004, maxAllocations: 0, userQuota: 0 });
+  const a = r.reserve(req('u', { evenPort: 'even+reserve' }), 1, 0);
+  assert.ok(a.ok && a.token);
+  assert.equal(a.ports[0], 50002);
+  const b = r.reserve(req('u', { token: a.token }), 2, 0);
+  assert.ok(b.ok);
+  assert.equal(b.ports[0], 50003);
+  const again = r.reserve(req('u', { token: a.token }), 2, 0);
+  assert.equal(again.ok ? 0 : again.code, 508, 'a token is used once');
+
+  const c = r.reserve(req('u', { evenPort: 'even+reserve' }), 1, 0);
+  assert.equal(c.ok ? 0 : c.code, 508, 'no even port with a free successor is left');
+  r.release(a.ok ? a.grant : 0);
+  r.release(b.ok ? b.grant : 0);
+  const d = r.reserve(req('u', { evenPort: 'even+reserve' }), 1, 0);
+  assert.ok(d.ok && d.token);
+  r.expireTokens(RESERVATION_TIMEOUT_MS + 1);
+  const e = r.reserve(req('u', { token: d.token }), 1, RESERVATION_TIMEOUT_MS + 1);
+  assert.equal(e.ok ? 0 : e.code, 508, 'an expired token');
+});
+
+test("a dead worker's allocations and reservations are freed", () => {
+  const r = new Reservations({ minPort: 50000, maxPort: 50001, maxAllocations: 0, userQuota: 1 });
+  assert.ok(r.reserve(req('u'), 7, 0).ok);
+  r.releaseOwner(7);
+  assert.equal(r.allocations, 0);
+  assert.ok(r.reserve(req('u'), 8, 0).ok);
+});

@@ -1,0 +1,176 @@
+/**
+ * The book of relay ports and quotas for one node, shared by all its workers: --max-allocations
+ * (total), --user-quota (per static user, and per session for REST credentials), the relay port
+ * range with EVEN-PORT and RESERVATION-TOKEN (RFC 8656 §7.2, §14.6, §14.9). With several workers
+ * it lives in the primary and workers ask over IPC (reservationClient.ts), so quotas hold across
+ * workers and a reservation token works whichever worker the second Allocate lands on.
+ *
+ * Pure bookkeeping: no sockets. The worker binds the port it was granted.
+ */
+import { randomBytes } from 'node:crypto';
+
+export type EvenPort = 'none' | 'even' | 'even+reserve';
+
+export interface ReserveRequest {
+  /** Quota key: the session id of REST credentials, else the username. */
+  readonly quotaKey: string;
+  /** Relayed address families wanted, 1 or 2 (ADDITIONAL-ADDRESS-FAMILY). */
+  readonly count: 1 | 2;
+  readonly evenPort: EvenPort;
+  /** RESERVATION-TOKEN as hex, redeeming a port held by an earlier Allocate. */
+  readonly token: string | undefined;
+}
+
+export type ReserveResult =
+  | { readonly ok: true; readonly grant: number; readonly ports: readonly number[]; readonly token: string | undefined }
+  | { readonly ok: false; readonly code: 486 | 508; readonly reason: string };
+
+/** How long a port reserved by EVEN-PORT R=1 waits for its RESERVATION-TOKEN (RFC 8656 §14.9: ~30 s). */
+export const RESERVATION_TIMEOUT_MS = 30_000;
+
+interface Grant {
+  readonly owner: number;
+  readonly quotaKey: string;
+  readonly ports: readonly number[];
+}
+
+interface Reserved {
+  readonly port: number;
+  readonly owner: number;
+  readonly expiresAtMs: number;
+}
+
+export interface ReservationLimits {
+  readonly minPort: number;
+  readonly maxPort: number;
+  /** 0 = unlimited. */
+  readonly maxAllocations: number;
+  /** 0 = unlimited. */
+  readonly userQuota: number;
+}
+
+export class Reservations {
+  private readonly limits: ReservationLimits;
+  /** 0 free, 1 in use, 2 held for a reservation token. */
+  private readonly portState = new Uint8Array(65536);
+  private cursor: number;
+  private freePorts: number;
+  private readonly grants = new Map<number, Grant>();
+  private readonly perKey = new Map<string, number>();
+  private readonly tokens = new Map<string, Reserved>();
+  private nextGrant = 1;
+
+  constructor(limits: ReservationLimits) {
+    this.limits = limits;
+    this.freePorts = limits.maxPort - limits.minPort + 1;
+    this.cursor = limits.minPort + Math.floor(Math.random() * this.freePorts);
+  }
+
+  get allocations(): number {
+    return this.grants.size;
+  }
+
+  reserve(req: ReserveRequest, owner: number, nowMs: number): ReserveResult {
+    this.expireTokens(nowMs);
+    const l = this.limits;
+    if (l.maxAllocations > 0 && this.grants.size >= l.maxAllocations) {
+      return { ok: false, code: 508, reason: 'max-allocations reached' };
+    }
+    const used = this.perKey.get(req.quotaKey) ?? 0;
+    if (l.userQuota > 0 && used >= l.userQuota) return { ok: false, code: 486, reason: 'user quota reached' };
+
+    const ports: number[] = [];
+    let token: string | undefined;
+    if (req.token !== undefined) {
+      const r = this.tokens.get(req.token);
+      if (!r) return { ok: false, code: 508, reason: 'unknown reservation token' };
+      this.tokens.delete(req.token);
+      this.portState[r.port] = 1;
+      ports.push(r.port);
+    } else if (req.evenPort !== 'none') {
+      const p = this.findFree(req.evenPort === 'even+reserve' ? 2 : 1, true);
+      if (p < 0) return { ok: false, code: 508, reason: 'no even relay port free' };
+      this.take(p, 1);
+      ports.push(p);
+      if (req.evenPort === 'even+reserve') {
+        this.take(p + 1, 2);
+        token = randomBytes(8).toString('hex');
+        this.tokens.set(token, { port: p + 1, owner, expiresAtMs: nowMs + RESERVATION_TIMEOUT_MS });
+      }
+    }
+    while (ports.length < req.count) {
+      const p = this.findFree(1, false);
+      if (p < 0) {
+        for (const q of ports) this.free(q);
+        return { ok: false, code: 508, reason: 'no relay port free' };
+      }
+      this.take(p, 1);
+      ports.push(p);
+    }
+    const grant = this.nextGrant++;
+    this.grants.set(grant, { owner, quotaKey: req.quotaKey, ports });
+    this.perKey.set(req.quotaKey, used + 1);
+    return { ok: true, grant, ports, token };
+  }
+
+  /** Gives back an allocation's ports and quota. Unknown grants are ignored. */
+  release(grant: number): void {
+    const g = this.grants.get(grant);
+    if (!g) return;
+    this.grants.delete(grant);
+    for (const p of g.ports) this.free(p);
+    const n = (this.perKey.get(g.quotaKey) ?? 1) - 1;
+    if (n <= 0) this.perKey.delete(g.quotaKey);
+    else this.perKey.set(g.quotaKey, n);
+  }
+
+  /** A worker died: everything it held goes back. */
+  releaseOwner(owner: number): void {
+    for (const [id, g] of this.grants) if (g.owner === owner) this.release(id);
+    for (const [t, r] of this.tokens) {
+      if (r.owner === owner) {
+        this.tokens.delete(t);
+        this.free(r.port);
+      }
+    }
+  }
+
+  /** Frees ports whose reservation token was never redeemed. */
+  expireTokens(nowMs: number): void {
+    for (const [t, r] of this.tokens) {
+      if (r.expiresAtMs <= nowMs) {
+        this.tokens.delete(t);
+        this.free(r.port);
+      }
+    }
+  }
+
+  private take(port: number, state: 1 | 2): void {
+    this.portState[port] = state;
+    this.freePorts--;
+  }
+
+  private free(port: number): void {
+    if (this.portState[port] === 0) return;
+    this.portState[port] = 0;
+    this.freePorts++;
+  }
+
+  /** Next free port from the cursor (next fit, so a freed port is not reused at once). */
+  private findFree(run: 1 | 2, even: boolean): number {
+    const { minPort, maxPort } = this.limits;
+    const span = maxPort - minPort + 1;
+    if (this.freePorts < run) return -1;
+    const state = this.portState;
+    let p = this.cursor;
+    for (let n = 0; n < span; n++, p++) {
+      if (p > maxPort) p = minPort;
+      if (even && (p & 1) !== 0) continue;
+      if (state[p] !== 0) continue;
+      if (run === 2 && (p + 1 > maxPort || state[p + 1] !== 0)) continue;
+      this.cursor = p + run > maxPort ? minPort : p + run;
+      return p;
+    }
+    return -1;
+  }
+}

@@ -1,0 +1,529 @@
+/**
+ * The TURN server of one process (RFC 8656): plugs into the STUN front door as its TurnHandler,
+ * authenticates requests, runs Allocate, Refresh, CreatePermission and ChannelBind, takes Send
+ * indications, and hands the data plane to the relay. Policy comes in through the options: the
+ * credentials, the peer filter, the reservation book (ports and quotas), the bandwidth limit.
+ */
+import type net from 'node:net';
+import type { Logger } from '../log.ts';
+import { turnAuthFailuresTotal } from '../metrics/metrics.ts';
+import type { Ingress, TurnHandler } from '../server/stunServer.ts';
+import {
+  Attr, MessageClass, MessageWriter, Method, StunDecodeError, attrValue, checkFingerprint, findAttr, isKnownAttribute,
+  messageType, readAddressFamily, readChannelNumber, readEvenPort, readLifetime, readRequestedTransport,
+  readReservationToken, readXorAddress, writeErrorCodeValue, errorCodeReasonLength, errorReason,
+  type StunMessage, type TransportAddress,
+} from '../stun/index.ts';
+import { Allocation, type RelayEndpoint } from './allocation.ts';
+import { OFFERED_PASSWORD_ALGORITHMS, TurnAuthenticator, type AuthRefusal, type Principal, type TurnUser } from './auth.ts';
+import { AuthLimiter, DEFAULT_AUTH_LIMITS, type AuthLimits } from './authLimiter.ts';
+import { TokenBucket } from './bandwidth.ts';
+import { isValidChannel } from './channelData.ts';
+import { TurnError, turnError } from './errors.ts';
+import { AllocationManager } from './manager.ts';
+import { PeerFilter, type PeerCidr } from './peerFilter.ts';
+import { Relay } from './relay.ts';
+import { createRelayIo, type RelayIo, type RelayPort } from './relayPorts.ts';
+import type { ReservationClient } from './reservationClient.ts';
+import type { UdpIo } from '../transport/udp.ts';
+import type { EvenPort } from './reservations.ts';
+
+/** RFC 8656 §7.2: an allocation lives 10 minutes unless the client asks otherwise. */
+export const DEFAULT_LIFETIME_SEC = 600;
+const UDP = 17;
+
+export interface RelayAddress {
+  /** Address relay sockets bind to. */
+  readonly bind: string;
+  /** Address told to clients in XOR-RELAYED-ADDRESS. */
+  readonly advertised: string;
+}
+
+export interface TurnServerOptions {
+  readonly realm: string;
+  readonly authSecret: string;
+  readonly users: readonly TurnUser[];
+  readonly nonceKey: Buffer;
+  readonly nonceLifetimeSec: number;
+  readonly relay4: RelayAddress | undefined;
+  readonly relay6: RelayAddress | undefined;
+  readonly maxLifetimeSec: number;
+  readonly permissionLifetimeSec: number;
+  readonly channelLifetimeSec: number;
+  /** Per-allocation relay bandwidth, bits/s; 0 = unlimited. */
+  readonly maxBps: number;
+  readonly allowPeers: readonly PeerCidr[];
+  readonly reservations: ReservationClient;
+  /** Relay socket I/O: batched (the relayio addon) where built, unless 'dgram'. */
+  readonly udpIo: UdpIo;
+  readonly log: Logger;
+  readonly authLimits?: AuthLimits;
+}
+
+/** What an Allocate needs once its relay port is granted (the decoded message is reused by then). */
+interface PendingAllocate {
+  readonly transactionId: Buffer;
+  readonly client: TransportAddress;
+  readonly ingress: Ingress;
+  readonly tupleKey: number | string | undefined;
+  readonly principal: Principal;
+  readonly fingerprint: boolean;
+  readonly families: readonly (4 | 6)[];
+  /** IPv6 asked for by ADDITIONAL-ADDRESS-FAMILY but not available: answered with ADDRESS-ERROR-CODE 440. */
+  readonly ipv6Refused: boolean;
+  readonly evenPort: EvenPort;
+  readonly token: string | undefined;
+  readonly lifetimeSec: number;
+}
+
+const nowSeconds = (): number => Date.now() / 1000;
+
+export class TurnServer implements TurnHandler {
+  readonly manager: AllocationManager;
+  readonly relay: Relay;
+  readonly relayIo: RelayIo<Allocation>;
+  private readonly opts: TurnServerOptions;
+  private readonly log: Logger;
+  private readonly auth: TurnAuthenticator;
+  private readonly limiter: AuthLimiter;
+  private readonly filter: PeerFilter;
+  private readonly writer = new MessageWriter(512);
+  private readonly unknown: number[] = [];
+  /** 5-tuples (or connections) with an Allocate waiting for its relay port. */
+  private readonly pending = new Set<number | string | net.Socket>();
+  private nextId = 1;
+  private sweeper: NodeJS.Timeout | undefined;
+  private lastSweepSec = nowSeconds();
+  private stopped = false;
+
+  constructor(opts: TurnServerOptions) {
+    this.opts = opts;
+    this.log = opts.log;
+    this.auth = new TurnAuthenticator({
+      realm: opts.realm, authSecret: opts.authSecret, users: opts.users,
+      nonceLifetimeSec: opts.nonceLifetimeSec, nonceKey: opts.nonceKey,
+    });
+    this.limiter = new AuthLimiter(opts.authLimits ?? DEFAULT_AUTH_LIMITS);
+    this.filter = new PeerFilter(opts.allowPeers);
+    this.manager = new AllocationManager(opts.reservations);
+    this.relay = new Relay(this.manager);
+    const relay = this.relay;
+    this.relayIo = createRelayIo<Allocation>(opts.udpIo, (a, buf, off, len, family, ip4, address, port) => {
+      relay.onPeerDatagram(a, buf, off, len, family, ip4, address, port);
+    });
+    relay.transientPeerData = this.relayIo.transient;
+  }
+
+  start(): void {
+    this.sweeper = setInterval(() => this.sweep(), 1000);
+    this.sweeper.unref();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.manager.deleteAll('shutdown');
+  }
+
+  stats(): { allocations: number; bps: number } {
+    return { allocations: this.manager.size, bps: this.manager.bitsPerSecond };
+  }
+
+  /** Deletes every allocation made with REST credentials of this session (CONTRACT.md §2). */
+  releaseSession(sessionId: string): number {
+    const n = this.manager.releaseSession(sessionId);
+    if (n > 0) this.log.info({ sessionId, allocations: n }, 'turn allocations released');
+    return n;
+  }
+
+  private sweep(): void {
+    const now = nowSeconds();
+    this.manager.sweep(now, now - this.lastSweepSec);
+    this.limiter.sweep(now);
+    this.lastSweepSec = now;
+  }
+
+  // --- TurnHandler
+
+  onChannelData(buf: Buffer, source: TransportAddress, ingress: Ingress): void {
+    this.relay.onChannelData(buf, source, ingress);
+  }
+
+  onStreamClosed(socket: net.Socket): void {
+    const a = this.manager.byStream.get(socket);
+    if (a) this.deleteAllocation(a, 'connection_closed');
+  }
+
+  onStun(msg: StunMessage, source: TransportAddress, ingress: Ingress): void {
+    if (msg.cls === MessageClass.Request) this.onRequest(msg, source, ingress);
+    else if (msg.cls === MessageClass.Indication && msg.method === Method.Send) this.onSend(msg, source, ingress);
+    else this.relay.drops.malformed.count++;
+  }
+
+  // --- Send indications (RFC 8656 §11.4): no auth, no answer; dropped when anything is off.
+
+  private onSend(msg: StunMessage, source: TransportAddress, ingress: Ingress): void {
+    const a = this.manager.find(source, ingress);
+    if (a === undefined) {
+      this.relay.drops.no_allocation.count++;
+      return;
+    }
+    const pi = findAttr(msg, Attr.XorPeerAddress);
+    const di = findAttr(msg, Attr.Data);
+    if (pi < 0 || di < 0) {
+      this.relay.drops.malformed.count++;
+      return;
+    }
+    let peer: TransportAddress;
+    try {
+      peer = readXorAddress(attrValue(msg, pi), msg.transactionId);
+    } catch {
+      this.relay.drops.malformed.count++;
+      return;
+    }
+    // DONT-FRAGMENT is honoured as Linux sends UDP: DF set, path MTU discovery on (see docs/turn.md).
+    this.relay.sendToPeer(a, peer, attrValue(msg, di));
+  }
+
+  // --- Requests
+
+  private onRequest(msg: StunMessage, source: TransportAddress, ingress: Ingress): void {
+    if (msg.fingerprintIndex >= 0 && !checkFingerprint(msg)) {
+      this.relay.drops.malformed.count++;
+      return;
+    }
+    const m = msg.method;
+    if (m !== Method.Allocate && m !== Method.Refresh && m !== Method.CreatePermission && m !== Method.ChannelBind) {
+      // RFC 6062 (Connect, ConnectionBind) is not served: 400 like any method we do not know.
+      this.replyPlainError(msg, source, ingress, 400, 'Bad Request: method not served');
+      return;
+    }
+    const now = nowSeconds();
+    const ip = source.address;
+    if (this.limiter.isBlocked(ip, now)) {
+      turnAuthFailuresTotal.labels('rate_limited').inc();
+      return;
+    }
+    const alloc = this.manager.find(source, ingress);
+    const auth = this.auth.authenticate(msg, ip, now, alloc?.principal);
+    if ('code' in auth) {
+      this.refuse(msg, source, ingress, auth, now);
+      return;
+    }
+    try {
+      const unknown = this.unknownAttributes(msg);
+      if (unknown.length > 0) {
+        const w = this.startResponse(msg, MessageClass.ErrorResponse);
+        w.addErrorCode(420);
+        w.addUnknownAttributes(unknown);
+        this.send(w, auth, msg.fingerprintIndex >= 0, source, ingress);
+        return;
+      }
+      if (alloc === undefined && m !== Method.Allocate) throw turnError('ALLOCATION_MISMATCH', 'no allocation on this 5-tuple');
+      if (alloc !== undefined && m !== Method.Allocate && alloc.principal.username !== auth.username) {
+        // RFC 8656 §5: every request on an allocation comes from the user who made it (an
+        // Allocate on a taken 5-tuple gets 437 whoever sends it).
+        throw turnError('WRONG_CREDENTIALS', 'not the username that created the allocation');
+      }
+      if (m === Method.Allocate) this.allocate(msg, source, ingress, auth, alloc);
+      else if (m === Method.Refresh) this.refresh(msg, source, ingress, auth, alloc as Allocation, now);
+      else if (m === Method.CreatePermission) this.createPermission(msg, source, ingress, auth, alloc as Allocation, now);
+      else this.channelBind(msg, source, ingress, auth, alloc as Allocation, now);
+    } catch (err) {
+      if (err instanceof TurnError) {
+        this.replyError(msg, source, ingress, auth, err.stunCode, err.message);
+      } else if (err instanceof StunDecodeError) {
+        this.replyError(msg, source, ingress, auth, 400, `Bad Request: ${err.code}`);
+      } else throw err;
+    }
+  }
+
+  /** Comprehension-required attributes we do not know (RFC 8489 §6.3.1.1: 420). */
+  private unknownAttributes(msg: StunMessage): number[] {
+    const unknown = this.unknown;
+    unknown.length = 0;
+    for (let i = 0; i < msg.attrCount; i++) {
+      const t = msg.attrTypes[i]!;
+      if (t < 0x8000 && (!isKnownAttribute(t) || t === Attr.ChangeRequest || t === Attr.ResponsePort)) unknown.push(t);
+    }
+    return unknown;
+  }
+
+  /** 401, 438 or 400 to a request whose credentials did not check out. */
+  private refuse(msg: StunMessage, source: TransportAddress, ingress: Ingress, r: AuthRefusal, now: number): void {
+    const ip = source.address;
+    turnAuthFailuresTotal.labels(r.reason).inc();
+    if (r.reason === 'challenge' || r.reason === 'stale_nonce') {
+      if (!this.limiter.allowChallenge(ip, now)) {
+        turnAuthFailuresTotal.labels('rate_limited').inc();
+        return;
+      }
+    } else this.limiter.recordFailure(ip, now);
+    if (r.code === 400) {
+      this.replyPlainError(msg, source, ingress, 400, 'Bad Request: incomplete credentials');
+      return;
+    }
+    const w = this.startResponse(msg, MessageClass.ErrorResponse);
+    w.addErrorCode(r.code);
+    w.addString(Attr.Realm, this.auth.realm);
+    w.addString(Attr.Nonce, this.auth.nonces.issue(ip, now));
+    w.addAttr(Attr.PasswordAlgorithms, OFFERED_PASSWORD_ALGORITHMS);
+    this.send(w, undefined, msg.fingerprintIndex >= 0, source, ingress);
+  }
+
+  // --- Allocate (RFC 8656 §7.2)
+
+  private allocate(msg: StunMessage, source: TransportAddress, ingress: Ingress, principal: Principal, existing: Allocation | undefined): void {
+    const fingerprint = msg.fingerprintIndex >= 0;
+    if (existing !== undefined) {
+      // A retransmission of the Allocate that made it gets the same answer; anything else is 437.
+      if (existing.transactionId.equals(msg.transactionId)) {
+        this.sendAllocateSuccess(existing, msg.transactionId, source, ingress, fingerprint, false, undefined);
+        return;
+      }
+      throw turnError('ALLOCATION_MISMATCH', 'this 5-tuple has an allocation already');
+    }
+    const tupleKey = this.manager.tupleKeyFor(source, ingress);
+    const pendingKey = tupleKey ?? (ingress.stream as net.Socket);
+    if (this.pending.has(pendingKey)) return; // a retransmission: the answer is on its way
+
+    const ti = findAttr(msg, Attr.RequestedTransport);
+    if (ti < 0) throw turnError('TURN_BAD_REQUEST', 'REQUESTED-TRANSPORT is missing');
+    if (readRequestedTransport(attrValue(msg, ti)) !== UDP) throw turnError('UNSUPPORTED_TRANSPORT', 'only UDP relays are offered');
+
+    const tokI = findAttr(msg, Attr.ReservationToken);
+    const evenI = findAttr(msg, Attr.EvenPort);
+    const rafI = findAttr(msg, Attr.RequestedAddressFamily);
+    const aafI = findAttr(msg, Attr.AdditionalAddressFamily);
+    if (tokI >= 0 && (evenI >= 0 || rafI >= 0 || aafI >= 0)) {
+      throw turnError('TURN_BAD_REQUEST', 'RESERVATION-TOKEN goes alone, without EVEN-PORT or address families');
+    }
+    if (rafI >= 0 && aafI >= 0) throw turnError('TURN_BAD_REQUEST', 'REQUESTED- and ADDITIONAL-ADDRESS-FAMILY together');
+
+    const families: (4 | 6)[] = [];
+    let ipv6Refused = false;
+    const requested = rafI >= 0 ? readAddressFamily(attrValue(msg, rafI)) : 4;
+    if (!this.relayAddress(requested)) throw turnError('ADDRESS_FAMILY_NOT_SUPPORTED', `no IPv${requested} relay address here`);
+    families.push(requested);
+    if (aafI >= 0) {
+      // RFC 8656 §7.2: ADDITIONAL-ADDRESS-FAMILY asks for an IPv6 relay besides the IPv4 one.
+      if (readAddressFamily(attrValue(msg, aafI)) !== 6) throw turnError('TURN_BAD_REQUEST', 'ADDITIONAL-ADDRESS-FAMILY must be IPv6');
+      if (this.relayAddress(6)) families.push(6);
+      else ipv6Refused = true;
+    }
+
+    let evenPort: EvenPort = 'none';
+    if (evenI >= 0) evenPort = readEvenPort(attrValue(msg, evenI)).reserveNext ? 'even+reserve' : 'even';
+    const token = tokI >= 0 ? readReservationToken(attrValue(msg, tokI)).toString('hex') : undefined;
+
+    const li = findAttr(msg, Attr.Lifetime);
+    const asked = li >= 0 ? readLifetime(attrValue(msg, li)) : DEFAULT_LIFETIME_SEC;
+    const lifetimeSec = Math.min(asked > 0 ? asked : DEFAULT_LIFETIME_SEC, this.opts.maxLifetimeSec);
+
+    const p: PendingAllocate = {
+      transactionId: Buffer.from(msg.transactionId),
+      client: { family: source.family, address: source.address, port: source.port },
+      ingress, tupleKey, principal, fingerprint, families, ipv6Refused, evenPort, token, lifetimeSec,
+    };
+    this.pending.add(pendingKey);
+    this.completeAllocate(p).then(
+      () => this.pending.delete(pendingKey),
+      (err: unknown) => {
+        this.pending.delete(pendingKey);
+        this.log.error({ err, sessionId: principal.sessionId }, 'allocate failed');
+      },
+    );
+  }
+
+  private relayAddress(family: 4 | 6): RelayAddress | undefined {
+    return family === 4 ? this.opts.relay4 : this.opts.relay6;
+  }
+
+  private async completeAllocate(p: PendingAllocate): Promise<void> {
+    const quotaKey = p.principal.sessionId !== undefined ? `session:${p.principal.sessionId}` : `user:${p.principal.username}`;
+    // A port may be taken by a process outside p2pd: try a few grants before giving up.
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const res = await this.opts.reservations.reserve({ quotaKey, count: p.families.length as 1 | 2, evenPort: p.evenPort, token: p.token });
+      if (!res.ok) {
+        this.replyErrorTo(p, res.code, res.reason);
+        return;
+      }
+      const maxBps = this.opts.maxBps;
+      const a = new Allocation({
+        id: this.nextId++,
+        tupleKey: p.tupleKey,
+        client: p.client,
+        udp: p.ingress.udp,
+        stream: p.ingress.stream,
+        principal: p.principal,
+        quotaKey,
+        grant: res.grant,
+        transactionId: p.transactionId,
+        expiresAtSec: nowSeconds() + p.lifetimeSec,
+        bucket: maxBps > 0 ? new TokenBucket(maxBps) : undefined,
+      });
+      const endpoints: RelayEndpoint[] = [];
+      try {
+        for (let k = 0; k < p.families.length; k++) {
+          const family = p.families[k]!;
+          const addr = this.relayAddress(family)!;
+          const port: RelayPort = await this.relayIo.open(family, addr.bind, res.ports[k]!, a);
+          endpoints.push({ port, address: { family, address: addr.advertised, port: res.ports[k]! } });
+        }
+      } catch (err) {
+        for (const e of endpoints) e.port.close();
+        this.opts.reservations.release(res.grant);
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && p.token === undefined) continue;
+        this.log.warn({ err: (err as Error).message }, 'relay socket bind failed');
+        this.replyErrorTo(p, 508, 'Insufficient Capacity: relay port unavailable');
+        return;
+      }
+      if (this.stopped || p.ingress.stream?.destroyed === true) {
+        for (const e of endpoints) e.port.close();
+        this.opts.reservations.release(res.grant);
+        return;
+      }
+      a.relay4 = endpoints.find((e) => e.address.family === 4);
+      a.relay6 = endpoints.find((e) => e.address.family === 6);
+      this.manager.add(a);
+      this.log.debug({ sessionId: a.sessionId, relay: endpoints.map((e) => e.address.port), lifetimeSec: p.lifetimeSec }, 'turn allocation created');
+      this.sendAllocateSuccess(a, p.transactionId, p.client, p.ingress, p.fingerprint, p.ipv6Refused, res.token);
+      return;
+    }
+    this.replyErrorTo(p, 508, 'Insufficient Capacity: no relay port could be bound');
+  }
+
+  private sendAllocateSuccess(
+    a: Allocation, transactionId: Buffer, client: TransportAddress, ingress: Ingress,
+    fingerprint: boolean, ipv6Refused: boolean, token: string | undefined,
+  ): void {
+    const w = this.writer.reset(messageType(Method.Allocate, MessageClass.SuccessResponse), transactionId);
+    if (a.relay4) w.addXorAddress(Attr.XorRelayedAddress, a.relay4.address);
+    if (a.relay6) w.addXorAddress(Attr.XorRelayedAddress, a.relay6.address);
+    if (ipv6Refused) addAddressErrorCode(w, 6, 440);
+    w.addUint32(Attr.Lifetime, Math.max(0, Math.round(a.expiresAtSec - nowSeconds())));
+    if (token !== undefined) w.addAttr(Attr.ReservationToken, Buffer.from(token, 'hex'));
+    w.addXorAddress(Attr.XorMappedAddress, client);
+    this.send(w, a.principal, fingerprint, client, ingress);
+  }
+
+  // --- Refresh (RFC 8656 §7.3)
+
+  private refresh(msg: StunMessage, source: TransportAddress, ingress: Ingress, principal: Principal, a: Allocation, now: number): void {
+    const rafI = findAttr(msg, Attr.RequestedAddressFamily);
+    if (rafI >= 0 && !a.relayFor(readAddressFamily(attrValue(msg, rafI)))) {
+      throw turnError('PEER_ADDRESS_FAMILY_MISMATCH', 'the allocation has no relayed address of that family');
+    }
+    const li = findAttr(msg, Attr.Lifetime);
+    const asked = li >= 0 ? readLifetime(attrValue(msg, li)) : DEFAULT_LIFETIME_SEC;
+    let lifetime = 0;
+    if (asked === 0) this.deleteAllocation(a, 'refresh');
+    else {
+      lifetime = Math.min(asked, this.opts.maxLifetimeSec);
+      a.expiresAtSec = now + lifetime;
+    }
+    const w = this.startResponse(msg, MessageClass.SuccessResponse);
+    w.addUint32(Attr.Lifetime, lifetime);
+    this.send(w, principal, msg.fingerprintIndex >= 0, source, ingress);
+  }
+
+  // --- CreatePermission (RFC 8656 §9.2)
+
+  private createPermission(msg: StunMessage, source: TransportAddress, ingress: Ingress, principal: Principal, a: Allocation, now: number): void {
+    const peers: TransportAddress[] = [];
+    for (let i = 0; i < msg.attrCount; i++) {
+      if (msg.attrTypes[i] !== Attr.XorPeerAddress) continue;
+      peers.push(this.checkPeer(a, readXorAddress(attrValue(msg, i), msg.transactionId)));
+    }
+    if (peers.length === 0) throw turnError('TURN_BAD_REQUEST', 'XOR-PEER-ADDRESS is missing');
+    // All or nothing: every peer was checked before any permission is installed.
+    const expires = now + this.opts.permissionLifetimeSec;
+    for (const peer of peers) a.addPermission(peer.family, peer.address, expires);
+    this.send(this.startResponse(msg, MessageClass.SuccessResponse), principal, msg.fingerprintIndex >= 0, source, ingress);
+  }
+
+  /** 403 for denied peers (checked first: the answer reveals nothing about families), 443 for a family without relay. */
+  private checkPeer(a: Allocation, peer: TransportAddress): TransportAddress {
+    if (!this.filter.isAllowed(peer.family, peer.address)) throw turnError('PEER_FORBIDDEN', 'Forbidden: peer address denied');
+    if (!a.relayFor(peer.family)) throw turnError('PEER_ADDRESS_FAMILY_MISMATCH', 'no relayed address of the peer family');
+    return peer;
+  }
+
+  // --- ChannelBind (RFC 8656 §11.2)
+
+  private channelBind(msg: StunMessage, source: TransportAddress, ingress: Ingress, principal: Principal, a: Allocation, now: number): void {
+    const ci = findAttr(msg, Attr.ChannelNumber);
+    const pi = findAttr(msg, Attr.XorPeerAddress);
+    if (ci < 0 || pi < 0) throw turnError('TURN_BAD_REQUEST', 'CHANNEL-NUMBER and XOR-PEER-ADDRESS are required');
+    const number = readChannelNumber(attrValue(msg, ci));
+    if (!isValidChannel(number)) throw turnError('TURN_BAD_REQUEST', 'channel number out of range');
+    const peer = this.checkPeer(a, readXorAddress(attrValue(msg, pi), msg.transactionId));
+    const bound = a.channels.get(number);
+    if (bound && (bound.family !== peer.family || bound.address !== peer.address || bound.port !== peer.port)) {
+      throw turnError('TURN_BAD_REQUEST', 'channel bound to another peer');
+    }
+    const byPeer = a.channelForPeer(peer.family, peer.address, peer.port);
+    if (byPeer && byPeer.number !== number) throw turnError('TURN_BAD_REQUEST', 'peer bound to another channel');
+    a.bindChannel(number, peer.family, peer.address, peer.port, a.relayFor(peer.family)!.port, now + this.opts.channelLifetimeSec);
+    a.addPermission(peer.family, peer.address, now + this.opts.permissionLifetimeSec);
+    this.send(this.startResponse(msg, MessageClass.SuccessResponse), principal, msg.fingerprintIndex >= 0, source, ingress);
+  }
+
+  private deleteAllocation(a: Allocation, reason: 'refresh' | 'connection_closed'): void {
+    this.manager.delete(a, reason);
+    this.log.debug({ sessionId: a.sessionId, reason }, 'turn allocation deleted');
+  }
+
+  // --- Answers
+
+  private startResponse(msg: StunMessage, cls: number): MessageWriter {
+    return this.writer.reset(messageType(msg.method, cls), msg.transactionId);
+  }
+
+  /** Finishes with MESSAGE-INTEGRITY(-SHA256) when authenticated, FINGERPRINT when asked, and sends. */
+  private send(w: MessageWriter, principal: Principal | undefined, fingerprint: boolean, to: TransportAddress, ingress: Ingress): void {
+    if (principal) {
+      if (principal.sha256Integrity) w.addMessageIntegritySha256(principal.key);
+      else w.addMessageIntegrity(principal.key);
+    }
+    if (fingerprint) w.addFingerprint();
+    const out = w.toBuffer();
+    if (ingress.stream !== undefined) {
+      if (!ingress.stream.destroyed) ingress.stream.write(out);
+    } else ingress.udp?.send(out, to.port, to.address);
+  }
+
+  private replyError(msg: StunMessage, source: TransportAddress, ingress: Ingress, principal: Principal, code: number, reason: string): void {
+    const w = this.startResponse(msg, MessageClass.ErrorResponse);
+    w.addErrorCode(code, reasonFor(code, reason));
+    this.send(w, principal, msg.fingerprintIndex >= 0, source, ingress);
+  }
+
+  private replyPlainError(msg: StunMessage, source: TransportAddress, ingress: Ingress, code: number, reason: string): void {
+    const w = this.startResponse(msg, MessageClass.ErrorResponse);
+    w.addErrorCode(code, reasonFor(code, reason));
+    this.send(w, undefined, msg.fingerprintIndex >= 0, source, ingress);
+  }
+
+  private replyErrorTo(p: PendingAllocate, code: number, reason: string): void {
+    const w = this.writer.reset(messageType(Method.Allocate, MessageClass.ErrorResponse), p.transactionId);
+    w.addErrorCode(code, reasonFor(code, reason));
+    this.send(w, p.principal, p.fingerprint, p.client, p.ingress);
+  }
+}
+
+/** The RFC phrase, with our detail after it, within the reason phrase's 127 characters. */
+function reasonFor(code: number, detail: string): string {
+  const phrase = errorReason(code);
+  const text = detail.startsWith(phrase) || phrase === '' ? detail : `${phrase}: ${detail}`;
+  return text.length > 120 ? text.slice(0, 120) : text;
+}
+
+/** ADDRESS-ERROR-CODE (RFC 8656 §18.13): an ERROR-CODE value whose first byte names the family. */
+function addAddressErrorCode(w: MessageWriter, family: 4 | 6, code: number): void {
+  const reason = errorReason(code);
+  const bytes = errorCodeReasonLength(code, reason);
+  const off = w.reserveAttr(Attr.AddressErrorCode, 4 + bytes);
+  writeErrorCodeValue(w.buffer, off, code, reason, bytes);
+  w.buffer[off] = family === 4 ? 0x01 : 0x02;
+}

@@ -1,0 +1,113 @@
+/**
+ * App and device SDKs in Node (werift) against a real `p2pd serve`: a session from nothing to a
+ * working path, the data channel's echo and RTT, the test video, a clean bye, several viewers at
+ * once, and the clear errors (DEVICE_OFFLINE, AUTH_FAILED, FORBIDDEN).
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHs256Signer } from '../../src/auth/token.ts';
+import { TestVideoSource } from '../../src/device/testVideo.ts';
+import type { AppConnection } from '../../src/sdk/app.ts';
+import type { DeviceServer } from '../../src/sdk/device.ts';
+import { connect, isSdkError, serve } from '../../src/sdk/node.ts';
+import { startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
+
+const JWT = 'e2e-node-secret';
+const signer = createHs256Signer(JWT);
+
+const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> => {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
+describe('Node app ↔ Node device through p2pd', { timeout: 80_000 }, () => {
+  let p2pd: P2pdProcess;
+  let media: TestVideoSource;
+  let dev: DeviceServer;
+  const conns: AppConnection[] = [];
+
+  before(async () => {
+    p2pd = await startP2pd({ args: ['--jwt-secret', JWT, '--auth-secret', 'e2e-node-turn', '--allow-peer', '127.0.0.0/8'] });
+    media = new TestVideoSource({ width: 320, height: 240, fps: 15, bitrateKbps: 300 });
+    await media.start();
+    dev = await serve({ server: p2pd.httpUrl, token: await signer.sign({ sub: 'cam-n1', role: 'device' }), media });
+  });
+  after(async () => {
+    await Promise.allSettled(conns.map((c) => c.close()));
+    await dev?.close();
+    await media?.stop();
+    await p2pd?.stop();
+  });
+
+  test('connects directly, echoes on the data channel, receives video, and a bye closes the session', async () => {
+    const token = await signer.sign({ sub: 'app-n1', role: 'app', devices: ['cam-n1'] });
+    const closedOnDevice = new Promise<{ reason: string }>((resolve) => dev.once('viewer-closed', resolve));
+    const conn = await connect({ server: p2pd.httpUrl, token, deviceId: 'cam-n1', timeoutMs: 15_000 });
+    conns.push(conn);
+    assert.equal(conn.state, 'connected');
+    assert.equal(conn.path, 'direct');
+    assert.ok(conn.setupMs !== undefined && conn.setupMs > 0 && conn.setupMs < 15_000, `setup ${conn.setupMs} ms`);
+
+    assert.deepEqual(await conn.echo({ hello: 'camera', n: 42 }), { hello: 'camera', n: 42 });
+    const binary = new Promise<string | Uint8Array>((resolve) => conn.once('message', resolve));
+    conn.send(new Uint8Array([1, 2, 3, 250]));
+    assert.deepEqual([...(await binary) as Uint8Array], [1, 2, 3, 250]);
+    const rtt = await conn.ping();
+    assert.ok(rtt >= 0 && rtt < 500, `rtt ${rtt}`);
+
+    await until('video frames', async () => (await conn.getStats()).framesReceived >= 10);
+    const stats = await conn.getStats();
+    assert.equal(stats.path, 'direct');
+    assert.ok(stats.bytesReceived > 2_000, `bytes ${stats.bytesReceived}`);
+    assert.equal(conn.deviceCodec, 'VP8');
+
+    // Frame timestamps: the device's encoder clock to this side's arrival.
+    const latencies: number[] = [];
+    conn.on('frame', (f) => latencies.push(f.latencyMs));
+    conn.enableFrameTimestamps();
+    await until('frame latencies', () => latencies.length >= 5);
+    assert.ok(latencies.every((l) => l >= 0 && l < 500), `latencies ${latencies.join(',')}`);
+
+    // The keepalive carried the outcome: the service marked the session connected.
+    const read = async (): Promise<{ status: string }> => (await fetch(`${p2pd.httpUrl}/v1/sessions/${conn.sessionId}`, { headers: { authorization: `Bearer ${token}` } })).json() as Promise<{ status: string }>;
+    await until('status connected', async () => (await read()).status === 'connected');
+
+    await conn.close();
+    assert.equal((await closedOnDevice).reason, 'bye');
+    await until('status closed', async () => (await read()).status === 'closed');
+    assert.equal(dev.viewers().length, 0);
+  });
+
+  test('serves several viewers at once', async () => {
+    const token = await signer.sign({ sub: 'app-n2', role: 'app', devices: ['*'] });
+    const [a, b, c] = await Promise.all([1, 2, 3].map(() => connect({ server: p2pd.httpUrl, token, deviceId: 'cam-n1', timeoutMs: 15_000 })));
+    conns.push(a as AppConnection, b as AppConnection, c as AppConnection);
+    assert.equal(dev.viewers().length, 3);
+    for (const conn of [a, b, c] as AppConnection[]) {
+      assert.equal(await conn.echo(conn.sessionId), conn.sessionId);
+      await until('video on every viewer', async () => (await conn.getStats()).framesReceived >= 5);
+    }
+    await Promise.all([a, b, c].map((x) => (x as AppConnection).close()));
+    await until('viewers gone', () => dev.viewers().length === 0, 5000);
+  });
+
+  test('fails clearly: DEVICE_OFFLINE, AUTH_FAILED, FORBIDDEN', async () => {
+    const token = await signer.sign({ sub: 'app-n3', role: 'app', devices: ['cam-n1', 'cam-none'] });
+    const t0 = Date.now();
+    await assert.rejects(connect({ server: p2pd.httpUrl, token, deviceId: 'cam-none' }), (e) => isSdkError(e, 'DEVICE_OFFLINE'));
+    assert.ok(Date.now() - t0 < 5000, 'an offline device is reported at once, not after a timeout');
+    const forged = await createHs256Signer('another-key').sign({ sub: 'app-n3', role: 'app', devices: ['*'] });
+    await assert.rejects(connect({ server: p2pd.httpUrl, token: forged, deviceId: 'cam-n1' }), (e) => isSdkError(e, 'AUTH_FAILED'));
+    await assert.rejects(connect({ server: p2pd.httpUrl, token, deviceId: 'cam-other' }), (e) => isSdkError(e, 'FORBIDDEN'));
+    await assert.rejects(connect({ server: 'http://127.0.0.1:9', token, deviceId: 'cam-n1', timeoutMs: 3000 }),
+      (e) => isSdkError(e, 'SIGNALING_UNAVAILABLE') || isSdkError(e, 'TIMEOUT'));
+  });
+
+  test('with a --jwt-secret there are no development tokens', async () => {
+    assert.equal((await fetch(`${p2pd.httpUrl}/v1/dev/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"role":"app"}' })).status, 404);
+    assert.deepEqual(await (await fetch(`${p2pd.httpUrl}/viewer-config.json`)).json(), { devTokens: false });
+  });
+});

@@ -1,0 +1,107 @@
+/**
+ * Recovery, with the SDK in Node (werift) and real processes:
+ * - the broker (the embedded one: the whole one-node p2pd) restarts mid-session: the P2P path
+ *   keeps working meanwhile, both sides reconnect to signaling, the app re-creates the session
+ *   the new process does not know, and an ICE restart through the new broker succeeds;
+ * - the device (a `p2pd device` process) is killed and restarted: the app gets a clear error
+ *   (PEER_GONE: the new device does not know the session) and a new connect() succeeds.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHs256Signer } from '../../src/auth/token.ts';
+import type { AppConnection } from '../../src/sdk/app.ts';
+import type { DeviceServer } from '../../src/sdk/device.ts';
+import type { SdkError } from '../../src/sdk/errors.ts';
+import { connect, serve } from '../../src/sdk/node.ts';
+import { startDevice, type DeviceProcess } from '../helpers/device.ts';
+import { startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
+import { freePort } from '../helpers/ports.ts';
+
+const JWT = 'e2e-recovery-secret';
+const signer = createHs256Signer(JWT);
+
+const waitEvent = <T>(what: string, subscribe: (done: (v: T) => void) => void, timeoutMs: number): Promise<T> =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
+    subscribe((v) => { clearTimeout(timer); resolve(v); });
+  });
+
+describe('recovery', { timeout: 85_000 }, () => {
+  const stops: Array<() => Promise<unknown>> = [];
+  after(async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+  });
+
+  test('the broker restarts mid-session: the path holds, signaling comes back, an ICE restart goes through the new broker', async () => {
+    const [port, http, mqtt] = [await freePort(), await freePort(), await freePort()];
+    const args = ['--port', String(port), '--http', `127.0.0.1:${http}`, '--mqtt', `127.0.0.1:${mqtt}`,
+      '--jwt-secret', JWT, '--auth-secret', 'e2e-recovery-turn', '--allow-peer', '127.0.0.0/8'];
+    let p2pd: P2pdProcess = await startP2pd({ args });
+    stops.push(() => p2pd.stop());
+    const dev: DeviceServer = await serve({ server: p2pd.httpUrl, token: await signer.sign({ sub: 'cam-r1', role: 'device' }) });
+    stops.push(() => dev.close());
+    const token = await signer.sign({ sub: 'app-r1', role: 'app', devices: ['cam-r1'] });
+    const conn: AppConnection = await connect({ server: p2pd.httpUrl, token, deviceId: 'cam-r1', keepaliveMs: 1000, timeoutMs: 15_000 });
+    stops.push(() => conn.close());
+    const errors: SdkError[] = [];
+    conn.on('error', (e) => errors.push(e));
+    assert.equal(await conn.echo('before'), 'before');
+
+    const appDown = waitEvent<string>('app signaling down', (done) => conn.on('signaling', (s) => { if (s === 'down') done(s); }), 10_000);
+    const devDown = waitEvent<string>('device signaling down', (done) => dev.on('signaling', (s) => { if (s === 'down') done(s); }), 10_000);
+    await p2pd.stop();
+    await Promise.all([appDown, devDown]);
+    // The P2P path does not need the service.
+    assert.equal(await conn.echo('during the outage'), 'during the outage');
+    assert.equal(conn.state, 'connected');
+
+    const appUp = waitEvent<string>('app signaling up', (done) => conn.on('signaling', (s) => { if (s === 'up') done(s); }), 20_000);
+    const devUp = waitEvent<string>('device signaling up', (done) => dev.on('signaling', (s) => { if (s === 'up') done(s); }), 20_000);
+    p2pd = await startP2pd({ args });
+    await Promise.all([appUp, devUp]);
+
+    // The new process never heard of the session: the app creates it again under its id.
+    const session = async (): Promise<{ status?: string }> =>
+      (await fetch(`${p2pd.httpUrl}/v1/sessions/${conn.sessionId}`, { headers: { authorization: `Bearer ${token}` } })).json() as Promise<{ status?: string }>;
+    const until = Date.now() + 10_000;
+    while ((await session()).status !== 'connected' && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await session()).status, 'connected');
+
+    // Signaling works end to end again: an ICE restart negotiates through the new broker.
+    const restarts = conn.iceRestarts;
+    await conn.restartIce();
+    assert.equal(conn.state, 'connected');
+    assert.ok(conn.iceRestarts > restarts);
+    assert.equal(await conn.echo('after'), 'after');
+    assert.deepEqual(errors, []);
+  });
+
+  test('the device restarts: the app gets PEER_GONE, then connects again', async () => {
+    const p2pd = await startP2pd({ args: ['--jwt-secret', JWT, '--auth-secret', 'e2e-recovery-turn', '--allow-peer', '127.0.0.0/8'] });
+    stops.push(() => p2pd.stop());
+    const deviceToken = await signer.sign({ sub: 'cam-r2', role: 'device' });
+    let device: DeviceProcess = await startDevice({ server: p2pd.httpUrl, id: 'cam-r2', token: deviceToken, args: ['--no-video'] });
+    stops.push(() => device.stop('SIGKILL'));
+    const token = await signer.sign({ sub: 'app-r2', role: 'app', devices: ['cam-r2'] });
+    const first = await connect({ server: p2pd.httpUrl, token, deviceId: 'cam-r2', livenessMs: 3000, recoveryMs: 20_000 });
+    stops.push(() => first.close());
+    assert.equal(await first.echo(1), 1);
+
+    const failed = waitEvent<SdkError>('the connection error', (done) => first.on('error', done), 30_000);
+    const closed = waitEvent<{ reason: string; error?: SdkError }>('the close', (done) => first.on('close', done), 30_000);
+    const killedAt = Date.now();
+    await device.stop('SIGKILL');
+    device = await startDevice({ server: p2pd.httpUrl, id: 'cam-r2', token: deviceToken, args: ['--no-video'] });
+    const err = await failed;
+    assert.equal(err.code, 'PEER_GONE', `${err.code}: ${err.message}`);
+    assert.ok(Date.now() - killedAt < 20_000, 'the app learns within seconds, not after a long timeout');
+    assert.equal((await closed).error?.code, 'PEER_GONE');
+    assert.equal(first.state, 'closed');
+
+    const second = await connect({ server: p2pd.httpUrl, token, deviceId: 'cam-r2', timeoutMs: 15_000 });
+    stops.push(() => second.close());
+    assert.equal(second.state, 'connected');
+    assert.notEqual(second.sessionId, first.sessionId);
+    assert.equal(await second.echo('again'), 'again');
+  });
+});
