@@ -100,3 +100,33 @@ test('a send from a promise continuation during a batch does not overwrite the b
   client.close();
   sock.close();
 });
+
+test('sendLater holds sends made outside a batch until the end of the event-loop turn', { skip }, async () => {
+  const sock = new BatchUdpSocket(lib!, '127.0.0.1', 0, false, false);
+  const client = await peer('udp4', '127.0.0.1');
+  const got: string[] = [];
+  const all = new Promise<void>((resolve) => client.on('message', (m) => { got.push(m.toString()); if (got.length === 150) resolve(); }));
+  for (let i = 0; i < 150; i++) sock.sendLater([Buffer.from('later:'), Buffer.from(String(i))], client.address().port, '127.0.0.1');
+  // More than a batch of slots: the first ones went out when the slots filled, the rest wait.
+  assert.ok(sock.stats().sent < 150);
+  await all;
+  assert.deepEqual(got, Array.from({ length: 150 }, (_, i) => `later:${i}`));
+  client.close();
+  sock.close();
+});
+
+test('sendLater from a promise continuation during a batch keeps every answer intact', { skip }, async () => {
+  const sock = new BatchUdpSocket(lib!, '127.0.0.1', 0, false, false);
+  sock.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
+    sock.send([Buffer.from('re:'), buf], rinfo.port, rinfo.address);
+    void Promise.resolve().then(() => sock.sendLater([Buffer.from('later:'), buf], rinfo.port, rinfo.address));
+  });
+  const client = await peer('udp4', '127.0.0.1');
+  const got: string[] = [];
+  const all = new Promise<void>((resolve) => client.on('message', (m) => { got.push(m.toString()); if (got.length === 200) resolve(); }));
+  for (let i = 0; i < 100; i++) client.send(`m${i}`, sock.address().port, '127.0.0.1');
+  await all;
+  assert.deepEqual(new Set(got), new Set(Array.from({ length: 100 }, (_, i) => [`re:m${i}`, `later:m${i}`]).flat()));
+  client.close();
+  sock.close();
+});

@@ -113,7 +113,11 @@ export class BatchUdpSocket extends EventEmitter {
     } finally {
       this.inBatch = false;
     }
-    return this.queued;
+    // Send the answers now rather than returning their count for the addon to send after the
+    // callback: promise continuations run before that, and a send from one would reuse slot 0.
+    if (this.queued > 0 && !this.closed) this.lib.flush(this.native.handle, 0, this.queued);
+    this.queued = 0;
+    return 0;
   }
 
   /** dgram-compatible subset: one buffer or a list of buffers (sent as one datagram) to a literal IP. */
