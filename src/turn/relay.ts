@@ -142,16 +142,11 @@ export class Relay {
       const pair = this.pair;
       pair[0] = h;
       pair[1] = payload;
-      if (a.udpSendLater) (udp as unknown as LaterSender).sendLater(pair, a.client.port, a.client.address);
-      else udp.send(pair, a.client.port, a.client.address);
+      sendToClient(a, udp, pair);
       return;
     }
-    const stream = a.stream;
+    const stream = this.writableStream(a);
     if (stream === undefined) return;
-    if (stream.writableLength > MAX_STREAM_BACKLOG) {
-      this.drops.backpressure.count++;
-      return;
-    }
     // RFC 8656 §12.5: over TCP/TLS, ChannelData is padded to a multiple of 4 bytes.
     const pad = streamPadding(len);
     const out = Buffer.allocUnsafe(CHANNEL_DATA_HEADER + len + pad);
@@ -185,16 +180,27 @@ export class Relay {
       t[0] = prefix;
       t[1] = payload;
       t[2] = ZEROS.subarray(0, pad);
-      if (a.udpSendLater) (udp as unknown as LaterSender).sendLater(t, a.client.port, a.client.address);
-      else udp.send(t, a.client.port, a.client.address);
+      sendToClient(a, udp, t);
       return;
     }
-    const stream = a.stream;
+    const stream = this.writableStream(a);
     if (stream === undefined) return;
-    if (stream.writableLength > MAX_STREAM_BACKLOG) {
-      this.drops.backpressure.count++;
-      return;
-    }
     stream.write(Buffer.concat([prefix, payload, ZEROS.subarray(0, pad)]));
   }
+
+  /** The client's TCP/TLS stream when it can take more; a stream backed up past the limit drops. */
+  private writableStream(a: Allocation): Allocation['stream'] {
+    const stream = a.stream;
+    if (stream !== undefined && stream.writableLength > MAX_STREAM_BACKLOG) {
+      this.drops.backpressure.count++;
+      return undefined;
+    }
+    return stream;
+  }
+}
+
+/** One datagram to the allocation's client over UDP: batched (`sendLater`) where the socket can. */
+function sendToClient(a: Allocation, udp: NonNullable<Allocation['udp']>, parts: Buffer[]): void {
+  if (a.udpSendLater) (udp as unknown as LaterSender).sendLater(parts, a.client.port, a.client.address);
+  else udp.send(parts, a.client.port, a.client.address);
 }
