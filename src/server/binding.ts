@@ -50,7 +50,7 @@ export class BindingHandler {
    * Answers one Binding request received on endpoint `at` from `source` over UDP (`stream` false)
    * or TCP/TLS. Returns the answer (the object is reused), or the reason it is dropped.
    */
-  handle(req: StunMessage, source: TransportAddress, at: EndpointIndex, stream: boolean): BindingAnswer | BindingDrop {
+  handle(req: StunMessage, source: TransportAddress, at: EndpointIndex, stream: boolean, integrity?: { key: Buffer; sha256: boolean }): BindingAnswer | BindingDrop {
     if (req.cls !== MessageClass.Request) return 'not_request'; // indications are keepalives
     const fingerprinted = findAttr(req, Attr.Fingerprint) >= 0;
     if (fingerprinted && !checkFingerprint(req)) return 'bad_fingerprint';
@@ -105,6 +105,10 @@ export class BindingHandler {
       w.addAddress(Attr.ResponseOrigin, addrs[from] as TransportAddress);
       // RFC 5780 §6.1: OTHER-ADDRESS differs in both IP and port from where the request arrived.
       w.addAddress(Attr.OtherAddress, addrs[at ^ 3] as TransportAddress);
+    }
+    if (integrity) {
+      if (integrity.sha256) w.addMessageIntegritySha256(integrity.key);
+      else w.addMessageIntegrity(integrity.key);
     }
     if (fingerprinted) w.addFingerprint();
     ans.from = from;

@@ -38,6 +38,11 @@ export interface TurnHandler {
   onChannelData(buf: Buffer, source: TransportAddress, ingress: Ingress): void;
   /** A TCP/TLS client connection closed. */
   onStreamClosed(socket: net.Socket): void;
+  /**
+   * --secure-stun: checks a Binding request's long-term credentials. Returns the key to sign the
+   * answer with, or undefined after answering the refusal itself (401 with REALM and NONCE).
+   */
+  authorizeBinding(msg: StunMessage, source: TransportAddress, ingress: Ingress): { key: Buffer; sha256: boolean } | undefined;
 }
 
 const MAX_STREAM_BUFFER = 128 * 1024;
@@ -174,7 +179,17 @@ export class StunServer {
 
   private dispatch(msg: StunMessage, source: TransportAddress, ingress: Ingress): void {
     if (msg.method === Method.Binding) {
-      const ans = this.binding.handle(msg, source, ingress.endpoint, ingress.stream !== undefined);
+      let integrity: { key: Buffer; sha256: boolean } | undefined;
+      if (this.config.secureStun && msg.cls === MessageClass.Request) {
+        // Like coturn's --secure-stun: Binding needs the same credentials as TURN.
+        integrity = this.turn?.authorizeBinding(msg, source, ingress);
+        if (integrity === undefined) {
+          this.counted.error.count++;
+          if (!this.turn) this.replyError(msg, source, ingress, 401, 'Unauthorized: --secure-stun needs the TURN role');
+          return;
+        }
+      }
+      const ans = this.binding.handle(msg, source, ingress.endpoint, ingress.stream !== undefined, integrity);
       if (typeof ans === 'string') {
         if (ans !== 'not_request') {
           this.counted.dropped.count++;
@@ -200,14 +215,18 @@ export class StunServer {
     }
     if (msg.cls === MessageClass.Request) {
       // RFC 8489 §6.3.1: a request for a method we do not serve gets 400.
-      const w = this.errWriter;
-      w.reset(messageType(msg.method, MessageClass.ErrorResponse), msg.transactionId);
-      w.addErrorCode(400, 'Bad Request: method not served here');
-      const out = Buffer.from(w.finish());
       this.counted.error.count++;
-      if (ingress.stream) ingress.stream.write(out);
-      else ingress.udp?.send(out, source.port, source.address);
+      this.replyError(msg, source, ingress, 400, 'Bad Request: method not served here');
     } else stunDroppedTotal.labels('unexpected').inc();
+  }
+
+  private replyError(msg: StunMessage, source: TransportAddress, ingress: Ingress, code: number, reason: string): void {
+    const w = this.errWriter;
+    w.reset(messageType(msg.method, MessageClass.ErrorResponse), msg.transactionId);
+    w.addErrorCode(code, reason);
+    const out = Buffer.from(w.finish());
+    if (ingress.stream) ingress.stream.write(out);
+    else ingress.udp?.send(out, source.port, source.address);
   }
 
   /** Sockets 0..3 are the four RFC 5780 endpoints in bind order; the IPv6 one comes after. */

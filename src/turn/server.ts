@@ -154,6 +154,21 @@ export class TurnServer implements TurnHandler {
     if (a) this.deleteAllocation(a, 'connection_closed');
   }
 
+  authorizeBinding(msg: StunMessage, source: TransportAddress, ingress: Ingress): { key: Buffer; sha256: boolean } | undefined {
+    const now = nowSeconds();
+    const ip = source.address;
+    if (this.limiter.isBlocked(ip, now)) {
+      turnAuthFailuresTotal.labels('rate_limited').inc();
+      return undefined;
+    }
+    const auth = this.auth.authenticate(msg, ip, now);
+    if ('code' in auth) {
+      this.refuse(msg, source, ingress, auth, now);
+      return undefined;
+    }
+    return { key: auth.key, sha256: auth.sha256Integrity };
+  }
+
   onStun(msg: StunMessage, source: TransportAddress, ingress: Ingress): void {
     if (msg.cls === MessageClass.Request) this.onRequest(msg, source, ingress);
     else if (msg.cls === MessageClass.Indication && msg.method === Method.Send) this.onSend(msg, source, ingress);

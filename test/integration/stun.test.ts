@@ -14,6 +14,7 @@ import { loadUdpBatch } from '../../src/transport/batchUdp.ts';
 import {
   Attr, MessageClass, Method, MessageWriter, messageType, newTransactionId, findAttr, attrValue,
   readXorAddress, readErrorCode, readUnknownAttributes, checkFingerprint, responsePortValue,
+  readRealm, readNonce, longTermKey, checkMessageIntegrity,
 } from '../../src/stun/index.ts';
 
 const run = promisify(execFile);
@@ -218,5 +219,39 @@ describe('start-up validation', () => {
     const r = await run(process.execPath, [P2PD_BIN, 'serve'], { env: { ...process.env, P2PD_PORT: 'x' } }).catch((e: { code: number; stderr: string }) => e);
     assert.equal((r as { code: number }).code, 2);
     assert.match((r as { stderr: string }).stderr, /invalid value for --port/);
+  });
+});
+
+describe('--secure-stun', () => {
+  test('a Binding without credentials gets 401 with REALM and NONCE; with them, a signed answer', async () => {
+    const p = await startP2pd({ args: ['--secure-stun', '--user', 'alice:wonder'] });
+    try {
+      const first = await udpTransaction(bindingRequest(), p.port);
+      assert.ok(first);
+      assert.equal(first.msg.type, messageType(Method.Binding, MessageClass.ErrorResponse));
+      assert.equal(readErrorCode(attrValue(first.msg, findAttr(first.msg, Attr.ErrorCode))).code, 401);
+      const realm = readRealm(attrValue(first.msg, findAttr(first.msg, Attr.Realm)));
+      const nonce = readNonce(attrValue(first.msg, findAttr(first.msg, Attr.Nonce)));
+      assert.equal(realm, 'p2pd');
+
+      const key = longTermKey('alice', realm, 'wonder');
+      const signed = (password: Buffer): Buffer => bindingRequest((w) => {
+        w.addString(Attr.Username, 'alice');
+        w.addString(Attr.Realm, realm);
+        w.addString(Attr.Nonce, nonce);
+        w.addMessageIntegrity(password);
+      });
+      const ok = await udpTransaction(signed(key), p.port);
+      assert.ok(ok);
+      assert.equal(ok.msg.type, messageType(Method.Binding, MessageClass.SuccessResponse));
+      assert.equal(readXorAddress(attrValue(ok.msg, findAttr(ok.msg, Attr.XorMappedAddress)), ok.msg.transactionId).port, ok.local);
+      assert.ok(checkMessageIntegrity(ok.msg, key), 'the answer is signed with the same key');
+
+      const wrong = await udpTransaction(signed(longTermKey('alice', realm, 'guess')), p.port);
+      assert.equal(readErrorCode(attrValue(wrong!.msg, findAttr(wrong!.msg, Attr.ErrorCode))).code, 401);
+      assert.ok(await metricValue(p.httpUrl, 'turn_auth_failures_total') >= 2);
+    } finally {
+      await p.stop();
+    }
   });
 });
