@@ -3,6 +3,7 @@
  * client of an external broker) on free loopback ports, real MQTT.js clients, and an inbox to
  * wait for messages. The node is the production code (signaling/start.ts) with a memory store.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { connect, type IClientOptions, type MqttClient } from 'mqtt';
@@ -206,3 +207,36 @@ export const SDP_OFFER = 'v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=a
 export const SDP_ANSWER = SDP_OFFER.replace('o=- 1 2', 'o=- 3 4');
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Runs a command line (mosquitto_pub, mosquitto_sub) to its end, killing it after `timeoutMs`. */
+export function run(cmd: string, args: readonly string[], timeoutMs = 10_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(cmd, [...args]);
+    let stdout = '';
+    let stderr = '';
+    c.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    c.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
+    c.once('exit', (status) => { clearTimeout(timer); resolve({ status, stdout, stderr }); });
+  });
+}
+
+/** The granted QoS of one subscription (128 = refused; MQTT.js rejects then, with the SUBACK). */
+export async function granted(client: Peer['client'], filter: string): Promise<number | undefined> {
+  try {
+    const [g] = await client.subscribeAsync(filter, { qos: 1 });
+    return g?.qos;
+  } catch (err) {
+    const packet = (err as { packet?: { granted?: number[] } }).packet;
+    if (packet?.granted) return packet.granted[0];
+    throw err;
+  }
+}
+
+export async function waitUntil(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 3000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}

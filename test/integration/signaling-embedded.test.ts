@@ -8,7 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { registry } from '../../src/metrics/metrics.ts';
 import {
-  SDP_ANSWER, SDP_OFFER, connectPeer, requestSession, sleep, startSignalingNode, token, type Peer, type SignalingNode,
+  SDP_ANSWER, SDP_OFFER, connectPeer, granted, requestSession, run, sleep, startSignalingNode, token, waitUntil as waitFor, type Peer, type SignalingNode,
 } from '../helpers/signaling.ts';
 
 const haveMosquittoClients = spawnSync('mosquitto_pub', ['--help']).error === undefined;
@@ -312,34 +312,5 @@ describe('signaling on the embedded broker', () => {
 });
 
 /** Runs a command without blocking this process (the broker under test lives here). */
-function run(cmd: string, args: readonly string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(cmd, [...args]);
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    c.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => c.kill('SIGKILL'), 10_000);
-    c.once('exit', (status) => { clearTimeout(timer); resolve({ status, stdout, stderr }); });
-  });
-}
 
-/** The granted QoS of one subscription (128 = refused; MQTT.js rejects then, with the SUBACK). */
-async function granted(client: Peer['client'], filter: string): Promise<number | undefined> {
-  try {
-    const [g] = await client.subscribeAsync(filter, { qos: 1 });
-    return g?.qos;
-  } catch (err) {
-    const packet = (err as { packet?: { granted?: number[] } }).packet;
-    if (packet?.granted) return packet.granted[0];
-    throw err;
-  }
-}
 
-async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 3000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}

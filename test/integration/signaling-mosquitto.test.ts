@@ -6,13 +6,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import type { ClientRole } from '../../src/auth/token.ts';
 import { MemorySessionStore } from '../../src/session/memoryStore.ts';
 import { MOSQUITTO_MISSING, haveMosquitto, startMosquitto, type Mosquitto } from '../helpers/mosquitto.ts';
 import {
-  SDP_ANSWER, SDP_OFFER, connectPeer, requestSession, sleep, startSignalingNode, token, type Peer, type PeerOptions, type SignalingNode,
+  SDP_ANSWER, SDP_OFFER, connectPeer, granted, requestSession, run, sleep, startSignalingNode, token, waitUntil, type Peer, type PeerOptions, type SignalingNode,
 } from '../helpers/signaling.ts';
 
 const skip = haveMosquitto() ? false : MOSQUITTO_MISSING;
@@ -23,36 +22,10 @@ async function provision(node: SignalingNode, tok: string): Promise<void> {
   assert.equal(r.status, 200, await r.text());
 }
 
-async function granted(client: Peer['client'], filter: string): Promise<number | undefined> {
-  try {
-    const [g] = await client.subscribeAsync(filter, { qos: 1 });
-    return g?.qos;
-  } catch (err) {
-    const packet = (err as { packet?: { granted?: number[] } }).packet;
-    if (packet?.granted) return packet.granted[0];
-    throw err;
-  }
-}
 
-async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 4000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
+/** Mosquitto adds a hop: a longer default wait than the embedded broker's tests. */
+const waitFor = (check: () => boolean | Promise<boolean>, what: string, timeoutMs = 4000): Promise<void> => waitUntil(check, what, timeoutMs);
 
-function run(cmd: string, args: readonly string[], timeoutMs = 10_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(cmd, [...args]);
-    let stdout = '';
-    let stderr = '';
-    c.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    c.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
-    c.once('exit', (status) => { clearTimeout(timer); resolve({ status, stdout, stderr }); });
-  });
-}
 
 describe('signaling on Mosquitto', { skip }, () => {
   let mq: Mosquitto;
