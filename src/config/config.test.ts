@@ -93,3 +93,27 @@ test('session and cluster options (issue 4) parse, with defaults', () => {
   refuses(['--node-id', 'a/b'], 'CONFIG_INVALID_VALUE');
   refuses(['--geoip-db', '/nonexistent/GeoLite2-City.mmdb'], 'CONFIG_INVALID_VALUE');
 });
+
+test('exposure defaults are closed: dev tokens for loopback, bounds on sessions, permissions, rates and pre-login MQTT', () => {
+  const c = loadConfig([]);
+  assert.equal(c.devTokens, 'loopback');
+  assert.deepEqual(c.denyPeers, []);
+  assert.equal(c.maxPermissions, 128);
+  assert.equal(c.maxChannels, 128);
+  assert.equal(c.principalQuota, 200);
+  assert.equal(c.maxSessionsPerApp, 100);
+  assert.equal(c.rateLimitToken, 20);
+  assert.equal(c.rateLimitSource, 100);
+  assert.equal(c.httpTimeoutSec, 10);
+  assert.equal(c.brokerHookSecret, undefined);
+  assert.equal(c.mqttMaxPacketBytes, 65536);
+  assert.equal(c.mqttPreauthPerSource, 32);
+  assert.equal(c.tcpIdleTimeoutSec, 30);
+  const open = loadConfig(['--dev-tokens', 'lan', '--deny-peer', '203.0.113.0/24', '--deny-peer', '2001:db8::/32'], { P2PD_MAX_SESSIONS_PER_APP: '0' });
+  assert.equal(open.devTokens, 'lan');
+  assert.deepEqual(open.denyPeers.map((d) => d.text), ['203.0.113.0/24', '2001:db8::/32']);
+  assert.equal(open.maxSessionsPerApp, 0);
+  refuses(['--dev-tokens', 'everyone'], 'CONFIG_INVALID_VALUE');
+  refuses(['--deny-peer', '10.0.0.0/33'], 'CONFIG_INVALID_VALUE');
+  refuses(['--mqtt-max-packet', '10'], 'CONFIG_INVALID_VALUE');
+});

@@ -73,6 +73,40 @@ export interface Config {
   readonly geoipDb: string | undefined;
   /** Path of the region table (read and checked when the session services start). */
   readonly regionMapFile: string | undefined;
+  /** Who may call POST /v1/dev/token (only registered when the token key was generated). */
+  readonly devTokens: DevTokens;
+  /** Ranges denied as TURN peers besides the defaults (they win over --allow-peer). */
+  readonly denyPeers: readonly Cidr[];
+  /** Permissions per allocation (RFC 8656 §9 sets no bound; we do). */
+  readonly maxPermissions: number;
+  /** Channel bindings per allocation. */
+  readonly maxChannels: number;
+  /** TURN allocations per principal (token sub) across its sessions; 0 = unlimited. */
+  readonly principalQuota: number;
+  /** Open sessions per app; 0 = unlimited. */
+  readonly maxSessionsPerApp: number;
+  /** HTTP API requests/s per token; 0 = unlimited. */
+  readonly rateLimitToken: number;
+  /** HTTP API requests/s per source IP; 0 = unlimited. */
+  readonly rateLimitSource: number;
+  /** Seconds to send an HTTP request's headers and body. */
+  readonly httpTimeoutSec: number;
+  /** Shared secret of POST /v1/mqtt/auth; undefined = loopback callers only. */
+  readonly brokerHookSecret: string | undefined;
+  /** Largest MQTT packet after login, bytes. */
+  readonly mqttMaxPacketBytes: number;
+  /** MQTT connections per source IP before login. */
+  readonly mqttPreauthPerSource: number;
+  /** Idle seconds before a STUN/TURN TCP/TLS connection without an allocation is closed. */
+  readonly tcpIdleTimeoutSec: number;
+}
+
+export const DEV_TOKENS = ['loopback', 'lan', 'off'] as const;
+export type DevTokens = (typeof DEV_TOKENS)[number];
+
+function parseDevTokens(raw: string): DevTokens {
+  if (!(DEV_TOKENS as readonly string[]).includes(raw)) throw invalidValue('dev-tokens', raw, DEV_TOKENS.join(', '));
+  return raw as DevTokens;
 }
 
 function parseUdpIo(raw: string): UdpIo {
@@ -224,6 +258,19 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     turnCapacityBps: parseInteger('turn-capacity-bps', str('turn-capacity-bps') ?? '0', 0, 1_000_000_000_000),
     geoipDb: readableFile('geoip-db', str('geoip-db')),
     regionMapFile: readableFile('region-map', str('region-map')),
+    devTokens: parseDevTokens(str('dev-tokens') ?? 'loopback'),
+    denyPeers: getList(raw, 'deny-peer').map((c) => parseCidr('deny-peer', c)),
+    maxPermissions: parseInteger('max-permissions', str('max-permissions') ?? '128', 1, 65536),
+    maxChannels: parseInteger('max-channels', str('max-channels') ?? '128', 1, 4096),
+    principalQuota: parseInteger('principal-quota', str('principal-quota') ?? '200', 0, 1_000_000),
+    maxSessionsPerApp: parseInteger('max-sessions-per-app', str('max-sessions-per-app') ?? '100', 0, 10_000_000),
+    rateLimitToken: parseInteger('rate-limit-token', str('rate-limit-token') ?? '20', 0, 10_000_000),
+    rateLimitSource: parseInteger('rate-limit-source', str('rate-limit-source') ?? '100', 0, 10_000_000),
+    httpTimeoutSec: parseSeconds('http-timeout', str('http-timeout') ?? '10', 0.1, 3600),
+    brokerHookSecret: str('broker-hook-secret'),
+    mqttMaxPacketBytes: parseInteger('mqtt-max-packet', str('mqtt-max-packet') ?? '65536', 1024, 268_435_455),
+    mqttPreauthPerSource: parseInteger('mqtt-preauth-per-source', str('mqtt-preauth-per-source') ?? '32', 1, 1_000_000),
+    tcpIdleTimeoutSec: parseSeconds('tcp-idle-timeout', str('tcp-idle-timeout') ?? '30', 0.1, 86400),
   };
   return Object.freeze(config);
 }
