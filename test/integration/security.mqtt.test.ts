@@ -174,7 +174,7 @@ describe('the embedded broker under attack', () => {
   });
 
   test('the SDK logs in again with a fresh token from its provider and resubscribes', async () => {
-    const shortToken = await token('device_sdk', 'device', [], 2);
+    const shortToken = await token('device_sdk', 'device', [], 3);
     let provided = 0;
     const sdk = await SignalingClient.open({
       url: node.mqttUrl, id: 'device_sdk', role: 'device', token: shortToken, reconnectMs: 200,
@@ -202,7 +202,7 @@ describe('the embedded broker under attack', () => {
   });
 
   test('the SDK without a provider reports AUTH_FAILED once its token expired', async () => {
-    const shortToken = await token('device_sdk2', 'device', [], 2);
+    const shortToken = await token('device_sdk2', 'device', [], 3);
     const sdk = await SignalingClient.open({ url: node.mqttUrl, id: 'device_sdk2', role: 'device', token: shortToken, reconnectMs: 200 });
     try {
       const failed = new Promise<string>((resolve) => sdk.on('error', (e) => resolve(e.code)));
@@ -286,7 +286,7 @@ describe('the embedded broker under attack', () => {
     const flood = async (ws: WebSocket, header: Buffer): Promise<{ closed: boolean; sentBytes: number }> => {
       const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
       for (const b of header) ws.send(Buffer.from([b])); // the header itself split across frames
-      const frame = Buffer.alloc(1024, 0x61);
+      const frame = Buffer.alloc(8 * 1024, 0x61);
       return floodUntilClosed((c) => new Promise<void>((resolve, reject) => {
         if (ws.readyState !== WebSocket.OPEN) reject(new Error('closed'));
         else ws.send(c, (err) => (err ? reject(err) : resolve()));
