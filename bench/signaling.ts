@@ -57,7 +57,8 @@ const scenarios: Scenario[] = [
   {
     name: 'embedded broker (aedes in p2pd)',
     async setup() {
-      const { proc, httpUrl, mqttPort } = await p2pdNode([]);
+      // Every client logs in from 127.0.0.1, thousands at once: lift the per-source pre-login cap (default 32).
+      const { proc, httpUrl, mqttPort } = await p2pdNode(['--mqtt-preauth-per-source', '1000000']);
       return { url: `mqtt://${HOST}:${mqttPort}`, httpUrl, tokenInRequest: false, brokerPids: () => [proc.child.pid as number], stop: () => proc.stop() };
     },
   },

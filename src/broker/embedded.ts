@@ -5,18 +5,28 @@
  * signaling gate before aedes forwards it.
  *
  * Login (CONTRACT.md §3): username = the token's `sub`, password = the token. The client
- * identifier is free; rights follow the username only.
+ * identifier is free, but one that a connection (or a persistent session) of another username
+ * holds is refused (CONNACK 2, "identifier rejected"): MQTT's takeover would otherwise let anyone
+ * disconnect anyone. The same username reusing its id keeps the takeover of MQTT 3.1.1 §3.1.4.
+ * Rights follow the username only. A connection is closed when its token expires.
+ *
+ * Before login a stranger holds little: the fixed-header guard (packetGuard.ts) cuts a CONNECT
+ * above 16 KiB and any packet above `maxPacketBytes`, one source holds at most
+ * `preauthPerSource` connections not logged in, and aedes' connect timeout ends the rest.
  */
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import type { Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
 import type { ClientClaims, TokenVerifier } from '../auth/token.ts';
 import type { HostPort } from '../config/values.ts';
 import type { Logger } from '../log.ts';
-import { mqttClientsConnected } from '../metrics/metrics.ts';
+import { mqttClientsConnected, mqttConnectionsRefusedTotal } from '../metrics/metrics.ts';
 import { aclRules, maySubscribe } from '../signaling/acl.ts';
 import type { Sender, SignalingPublisher } from '../signaling/service.ts';
 import { SERVER_ID, parseTopic } from '../signaling/topics.ts';
+import { PacketGuard } from './packetGuard.ts';
+import { PreauthLimiter } from './preauth.ts';
 import { attachWebSocket } from './websocket.ts';
 
 /** What the broker asks the signaling service. */
@@ -40,6 +50,10 @@ export interface EmbeddedBrokerOptions {
   readonly wsPath?: string;
   /** Grace before a device whose connections all closed is marked offline (a quick reconnect keeps it online). */
   readonly offlineGraceMs?: number;
+  /** Largest Remaining Length of a packet (`--mqtt-max-packet`); the CONNECT has its own, smaller cap. */
+  readonly maxPacketBytes?: number;
+  /** Connections per source not logged in yet (`--mqtt-preauth-per-source`). */
+  readonly preauthPerSource?: number;
 }
 
 export interface EmbeddedBroker extends SignalingPublisher {
@@ -55,7 +69,17 @@ export interface EmbeddedBroker extends SignalingPublisher {
 const DROP_TOPIC = '$p2pd/dropped';
 const EMPTY = Buffer.alloc(0);
 
+/** A CONNECT carries an id, a will and a token: a few KiB at most. */
+export const MAX_CONNECT_BYTES = 16 * 1024;
+const DEFAULT_MAX_PACKET_BYTES = 256 * 1024;
+const DEFAULT_PREAUTH_PER_SOURCE = 32;
+/** setTimeout's longest delay; a longer token is re-armed when it fires. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Client ids of persistent sessions remembered with their username (beyond: the oldest is forgotten). */
+const PERSISTENT_OWNERS_MAX = 200_000;
+
 // CONNACK return codes of MQTT 3.1.1 §3.2.2.3.
+const IDENTIFIER_REJECTED = 2;
 const BAD_USERNAME_OR_PASSWORD = 4;
 const NOT_AUTHORIZED = 5;
 
@@ -71,6 +95,66 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   const connections = new Map<string, number>();
   const offlineGraceMs = opts.offlineGraceMs ?? 1000;
   const { gate, verifier } = opts;
+  const maxPacketBytes = opts.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
+  const preauth = new PreauthLimiter(opts.preauthPerSource ?? DEFAULT_PREAUTH_PER_SOURCE);
+  /** The pre-login slot of each connection (keyed by the guard aedes sees as `client.conn`). */
+  const preauthSlots = new WeakMap<Duplex, () => void>();
+  /** Client id → the live (or logging-in) connection holding it. */
+  const idHolders = new Map<string, { readonly username: string; readonly client: Client }>();
+  /** Client id → username of a persistent (clean = false) session, which outlives its connection. */
+  const persistentOwners = new Map<string, string>();
+  const expiryTimers = new WeakMap<Client, NodeJS.Timeout>();
+  /** Connections being closed because their token expired: their will is not published. */
+  const expiring = new WeakSet<Client>();
+
+  /** Another username holds this client id (a connection, or a persistent session). */
+  const idTakenByOther = (clientId: string, username: string): boolean => {
+    const holder = idHolders.get(clientId);
+    if (holder !== undefined && !holder.client.closed && holder.username !== username) return true;
+    const owner = persistentOwners.get(clientId);
+    return owner !== undefined && owner !== username;
+  };
+  const holdId = (client: Client, username: string): void => {
+    idHolders.set(client.id, { username, client });
+    if (!client.clean) {
+      persistentOwners.delete(client.id);
+      persistentOwners.set(client.id, username);
+      if (persistentOwners.size > PERSISTENT_OWNERS_MAX) {
+        const oldest = persistentOwners.keys().next();
+        if (!oldest.done) persistentOwners.delete(oldest.value);
+      }
+    } else {
+      // A clean session discards the stored one (MQTT 3.1.1 §3.1.2.4).
+      persistentOwners.delete(client.id);
+    }
+  };
+  /** Closes the connection when the token expires (a timer per connection, cleared on close). */
+  const armExpiry = (client: Client, expMs: number): void => {
+    const delayMs = Math.min(Math.max(0, expMs - Date.now()), MAX_TIMER_MS);
+    const timer = setTimeout(() => {
+      if (client.closed) return;
+      if (Date.now() < expMs) {
+        armExpiry(client, expMs);
+        return;
+      }
+      mqttConnectionsRefusedTotal.inc({ reason: 'token_expired' });
+      expiring.add(client);
+      client.close();
+    }, delayMs);
+    timer.unref();
+    expiryTimers.set(client, timer);
+  };
+  const loggedIn = (client: Client, sender: Sender): void => {
+    const conn = client.conn as unknown as Duplex;
+    preauthSlots.get(conn)?.();
+    holdId(client, sender.id);
+    armExpiry(client, sender.claims.exp * 1000);
+    conn.once('close', () => {
+      const timer = expiryTimers.get(client);
+      if (timer !== undefined) clearTimeout(timer);
+      if (idHolders.get(client.id)?.client === client) idHolders.delete(client.id);
+    });
+  };
 
   const aedes = await Aedes.createBroker({
     connectTimeout: 10_000,
@@ -88,7 +172,15 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
           done(authError('username must be the token\'s subject', NOT_AUTHORIZED), null);
           return;
         }
-        senders.set(client, { id: claims.sub, role: claims.role, claims, rules: aclRules(claims) });
+        if (client.closed) return;
+        if (idTakenByOther(client.id, claims.sub)) {
+          mqttConnectionsRefusedTotal.inc({ reason: 'client_id_taken' });
+          done(authError('CLIENT_ID_TAKEN: another user holds this client identifier', IDENTIFIER_REJECTED), null);
+          return;
+        }
+        const sender: Sender = { id: claims.sub, role: claims.role, claims, rules: aclRules(claims) };
+        senders.set(client, sender);
+        loggedIn(client, sender);
         done(null, true);
       }, (err: unknown) => {
         log.debug({ err, username }, 'MQTT login refused');
@@ -113,6 +205,11 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       }
       const sender = senders.get(client);
       if (!sender) return done(new Error('not authenticated'));
+      if (expiring.has(client) && packet === (client as unknown as { will?: unknown }).will) {
+        // Closed at its token's expiry: not a crash. The offline grace decides if it is gone.
+        divert(packet);
+        return done(null);
+      }
       // MQTT 3.1.1 cannot refuse one publish; closing the connection is aedes' only error path.
       if (sender.claims.exp * 1000 <= Date.now()) return done(new Error('token expired'));
       const decide = (): Promise<boolean> => gate.authorizePublish(sender, packet.topic, toBuffer(packet.payload), packet.retain);
@@ -129,7 +226,10 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       });
     },
 
-    authorizeForward(_client, packet: AedesPublishPacket) {
+    authorizeForward(client, packet: AedesPublishPacket) {
+      // Nothing reaches a connection whose token has expired, even before its timer fires.
+      const sender = senders.get(client);
+      if (sender !== undefined && sender.claims.exp * 1000 <= Date.now()) return null;
       return packet;
     },
   });
@@ -166,14 +266,37 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   aedes.on('clientError', (client, err) => log.debug({ err: err.message, client: client.id }, 'MQTT client error'));
   aedes.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'MQTT connection error'));
 
+  /** A pre-login slot for a new connection from `address`, or undefined (counted) when its source is full. */
+  const admit = (address: string | undefined): (() => void) | undefined => {
+    const slot = preauth.acquire(address);
+    if (slot === undefined) mqttConnectionsRefusedTotal.inc({ reason: 'preauth_per_source' });
+    return slot;
+  };
+  /** Hands a transport's MQTT byte stream to aedes behind the fixed-header guard. */
+  const serve = (inner: Duplex, slot: () => void, req?: IncomingMessage): void => {
+    inner.once('close', slot);
+    const guard = new PacketGuard(inner, {
+      maxConnectBytes: MAX_CONNECT_BYTES,
+      maxPacketBytes,
+      onViolation: (reason) => mqttConnectionsRefusedTotal.inc({ reason }),
+    });
+    preauthSlots.set(guard, slot);
+    aedes.handle(guard, req);
+  };
+
   let tcpServer: NetServer | undefined;
   let tcpPort: number | undefined;
   if (opts.tcp) {
     // MQTT packets leave in several small writes; Nagle would hold them for the peer's delayed ACK (~40 ms).
     const server = createServer({ noDelay: true }, (socket: Socket) => {
+      const slot = admit(socket.remoteAddress);
+      if (slot === undefined) {
+        socket.destroy();
+        return;
+      }
       mqttClientsConnected.inc({ transport: 'tcp' });
       socket.once('close', () => mqttClientsConnected.dec({ transport: 'tcp' }));
-      aedes.handle(socket);
+      serve(socket, slot);
     });
     const { host, port } = opts.tcp;
     await new Promise<void>((resolve, reject) => {
@@ -187,7 +310,9 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     tcpServer = server;
     tcpPort = (server.address() as AddressInfo).port;
   }
-  const detachWs = opts.http ? attachWebSocket(opts.http, aedes, { path: opts.wsPath ?? '/mqtt', log }) : undefined;
+  const detachWs = opts.http
+    ? attachWebSocket(opts.http, { path: opts.wsPath ?? '/mqtt', log, admit, serve, maxPacketBytes })
+    : undefined;
   log.info({ tcp: opts.tcp ? `${opts.tcp.host}:${tcpPort}` : undefined, ws: opts.http ? opts.wsPath ?? '/mqtt' : undefined }, 'embedded MQTT broker ready');
 
   return {

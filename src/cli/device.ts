@@ -65,7 +65,10 @@ export async function device(argv: readonly string[], env: NodeJS.ProcessEnv): P
     process.stdout.write(json ? `${JSON.stringify({ event, at: Date.now(), ...fields })}\n` : `${text}\n`);
   };
 
-  const token = await tokenOrDevToken(getString(raw, 'token'), server, { role: 'device', sub: id });
+  const givenToken = getString(raw, 'token');
+  const token = await tokenOrDevToken(givenToken, server, { role: 'device', sub: id });
+  // A development token is renewed the way it was got; a given token is the operator's to renew.
+  const tokenProvider = givenToken ? undefined : (): Promise<string> => devToken(server, { role: 'device', sub: id });
   // Loaded here, not at the top: `p2pd serve` shares the command table and needs no WebRTC stack.
   const [{ serve }, { TestVideoSource }] = await Promise.all([import('../sdk/node.ts'), import('../device/testVideo.ts')]);
   let media: TestVideoSource | undefined;
@@ -76,7 +79,7 @@ export async function device(argv: readonly string[], env: NodeJS.ProcessEnv): P
   const mqttUrl = getString(raw, 'mqtt-url');
   let dev;
   try {
-    dev = await serve({ server, token, id, ...(media ? { media } : {}), ...(mqttUrl ? { mqttUrl } : {}), maxViewers });
+    dev = await serve({ server, token, id, ...(media ? { media } : {}), ...(mqttUrl ? { mqttUrl } : {}), ...(tokenProvider ? { tokenProvider } : {}), maxViewers });
   } catch (err) {
     await media?.stop();
     throw err;

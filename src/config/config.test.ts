@@ -106,7 +106,7 @@ test('exposure defaults are closed: dev tokens for loopback, bounds on sessions,
   assert.equal(c.rateLimitSource, 100);
   assert.equal(c.httpTimeoutSec, 10);
   assert.equal(c.brokerHookSecret, undefined);
-  assert.equal(c.mqttMaxPacketBytes, 65536);
+  assert.equal(c.mqttMaxPacketBytes, 262144);
   assert.equal(c.mqttPreauthPerSource, 32);
   assert.equal(c.tcpIdleTimeoutSec, 30);
   const open = loadConfig(['--dev-tokens', 'lan', '--deny-peer', '203.0.113.0/24', '--deny-peer', '2001:db8::/32'], { P2PD_MAX_SESSIONS_PER_APP: '0' });

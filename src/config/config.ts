@@ -268,7 +268,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     rateLimitSource: parseInteger('rate-limit-source', str('rate-limit-source') ?? '100', 0, 10_000_000),
     httpTimeoutSec: parseSeconds('http-timeout', str('http-timeout') ?? '10', 0.1, 3600),
     brokerHookSecret: str('broker-hook-secret'),
-    mqttMaxPacketBytes: parseInteger('mqtt-max-packet', str('mqtt-max-packet') ?? '65536', 1024, 268_435_455),
+    mqttMaxPacketBytes: parseInteger('mqtt-max-packet', str('mqtt-max-packet') ?? '262144', 1024, 268_435_455),
     mqttPreauthPerSource: parseInteger('mqtt-preauth-per-source', str('mqtt-preauth-per-source') ?? '32', 1, 1_000_000),
     tcpIdleTimeoutSec: parseSeconds('tcp-idle-timeout', str('tcp-idle-timeout') ?? '30', 0.1, 86400),
   };

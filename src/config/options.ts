@@ -65,7 +65,7 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { name: 'rate-limit-source', kind: 'value', metavar: 'N', defaultText: '100', help: 'HTTP API requests per second per source IP (burst 2N; 0 = unlimited); past it 429 RATE_LIMITED' },
   { name: 'http-timeout', kind: 'value', metavar: 'S', defaultText: '10', help: 'seconds a client has to send the headers and the body of an HTTP request' },
   { name: 'broker-hook-secret', kind: 'value', metavar: 'S', help: 'secret an external broker sends (header x-p2pd-hook-secret) to POST /v1/mqtt/auth; without it only loopback callers are answered' },
-  { name: 'mqtt-max-packet', kind: 'value', metavar: 'BYTES', defaultText: '65536', help: 'largest MQTT packet accepted after login (CONNECT is capped at 16 KiB); larger closes the connection' },
+  { name: 'mqtt-max-packet', kind: 'value', metavar: 'BYTES', defaultText: '262144', help: 'largest MQTT packet accepted after login (CONNECT is capped at 16 KiB); larger closes the connection (messages above 64 KiB are refused with MESSAGE_TOO_LARGE first)' },
   { name: 'mqtt-preauth-per-source', kind: 'value', metavar: 'N', defaultText: '32', help: 'MQTT connections one source IP may hold before they log in' },
   { name: 'tcp-idle-timeout', kind: 'value', metavar: 'S', defaultText: '30', help: 'STUN/TURN TCP and TLS connections without an allocation are closed after this many idle seconds' },
   { name: 'log-level', kind: 'value', metavar: 'L', defaultText: 'info', help: 'pino level: fatal, error, warn, info, debug, trace, silent' },

@@ -37,6 +37,8 @@ export interface ServeOptions {
   readonly media?: DeviceMedia;
   readonly mqttUrl?: string;
   readonly signaling?: SignalingClient;
+  /** A fresh token for the same device when the current one nears expiry (the broker closes an expired login). */
+  readonly tokenProvider?: () => Promise<string>;
   /** Viewers at once (default 8); more get `error` DEVICE_BUSY. */
   readonly maxViewers?: number;
   readonly keepaliveMs?: number;
@@ -378,6 +380,9 @@ export async function serve(opts: ServeOptions): Promise<DeviceServer> {
   if (claims.role !== 'device') throw new SdkError('FORBIDDEN', `serve() needs a device token; this one is for an ${claims.role}`);
   const id = opts.id ?? claims.sub;
   if (id !== claims.sub) throw badOptions(`the token is for device ${JSON.stringify(claims.sub)}, not ${JSON.stringify(id)}`);
-  const signaling = opts.signaling ?? await SignalingClient.open({ url: opts.mqttUrl ?? mqttUrlFor(server), id, role: 'device', token: opts.token });
+  const signaling = opts.signaling ?? await SignalingClient.open({
+    url: opts.mqttUrl ?? mqttUrlFor(server), id, role: 'device', token: opts.token,
+    ...(opts.tokenProvider ? { tokenProvider: opts.tokenProvider } : {}),
+  });
   return new DeviceServer({ opts, server, id, signaling, ownsSignaling: opts.signaling === undefined });
 }

@@ -4,10 +4,16 @@
  * connection. Subscribes to its own topic on every (re)connect; a device publishes its retained
  * `online` presence and leaves `offline` as its will. Reconnects by itself after a network or
  * broker loss and says so with `up`/`down` events.
+ *
+ * The broker closes a connection when its token expires (docs/signaling.md, "Login and rights").
+ * With a `tokenProvider` the client fetches a fresh token shortly before that, logs in with it on
+ * the next (re)connection and resubscribes; a login refused with an expired token is retried
+ * once with a fresh one. Without a provider an expired token ends in AUTH_FAILED.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { Emitter } from './emitter.ts';
 import { SdkError, signalingUnavailable, timeout } from './errors.ts';
+import { readTokenClaims } from './token.ts';
 
 export type MessageType = 'offer' | 'answer' | 'candidate' | 'bye' | 'keepalive' | 'error' | 'session';
 
@@ -38,7 +44,15 @@ export interface SignalingOptions {
   readonly connectTimeoutMs?: number;
   /** Wait between reconnection attempts (default 1000 ms). */
   readonly reconnectMs?: number;
+  /**
+   * A fresh token for the same id (e.g. `() => devToken(server, {role, sub})`, or the app's own
+   * backend): called before the current token expires and when a login is refused as expired.
+   */
+  readonly tokenProvider?: () => Promise<string>;
 }
+
+/** Fetch the next token this long before the current one expires (at most a quarter of what is left). */
+const REFRESH_AHEAD_MS = 30_000;
 
 export type SignalingEvents = {
   message: [SignalMessage];
@@ -86,11 +100,15 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private everUp = false;
   private closed = false;
   private isUp = false;
+  private readonly tokenProvider: (() => Promise<string>) | undefined;
+  private refreshTimer: ReturnType<typeof setTimeout> | undefined;
+  private refreshing: Promise<boolean> | undefined;
 
   private constructor(opts: SignalingOptions) {
     super();
     this.id = opts.id;
     this.role = opts.role;
+    this.tokenProvider = opts.tokenProvider;
     const presence = opts.role === 'device';
     const options: IClientOptions = {
       clientId: `${opts.id}-${(++clientSeq).toString(36)}${randomSuffix()}`,
@@ -105,20 +123,102 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       ...(presence ? { will: { topic: presenceTopic(opts.id), payload: 'offline', qos: 1, retain: true } } : {}),
     };
     this.client = mqtt.connect(opts.url, options);
-    this.client.on('connect', () => { void this.onConnect(); });
+    this.client.on('connect', () => {
+      this.scheduleRefresh();
+      void this.onConnect();
+    });
     this.client.on('close', () => {
       if (this.isUp) {
         this.isUp = false;
-        if (!this.closed) this.emit('down', { reason: 'connection to the broker lost' });
+        if (!this.closed) this.emit('down', { reason: this.tokenExpired() ? 'the token expired' : 'connection to the broker lost' });
       }
+      // Closed at the token's expiry before the refresh was due (a clock skew): get one now.
+      if (!this.closed && this.tokenExpired()) void this.refreshToken();
     });
     this.client.on('error', (err) => {
-      if (isAuthRefusal(err) && !this.closed) {
-        this.client.end(true);
-        this.emit('error', new SdkError('AUTH_FAILED', `the broker refused the login of ${opts.id}: ${err.message}`));
+      if (!isAuthRefusal(err) || this.closed) return;
+      if (this.tokenProvider !== undefined && this.tokenExpired()) {
+        // Refused because the token ran out: log in again with a fresh one (reconnect is suppressed after a CONNACK refusal).
+        void this.refreshToken().then((ok) => {
+          if (ok && !this.closed) this.client.reconnect();
+          else if (!this.closed) this.fail(opts.id, err);
+        });
+        return;
       }
+      this.fail(opts.id, err);
     });
     this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
+  }
+
+  private fail(id: string, err: Error): void {
+    this.client.end(true);
+    this.clearRefresh();
+    this.emit('error', new SdkError('AUTH_FAILED', `the broker refused the login of ${id}: ${err.message}`));
+  }
+
+  /** The token the next login sends. */
+  private get token(): string {
+    return String(this.client.options.password ?? '');
+  }
+
+  /** Expiry of the current token, unix ms (undefined: none or unreadable). */
+  private tokenExpiryMs(): number | undefined {
+    try {
+      const exp = readTokenClaims(this.token).exp;
+      return exp === undefined ? undefined : exp * 1000;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private tokenExpired(): boolean {
+    const expMs = this.tokenExpiryMs();
+    return expMs !== undefined && expMs <= Date.now();
+  }
+
+  private clearRefresh(): void {
+    if (this.refreshTimer !== undefined) clearTimeout(this.refreshTimer);
+    this.refreshTimer = undefined;
+  }
+
+  /** Fetches the next token a little before the current one expires. */
+  private scheduleRefresh(): void {
+    this.clearRefresh();
+    const expMs = this.tokenExpiryMs();
+    if (this.tokenProvider === undefined || expMs === undefined || this.closed) return;
+    const leftMs = expMs - Date.now();
+    const delayMs = Math.max(0, leftMs - Math.min(REFRESH_AHEAD_MS, leftMs / 4));
+    // setTimeout's longest delay is about 24.8 days; a longer token is looked at again then.
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = undefined;
+      if (Date.now() < expMs - Math.min(REFRESH_AHEAD_MS, (expMs - Date.now()) / 4) - 1000) this.scheduleRefresh();
+      else void this.refreshToken();
+    }, Math.min(delayMs, 2 ** 31 - 1));
+    (this.refreshTimer as { unref?: () => void }).unref?.();
+  }
+
+  /** Asks the provider for a fresh token for the next login; true when the token changed. */
+  private refreshToken(): Promise<boolean> {
+    const provider = this.tokenProvider;
+    if (provider === undefined) return Promise.resolve(false);
+    this.refreshing ??= (async () => {
+      try {
+        const fresh = await provider();
+        const claims = readTokenClaims(fresh);
+        if (claims.sub !== this.id) throw new SdkError('AUTH_FAILED', `the token provider gave a token for ${claims.sub}, not ${this.id}`);
+        const changed = fresh !== this.token;
+        this.client.options.password = fresh;
+        // The open connection keeps its old login until the broker closes it; look ahead again from the new expiry.
+        this.scheduleRefresh();
+        return changed;
+      } catch {
+        // Not fatal yet: the open connection lasts until its expiry, and a refused login asks again once.
+        return false;
+      } finally {
+        this.refreshing = undefined;
+      }
+    })();
+    return this.refreshing;
   }
 
   /** Connects (or fails with AUTH_FAILED / SIGNALING_UNAVAILABLE / TIMEOUT); reconnects by itself afterwards. */
@@ -235,6 +335,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     if (this.closed) return;
     this.closed = true;
     this.isUp = false;
+    this.clearRefresh();
     try {
       if (this.role === 'device' && this.client.connected) {
         await Promise.race([
@@ -256,6 +357,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   destroy(): void {
     this.closed = true;
     this.isUp = false;
+    this.clearRefresh();
     this.client.end(true);
     this.removeAllListeners();
   }

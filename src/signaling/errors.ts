@@ -16,6 +16,7 @@ export const SIGNALING_ERROR_CODES = [
   'DEVICE_OFFLINE',
   'SESSION_NOT_FOUND',
   'SESSION_CLOSED',
+  'SESSION_REQUIRED',
   'TOKEN_INVALID',
   'TOKEN_EXPIRED',
   'INTERNAL',
@@ -33,6 +34,7 @@ const STATUS: Record<SignalingErrorCode, number> = {
   DEVICE_OFFLINE: 409,
   SESSION_NOT_FOUND: 404,
   SESSION_CLOSED: 409,
+  SESSION_REQUIRED: 400,
   TOKEN_INVALID: 401,
   TOKEN_EXPIRED: 401,
   INTERNAL: 500,
@@ -60,4 +62,7 @@ export const sessionNotFound = (sessionId: string): SignalingError =>
   new SignalingError('SESSION_NOT_FOUND', `session ${JSON.stringify(sessionId)} not found`);
 export const sessionClosed = (sessionId: string): SignalingError =>
   new SignalingError('SESSION_CLOSED', `session ${JSON.stringify(sessionId)} is closed`);
+/** Only the service sends messages about no session in particular (its own `error` answers). */
+export const sessionRequired = (type: string): SignalingError =>
+  new SignalingError('SESSION_REQUIRED', `a peer ${type.slice(0, 32)} needs the "sessionId" of a session both ends belong to`);
 export const internalError = (): SignalingError => new SignalingError('INTERNAL', 'the service could not handle the message');

@@ -116,6 +116,48 @@ test('presence messages move presence; anything else on a presence topic is refu
   assert.deepEqual(codes(), ['BAD_MESSAGE', 'FORBIDDEN']);
 });
 
+test('a peer message without a session is refused with SESSION_REQUIRED and not forwarded, on both brokers', async () => {
+  const { service, codes, sent } = await setup();
+  const device = sender('device_1', 'device');
+  const sessionless = msg({ type: 'error', sessionId: '', from: 'device_1', to: 'app_1', payload: { code: 'PAY_NOW', message: 'visit evil.example' } });
+  assert.equal(await service.authorizePublish(device, 'p2p/signal/app/app_1', sessionless, false), false);
+  assert.equal(await service.authorizePublish(device, 'p2p/signal/app/app_1', msg({ type: 'bye', sessionId: undefined, from: 'device_1', to: 'app_1' }), false), false);
+  assert.deepEqual(codes(), ['SESSION_REQUIRED', 'BAD_MESSAGE']);
+  assert.ok(sent.every((s) => s.topic === 'p2p/signal/device/device_1'), 'only the sender is answered');
+  // Behind an external broker the broker delivered it already; the service still refuses and answers the sender.
+  await service.observe('p2p/signal/app/app_1', sessionless);
+  assert.equal(sent.at(-1)?.topic, 'p2p/signal/device/device_1');
+  assert.equal((sent.at(-1)?.body.payload as { code: string }).code, 'SESSION_REQUIRED');
+  // A device's error inside its own session still passes.
+  assert.equal(await service.authorizePublish(device, 'p2p/signal/app/app_1', msg({ type: 'error', from: 'device_1', to: 'app_1', payload: { code: 'DEVICE_BUSY', message: 'busy' } }), false), true);
+});
+
+test('refused messages naming someone else\'s session stay out of its trace and evict nothing', async () => {
+  const { service, store } = await setup();
+  const app = sender('app_1', 'app', ['device_1']);
+  assert.equal(await service.authorizePublish(app, 'p2p/signal/device/device_1', msg({ msgId: 'real-offer' }), false), true);
+  await service.stop();
+  const before = await store.trace('s1');
+  assert.ok(before.some((e) => e.what === 'offer'));
+  const evil = sender('app_evil', 'app', ['device_1']);
+  const evilDevice = sender('device_evil', 'device');
+  for (let i = 0; i < 300; i++) {
+    await service.authorizePublish(evil, 'p2p/signal/device/device_1', msg({ from: 'app_evil', msgId: `e${i}` }), false);
+    await service.authorizePublish(evil, 'p2p/signal/device/device_1', msg({ from: 'app_1', msgId: `f${i}` }), false);
+    await service.authorizePublish(evilDevice, 'p2p/signal/app/app_1', msg({ from: 'device_evil', to: 'app_1', type: 'bye', payload: {} }), false);
+    await service.observe('p2p/signal/device/device_1', msg({ from: 'app_evil', msgId: `g${i}` }));
+  }
+  await service.stop();
+  assert.deepEqual(await store.trace('s1'), before, 'the trace is exactly what it was');
+  // A participant's own refusal (an offer on a closed session) is part of its session's story.
+  const fresh = await setup();
+  await fresh.store.close('s1', 'deleted', Math.floor(Date.now() / 1000));
+  assert.equal(await fresh.service.authorizePublish(app, 'p2p/signal/device/device_1', msg({}), false), false);
+  await fresh.service.stop();
+  const after = await fresh.store.trace('s1');
+  assert.equal((after.at(-1)?.detail as { code?: string } | undefined)?.code, 'SESSION_CLOSED');
+});
+
 test('NAT types become a small fixed label set', () => {
   assert.equal(natTypeLabel('Full Cone'), 'full cone');
   assert.equal(natTypeLabel('port_restricted_cone'), 'port-restricted cone');

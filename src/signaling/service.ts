@@ -20,7 +20,7 @@ import type { SessionStore } from '../session/store.ts';
 import { mayPublish, type AclRule } from './acl.ts';
 import { Deduplicator } from './dedup.ts';
 import {
-  badMessage, deviceOffline, forbidden, forgedFrom, internalError, sessionClosed, sessionNotFound,
+  badMessage, deviceOffline, forbidden, forgedFrom, internalError, sessionClosed, sessionNotFound, sessionRequired,
   type SignalingError,
 } from './errors.ts';
 import { FlowTracker, type SessionFacts } from './flow.ts';
@@ -147,7 +147,7 @@ export class SignalingService {
     }
     const verdict = await this.check(msg, where, self, false);
     if (verdict instanceof Error) return this.refuse(self, verdict, hints);
-    if ('refusal' in verdict) return this.refuse(verdict.to, verdict.refusal, hints);
+    if ('refusal' in verdict) return this.refuse(verdict.to, verdict.refusal, hints, verdict.session);
     if (msg.msgId !== undefined) this.dedup.record(msg.from, msg.msgId);
     this.stats.forwarded++;
     this.background(this.flow.track(msg, verdict.session, receivedAt));
@@ -196,7 +196,7 @@ export class SignalingService {
       return;
     }
     if ('refusal' in verdict) {
-      await this.refuse(verdict.to, verdict.refusal, hints);
+      await this.refuse(verdict.to, verdict.refusal, hints, verdict.session);
       return;
     }
     this.stats.forwarded++;
@@ -205,17 +205,20 @@ export class SignalingService {
 
   /**
    * The checks after the topic ACL, for a message to a peer: the topic names the recipient, the
+   * message names a session (only the service speaks about no session in particular), the
    * session exists, joins exactly these two, is open, and an offer's device is online.
-   * Returns the session (undefined for a session-less error) or the refusal, addressed to
-   * someone else than the claimed sender when the refusal says who really sent it.
+   * Returns the session or the refusal, addressed to someone else than the claimed sender when
+   * the refusal says who really sent it. A refusal carries `session` only when the sender was
+   * shown to belong to it: only then may it enter that session's trace.
    */
   private async check(msg: SignalMessage, where: Extract<ParsedTopic, { kind: 'server' | 'peer' }>, self: Party, external: boolean):
-    Promise<SignalingError | { readonly session: CachedSession | undefined } | { readonly refusal: SignalingError; readonly to: Party }> {
+    Promise<SignalingError | { readonly session: CachedSession } | { readonly refusal: SignalingError; readonly to: Party; readonly session?: CachedSession }> {
     if (where.kind !== 'peer' || msg.type === 'session') {
       return badMessage(msg.type === 'session' ? 'session requests go to p2p/signal/server' : 'only session requests go to p2p/signal/server');
     }
     if (msg.to !== where.id) return badMessage(`"to" is ${JSON.stringify(msg.to)} but the message was published to ${where.role} ${JSON.stringify(where.id)}`);
-    if (msg.sessionId === '') return { session: undefined }; // an error about no session in particular
+    // A session-less message would reach any peer the topic ACL allows (a device reaches every app).
+    if (msg.sessionId === '') return sessionRequired(msg.type);
     let session: CachedSession | undefined;
     try {
       session = await this.lookup(msg.sessionId);
@@ -236,8 +239,12 @@ export class SignalingService {
       }
       return forbidden(`session ${msg.sessionId} is not between ${msg.from} and ${msg.to}`);
     }
-    if (session.closed && (msg.type === 'offer' || msg.type === 'answer' || msg.type === 'candidate')) return sessionClosed(msg.sessionId);
-    if (msg.type === 'offer' && where.role === 'device' && this.presence.isDeviceOnline(where.id) === false) return deviceOffline(where.id);
+    if (session.closed && (msg.type === 'offer' || msg.type === 'answer' || msg.type === 'candidate')) {
+      return { refusal: sessionClosed(msg.sessionId), to: self, session };
+    }
+    if (msg.type === 'offer' && where.role === 'device' && this.presence.isDeviceOnline(where.id) === false) {
+      return { refusal: deviceOffline(where.id), to: self, session };
+    }
     return { session };
   }
 
@@ -353,8 +360,12 @@ export class SignalingService {
     }
   }
 
-  /** Answers a refused message with an `error` on the sender's own topic. Returns false (dropped). */
-  private async refuse(to: Party, err: P2pdError | SignalingError, hints: MessageHints): Promise<false> {
+  /**
+   * Answers a refused message with an `error` on the sender's own topic. Returns false (dropped).
+   * The refusal enters a session's trace only when `session` says the sender belongs to it: a
+   * stranger naming someone's sessionId must not write into (and evict) that session's events.
+   */
+  private async refuse(to: Party, err: P2pdError | SignalingError, hints: MessageHints, session?: CachedSession): Promise<false> {
     signalingErrorsTotal.inc({ code: err.code });
     this.stats.refused++;
     const body: Record<string, unknown> = {
@@ -364,8 +375,8 @@ export class SignalingService {
     };
     if (hints.msgId !== undefined) body.replyTo = hints.msgId;
     this.log.debug({ code: err.code, to: to.id, sessionId: hints.sessionId }, 'signaling message refused');
-    if (hints.sessionId !== undefined) {
-      this.background(this.store.appendTrace(hints.sessionId, {
+    if (session !== undefined) {
+      this.background(this.store.appendTrace(session.sessionId, {
         at: this.nowMs(), kind: 'signal', what: 'error', detail: { from: SERVER_ID, to: to.id, code: err.code, refused: hints.type },
       }));
     }

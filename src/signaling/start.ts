@@ -47,7 +47,10 @@ export async function startSignaling(opts: SignalingRoleOptions): Promise<Signal
 
   let broker: EmbeddedBroker | ExternalBroker;
   if (config.mqttUrl === undefined) {
-    broker = await startEmbeddedBroker({ verifier, gate: service, log, tcp: config.mqtt, http: http.server });
+    broker = await startEmbeddedBroker({
+      verifier, gate: service, log, tcp: config.mqtt, http: http.server,
+      maxPacketBytes: config.mqttMaxPacketBytes, preauthPerSource: config.mqttPreauthPerSource,
+    });
     registerBrokerRoutes(http, { verifier, log });
   } else {
     const ext = await connectExternalBroker({ url: config.mqttUrl, service, log });

@@ -39,8 +39,9 @@ export async function token(sub: string, role: ClientRole, devices: readonly str
  * Starts a signaling node. `external`: the broker URL with the service's login (`--mqtt-url`),
  * `clientUrl` what apps and devices use; `store`: share one store between nodes (as Redis would).
  */
-export async function startSignalingNode(opts: { external?: { serviceUrl: string; clientUrl: string; dynsec?: boolean }; store?: SessionStore } = {}): Promise<SignalingNode> {
-  const args = ['--listen', '127.0.0.1', '--http', '127.0.0.1:0', '--mqtt', '127.0.0.1:0', '--jwt-secret', JWT_SECRET, '--roles', 'signal'];
+export async function startSignalingNode(opts: { external?: { serviceUrl: string; clientUrl: string; dynsec?: boolean }; store?: SessionStore; bindHost?: string } = {}): Promise<SignalingNode> {
+  const host = opts.bindHost ?? '127.0.0.1';
+  const args = ['--listen', '127.0.0.1', '--http', `${host}:0`, '--mqtt', `${host}:0`, '--jwt-secret', JWT_SECRET, '--roles', 'signal'];
   if (opts.external) args.push('--mqtt-url', opts.external.serviceUrl);
   if (opts.external?.dynsec) args.push('--mqtt-dynsec');
   const config = loadConfig(args);
@@ -48,7 +49,7 @@ export async function startSignalingNode(opts: { external?: { serviceUrl: string
   const http = Fastify({ logger: false });
   const verifier = await createVerifier({ secret: JWT_SECRET });
   const role = await startSignaling({ config, log: silentLog, http, store, verifier });
-  await http.listen({ host: '127.0.0.1', port: 0 });
+  await http.listen({ host, port: 0 });
   const addr = http.server.address();
   const httpPort = typeof addr === 'object' && addr ? addr.port : 0;
   return {
