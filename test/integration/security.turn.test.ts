@@ -239,7 +239,7 @@ describe('TURN security bounds (issue 10)', () => {
 
   // --- item 13: permissions and channels per allocation
 
-  test('1,100 distinct peer permissions on one allocation: refused past --max-permissions with 508, memory bounded, relaying goes on', async () => {
+  test('1,100 distinct peer permissions on one allocation: refused past --max-permissions with 508, memory bounded, relaying goes on', async (t) => {
     const c = await connect(caps, { username: 'u', password: 'p' });
     await c.allocate();
     const x = await peer();
@@ -265,6 +265,7 @@ describe('TURN security bounds (issue 10)', () => {
     assert.equal(refused, 980);
     await c.createPermission(x.address); // refreshing one held is not a new one
     const rssAfter = await metricValue(caps.httpUrl, 'process_resident_memory_bytes');
+    t.diagnostic(`accepted ${accepted + 1} permissions, refused ${refused}; RSS ${(rssBefore / 2 ** 20).toFixed(1)} → ${(rssAfter / 2 ** 20).toFixed(1)} MiB`);
     assert.ok(rssAfter - rssBefore < 32 * 2 ** 20, `RSS grew ${Math.round((rssAfter - rssBefore) / 2 ** 20)} MiB`);
     assert.ok(await metricValue(caps.httpUrl, 'turn_limit_refusals_total{limit="permissions"') >= 98);
     c.sendIndication(x.address, Buffer.from('to a held permission'));
