@@ -123,14 +123,23 @@ export function serveReservations(book: Reservations, gate?: SessionGate): {
   onRequest(workerId: number, m: WorkerToPrimary, reply: (answer: PrimaryToWorker) => void): void;
   onExit(workerId: number): void;
 } {
+  // Worker ids are not reused (node:cluster counts up): a grant made for one that exited while
+  // its session lookup was pending goes back at once.
+  const exited = new Set<number>();
   return {
     onRequest(workerId, m, reply) {
       if (m.t === 'turn-reserve') {
-        void admit(book, gate, m.req, workerId).then((result) => reply({ t: 'turn-reserved', rid: m.rid, result }));
-      }
-      else if (m.t === 'turn-release') book.release(m.grant);
+        void admit(book, gate, m.req, workerId).then((result) => {
+          if (exited.has(workerId)) {
+            if (result.ok) book.release(result.grant);
+            return;
+          }
+          reply({ t: 'turn-reserved', rid: m.rid, result });
+        });
+      } else if (m.t === 'turn-release') book.release(m.grant);
     },
     onExit(workerId) {
+      exited.add(workerId);
       book.releaseOwner(workerId);
     },
   };
