@@ -20,6 +20,8 @@ import {
 } from '../../src/stun/index.ts';
 
 const SECRET = 'security-turn-secret';
+/** Three servers start at once, on a machine that may be busy: give them time to be ready. */
+const READY_MS = 60_000;
 const JWT = 'security-turn-jwt';
 const isTurnError = (...codes: number[]) => (e: unknown): boolean => e instanceof TurnError && codes.includes(e.code);
 const noAnswer = (e: unknown): boolean => e instanceof Error && /no answer/.test(e.message);
@@ -102,9 +104,9 @@ describe('TURN security bounds (issue 10)', () => {
   before(async () => {
     const common = ['--user', 'u:p', '--allow-peer', '127.0.0.0/8', '--auth-secret', SECRET];
     [api, caps, lapse] = await startTurnServers([
-      { workers: 2, args: ['--roles', 'stun,turn,api', ...common, '--jwt-secret', JWT, '--user-quota', '1', '--principal-quota', '3'] },
-      { args: ['--roles', 'stun,turn', ...common, '--max-permissions', '128', '--max-channels', '8'] },
-      { args: ['--roles', 'stun,turn', ...common, '--max-permissions', '4', '--max-channels', '2', '--permission-lifetime', '2', '--channel-lifetime', '2'] },
+      { workers: 2, readyTimeoutMs: READY_MS, args: ['--roles', 'stun,turn,api', ...common, '--jwt-secret', JWT, '--user-quota', '1', '--principal-quota', '3'] },
+      { readyTimeoutMs: READY_MS, args: ['--roles', 'stun,turn', ...common, '--max-permissions', '128', '--max-channels', '8'] },
+      { readyTimeoutMs: READY_MS, args: ['--roles', 'stun,turn', ...common, '--max-permissions', '4', '--max-channels', '2', '--permission-lifetime', '2', '--channel-lifetime', '2'] },
     ], servers) as [P2pdProcess, P2pdProcess, P2pdProcess];
   });
   after(async () => {
@@ -190,7 +192,7 @@ describe('TURN security bounds (issue 10)', () => {
     try {
       const args = ['--roles', 'stun,turn,api', '--auth-secret', SECRET, '--jwt-secret', JWT, '--redis-url', redis.url, '--allow-peer', '127.0.0.0/8'];
       const token = await appToken('app-restart');
-      const one = await startTurnServer({ args });
+      const one = await startTurnServer({ args, readyTimeoutMs: READY_MS });
       let cred: { username: string; password: string };
       let open: { username: string; password: string };
       try {
@@ -202,7 +204,7 @@ describe('TURN security bounds (issue 10)', () => {
         await one.stop();
       }
       // A new process on the same store: it never heard the close.
-      const two = await startTurnServer({ args });
+      const two = await startTurnServer({ args, readyTimeoutMs: READY_MS });
       try {
         await assert.rejects((await connect(two, cred)).allocate(), isTurnError(401));
         const c = await connect(two, open);
