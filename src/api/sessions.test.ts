@@ -80,8 +80,8 @@ describe('session API', () => {
     const host = s.turnNode === 'eu-1' ? '127.0.0.11' : '127.0.0.12';
     assert.deepEqual(turn.urls.slice(0, 2), [`turn:${host}:3478?transport=udp`, `turn:${host}:3478?transport=tcp`]);
     if (s.turnNode === 'eu-1') assert.equal(turn.urls[2], 'turns:127.0.0.11:5349?transport=tcp');
-    const [expiry, user] = turn.username.split(':');
-    assert.equal(user, s.sessionId);
+    const [expiry, session, sub] = turn.username.split(':');
+    assert.deepEqual([session, sub], [s.sessionId, 'app-1'], '"<expiry>:<sessionId>:<sub>"');
     assert.ok(Number(expiry) >= Math.floor(Date.now() / 1000) + 3590);
     assert.equal(turn.credential, turnRestPassword(AUTH_SECRET, turn.username));
   });
@@ -123,7 +123,7 @@ describe('session API', () => {
     assert.ok(expiresAt > Date.now() / 1000);
     assert.ok(iceServers[0].urls[0].startsWith('stun:'));
     const turn = iceServers.at(-1);
-    assert.equal(turn.username, `${expiresAt}:cam-9`);
+    assert.equal(turn.username, `${expiresAt}::cam-9`, 'no session field: "<expiry>::<sub>"');
     assert.equal(turn.credential, turnRestPassword(AUTH_SECRET, turn.username));
   });
 

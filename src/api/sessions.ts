@@ -107,7 +107,7 @@ export interface SessionActions {
    */
   create(req: CreateSessionRequest): Promise<SessionAnswer>;
   /** The session with ICE servers for a caller; moves it off a TURN node that left the cluster. */
-  present(session: Session, callerIp: string | undefined): Promise<SessionAnswer>;
+  present(session: Session, callerIp: string | undefined, callerSub: string): Promise<SessionAnswer>;
 }
 
 export function sessionActions(opts: SessionApiOptions): SessionActions {
@@ -115,7 +115,7 @@ export function sessionActions(opts: SessionApiOptions): SessionActions {
   const nowMs = opts.nowMs ?? Date.now;
   const regionOf = (ip: string | undefined): string => cluster.regionOf(ip ?? '');
 
-  async function present(session: Session, callerIp: string | undefined): Promise<SessionAnswer> {
+  async function present(session: Session, callerIp: string | undefined, callerSub: string): Promise<SessionAnswer> {
     const nodes = cluster.nodes();
     let s = session;
     let turn = nodes.find((n) => n.id === s.turnNode && n.roles.includes('turn'));
@@ -132,7 +132,9 @@ export function sessionActions(opts: SessionApiOptions): SessionActions {
       stun,
       turn: s.status === 'closed' ? undefined : turn,
       secret: opts.authSecret,
-      user: s.sessionId,
+      sessionId: s.sessionId,
+      sub: callerSub,
+      // Minted only while open, so a closed record (kept ttl after closing) outlives them all.
       expiresAt: Math.floor(nowMs() / 1000) + s.ttl,
     });
     return { ...s, iceServers };
@@ -158,7 +160,7 @@ export function sessionActions(opts: SessionApiOptions): SessionActions {
     });
     await store.create(session);
     opts.log?.debug({ sessionId, deviceId, appId: claims.sub, turnNode: turn.id, region }, 'session created');
-    return present(session, req.ip);
+    return present(session, req.ip, claims.sub);
   }
 
   return { create, present };
@@ -205,8 +207,8 @@ export const sessionRoutes: FastifyPluginAsync<SessionApiOptions> = async (app, 
   app.get<{ Params: IdParams }>('/v1/sessions/:id', {
     schema: { headers: authHeader, params: idParams, response: { 200: sessionSchema, ...errors } },
   }, async (req) => {
-    const { session } = await readOwn(req);
-    return actions.present(session, req.ip);
+    const { claims, session } = await readOwn(req);
+    return actions.present(session, req.ip, claims.sub);
   });
 
   app.delete<{ Params: IdParams }>('/v1/sessions/:id', {
@@ -261,7 +263,8 @@ export const sessionRoutes: FastifyPluginAsync<SessionApiOptions> = async (app, 
       stun: pickStunNodes(nodes, claims.sub, region),
       turn: pickTurnNode(nodes, claims.sub, region),
       secret: opts.authSecret,
-      user: claims.sub,
+      sessionId: '',
+      sub: claims.sub,
       expiresAt,
     });
     return { iceServers, expiresAt };

@@ -3,8 +3,15 @@
  * `use-auth-secret` / `static-auth-secret` accept them): the HTTP API mints them, the TURN server
  * checks them with the same shared secret.
  *
- *   username   = "<expiry unix seconds>:<sessionId>"
+ *   username   = "<expiry>:<sessionId>:<sub>"   session credentials (sub = the caller's token sub)
+ *              | "<expiry>::<sub>"              GET /v1/ice-servers (no session)
+ *              | "<expiry>:<x>"                 outside issuers (coturn style): x is both
  *   credential = base64(HMAC-SHA1(secret, username))
+ *
+ * Session ids hold no ':' (^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$), so the second ':' ends the session
+ * field and everything after it is the sub (which may hold ':'). Session and principal live in
+ * separate fields so that a client-chosen session id equal to someone's sub names nothing of
+ * theirs (docs/turn.md "REST credentials").
  *
  * The TURN server then uses the credential as the long-term password (RFC 8489 §9.2:
  * key = MD5(username ":" realm ":" credential)).
@@ -23,21 +30,27 @@ export function turnRestPassword(secret: string, username: string): string {
   return createHmac('sha1', secret).update(username).digest('base64');
 }
 
-/** Credentials for `sessionId` (or any user id) valid until `expiresAt` (unix seconds). */
-export function mintTurnRestCredentials(secret: string, sessionId: string, expiresAt: number): TurnRestCredentials {
-  const username = `${Math.floor(expiresAt)}:${sessionId}`;
-  return { username, credential: turnRestPassword(secret, username), expiresAt: Math.floor(expiresAt) };
+/**
+ * Credentials valid until `expiresAt` (unix seconds). With `sub`: the three-field form for
+ * session `sessionId` ('' for none) and principal `sub`; without: the two-field coturn form.
+ */
+export function mintTurnRestCredentials(secret: string, sessionId: string, expiresAt: number, sub?: string): TurnRestCredentials {
+  const exp = Math.floor(expiresAt);
+  const username = sub === undefined ? `${exp}:${sessionId}` : `${exp}:${sessionId}:${sub}`;
+  return { username, credential: turnRestPassword(secret, username), expiresAt: exp };
 }
 
 export interface TurnRestUser {
   readonly expiresAt: number;
-  /** The part after the first colon: the session id (or user id). */
-  readonly sessionId: string;
+  /** The session field: the session the credentials were minted for; undefined when empty. */
+  readonly sessionId: string | undefined;
+  /** Who the credentials were minted for (the token's sub; the single field of the two-field form). */
+  readonly principal: string;
 }
 
 /**
- * Reads a REST username; undefined when it is not one (no `<digits>:` prefix) or has expired
- * at `nowSec`. The caller then checks MESSAGE-INTEGRITY with {@link turnRestPassword}.
+ * Reads a REST username; undefined when it is not one (no `<digits>:` prefix, nothing after it)
+ * or has expired at `nowSec`. The caller then checks MESSAGE-INTEGRITY with {@link turnRestPassword}.
  */
 export function parseTurnRestUsername(username: string, nowSec: number): TurnRestUser | undefined {
   const colon = username.indexOf(':');
@@ -46,5 +59,11 @@ export function parseTurnRestUsername(username: string, nowSec: number): TurnRes
   if (!/^\d+$/.test(head)) return undefined;
   const expiresAt = Number(head);
   if (expiresAt < nowSec) return undefined;
-  return { expiresAt, sessionId: username.slice(colon + 1) };
+  const rest = username.slice(colon + 1);
+  const second = rest.indexOf(':');
+  if (second < 0) return rest === '' ? undefined : { expiresAt, sessionId: rest, principal: rest };
+  const sessionId = rest.slice(0, second);
+  const principal = rest.slice(second + 1);
+  if (principal === '') return undefined;
+  return { expiresAt, sessionId: sessionId === '' ? undefined : sessionId, principal };
 }

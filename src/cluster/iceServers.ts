@@ -25,16 +25,20 @@ export interface IceServersInput {
   readonly stun: readonly NodeInfo[];
   /** The TURN node, if any. */
   readonly turn: NodeInfo | undefined;
-  /** TURN REST: shared secret, user part (the session id) and expiry (unix seconds). */
+  /**
+   * TURN REST: shared secret, the session ('' for none), the caller's token sub and the expiry
+   * (unix seconds); the username is "<expiry>:<sessionId>:<sub>" (src/auth/turnRest.ts).
+   */
   readonly secret: string;
-  readonly user: string;
+  readonly sessionId: string;
+  readonly sub: string;
   readonly expiresAt: number;
 }
 
 export function buildIceServers(input: IceServersInput): IceServer[] {
   const out: IceServer[] = input.stun.map((n) => ({ urls: [stunUrl(n)] }));
   if (input.turn) {
-    const { username, credential } = mintTurnRestCredentials(input.secret, input.user, input.expiresAt);
+    const { username, credential } = mintTurnRestCredentials(input.secret, input.sessionId, input.expiresAt, input.sub);
     out.push({ urls: turnUrls(input.turn), username, credential });
   }
   return out;

@@ -85,6 +85,14 @@ export const turnAuthFailuresTotal = new Counter({
   registers: [registry],
 });
 
+// --- TURN bounds (area turn, issue 10): what one client or principal can make the relay hold
+export const turnLimitRefusalsTotal = new Counter({
+  name: 'turn_limit_refusals_total',
+  help: 'TURN requests refused by a bound, by limit (permissions, channels, user_quota, principal_quota, max_allocations, relay_ports, session_closed, unavailable)',
+  labelNames: ['limit'] as const,
+  registers: [registry],
+});
+
 // --- P2P outcomes (reported by peers' keepalives)
 export const p2pConnectionAttemptsTotal = new Counter({
   name: 'p2p_connection_attempts_total', help: 'P2P connection attempts', registers: [registry],

@@ -11,7 +11,8 @@ import { createHttpServer } from '../api/server.ts';
 import { enableDefaultMetrics, registry } from '../metrics/metrics.ts';
 import { WorkerPool } from '../transport/workers.ts';
 import { assertPortsFree } from '../transport/portGuard.ts';
-import { startPacketRoles, turnPrimaryHooks, type PacketRoles } from './roles.ts';
+import { startPacketRoles, storeSessionLookup, turnPrimaryHooks, type PacketRoles } from './roles.ts';
+import { SessionGate } from '../turn/reservationClient.ts';
 import { startSessionServices, type SessionServices } from '../session/services.ts';
 import { startSignaling, type SignalingRole } from '../signaling/start.ts';
 import { registerDevTokenRoute } from '../api/devToken.ts';
@@ -38,6 +39,8 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
   const packetRoles = config.roles.has('stun') || config.roles.has('turn');
   let pool: WorkerPool | undefined;
   let local: PacketRoles | undefined;
+  // TURN refuses credentials of closed sessions by asking the store (set once it runs, below).
+  const turnSessions = new SessionGate();
   if (packetRoles) {
     if (config.workers > 1) {
       pool = new WorkerPool({
@@ -46,7 +49,7 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
         args: opts.argv,
         env: opts.env,
         logger: log,
-        ...turnPrimaryHooks(config),
+        ...turnPrimaryHooks(config, turnSessions),
       });
       const ports = [{ port: config.port, udp: true, tcp: true }];
       if (config.tls) ports.push({ port: config.tls.port, udp: false, tcp: true });
@@ -54,7 +57,7 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
       if (config.alt) await assertPortsFree(config.alt.ip, [{ port: config.port, udp: true, tcp: false }, { port: config.alt.port, udp: true, tcp: false }]);
       await pool.start();
     } else {
-      local = await startPacketRoles(config, log, false);
+      local = await startPacketRoles(config, log, false, turnSessions);
     }
   }
 
@@ -80,6 +83,7 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
       local?.releaseSession(sessionId);
     },
   });
+  turnSessions.set(storeSessionLookup(sessions.store));
   // --- end sessions
 
   // --- MQTT signaling (issue 5): the embedded broker (TCP --mqtt, WebSocket /mqtt) or the service

@@ -8,11 +8,14 @@ import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import { StunServer } from './stunServer.ts';
 import type { PrimaryToWorker, WorkerStats, WorkerToPrimary } from '../transport/ipc.ts';
+import type { WorkerPoolOptions } from '../transport/workers.ts';
+import type { SessionStore } from '../session/store.ts';
 import { TurnServer, type RelayAddress } from '../turn/server.ts';
 import { nonceKeyFrom } from '../turn/auth.ts';
+import { serveAuthFailures } from '../turn/authLimiter.ts';
 import { Reservations, type ReservationLimits } from '../turn/reservations.ts';
 import {
-  IpcReservationClient, LocalReservationClient, serveReservations, type ReservationClient,
+  IpcReservationClient, LocalReservationClient, SessionGate, serveReservations, type ReservationClient, type SessionLookup,
 } from '../turn/reservationClient.ts';
 
 export interface PacketRoles {
@@ -21,10 +24,15 @@ export interface PacketRoles {
   stop(): Promise<void>;
 }
 
-export async function startPacketRoles(config: Config, log: Logger, reusePort: boolean): Promise<PacketRoles> {
+/**
+ * `sessions` is where the primary's session store is plugged in once it runs (Allocates of a
+ * closed session's credentials get 401); a worker asks the primary instead.
+ */
+export async function startPacketRoles(config: Config, log: Logger, reusePort: boolean, sessions?: SessionGate): Promise<PacketRoles> {
   const stun = new StunServer(config, log);
   let turn: TurnServer | undefined;
   if (config.roles.has('turn')) {
+    const inWorker = cluster.isWorker;
     turn = new TurnServer({
       realm: config.realm,
       authSecret: config.authSecret,
@@ -37,10 +45,21 @@ export async function startPacketRoles(config: Config, log: Logger, reusePort: b
       channelLifetimeSec: config.channelLifetimeSec,
       maxBps: config.maxBps,
       allowPeers: config.allowPeers,
-      reservations: reservationClient(config),
+      maxPermissions: config.maxPermissions,
+      maxChannels: config.maxChannels,
+      closedSessionTtlSec: config.sessionTtlSec,
+      reservations: reservationClient(config, sessions),
       udpIo: config.udpIo,
       log,
+      // The failure budget is the node's: the primary counts, and tells every worker to block.
+      onAuthFailure: inWorker ? (ip) => { if (process.connected) process.send?.({ t: 'turn-auth-failure', ip } satisfies WorkerToPrimary); } : undefined,
     });
+    if (inWorker) {
+      const t = turn;
+      process.on('message', (m: PrimaryToWorker) => {
+        if (typeof m === 'object' && m !== null && m.t === 'turn-auth-block') t.blockSource(m.ip, m.untilSec);
+      });
+    }
     stun.setTurnHandler(turn);
     turn.start();
   }
@@ -61,6 +80,7 @@ function reservationLimits(config: Config): ReservationLimits {
     maxPort: config.relayPorts.max,
     maxAllocations: config.maxAllocations,
     userQuota: config.userQuota,
+    principalQuota: config.principalQuota,
   };
 }
 
@@ -68,8 +88,8 @@ function reservationLimits(config: Config): ReservationLimits {
  * In a worker, relay ports and quotas are the primary's to hand out (one book for the node, so
  * --user-quota and --max-allocations hold across workers); otherwise the book is local.
  */
-function reservationClient(config: Config): ReservationClient {
-  if (!cluster.isWorker) return new LocalReservationClient(new Reservations(reservationLimits(config)));
+function reservationClient(config: Config, sessions: SessionGate | undefined): ReservationClient {
+  if (!cluster.isWorker) return new LocalReservationClient(new Reservations(reservationLimits(config)), sessions);
   const client = new IpcReservationClient((m: WorkerToPrimary) => {
     if (process.connected) process.send?.(m);
   });
@@ -79,11 +99,33 @@ function reservationClient(config: Config): ReservationClient {
   return client;
 }
 
-/** For the primary's WorkerPool: the node's book of relay ports and quotas, served to workers. */
-export function turnPrimaryHooks(config: Config): ReturnType<typeof serveReservations> | Record<string, never> {
+/**
+ * For the primary's WorkerPool: the node's book of relay ports and quotas (checked against the
+ * session store through `sessions`) and its count of auth failures, served to workers.
+ */
+export function turnPrimaryHooks(config: Config, sessions: SessionGate): Pick<WorkerPoolOptions, 'onRequest' | 'onExit'> {
   if (!config.roles.has('turn')) return {};
-  return serveReservations(new Reservations(reservationLimits(config)));
+  const book = serveReservations(new Reservations(reservationLimits(config)), sessions);
+  const failures = serveAuthFailures();
+  setInterval(() => failures.sweep(), 1000).unref();
+  return {
+    onRequest(workerId, m, reply, broadcast) {
+      if (m.t === 'turn-auth-failure') failures.onFailure(m.ip, (ip, untilSec) => broadcast({ t: 'turn-auth-block', ip, untilSec }));
+      else book.onRequest(workerId, m, reply);
+    },
+    onExit: (workerId) => book.onExit(workerId),
+  };
 }
+
+/** What the TURN role asks the session store: has this session closed? */
+export function storeSessionLookup(store: SessionStore): SessionLookup {
+  return async (sessionId) => {
+    const s = await store.get(sessionId);
+    if (s === undefined) return 'unknown';
+    return s.status === 'closed' ? 'closed' : 'open';
+  };
+}
+
 
 /**
  * Where relay sockets bind and what XOR-RELAYED-ADDRESS says: --relay-ip (and --relay-ip6), told

@@ -9,7 +9,9 @@ export type PrimaryToWorker =
   | { readonly t: 'release-session'; readonly sessionId: string }
   | { readonly t: 'stats'; readonly id: number }
   /** Answer to a worker's `turn-reserve` (the primary keeps TURN quotas and relay ports). */
-  | { readonly t: 'turn-reserved'; readonly rid: number; readonly result: ReserveResult };
+  | { readonly t: 'turn-reserved'; readonly rid: number; readonly result: ReserveResult }
+  /** The node's count of TURN auth failures blocked this source (src/turn/authLimiter.ts). */
+  | { readonly t: 'turn-auth-block'; readonly ip: string; readonly untilSec: number };
 
 export type WorkerToPrimary =
   | { readonly t: 'ready' }
@@ -19,7 +21,9 @@ export type WorkerToPrimary =
   /** A worker asks for a relay port and a quota slot for a new TURN allocation. */
   | { readonly t: 'turn-reserve'; readonly rid: number; readonly req: ReserveRequest }
   /** A worker gives back an allocation's ports and quota slot. */
-  | { readonly t: 'turn-release'; readonly grant: number };
+  | { readonly t: 'turn-release'; readonly grant: number }
+  /** A worker counted a TURN auth failure (valid nonce) from this source. */
+  | { readonly t: 'turn-auth-failure'; readonly ip: string };
 
 export interface WorkerStats {
   readonly allocations: number;

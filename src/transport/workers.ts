@@ -16,8 +16,13 @@ export interface WorkerPoolOptions {
   readonly args: readonly string[];
   readonly env: NodeJS.ProcessEnv;
   readonly logger: Logger;
-  /** Messages that are not replies (e.g. TURN reservations); `reply` answers the sending worker. */
-  readonly onRequest?: (workerId: number, m: WorkerToPrimary, reply: (answer: PrimaryToWorker) => void) => void;
+  /**
+   * Messages that are not replies (TURN reservations, auth failures); `reply` answers the sending
+   * worker, `broadcast` tells every worker.
+   */
+  readonly onRequest?: (
+    workerId: number, m: WorkerToPrimary, reply: (answer: PrimaryToWorker) => void, broadcast: (m: PrimaryToWorker) => void,
+  ) => void;
   /** A worker exited (whatever it held for others can be freed). */
   readonly onExit?: (workerId: number) => void;
 }
@@ -55,8 +60,8 @@ export class WorkerPool {
           resolve();
         } else if (m.t === 'fatal') {
           reject(Object.assign(new Error(m.message), { code: m.code }));
-        } else if (m.t === 'turn-reserve' || m.t === 'turn-release') {
-          this.opts.onRequest?.(worker.id, m, (answer) => { if (worker.isConnected()) worker.send(answer); });
+        } else if (m.t === 'turn-reserve' || m.t === 'turn-release' || m.t === 'turn-auth-failure') {
+          this.opts.onRequest?.(worker.id, m, (answer) => { if (worker.isConnected()) worker.send(answer); }, (all) => this.broadcast(all));
         } else this.onReply(m);
       });
       worker.on('exit', (code, signal) => {

@@ -32,7 +32,7 @@ export interface AllocationInit {
   readonly udp: dgram.Socket | undefined;
   readonly stream: net.Socket | undefined;
   readonly principal: Principal;
-  readonly quotaKey: string;
+  readonly quotaKey: string | undefined;
   readonly grant: number;
   readonly transactionId: Buffer;
   readonly expiresAtSec: number;
@@ -46,7 +46,7 @@ export class Allocation {
   readonly udp: dgram.Socket | undefined;
   readonly stream: net.Socket | undefined;
   readonly principal: Principal;
-  readonly quotaKey: string;
+  readonly quotaKey: string | undefined;
   readonly grant: number;
   /** Of the Allocate that created it: a retransmission gets the same success again (RFC 8656 §7.2). */
   readonly transactionId: Buffer;
@@ -109,6 +109,11 @@ export class Allocation {
   addPermission(family: 4 | 6, address: string, expiresAtSec: number): void {
     if (family === 4) this.perms4.set(ipv4ToNumber(address), expiresAtSec);
     else (this.perms6 ??= new Map()).set(address, expiresAtSec);
+  }
+
+  /** Live and not yet pruned permissions (peer IPs). */
+  get permissionCount(): number {
+    return this.perms4.size + (this.perms6?.size ?? 0);
   }
 
   hasPermission(family: 4 | 6, address: string): boolean {

@@ -1,7 +1,9 @@
 /**
  * The long-term credential mechanism of TURN (RFC 8489 §9.2, RFC 8656 §5) with two sources of
  * passwords at once: static users (--user NAME:PASS) and TURN REST credentials (--auth-secret;
- * CONTRACT.md §2: username "<expiry>:<sessionId>", password base64(HMAC-SHA1(secret, username))).
+ * username "<expiry>:<sessionId>:<sub>", "<expiry>::<sub>" or coturn's "<expiry>:<x>", password
+ * base64(HMAC-SHA1(secret, username)); src/auth/turnRest.ts). A REST username's expiry is
+ * checked on every request, also on an allocation that already exists (as coturn does).
  * Nonces are stateless (nonce.ts). MD5 and SHA-256 keys (PASSWORD-ALGORITHM), MESSAGE-INTEGRITY
  * and MESSAGE-INTEGRITY-SHA256 are all accepted; USERHASH works for static users.
  *
@@ -39,8 +41,12 @@ export interface Principal {
   readonly key: Buffer;
   /** The request carried MESSAGE-INTEGRITY-SHA256: answer with it too. */
   readonly sha256Integrity: boolean;
-  /** From a REST username: the session the credentials were minted for. */
+  /** From a REST username: the session the credentials were minted for (none for "<expiry>::<sub>"). */
   readonly sessionId: string | undefined;
+  /** From a REST username: who they were minted for (the token's sub); undefined for static users. */
+  readonly sub: string | undefined;
+  /** From a REST username: its expiry, unix seconds; undefined for static users. */
+  readonly expiresAtSec: number | undefined;
 }
 
 /** Why a request was refused; `reason` labels turn_auth_failures_total. */
@@ -113,6 +119,8 @@ export class TurnAuthenticator {
       let username: string;
       let key: Buffer | undefined;
       let sessionId: string | undefined;
+      let sub: string | undefined;
+      let expiresAtSec: number | undefined;
       if (ui >= 0) {
         username = readUsername(attrValue(msg, ui));
       } else {
@@ -122,8 +130,13 @@ export class TurnAuthenticator {
       }
       // An MD5 key is 16 bytes, a SHA-256 one 32: the length tells which the allocation holds.
       if (known && known.username === username && known.key.length === (algorithm === 'md5' ? 16 : 32)) {
+        // RFC 8656 §5 and coturn: credentials are checked on every request of an allocation,
+        // so REST credentials stop working at their expiry even on a 5-tuple that has one.
+        if (known.expiresAtSec !== undefined && known.expiresAtSec < nowSec) return { code: 401, reason: 'rest_expired' };
         key = known.key;
         sessionId = known.sessionId;
+        sub = known.sub;
+        expiresAtSec = known.expiresAtSec;
       } else {
         const entry = this.users.get(username);
         if (entry) key = algorithm === 'md5' ? entry.md5 : entry.sha256;
@@ -132,12 +145,14 @@ export class TurnAuthenticator {
           if (!rest) return { code: 401, reason: /^\d+:/.test(username) ? 'rest_expired' : 'unknown_user' };
           key = longTermKey(username, this.realm, turnRestPassword(this.secret, username), algorithm);
           sessionId = rest.sessionId;
+          sub = rest.principal;
+          expiresAtSec = rest.expiresAt;
         } else return { code: 401, reason: 'unknown_user' };
       }
       // RFC 8489 §9.2.4: with both present, MESSAGE-INTEGRITY-SHA256 is the one to check.
       const ok = mi256 >= 0 ? checkMessageIntegritySha256(msg, key) : checkMessageIntegrity(msg, key);
       if (!ok) return { code: 401, reason: 'bad_integrity' };
-      return { username, key, sha256Integrity: mi256 >= 0, sessionId };
+      return { username, key, sha256Integrity: mi256 >= 0, sessionId, sub, expiresAtSec };
     } catch (err) {
       if (err instanceof StunDecodeError) return { code: 400, reason: 'missing_attributes' };
       throw err;

@@ -27,3 +27,27 @@ test('sweeps idle sources', () => {
   l.sweep(100);
   assert.equal(l.size, 0);
 });
+
+test('recordFailure tells when the budget is used up, and a block from the node holds until its end', () => {
+  const l = new AuthLimiter(limits);
+  assert.equal(l.recordFailure('a', 100), 0);
+  assert.equal(l.recordFailure('a', 100), 0);
+  assert.equal(l.recordFailure('a', 100), 110);
+  l.block('b', 108, 101);
+  assert.equal(l.isBlocked('b', 107), true);
+  assert.equal(l.isBlocked('b', 108), false);
+});
+
+test('a full table forgets the least recently active source, one at a time (no wholesale clear)', () => {
+  const l = new AuthLimiter({ ...limits, maxSources: 3 });
+  for (let k = 0; k < 3; k++) l.recordFailure('blocked', 0);
+  l.allowChallenge('x', 0);
+  l.allowChallenge('y', 0);
+  l.recordFailure('blocked', 0); // touched last: the most recently active
+  l.allowChallenge('z', 0);
+  assert.equal(l.size, 3);
+  assert.equal(l.isBlocked('blocked', 1), true, 'the active blocked source is kept');
+  l.allowChallenge('w', 0);
+  assert.equal(l.size, 3);
+  assert.equal(l.isBlocked('blocked', 1), true);
+});

@@ -10,6 +10,8 @@ export const TURN_ERRORS = {
   TURN_BAD_REQUEST: 400,
   /** 401: no credentials, unknown user, expired REST username or wrong MESSAGE-INTEGRITY. */
   UNAUTHENTICATED: 401,
+  /** 401: REST credentials of a session that closed (heard from the broadcast or the session store). */
+  SESSION_CLOSED: 401,
   /** 403: the peer is in a denied range (DESIGN.md "Security defaults"). */
   PEER_FORBIDDEN: 403,
   /** 420: a comprehension-required attribute the relay does not understand. */
@@ -26,9 +28,12 @@ export const TURN_ERRORS = {
   UNSUPPORTED_TRANSPORT: 442,
   /** 443: the peer's family has no relayed address in this allocation. */
   PEER_ADDRESS_FAMILY_MISMATCH: 443,
-  /** 486: the user (or session) has --user-quota allocations already. */
+  /** 486: the user (or session) has --user-quota allocations already, or the principal --principal-quota. */
   ALLOCATION_QUOTA_REACHED: 486,
-  /** 508: --max-allocations reached, no relay port free, or a reservation token we do not hold. */
+  /**
+   * 508: --max-allocations reached, no relay port free, a reservation token we do not hold, or
+   * the allocation holds --max-permissions permissions / --max-channels channels (RFC 8656 §9.3, §11.2).
+   */
   INSUFFICIENT_CAPACITY: 508,
 } as const;
 export type TurnErrorCode = keyof typeof TURN_ERRORS;

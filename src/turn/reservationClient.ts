@@ -1,10 +1,57 @@
 /**
  * How a TURN server reaches the node's book of ports and quotas (reservations.ts): directly when
  * it runs in the primary (--workers 1), over IPC from a worker process otherwise. The primary's
- * side of the IPC is {@link serveReservations}.
+ * side of the IPC is {@link serveReservations}. Before the book, the primary asks the session
+ * store whether the credentials' session closed ({@link SessionGate}): that holds across workers,
+ * nodes and restarts with Redis, where the in-memory set of heard closes (closedSessions.ts) does not.
  */
 import type { PrimaryToWorker, WorkerToPrimary } from '../transport/ipc.ts';
 import { Reservations, type ReserveRequest, type ReserveResult } from './reservations.ts';
+
+/** A session's state in the store; 'unknown' for ids it does not hold (outside issuers, expired). */
+export type SessionLookup = (sessionId: string) => Promise<'open' | 'closed' | 'unknown'>;
+
+/** A store that does not answer in this time lets the Allocate through (the heard closes still hold). */
+const LOOKUP_TIMEOUT_MS = 1000;
+
+/** Where the session store is plugged in once it runs (the TURN role starts before it). */
+export class SessionGate {
+  private lookup: SessionLookup | undefined;
+  /** Lookups that failed or timed out (the Allocate went ahead). */
+  failures = 0;
+
+  set(lookup: SessionLookup): void {
+    this.lookup = lookup;
+  }
+
+  async isClosed(sessionId: string): Promise<boolean> {
+    const lookup = this.lookup;
+    if (lookup === undefined) return false;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = new Promise<'unknown'>((resolve) => {
+        timer = setTimeout(() => {
+          this.failures++;
+          resolve('unknown');
+        }, LOOKUP_TIMEOUT_MS);
+      });
+      return (await Promise.race([lookup(sessionId), timeout])) === 'closed';
+    } catch {
+      this.failures++;
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+const SESSION_CLOSED: ReserveResult = { ok: false, code: 401, reason: 'the session is closed', limit: 'session_closed' };
+
+/** The session check, then the book. */
+async function admit(book: Reservations, gate: SessionGate | undefined, req: ReserveRequest, owner: number): Promise<ReserveResult> {
+  if (req.sessionId !== undefined && gate !== undefined && await gate.isClosed(req.sessionId)) return SESSION_CLOSED;
+  return book.reserve(req, owner, Date.now());
+}
 
 export interface ReservationClient {
   reserve(req: ReserveRequest): Promise<ReserveResult>;
@@ -14,13 +61,15 @@ export interface ReservationClient {
 /** The book is in this process. */
 export class LocalReservationClient implements ReservationClient {
   private readonly book: Reservations;
+  private readonly gate: SessionGate | undefined;
 
-  constructor(book: Reservations) {
+  constructor(book: Reservations, gate?: SessionGate) {
     this.book = book;
+    this.gate = gate;
   }
 
   reserve(req: ReserveRequest): Promise<ReserveResult> {
-    return Promise.resolve(this.book.reserve(req, 0, Date.now()));
+    return admit(this.book, this.gate, req, 0);
   }
 
   release(grant: number): void {
@@ -29,7 +78,7 @@ export class LocalReservationClient implements ReservationClient {
 }
 
 const IPC_TIMEOUT_MS = 5000;
-const NO_ANSWER: ReserveResult = { ok: false, code: 508, reason: 'the primary did not answer' };
+const NO_ANSWER: ReserveResult = { ok: false, code: 508, reason: 'the primary did not answer', limit: 'unavailable' };
 
 /** The book is in the primary; requests go over the worker's IPC channel. */
 export class IpcReservationClient implements ReservationClient {
@@ -70,16 +119,27 @@ export class IpcReservationClient implements ReservationClient {
 }
 
 /** The primary's side: answers workers' requests from one book; frees a dead worker's share. */
-export function serveReservations(book: Reservations): {
+export function serveReservations(book: Reservations, gate?: SessionGate): {
   onRequest(workerId: number, m: WorkerToPrimary, reply: (answer: PrimaryToWorker) => void): void;
   onExit(workerId: number): void;
 } {
+  // Worker ids are not reused (node:cluster counts up): a grant made for one that exited while
+  // its session lookup was pending goes back at once.
+  const exited = new Set<number>();
   return {
     onRequest(workerId, m, reply) {
-      if (m.t === 'turn-reserve') reply({ t: 'turn-reserved', rid: m.rid, result: book.reserve(m.req, workerId, Date.now()) });
-      else if (m.t === 'turn-release') book.release(m.grant);
+      if (m.t === 'turn-reserve') {
+        void admit(book, gate, m.req, workerId).then((result) => {
+          if (exited.has(workerId)) {
+            if (result.ok) book.release(result.grant);
+            return;
+          }
+          reply({ t: 'turn-reserved', rid: m.rid, result });
+        });
+      } else if (m.t === 'turn-release') book.release(m.grant);
     },
     onExit(workerId) {
+      exited.add(workerId);
       book.releaseOwner(workerId);
     },
   };

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Reservations, RESERVATION_TIMEOUT_MS } from './reservations.ts';
 
-const req = (quotaKey: string, extra: Partial<Parameters<Reservations['reserve']>[0]> = {}) => ({ quotaKey, count: 1 as const, evenPort: 'none' as const, token: undefined, ...extra });
+const req = (quotaKey: string | undefined, extra: Partial<Parameters<Reservations['reserve']>[0]> = {}) => ({ quotaKey, count: 1 as const, evenPort: 'none' as const, token: undefined, ...extra });
 
 test('hands out each port once and takes it back on release', () => {
   const r = new Reservations({ minPort: 50000, maxPort: 50003, maxAllocations: 0, userQuota: 0 });
@@ -53,4 +53,20 @@ test("a dead worker's allocations and reservations are freed", () => {
   r.releaseOwner(7);
   assert.equal(r.allocations, 0);
   assert.ok(r.reserve(req('u'), 8, 0).ok);
+});
+
+test('--principal-quota counts all of a principal\'s sessions; session and principal keys never mix', () => {
+  const r = new Reservations({ minPort: 50000, maxPort: 50100, maxAllocations: 0, userQuota: 2, principalQuota: 3 });
+  const grants = ['s:a', 's:b', 's:c'].map((s) => r.reserve(req(s, { principalKey: 'p:app-1' }), 1, 0));
+  assert.ok(grants.every((g) => g.ok));
+  const fourth = r.reserve(req('s:d', { principalKey: 'p:app-1' }), 1, 0);
+  assert.deepEqual(fourth.ok ? 0 : [fourth.code, fourth.reason], [486, 'principal quota reached']);
+  // A session named like the principal has its own key: it spends nothing of p:app-1's.
+  assert.ok(r.reserve(req('s:app-1', { principalKey: 'p:app-2' }), 1, 0).ok);
+  assert.equal(r.used('p:app-1'), 3);
+  assert.ok(r.reserve(req(undefined, { principalKey: 'p:app-2' }), 1, 0).ok, 'session-less credentials count for the principal only');
+  assert.equal(r.used('p:app-2'), 2);
+  if (grants[0]?.ok) r.release(grants[0].grant);
+  assert.equal(r.used('p:app-1'), 2);
+  assert.ok(r.reserve(req('s:d', { principalKey: 'p:app-1' }), 1, 0).ok, 'freed quota comes back');
 });

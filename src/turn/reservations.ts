@@ -1,6 +1,7 @@
 /**
  * The book of relay ports and quotas for one node, shared by all its workers: --max-allocations
- * (total), --user-quota (per static user, and per session for REST credentials), the relay port
+ * (total), --user-quota (per static user, and per session for REST credentials),
+ * --principal-quota (per REST principal, the token's sub: all of one app's sessions), the relay port
  * range with EVEN-PORT and RESERVATION-TOKEN (RFC 8656 §7.2, §14.6, §14.9). With several workers
  * it lives in the primary and workers ask over IPC (reservationClient.ts), so quotas hold across
  * workers and a reservation token works whichever worker the second Allocate lands on.
@@ -12,8 +13,15 @@ import { randomBytes } from 'node:crypto';
 export type EvenPort = 'none' | 'even' | 'even+reserve';
 
 export interface ReserveRequest {
-  /** Quota key: the session id of REST credentials, else the username. */
-  readonly quotaKey: string;
+  /**
+   * Key of --user-quota: "s:<sessionId>" for REST credentials with a session, "u:<name>" for a
+   * static user; undefined for session-less REST credentials ("<expiry>::<sub>").
+   */
+  readonly quotaKey: string | undefined;
+  /** Key of --principal-quota: "p:<sub>" for REST credentials; undefined for static users. */
+  readonly principalKey?: string | undefined;
+  /** The session of REST credentials: the primary asks the session store whether it closed. */
+  readonly sessionId?: string | undefined;
   /** Relayed address families wanted, 1 or 2 (ADDITIONAL-ADDRESS-FAMILY). */
   readonly count: 1 | 2;
   readonly evenPort: EvenPort;
@@ -23,14 +31,18 @@ export interface ReserveRequest {
 
 export type ReserveResult =
   | { readonly ok: true; readonly grant: number; readonly ports: readonly number[]; readonly token: string | undefined }
-  | { readonly ok: false; readonly code: 486 | 508; readonly reason: string };
+  | { readonly ok: false; readonly code: 401 | 486 | 508; readonly reason: string; readonly limit: ReserveLimit };
+
+/** Which bound refused an allocation (the `limit` label of turn_limit_refusals_total). */
+export type ReserveLimit = 'max_allocations' | 'user_quota' | 'principal_quota' | 'relay_ports' | 'session_closed' | 'unavailable';
 
 /** How long a port reserved by EVEN-PORT R=1 waits for its RESERVATION-TOKEN (RFC 8656 §14.9: ~30 s). */
 export const RESERVATION_TIMEOUT_MS = 30_000;
 
 interface Grant {
   readonly owner: number;
-  readonly quotaKey: string;
+  readonly quotaKey: string | undefined;
+  readonly principalKey: string | undefined;
   readonly ports: readonly number[];
 }
 
@@ -47,6 +59,8 @@ export interface ReservationLimits {
   readonly maxAllocations: number;
   /** 0 = unlimited. */
   readonly userQuota: number;
+  /** 0 = unlimited. */
+  readonly principalQuota?: number;
 }
 
 export class Reservations {
@@ -74,22 +88,30 @@ export class Reservations {
     this.expireTokens(nowMs);
     const l = this.limits;
     if (l.maxAllocations > 0 && this.grants.size >= l.maxAllocations) {
-      return { ok: false, code: 508, reason: 'max-allocations reached' };
+      return { ok: false, code: 508, reason: 'max-allocations reached', limit: 'max_allocations' };
     }
-    const used = this.perKey.get(req.quotaKey) ?? 0;
-    if (l.userQuota > 0 && used >= l.userQuota) return { ok: false, code: 486, reason: 'user quota reached' };
+    // RFC 8656 §7.2: 486 (Allocation Quota Reached) when the user may hold no more.
+    const q = req.quotaKey;
+    if (q !== undefined && l.userQuota > 0 && (this.perKey.get(q) ?? 0) >= l.userQuota) {
+      return { ok: false, code: 486, reason: 'user quota reached', limit: 'user_quota' };
+    }
+    const pk = req.principalKey;
+    const principalQuota = l.principalQuota ?? 0;
+    if (pk !== undefined && principalQuota > 0 && (this.perKey.get(pk) ?? 0) >= principalQuota) {
+      return { ok: false, code: 486, reason: 'principal quota reached', limit: 'principal_quota' };
+    }
 
     const ports: number[] = [];
     let token: string | undefined;
     if (req.token !== undefined) {
       const r = this.tokens.get(req.token);
-      if (!r) return { ok: false, code: 508, reason: 'unknown reservation token' };
+      if (!r) return { ok: false, code: 508, reason: 'unknown reservation token', limit: 'relay_ports' };
       this.tokens.delete(req.token);
       this.portState[r.port] = 1;
       ports.push(r.port);
     } else if (req.evenPort !== 'none') {
       const p = this.findFree(req.evenPort === 'even+reserve' ? 2 : 1, true);
-      if (p < 0) return { ok: false, code: 508, reason: 'no even relay port free' };
+      if (p < 0) return { ok: false, code: 508, reason: 'no even relay port free', limit: 'relay_ports' };
       this.take(p, 1);
       ports.push(p);
       if (req.evenPort === 'even+reserve') {
@@ -102,14 +124,15 @@ export class Reservations {
       const p = this.findFree(1, false);
       if (p < 0) {
         for (const q of ports) this.free(q);
-        return { ok: false, code: 508, reason: 'no relay port free' };
+        return { ok: false, code: 508, reason: 'no relay port free', limit: 'relay_ports' };
       }
       this.take(p, 1);
       ports.push(p);
     }
     const grant = this.nextGrant++;
-    this.grants.set(grant, { owner, quotaKey: req.quotaKey, ports });
-    this.perKey.set(req.quotaKey, used + 1);
+    this.grants.set(grant, { owner, quotaKey: q, principalKey: pk, ports });
+    if (q !== undefined) this.perKey.set(q, (this.perKey.get(q) ?? 0) + 1);
+    if (pk !== undefined) this.perKey.set(pk, (this.perKey.get(pk) ?? 0) + 1);
     return { ok: true, grant, ports, token };
   }
 
@@ -119,9 +142,19 @@ export class Reservations {
     if (!g) return;
     this.grants.delete(grant);
     for (const p of g.ports) this.free(p);
-    const n = (this.perKey.get(g.quotaKey) ?? 1) - 1;
-    if (n <= 0) this.perKey.delete(g.quotaKey);
-    else this.perKey.set(g.quotaKey, n);
+    if (g.quotaKey !== undefined) this.unuse(g.quotaKey);
+    if (g.principalKey !== undefined) this.unuse(g.principalKey);
+  }
+
+  /** Allocations held under a quota key now (for tests and metrics). */
+  used(key: string): number {
+    return this.perKey.get(key) ?? 0;
+  }
+
+  private unuse(key: string): void {
+    const n = (this.perKey.get(key) ?? 1) - 1;
+    if (n <= 0) this.perKey.delete(key);
+    else this.perKey.set(key, n);
   }
 
   /** A worker died: everything it held goes back. */

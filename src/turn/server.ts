@@ -6,7 +6,7 @@
  */
 import type net from 'node:net';
 import type { Logger } from '../log.ts';
-import { turnAuthFailuresTotal } from '../metrics/metrics.ts';
+import { turnAuthFailuresTotal, turnLimitRefusalsTotal } from '../metrics/metrics.ts';
 import type { Ingress, TurnHandler } from '../server/stunServer.ts';
 import {
   Attr, MessageClass, MessageWriter, Method, StunDecodeError, attrValue, checkFingerprint, findAttr, isKnownAttribute,
@@ -17,6 +17,7 @@ import {
 import { Allocation, type RelayEndpoint } from './allocation.ts';
 import { OFFERED_PASSWORD_ALGORITHMS, TurnAuthenticator, type AuthRefusal, type Principal, type TurnUser } from './auth.ts';
 import { AuthLimiter, DEFAULT_AUTH_LIMITS, type AuthLimits } from './authLimiter.ts';
+import { ClosedSessions } from './closedSessions.ts';
 import { TokenBucket } from './bandwidth.ts';
 import { isValidChannel } from './channelData.ts';
 import { TurnError, turnError } from './errors.ts';
@@ -58,6 +59,17 @@ export interface TurnServerOptions {
   readonly udpIo: UdpIo;
   readonly log: Logger;
   readonly authLimits?: AuthLimits;
+  /** Permissions (peer IPs) per allocation, at most (RFC 8656 §9.3: 508 past it). */
+  readonly maxPermissions: number;
+  /** Channel bindings per allocation, at most (RFC 8656 §11.2: 508 past it). */
+  readonly maxChannels: number;
+  /** How long a heard session close is remembered (the session TTL: its credentials' longest life). */
+  readonly closedSessionTtlSec: number;
+  /**
+   * With several workers: called for each counted auth failure so the primary keeps the node's
+   * budget (it answers with {@link TurnServer.blockSource} on every worker).
+   */
+  readonly onAuthFailure?: (ip: string) => void;
 }
 
 /** What an Allocate needs once its relay port is granted (the decoded message is reused by then). */
@@ -86,6 +98,7 @@ export class TurnServer implements TurnHandler {
   private readonly log: Logger;
   private readonly auth: TurnAuthenticator;
   private readonly limiter: AuthLimiter;
+  private readonly closedSessions: ClosedSessions;
   private readonly filter: PeerFilter;
   private readonly writer = new MessageWriter(512);
   private readonly unknown: number[] = [];
@@ -104,6 +117,7 @@ export class TurnServer implements TurnHandler {
       nonceLifetimeSec: opts.nonceLifetimeSec, nonceKey: opts.nonceKey,
     });
     this.limiter = new AuthLimiter(opts.authLimits ?? DEFAULT_AUTH_LIMITS);
+    this.closedSessions = new ClosedSessions(opts.closedSessionTtlSec);
     this.filter = new PeerFilter(opts.allowPeers);
     this.manager = new AllocationManager(opts.reservations);
     this.relay = new Relay(this.manager);
@@ -129,8 +143,12 @@ export class TurnServer implements TurnHandler {
     return { allocations: this.manager.size, bps: this.manager.bitsPerSecond };
   }
 
-  /** Deletes every allocation made with REST credentials of this session (CONTRACT.md §2). */
+  /**
+   * The session closed (CONTRACT.md §2): deletes every allocation whose REST username names it in
+   * its session field, and refuses its credentials from now on.
+   */
   releaseSession(sessionId: string): number {
+    this.closedSessions.add(sessionId, nowSeconds());
     const n = this.manager.releaseSession(sessionId);
     if (n > 0) this.log.info({ sessionId, allocations: n }, 'turn allocations released');
     return n;
@@ -140,7 +158,13 @@ export class TurnServer implements TurnHandler {
     const now = nowSeconds();
     this.manager.sweep(now, now - this.lastSweepSec);
     this.limiter.sweep(now);
+    this.closedSessions.sweep(now);
     this.lastSweepSec = now;
+  }
+
+  /** The node's shared failure count blocked `ip` until `untilSec` (from the primary). */
+  blockSource(ip: string, untilSec: number): void {
+    this.limiter.block(ip, untilSec, nowSeconds());
   }
 
   // --- TurnHandler
@@ -215,11 +239,13 @@ export class TurnServer implements TurnHandler {
     }
     const now = nowSeconds();
     const ip = source.address;
-    if (this.limiter.isBlocked(ip, now)) {
+    const alloc = this.manager.find(source, ingress);
+    // A blocked source may still refresh what it holds: the block is against guessing, and an
+    // allocation on this 5-tuple proves the client passed authentication already.
+    if (alloc === undefined && this.limiter.isBlocked(ip, now)) {
       turnAuthFailuresTotal.labels('rate_limited').inc();
       return;
     }
-    const alloc = this.manager.find(source, ingress);
     const auth = this.auth.authenticate(msg, ip, now, alloc?.principal);
     if ('code' in auth) {
       this.refuse(msg, source, ingress, auth, now);
@@ -268,12 +294,14 @@ export class TurnServer implements TurnHandler {
   private refuse(msg: StunMessage, source: TransportAddress, ingress: Ingress, r: AuthRefusal, now: number): void {
     const ip = source.address;
     turnAuthFailuresTotal.labels(r.reason).inc();
-    if (r.reason === 'challenge' || r.reason === 'stale_nonce') {
-      if (!this.limiter.allowChallenge(ip, now)) {
-        turnAuthFailuresTotal.labels('rate_limited').inc();
-        return;
-      }
-    } else this.limiter.recordFailure(ip, now);
+    if (COUNTED_FAILURES.has(r.reason)) {
+      // The nonce checked out (authenticate tests it before these): the sender saw our 401.
+      this.limiter.recordFailure(ip, now);
+      this.opts.onAuthFailure?.(ip);
+    } else if (!this.limiter.allowChallenge(ip, now)) {
+      turnAuthFailuresTotal.labels('rate_limited').inc();
+      return;
+    }
     if (r.code === 400) {
       this.replyPlainError(msg, source, ingress, 400, 'Bad Request: incomplete credentials');
       return;
@@ -331,6 +359,13 @@ export class TurnServer implements TurnHandler {
     if (evenI >= 0) evenPort = readEvenPort(attrValue(msg, evenI)).reserveNext ? 'even+reserve' : 'even';
     const token = tokI >= 0 ? readReservationToken(attrValue(msg, tokI)).toString('hex') : undefined;
 
+    const sid = principal.sessionId;
+    if (sid !== undefined && this.closedSessions.has(sid, nowSeconds())) {
+      turnLimitRefusalsTotal.labels('session_closed').inc();
+      this.refuseClosedSession(msg, source, ingress);
+      return;
+    }
+
     const li = findAttr(msg, Attr.Lifetime);
     const asked = li >= 0 ? readLifetime(attrValue(msg, li)) : DEFAULT_LIFETIME_SEC;
     const lifetimeSec = Math.min(asked > 0 ? asked : DEFAULT_LIFETIME_SEC, this.opts.maxLifetimeSec);
@@ -355,12 +390,19 @@ export class TurnServer implements TurnHandler {
   }
 
   private async completeAllocate(p: PendingAllocate): Promise<void> {
-    const quotaKey = p.principal.sessionId !== undefined ? `session:${p.principal.sessionId}` : `user:${p.principal.username}`;
+    const { quotaKey, principalKey } = quotaKeys(p.principal);
+    const sessionId = p.principal.sessionId;
     // A port may be taken by a process outside p2pd: try a few grants before giving up.
     for (let attempt = 0; attempt < 8; attempt++) {
-      const res = await this.opts.reservations.reserve({ quotaKey, count: p.families.length as 1 | 2, evenPort: p.evenPort, token: p.token });
+      const res = await this.opts.reservations.reserve({
+        quotaKey, principalKey, sessionId, count: p.families.length as 1 | 2, evenPort: p.evenPort, token: p.token,
+      });
       if (!res.ok) {
-        this.replyErrorTo(p, res.code, res.reason);
+        turnLimitRefusalsTotal.labels(res.limit).inc();
+        if (res.limit === 'session_closed') {
+          if (sessionId !== undefined) this.closedSessions.add(sessionId, nowSeconds());
+          this.refuseClosedSessionTo(p);
+        } else this.replyErrorTo(p, res.code, res.reason);
         return;
       }
       const maxBps = this.opts.maxBps;
@@ -374,7 +416,7 @@ export class TurnServer implements TurnHandler {
         quotaKey,
         grant: res.grant,
         transactionId: p.transactionId,
-        expiresAtSec: nowSeconds() + p.lifetimeSec,
+        expiresAtSec: capAtCredentialExpiry(p.principal, nowSeconds() + p.lifetimeSec),
         bucket: maxBps > 0 ? new TokenBucket(maxBps) : undefined,
       });
       const endpoints: RelayEndpoint[] = [];
@@ -416,7 +458,10 @@ export class TurnServer implements TurnHandler {
     if (a.relay4) w.addXorAddress(Attr.XorRelayedAddress, a.relay4.address);
     if (a.relay6) w.addXorAddress(Attr.XorRelayedAddress, a.relay6.address);
     if (ipv6Refused) addAddressErrorCode(w, 6, 440);
-    w.addUint32(Attr.Lifetime, Math.max(0, Math.round(a.expiresAtSec - nowSeconds())));
+    const left = a.expiresAtSec - nowSeconds();
+    // Whole seconds; never past the credentials' expiry when they cap it.
+    const credentialLeft = a.principal.expiresAtSec === undefined ? Infinity : Math.floor(a.principal.expiresAtSec - nowSeconds());
+    w.addUint32(Attr.Lifetime, Math.max(0, Math.min(Math.round(left), credentialLeft)));
     if (token !== undefined) w.addAttr(Attr.ReservationToken, Buffer.from(token, 'hex'));
     w.addXorAddress(Attr.XorMappedAddress, client);
     this.send(w, a.principal, fingerprint, client, ingress);
@@ -434,8 +479,9 @@ export class TurnServer implements TurnHandler {
     let lifetime = 0;
     if (asked === 0) this.deleteAllocation(a, 'refresh');
     else {
-      lifetime = Math.min(asked, this.opts.maxLifetimeSec);
-      a.expiresAtSec = now + lifetime;
+      // Never past the credentials' expiry: the client fetches new ones and allocates again.
+      a.expiresAtSec = capAtCredentialExpiry(principal, now + Math.min(asked, this.opts.maxLifetimeSec));
+      lifetime = Math.max(0, Math.floor(a.expiresAtSec - now));
     }
     const w = this.startResponse(msg, MessageClass.SuccessResponse);
     w.addUint32(Attr.Lifetime, lifetime);
@@ -451,10 +497,33 @@ export class TurnServer implements TurnHandler {
       peers.push(this.checkPeer(a, readXorAddress(attrValue(msg, i), msg.transactionId)));
     }
     if (peers.length === 0) throw turnError('TURN_BAD_REQUEST', 'XOR-PEER-ADDRESS is missing');
+    let added = 0;
+    for (let k = 0; k < peers.length; k++) {
+      const peer = peers[k]!;
+      if (a.hasPermission(peer.family, peer.address)) continue;
+      let dup = false;
+      for (let j = 0; j < k && !dup; j++) dup = peers[j]!.family === peer.family && peers[j]!.address === peer.address;
+      if (!dup) added++;
+    }
+    if (added > 0) this.checkPermissionRoom(a, added, now);
     // All or nothing: every peer was checked before any permission is installed.
     const expires = now + this.opts.permissionLifetimeSec;
     for (const peer of peers) a.addPermission(peer.family, peer.address, expires);
     this.send(this.startResponse(msg, MessageClass.SuccessResponse), principal, msg.fingerprintIndex >= 0, source, ingress);
+  }
+
+  /**
+   * RFC 8656 §9.3: a CreatePermission the server cannot fulfil for lack of capacity gets 508; the
+   * cap is --max-permissions per allocation (what one client can make us hold). Expired ones are
+   * dropped first, so the room is what is live now.
+   */
+  private checkPermissionRoom(a: Allocation, added: number, now: number): void {
+    const max = this.opts.maxPermissions;
+    if (a.permissionCount + added <= max) return;
+    a.prune(now);
+    if (a.permissionCount + added <= max) return;
+    turnLimitRefusalsTotal.labels('permissions').inc();
+    throw turnError('INSUFFICIENT_CAPACITY', `at most ${max} permissions per allocation`);
   }
 
   /** 403 for denied peers (checked first: the answer reveals nothing about families), 443 for a family without relay. */
@@ -479,6 +548,16 @@ export class TurnServer implements TurnHandler {
     }
     const byPeer = a.channelForPeer(peer.family, peer.address, peer.port);
     if (byPeer && byPeer.number !== number) throw turnError('TURN_BAD_REQUEST', 'peer bound to another channel');
+    if (!bound) {
+      // RFC 8656 §11.2: 508 when the server cannot take one more binding (--max-channels).
+      const max = this.opts.maxChannels;
+      if (a.channels.size >= max) a.prune(now);
+      if (a.channels.size >= max) {
+        turnLimitRefusalsTotal.labels('channels').inc();
+        throw turnError('INSUFFICIENT_CAPACITY', `at most ${max} channels per allocation`);
+      }
+    }
+    if (!a.hasPermission(peer.family, peer.address)) this.checkPermissionRoom(a, 1, now);
     a.bindChannel(number, peer.family, peer.address, peer.port, a.relayFor(peer.family)!.port, now + this.opts.channelLifetimeSec);
     a.addPermission(peer.family, peer.address, now + this.opts.permissionLifetimeSec);
     this.send(this.startResponse(msg, MessageClass.SuccessResponse), principal, msg.fingerprintIndex >= 0, source, ingress);
@@ -520,11 +599,56 @@ export class TurnServer implements TurnHandler {
     this.send(w, undefined, msg.fingerprintIndex >= 0, source, ingress);
   }
 
+  /**
+   * 401 to credentials of a closed session (docs/turn.md): like any refusal of credentials
+   * (RFC 8489 §9.2.4), with REALM and NONCE and without MESSAGE-INTEGRITY. Not a counted failure:
+   * the client did hold valid credentials.
+   */
+  private refuseClosedSession(msg: StunMessage, source: TransportAddress, ingress: Ingress): void {
+    const w = this.startResponse(msg, MessageClass.ErrorResponse);
+    this.finishClosedSession(w, source, ingress, msg.fingerprintIndex >= 0);
+  }
+
+  private refuseClosedSessionTo(p: PendingAllocate): void {
+    const w = this.writer.reset(messageType(Method.Allocate, MessageClass.ErrorResponse), p.transactionId);
+    this.finishClosedSession(w, p.client, p.ingress, p.fingerprint);
+  }
+
+  private finishClosedSession(w: MessageWriter, to: TransportAddress, ingress: Ingress, fingerprint: boolean): void {
+    w.addErrorCode(401, reasonFor(401, 'the session of these credentials is closed'));
+    w.addString(Attr.Realm, this.auth.realm);
+    w.addString(Attr.Nonce, this.auth.nonces.issue(to.address, nowSeconds()));
+    this.send(w, undefined, fingerprint, to, ingress);
+  }
+
   private replyErrorTo(p: PendingAllocate, code: number, reason: string): void {
     const w = this.writer.reset(messageType(Method.Allocate, MessageClass.ErrorResponse), p.transactionId);
     w.addErrorCode(code, reasonFor(code, reason));
     this.send(w, p.principal, p.fingerprint, p.client, p.ingress);
   }
+}
+
+/**
+ * Refusals that count against a source's failure budget: each comes after the NONCE checked out
+ * (TurnAuthenticator tests it first), so the sender received our 401 at this address — a spoofed
+ * source cannot spend a victim's budget. The rest (challenge, stale nonce, missing attributes)
+ * only spend the challenge bucket.
+ */
+const COUNTED_FAILURES: ReadonlySet<string> = new Set(['unknown_user', 'rest_expired', 'bad_integrity', 'bad_password_algorithm']);
+
+/**
+ * Quota keys in separate namespaces (docs/turn.md): "s:<sessionId>" and "u:<name>" take
+ * --user-quota, "p:<sub>" takes --principal-quota, so a session id chosen equal to someone's sub
+ * spends nothing of theirs.
+ */
+function quotaKeys(p: Principal): { quotaKey: string | undefined; principalKey: string | undefined } {
+  if (p.sub === undefined) return { quotaKey: `u:${p.username}`, principalKey: undefined };
+  return { quotaKey: p.sessionId !== undefined ? `s:${p.sessionId}` : undefined, principalKey: `p:${p.sub}` };
+}
+
+/** An allocation of REST credentials ends when they do (coturn does the same). */
+function capAtCredentialExpiry(p: Principal, expiresAtSec: number): number {
+  return p.expiresAtSec === undefined ? expiresAtSec : Math.min(expiresAtSec, p.expiresAtSec);
 }
 
 /** The RFC phrase, with our detail after it, within the reason phrase's 127 characters. */
