@@ -9,7 +9,7 @@ import { isIPv6 } from 'node:net';
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
-import { hotCounter, stunDroppedTotal, stunRequestsTotal, stunStreamClosedTotal, stunStreamConnections, type HotCounter } from '../metrics/metrics.ts';
+import { hotCounter, stunDroppedTotal, stunRequestsTotal, stunStreamClosedTotal, stunStreamConnections, stunStreamPaused, type HotCounter } from '../metrics/metrics.ts';
 import {
   Method, MessageClass, messageType, decodeMessage, MessageWriter,
   StunDecodeError, createStunMessage, type StunMessage, type TransportAddress,
@@ -90,6 +90,7 @@ export class StunServer {
       holdsAllocation: (socket) => this.turn?.holdsAllocation(socket) ?? false,
       onClose: countStreamClose,
       onOpen: (transport, delta) => stunStreamConnections.labels(transport).inc(delta),
+      onPause: (transport, delta) => stunStreamPaused.labels(transport).inc(delta),
     });
   }
 

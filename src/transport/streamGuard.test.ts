@@ -19,13 +19,15 @@ async function pair(): Promise<{ server: net.Socket; client: net.Socket; close: 
 
 function guard(opts: { idleTimeoutMs?: number; maxPerSource?: number; holds?: (s: net.Socket) => boolean } = {}) {
   const closes: StreamCloseCode[] = [];
+  const paused = { now: 0 };
   const g = new StreamGuard({
     idleTimeoutMs: opts.idleTimeoutMs ?? 1000,
     maxPerSource: opts.maxPerSource ?? 0,
     holdsAllocation: opts.holds ?? (() => false),
     onClose: (_t, code) => closes.push(code),
+    onPause: (_t, delta) => { paused.now += delta; },
   });
-  return { g, closes };
+  return { g, closes, paused };
 }
 
 test('closes a connection idle past the timeout, not before', async () => {
@@ -87,12 +89,13 @@ test('refuses a connection past the per-source cap, and admits again after a rel
 });
 
 test('pauses reading while writes are backed up, resumes on drain, and closes a connection stalled past the timeout', async () => {
-  const { g, closes } = guard({ idleTimeoutMs: 1000 });
+  const { g, closes, paused } = guard({ idleTimeoutMs: 1000 });
   const p = await pair();
   try {
     g.clockMs = 0;
     const c = g.admit(p.server, 'tcp') as GuardedStream;
     assert.equal(g.mayRead(c), true);
+    assert.equal(paused.now, 0);
     // The client reads nothing: fill the kernel's buffers until the socket itself queues.
     p.client.pause();
     const block = Buffer.alloc(256 * 1024);
@@ -100,14 +103,18 @@ test('pauses reading while writes are backed up, resumes on drain, and closes a 
     assert.equal(g.mayRead(c), false);
     assert.equal(c.pausedAtMs, 0);
     assert.equal(p.server.isPaused(), true);
+    assert.equal(paused.now, 1);
     g.resume(c);
     assert.equal(c.pausedAtMs, -1);
+    assert.equal(paused.now, 0);
     assert.equal(g.mayRead(c), false);
     c.lastRxMs = 500; // a message just before the pause: still, taking nothing for the timeout closes it
     g.sweep(999);
     assert.deepEqual(closes, []);
     g.sweep(1000);
     assert.deepEqual(closes, ['STREAM_WRITE_STALLED']);
+    g.release(c);
+    assert.equal(paused.now, 0);
   } finally { p.close(); }
 });
 

@@ -40,6 +40,8 @@ export interface StreamGuardOptions {
   readonly onClose: (transport: StreamTransport, code: StreamCloseCode) => void;
   /** Counts connections open (+1 / -1). */
   readonly onOpen?: (transport: StreamTransport, delta: 1 | -1) => void;
+  /** Counts connections whose reading is paused for backpressure (+1 / -1). */
+  readonly onPause?: (transport: StreamTransport, delta: 1 | -1) => void;
 }
 
 /** What the guard knows of one connection. */
@@ -103,6 +105,7 @@ export class StreamGuard {
   /** The connection closed (whoever closed it). */
   release(conn: GuardedStream): void {
     if (!this.conns.delete(conn)) return;
+    if (conn.pausedAtMs >= 0) this.opts.onPause?.(conn.transport, -1);
     const left = (this.perSource.get(conn.sourceIp) ?? 1) - 1;
     if (left > 0) this.perSource.set(conn.sourceIp, left);
     else this.perSource.delete(conn.sourceIp);
@@ -123,6 +126,7 @@ export class StreamGuard {
     if (conn.pausedAtMs < 0) {
       conn.pausedAtMs = this.clockMs;
       conn.socket.pause();
+      this.opts.onPause?.(conn.transport, 1);
     }
     return false;
   }
@@ -132,6 +136,7 @@ export class StreamGuard {
     if (conn.pausedAtMs < 0) return;
     conn.pausedAtMs = -1;
     conn.socket.resume();
+    this.opts.onPause?.(conn.transport, -1);
   }
 
   /** Closes and counts. */
