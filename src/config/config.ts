@@ -97,7 +97,7 @@ export interface Config {
   readonly mqttMaxPacketBytes: number;
   /** MQTT connections per source IP before login. */
   readonly mqttPreauthPerSource: number;
-  /** Idle seconds before a STUN/TURN TCP/TLS connection without an allocation is closed. */
+  /** Idle seconds before a STUN/TURN TCP/TLS connection without an allocation is closed; also how long any may leave our answers unread. */
   readonly tcpIdleTimeoutSec: number;
   /** Seconds a TLS client has to finish its handshake on the STUN/TURN TLS port. */
   readonly tlsHandshakeTimeoutSec: number;
