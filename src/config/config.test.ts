@@ -109,6 +109,8 @@ test('exposure defaults are closed: dev tokens for loopback, bounds on sessions,
   assert.equal(c.mqttMaxPacketBytes, 262144);
   assert.equal(c.mqttPreauthPerSource, 32);
   assert.equal(c.tcpIdleTimeoutSec, 30);
+  assert.equal(c.tlsHandshakeTimeoutSec, 10);
+  assert.equal(c.tcpMaxPerSource, 256);
   const open = loadConfig(['--dev-tokens', 'lan', '--deny-peer', '203.0.113.0/24', '--deny-peer', '2001:db8::/32'], { P2PD_MAX_SESSIONS_PER_APP: '0' });
   assert.equal(open.devTokens, 'lan');
   assert.deepEqual(open.denyPeers.map((d) => d.text), ['203.0.113.0/24', '2001:db8::/32']);

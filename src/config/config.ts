@@ -97,8 +97,12 @@ export interface Config {
   readonly mqttMaxPacketBytes: number;
   /** MQTT connections per source IP before login. */
   readonly mqttPreauthPerSource: number;
-  /** Idle seconds before a STUN/TURN TCP/TLS connection without an allocation is closed. */
+  /** Idle seconds before a STUN/TURN TCP/TLS connection without an allocation is closed; also how long any may leave our answers unread. */
   readonly tcpIdleTimeoutSec: number;
+  /** Seconds a TLS client has to finish its handshake on the STUN/TURN TLS port. */
+  readonly tlsHandshakeTimeoutSec: number;
+  /** STUN/TURN TCP/TLS connections per source IP at once, per worker; 0 = unlimited. */
+  readonly tcpMaxPerSource: number;
 }
 
 export const DEV_TOKENS = ['loopback', 'lan', 'off'] as const;
@@ -271,6 +275,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     mqttMaxPacketBytes: parseInteger('mqtt-max-packet', str('mqtt-max-packet') ?? '262144', 1024, 268_435_455),
     mqttPreauthPerSource: parseInteger('mqtt-preauth-per-source', str('mqtt-preauth-per-source') ?? '32', 1, 1_000_000),
     tcpIdleTimeoutSec: parseSeconds('tcp-idle-timeout', str('tcp-idle-timeout') ?? '30', 0.1, 86400),
+    tlsHandshakeTimeoutSec: parseSeconds('tls-handshake-timeout', str('tls-handshake-timeout') ?? '10', 0.1, 3600),
+    tcpMaxPerSource: parseInteger('tcp-max-per-source', str('tcp-max-per-source') ?? '256', 0, 1_000_000),
   };
   return Object.freeze(config);
 }

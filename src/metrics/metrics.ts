@@ -57,6 +57,21 @@ export const stunDroppedTotal = new Counter({
   collect: foldHot,
 });
 
+// --- STUN/TURN TCP and TLS connections (transport area: src/transport/streamGuard.ts, docs/turn.md "Connection limits")
+export const stunStreamConnections = new Gauge({
+  name: 'stun_stream_connections', help: 'Open STUN/TURN client connections, by transport (tcp, tls; TLS once its handshake is done)',
+  labelNames: ['transport'] as const, registers: [registry],
+});
+export const stunStreamPaused = new Gauge({
+  name: 'stun_stream_paused', help: 'STUN/TURN TCP/TLS connections not read now because the client does not take our answers (backpressure), by transport',
+  labelNames: ['transport'] as const, registers: [registry],
+});
+export const stunStreamClosedTotal = new Counter({
+  name: 'stun_stream_closed_total',
+  help: 'STUN/TURN TCP and TLS connections the server closed, by transport and reason (write_backlog, write_stalled, idle, per_source, malformed, frame_too_large, tls_handshake_timeout, tls_handshake_failed)',
+  labelNames: ['transport', 'reason'] as const, registers: [registry],
+});
+
 // --- TURN
 export const turnSessionsActive = new Gauge({
   name: 'turn_sessions_active', help: 'TURN allocations alive now', registers: [registry],

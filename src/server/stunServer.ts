@@ -9,13 +9,15 @@ import { isIPv6 } from 'node:net';
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
-import { hotCounter, stunDroppedTotal, stunRequestsTotal, type HotCounter } from '../metrics/metrics.ts';
+import { hotCounter, stunDroppedTotal, stunRequestsTotal, stunStreamClosedTotal, stunStreamConnections, stunStreamPaused, type HotCounter } from '../metrics/metrics.ts';
 import {
   Method, MessageClass, messageType, decodeMessage, MessageWriter,
   StunDecodeError, createStunMessage, type StunMessage, type TransportAddress,
 } from '../stun/index.ts';
 import { bindUdp, closeUdp } from '../transport/udp.ts';
-import { listenStream, closeStreamServer } from '../transport/tcp.ts';
+import { listenStream, type StreamListener } from '../transport/tcp.ts';
+import { StreamGuard, type GuardedStream, type StreamTransport } from '../transport/streamGuard.ts';
+import { streamCloseLabel, type StreamCloseCode } from '../transport/errors.ts';
 import { BindingHandler, type EndpointIndex } from './binding.ts';
 import { isChannelDataFrame, turnFrameLength } from '../turn/channelData.ts';
 
@@ -38,6 +40,8 @@ export interface TurnHandler {
   onChannelData(buf: Buffer, source: TransportAddress, ingress: Ingress): void;
   /** A TCP/TLS client connection closed. */
   onStreamClosed(socket: net.Socket): void;
+  /** Whether a TCP/TLS connection holds an allocation (or one is being made): then no idle timeout. */
+  holdsAllocation(socket: net.Socket): boolean;
   /**
    * --secure-stun: checks a Binding request's long-term credentials. Returns the key to sign the
    * answer with, or undefined after answering the refusal itself (401 with REALM and NONCE).
@@ -45,6 +49,7 @@ export interface TurnHandler {
   authorizeBinding(msg: StunMessage, source: TransportAddress, ingress: Ingress): { key: Buffer; sha256: boolean } | undefined;
 }
 
+/** An incomplete frame may hold this much (a STUN message is at most 20 + 65535 bytes). */
 const MAX_STREAM_BUFFER = 128 * 1024;
 
 export class StunServer {
@@ -54,8 +59,9 @@ export class StunServer {
   private readonly msg: StunMessage = createStunMessage();
   private readonly errWriter = new MessageWriter();
   private readonly udpSockets: dgram.Socket[] = [];
-  private readonly streamServers: net.Server[] = [];
+  private readonly streamServers: StreamListener[] = [];
   private readonly streams = new Set<net.Socket>();
+  private readonly guard: StreamGuard;
   private readonly endpoints: TransportAddress[];
   private turn: TurnHandler | undefined;
   private readonly counted: Record<'success' | 'error' | 'dropped' | 'malformed' | 'noTurn', HotCounter>;
@@ -78,6 +84,14 @@ export class StunServer {
       malformed: hotCounter(stunDroppedTotal, { reason: 'malformed' }),
       noTurn: hotCounter(stunDroppedTotal, { reason: 'no_turn' }),
     };
+    this.guard = new StreamGuard({
+      idleTimeoutMs: config.tcpIdleTimeoutSec * 1000,
+      maxPerSource: config.tcpMaxPerSource,
+      holdsAllocation: (socket) => this.turn?.holdsAllocation(socket) ?? false,
+      onClose: countStreamClose,
+      onOpen: (transport, delta) => stunStreamConnections.labels(transport).inc(delta),
+      onPause: (transport, delta) => stunStreamPaused.labels(transport).inc(delta),
+    });
   }
 
   setTurnHandler(turn: TurnHandler): void {
@@ -96,7 +110,7 @@ export class StunServer {
       const socket = await bindUdp({ address: b.address, port: b.port, reusePort, io: c.udpIo });
       this.attachUdp(socket, b.endpoint);
       if (b.endpoint === 0 || !c.alt) {
-        const server = await listenStream({ address: b.address, port: b.port, reusePort }, (s) => this.onStream(s, b.endpoint));
+        const server = await listenStream({ address: b.address, port: b.port, reusePort }, (s) => this.onStream(s, b.endpoint, 'tcp'));
         this.streamServers.push(server);
       }
     }
@@ -105,22 +119,29 @@ export class StunServer {
       try {
         const socket6 = await bindUdp({ address: '::', port: c.port, reusePort, ipv6Only: true, io: c.udpIo });
         this.attachUdp(socket6, 0);
-        this.streamServers.push(await listenStream({ address: '::', port: c.port, reusePort, ipv6Only: true }, (s) => this.onStream(s, 0)));
+        this.streamServers.push(await listenStream({ address: '::', port: c.port, reusePort, ipv6Only: true }, (s) => this.onStream(s, 0, 'tcp')));
       } catch (err) {
         this.log.info({ err: (err as Error).message }, 'no IPv6 listener');
       }
     }
     // TURN over TLS (RFC 8656 §3.1) on its own port, on when --tls-cert and --tls-key are given.
     if (c.tls && c.roles.has('turn')) {
-      const tls = { cert: readFileSync(c.tls.certFile), key: readFileSync(c.tls.keyFile) };
-      this.streamServers.push(await listenStream({ address: c.listen, port: c.tls.port, reusePort, tls }, (s) => this.onStream(s, 0)));
+      const tls = {
+        cert: readFileSync(c.tls.certFile), key: readFileSync(c.tls.keyFile),
+        handshakeTimeoutMs: c.tlsHandshakeTimeoutSec * 1000,
+        onHandshakeError: (timedOut: boolean) => countStreamClose('tls', timedOut ? 'TLS_HANDSHAKE_TIMEOUT' : 'TLS_HANDSHAKE_FAILED'),
+      };
+      this.streamServers.push(await listenStream({ address: c.listen, port: c.tls.port, reusePort, tls }, (s) => this.onStream(s, 0, 'tls')));
     }
+    this.guard.start();
   }
 
   async stop(): Promise<void> {
+    this.guard.stop();
+    for (const s of this.streams) s.destroy();
     await Promise.all([
       ...this.udpSockets.map((s) => closeUdp(s)),
-      ...this.streamServers.map((s) => closeStreamServer(s, this.streams)),
+      ...this.streamServers.map((s) => s.close()),
     ]);
     this.udpSockets.length = 0;
     this.streamServers.length = 0;
@@ -234,52 +255,84 @@ export class StunServer {
     return from === ingress.endpoint ? this.udpSockets.indexOf(ingress.udp as dgram.Socket) : from;
   }
 
-  private onStream(socket: net.Socket, endpoint: EndpointIndex): void {
+  private onStream(socket: net.Socket, endpoint: EndpointIndex, transport: StreamTransport): void {
+    const conn = this.guard.admit(socket, transport);
+    if (conn === undefined) return;
     this.streams.add(socket);
     socket.setNoDelay(true);
     const ingress: Ingress = { endpoint, slot: -1, udp: undefined, stream: socket };
     let pending: Buffer | undefined;
-    socket.on('data', (chunk: Buffer) => {
-      let buf = pending ? Buffer.concat([pending, chunk]) : chunk;
+    // Parses what has arrived until it runs out or our answers back up (then 'drain' goes on).
+    const parse = (): void => {
+      const buf = pending;
+      if (buf === undefined) return;
       pending = undefined;
-      let off = 0;
-      while (off < buf.length) {
-        const len = turnFrameLength(buf, off);
-        if (len === -1) break; // need more bytes
-        if (len < 0) {
-          // Neither STUN nor ChannelData: the stream cannot be resynchronised.
-          stunDroppedTotal.labels('malformed_stream').inc();
-          socket.destroy();
-          return;
-        }
-        const frame = buf.subarray(off, off + len);
-        off += len;
-        const source = this.setSource(socket.remoteAddress ?? '', socket.remotePort ?? 0);
-        if (isChannelDataFrame(frame)) {
-          if (this.turn) this.turn.onChannelData(frame, source, ingress);
-          else this.counted.noTurn.count++;
-          continue;
-        }
-        const msg = this.decode(frame);
-        if (msg) this.dispatch(msg, source, ingress);
-        if (socket.destroyed) return;
+      const off = this.parseFrames(buf, conn, ingress);
+      if (off < 0) return; // closed
+      conn.unparsedBytes = buf.length - off;
+      if (off === buf.length) return;
+      if (conn.pausedAtMs < 0 && buf.length - off > MAX_STREAM_BUFFER) {
+        // An incomplete frame longer than any frame can be.
+        stunDroppedTotal.labels('stream_overflow').inc();
+        this.guard.close(conn, 'STREAM_FRAME_TOO_LARGE');
+        return;
       }
-      if (off < buf.length) {
-        buf = buf.subarray(off);
-        if (buf.length > MAX_STREAM_BUFFER) {
-          stunDroppedTotal.labels('stream_overflow').inc();
-          socket.destroy();
-          return;
-        }
-        pending = Buffer.from(buf);
-      }
+      pending = Buffer.from(buf.subarray(off));
+    };
+    socket.on('data', (chunk: Buffer) => {
+      pending = pending ? Buffer.concat([pending, chunk]) : chunk;
+      parse();
+    });
+    socket.on('drain', () => {
+      if (conn.pausedAtMs < 0) return;
+      this.guard.resume(conn);
+      parse();
     });
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
+      this.guard.release(conn);
       this.streams.delete(socket);
       this.turn?.onStreamClosed(socket);
     });
   }
+
+  /**
+   * Handles the complete frames of `buf`; returns where the unparsed rest starts (an incomplete
+   * frame, or frames left for when our writes drain), or -1 when the connection was closed.
+   */
+  private parseFrames(buf: Buffer, conn: GuardedStream, ingress: Ingress): number {
+    const socket = conn.socket;
+    let off = 0;
+    while (off < buf.length) {
+      if (socket.destroyed) return -1;
+      if (!this.guard.mayRead(conn)) return socket.destroyed ? -1 : off;
+      const len = turnFrameLength(buf, off);
+      if (len === -1) break; // need more bytes
+      if (len < 0) {
+        // Neither STUN nor ChannelData: the stream cannot be resynchronised.
+        stunDroppedTotal.labels('malformed_stream').inc();
+        this.guard.close(conn, 'STREAM_MALFORMED');
+        return -1;
+      }
+      const frame = buf.subarray(off, off + len);
+      off += len;
+      conn.lastRxMs = this.guard.clockMs;
+      const source = this.setSource(socket.remoteAddress ?? '', socket.remotePort ?? 0);
+      if (isChannelDataFrame(frame)) {
+        if (this.turn) this.turn.onChannelData(frame, source, ingress);
+        else this.counted.noTurn.count++;
+        continue;
+      }
+      const msg = this.decode(frame);
+      if (msg) this.dispatch(msg, source, ingress);
+    }
+    return socket.destroyed ? -1 : off;
+  }
+}
+
+/** Counts a TCP/TLS connection the server closed (docs/turn.md "Connection limits"). */
+function countStreamClose(transport: StreamTransport, code: StreamCloseCode): void {
+  stunStreamClosedTotal.labels(transport, streamCloseLabel(code)).inc();
 }
 
 /** The address clients see for a local bind address (the wildcard advertises --external-ip). */

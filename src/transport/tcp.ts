@@ -11,25 +11,56 @@ export interface StreamListenOptions {
   readonly reusePort: boolean;
   readonly ipv6Only?: boolean;
   /** TLS when set. */
-  readonly tls?: { readonly cert: Buffer; readonly key: Buffer };
+  readonly tls?: {
+    readonly cert: Buffer;
+    readonly key: Buffer;
+    /** A client that has not finished its handshake by then is closed (a silent or dribbling ClientHello). */
+    readonly handshakeTimeoutMs: number;
+    /** A client closed before its handshake finished: timed out, or failed. */
+    readonly onHandshakeError: (timedOut: boolean) => void;
+  };
 }
 
-export function listenStream(opts: StreamListenOptions, onConnection: (socket: net.Socket) => void): Promise<net.Server> {
-  const server = opts.tls
-    ? tls.createServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, onConnection)
+export interface StreamListener {
+  readonly server: net.Server;
+  /** Stops accepting and closes every connection, those still in their TLS handshake included. */
+  close(): Promise<void>;
+}
+
+/**
+ * Listens; `onConnection` gets each TCP connection, or each TLS connection once its handshake
+ * is done. Until then a TLS connection is only the listener's: it is held at most
+ * `handshakeTimeoutMs`.
+ */
+export function listenStream(opts: StreamListenOptions, onConnection: (socket: net.Socket) => void): Promise<StreamListener> {
+  const t = opts.tls;
+  const server = t
+    ? tls.createServer({ cert: t.cert, key: t.key, minVersion: 'TLSv1.2', handshakeTimeout: t.handshakeTimeoutMs }, onConnection)
     : net.createServer({ noDelay: true }, onConnection);
+  // Every accepted TCP connection (under TLS: the raw one), so that closing reaches them all.
+  const raw = new Set<net.Socket>();
+  server.on('connection', (s: net.Socket) => {
+    raw.add(s);
+    s.once('close', () => raw.delete(s));
+  });
+  if (t) {
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
+      t.onHandshakeError(err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT');
+      socket.destroy();
+    });
+  }
+  const listener: StreamListener = {
+    server,
+    close: () => new Promise((resolve) => {
+      server.close(() => resolve());
+      for (const s of raw) s.destroy();
+    }),
+  };
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host: opts.address, port: opts.port, exclusive: true, reusePort: opts.reusePort, ipv6Only: opts.ipv6Only ?? false, backlog: 4096 }, () => {
       server.off('error', reject);
-      resolve(server);
+      resolve(listener);
     });
-  });
-}
-
-export function closeStreamServer(server: net.Server, sockets: Iterable<net.Socket>): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    for (const s of sockets) s.destroy();
   });
 }

@@ -178,6 +178,11 @@ export class TurnServer implements TurnHandler {
     if (a) this.deleteAllocation(a, 'connection_closed');
   }
 
+  /** RFC 8656 §2.1, §3.1: over TCP/TLS the allocation's lifetime is the connection's, so no idle timeout cuts it. */
+  holdsAllocation(socket: net.Socket): boolean {
+    return this.manager.byStream.has(socket) || this.pending.has(socket);
+  }
+
   authorizeBinding(msg: StunMessage, source: TransportAddress, ingress: Ingress): { key: Buffer; sha256: boolean } | undefined {
     const now = nowSeconds();
     const ip = source.address;
