@@ -16,6 +16,7 @@ import { startSessionServices, type SessionServices } from '../session/services.
 import { startSignaling, type SignalingRole } from '../signaling/start.ts';
 import { registerDevTokenRoute } from '../api/devToken.ts';
 import { registerWebRoutes } from '../api/web.ts';
+import { remoteRelays } from '../cluster/nodeInfo.ts';
 
 export interface RunningNode {
   readonly http: FastifyInstance;
@@ -38,6 +39,7 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
   const packetRoles = config.roles.has('stun') || config.roles.has('turn');
   let pool: WorkerPool | undefined;
   let local: PacketRoles | undefined;
+  const turnHooks = turnPrimaryHooks(config, (m) => pool?.broadcast(m));
   if (packetRoles) {
     if (config.workers > 1) {
       pool = new WorkerPool({
@@ -46,7 +48,8 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
         args: opts.argv,
         env: opts.env,
         logger: log,
-        ...turnPrimaryHooks(config),
+        onRequest: turnHooks.onRequest,
+        onExit: turnHooks.onExit,
       });
       const ports = [{ port: config.port, udp: true, tcp: true }];
       if (config.tls) ports.push({ port: config.tls.port, udp: false, tcp: true });
@@ -81,6 +84,20 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
     },
   });
   // --- end sessions
+
+  // --- Peer policy (issue 10): the cluster's other TURN nodes' relay ports are peers for every
+  // worker (src/turn/peerPolicy.ts); the view is re-read at the heartbeat's pace.
+  let relaysSent = '[]';
+  const relaySync = setInterval(() => {
+    const relays = remoteRelays(sessions.membership.nodes(), config.nodeId);
+    const json = JSON.stringify(relays);
+    if (json === relaysSent) return;
+    relaysSent = json;
+    turnHooks.setRemoteRelays?.(relays);
+    local?.setRemoteRelays(relays);
+  }, config.heartbeatIntervalSec * 1000);
+  relaySync.unref();
+  // --- end peer policy
 
   // --- MQTT signaling (issue 5): the embedded broker (TCP --mqtt, WebSocket /mqtt) or the service
   // client of --mqtt-url, session requests over MQTT, and device presence for the session API.
@@ -118,6 +135,7 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
     },
     async stop() {
       draining = true;
+      clearInterval(relaySync);
       await sessions.drain();
       await signaling?.stop();
       await http.close();

@@ -3,14 +3,16 @@
  * each worker process, or in the primary itself when --workers is 1.
  */
 import cluster from 'node:cluster';
-import { networkInterfaces } from 'node:os';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import { StunServer } from './stunServer.ts';
 import type { PrimaryToWorker, WorkerStats, WorkerToPrimary } from '../transport/ipc.ts';
-import { TurnServer, type RelayAddress } from '../turn/server.ts';
+import { TurnServer } from '../turn/server.ts';
+import { ownAddresses, relayAddresses } from '../turn/ownAddresses.ts';
 import { nonceKeyFrom } from '../turn/auth.ts';
 import { Reservations, type ReservationLimits } from '../turn/reservations.ts';
+import { PeerPolicy, type RemoteRelay } from '../turn/peerPolicy.ts';
+import { applyLivePorts, LivePortFeed } from '../turn/livePorts.ts';
 import {
   IpcReservationClient, LocalReservationClient, serveReservations, type ReservationClient,
 } from '../turn/reservationClient.ts';
@@ -18,13 +20,17 @@ import {
 export interface PacketRoles {
   stats(): WorkerStats;
   releaseSession(sessionId: string): void;
+  /** The cluster's other TURN nodes (their relay ports are peers: peerPolicy.ts). */
+  setRemoteRelays(relays: readonly RemoteRelay[]): void;
   stop(): Promise<void>;
 }
 
 export async function startPacketRoles(config: Config, log: Logger, reusePort: boolean): Promise<PacketRoles> {
   const stun = new StunServer(config, log);
   let turn: TurnServer | undefined;
+  let peers: PeerPolicy | undefined;
   if (config.roles.has('turn')) {
+    peers = new PeerPolicy(config.allowPeers, config.denyPeers, ownAddresses(config));
     turn = new TurnServer({
       realm: config.realm,
       authSecret: config.authSecret,
@@ -36,8 +42,8 @@ export async function startPacketRoles(config: Config, log: Logger, reusePort: b
       permissionLifetimeSec: config.permissionLifetimeSec,
       channelLifetimeSec: config.channelLifetimeSec,
       maxBps: config.maxBps,
-      allowPeers: config.allowPeers,
-      reservations: reservationClient(config),
+      peers,
+      reservations: reservationClient(config, peers),
       udpIo: config.udpIo,
       log,
     });
@@ -48,6 +54,7 @@ export async function startPacketRoles(config: Config, log: Logger, reusePort: b
   return {
     stats: () => turn?.stats() ?? { allocations: 0, bps: 0 },
     releaseSession: (sessionId) => { turn?.releaseSession(sessionId); },
+    setRemoteRelays: (relays) => { peers?.setRemoteRelays(relays); },
     stop: async () => {
       turn?.stop();
       await stun.stop();
@@ -68,48 +75,54 @@ function reservationLimits(config: Config): ReservationLimits {
  * In a worker, relay ports and quotas are the primary's to hand out (one book for the node, so
  * --user-quota and --max-allocations hold across workers); otherwise the book is local.
  */
-function reservationClient(config: Config): ReservationClient {
-  if (!cluster.isWorker) return new LocalReservationClient(new Reservations(reservationLimits(config)));
-  const client = new IpcReservationClient((m: WorkerToPrimary) => {
+function reservationClient(config: Config, peers: PeerPolicy): ReservationClient {
+  const live = peers.livePorts;
+  if (!cluster.isWorker) {
+    return new LocalReservationClient(new Reservations(reservationLimits(config), (port, on) => { live[port] = on ? 1 : 0; }));
+  }
+  const send = (m: WorkerToPrimary): void => {
     if (process.connected) process.send?.(m);
-  });
+  };
+  const client = new IpcReservationClient(send);
   process.on('message', (m: PrimaryToWorker) => {
-    if (typeof m === 'object' && m !== null && m.t === 'turn-reserved') client.onAnswer(m);
+    if (typeof m !== 'object' || m === null) return;
+    if (m.t === 'turn-reserved') client.onAnswer(m);
+    else if (m.t === 'turn-live-ports') applyLivePorts(live, m);
+    else if (m.t === 'turn-cluster-relays') peers.setRemoteRelays(m.relays);
   });
+  // Listening now: the snapshot that answers covers every change sent before.
+  send({ t: 'turn-sync' });
   return client;
 }
 
-/** For the primary's WorkerPool: the node's book of relay ports and quotas, served to workers. */
-export function turnPrimaryHooks(config: Config): ReturnType<typeof serveReservations> | Record<string, never> {
-  if (!config.roles.has('turn')) return {};
-  return serveReservations(new Reservations(reservationLimits(config)));
+export interface TurnPrimaryHooks {
+  readonly onRequest?: ReturnType<typeof serveReservations>['onRequest'];
+  readonly onExit?: ReturnType<typeof serveReservations>['onExit'];
+  /** The cluster's other TURN nodes changed: every worker is told. */
+  readonly setRemoteRelays?: (relays: readonly RemoteRelay[]) => void;
 }
 
 /**
- * Where relay sockets bind and what XOR-RELAYED-ADDRESS says: --relay-ip (and --relay-ip6), told
- * to clients as --external-ip when that is set to a concrete address of the same family; a
- * wildcard bind is told as the host's first public-facing address of the family.
+ * For the primary's WorkerPool: the node's book of relay ports and quotas, served to workers, and
+ * what the peer policy of every worker needs from the primary (live relay ports, cluster relays).
+ * `broadcast` reaches every worker (the pool, once it exists).
  */
-function relayAddresses(config: Config): { relay4: RelayAddress | undefined; relay6: RelayAddress | undefined } {
-  const v6 = (ip: string): boolean => ip.includes(':');
-  const ip4 = v6(config.relayIp) ? undefined : config.relayIp;
-  const ip6 = v6(config.relayIp) ? config.relayIp : config.relayIp6;
-  const ext = config.externalIp;
-  const advertise = (bind: string, family: 4 | 6): string | undefined => {
-    const wildcard = bind === '0.0.0.0' || bind === '::';
-    if (v6(ext) === (family === 6) && ext !== '0.0.0.0' && ext !== '::' && (wildcard || ext !== config.listen)) return ext;
-    return wildcard ? hostAddress(family) : bind;
+export function turnPrimaryHooks(config: Config, broadcast: (m: PrimaryToWorker) => void): TurnPrimaryHooks {
+  if (!config.roles.has('turn')) return {};
+  const feed = new LivePortFeed(broadcast);
+  const served = serveReservations(new Reservations(reservationLimits(config), feed.onChange));
+  let relays: readonly RemoteRelay[] = [];
+  return {
+    onRequest(workerId, m, reply) {
+      if (m.t === 'turn-sync') {
+        reply(feed.snapshot());
+        reply({ t: 'turn-cluster-relays', relays });
+      } else served.onRequest(workerId, m, reply);
+    },
+    onExit: served.onExit,
+    setRemoteRelays(r) {
+      relays = r;
+      broadcast({ t: 'turn-cluster-relays', relays });
+    },
   };
-  const make = (bind: string | undefined, family: 4 | 6): RelayAddress | undefined => {
-    if (bind === undefined) return undefined;
-    const advertised = advertise(bind, family);
-    return advertised === undefined ? undefined : { bind, advertised };
-  };
-  return { relay4: make(ip4, 4), relay6: make(ip6, 6) };
-}
-
-function hostAddress(family: 4 | 6): string | undefined {
-  const all = Object.values(networkInterfaces()).flat().filter((i) => i !== undefined);
-  const ofFamily = all.filter((i) => i.family === (family === 4 ? 'IPv4' : 'IPv6') && !(family === 6 && i.address.startsWith('fe80')));
-  return (ofFamily.find((i) => !i.internal) ?? ofFamily[0])?.address;
 }

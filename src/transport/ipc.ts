@@ -1,6 +1,7 @@
 /** Messages between the primary process and its STUN/TURN workers (node:cluster IPC). */
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { ReserveRequest, ReserveResult } from '../turn/reservations.ts';
+import type { RemoteRelay } from '../turn/peerPolicy.ts';
 
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
@@ -9,7 +10,11 @@ export type PrimaryToWorker =
   | { readonly t: 'release-session'; readonly sessionId: string }
   | { readonly t: 'stats'; readonly id: number }
   /** Answer to a worker's `turn-reserve` (the primary keeps TURN quotas and relay ports). */
-  | { readonly t: 'turn-reserved'; readonly rid: number; readonly result: ReserveResult };
+  | { readonly t: 'turn-reserved'; readonly rid: number; readonly result: ReserveResult }
+  /** Relay ports that went live or dead on the node (all of them with `reset`): peerPolicy.ts. */
+  | { readonly t: 'turn-live-ports'; readonly reset: boolean; readonly live: readonly number[]; readonly dead: readonly number[] }
+  /** The cluster's other TURN nodes, whose relay ports are peers too. */
+  | { readonly t: 'turn-cluster-relays'; readonly relays: readonly RemoteRelay[] };
 
 export type WorkerToPrimary =
   | { readonly t: 'ready' }
@@ -19,7 +24,9 @@ export type WorkerToPrimary =
   /** A worker asks for a relay port and a quota slot for a new TURN allocation. */
   | { readonly t: 'turn-reserve'; readonly rid: number; readonly req: ReserveRequest }
   /** A worker gives back an allocation's ports and quota slot. */
-  | { readonly t: 'turn-release'; readonly grant: number };
+  | { readonly t: 'turn-release'; readonly grant: number }
+  /** A worker starts: it asks for the node's live relay ports and the cluster's relays. */
+  | { readonly t: 'turn-sync' };
 
 export interface WorkerStats {
   readonly allocations: number;

@@ -55,7 +55,7 @@ export class WorkerPool {
           resolve();
         } else if (m.t === 'fatal') {
           reject(Object.assign(new Error(m.message), { code: m.code }));
-        } else if (m.t === 'turn-reserve' || m.t === 'turn-release') {
+        } else if (m.t === 'turn-reserve' || m.t === 'turn-release' || m.t === 'turn-sync') {
           this.opts.onRequest?.(worker.id, m, (answer) => { if (worker.isConnected()) worker.send(answer); });
         } else this.onReply(m);
       });
