@@ -62,6 +62,8 @@ test('--allow-peer over an own address opens its ports, never the STUN/TURN port
   assert.equal(reach(p, '127.0.0.1', 40000), true);
   assert.equal(reach(p, '127.0.0.1', 3478), false);
   assert.equal(reach(p, '127.0.0.1', 3479), false);
+  assert.equal(p.permits(6, '::ffff:127.0.0.1'), 'allowed', 'the range opens the embedded spellings too');
+  assert.equal(p.permits(6, '::ffff:10.0.0.5'), 'own_address');
 });
 
 test('the relay port range of another TURN node of the cluster is reachable; its other ports are not', () => {

@@ -115,7 +115,12 @@ export class PeerPolicy {
     if (verdict === 'deny_peer') return 'deny_peer';
     const e = this.ownEntry(family, address);
     if (e !== undefined) return e.selfRelay || e.remote.length > 0 || e.opened ? 'allowed' : 'own_address';
-    if (family === 6 && this.embedsOwn(address)) return 'own_address';
+    if (family === 6) {
+      const embedded = this.embeddedOwn(address);
+      // Relay sockets are IPv6-only: these spellings reach our IPv4 address only through a
+      // NAT64 or 6to4 gateway, never as a relay port. Open only inside an --allow-peer range.
+      if (embedded !== undefined) return embedded.opened && verdict !== 'denied' ? 'allowed' : 'own_address';
+    }
     return verdict === 'denied' ? 'denied' : 'allowed';
   }
 
@@ -145,11 +150,11 @@ export class PeerPolicy {
     return text === undefined ? undefined : this.own6.get(text);
   }
 
-  /** An own IPv4 address written inside IPv6 (mapped, NAT64, 6to4) gets no relay exception. */
-  private embedsOwn(address: string): boolean {
-    if (!parseIPv6(address, this.scratch, 0)) return false;
+  /** The own IPv4 address written inside this IPv6 one (mapped, NAT64, 6to4): no relay exception. */
+  private embeddedOwn(address: string): OwnEntry | undefined {
+    if (!parseIPv6(address, this.scratch, 0)) return undefined;
     const v4 = embeddedIpv4(this.scratch);
-    return v4 >= 0 && this.own4.has(v4);
+    return v4 >= 0 ? this.own4.get(v4) : undefined;
   }
 }
 
