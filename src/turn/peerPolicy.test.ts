@@ -79,3 +79,15 @@ test('the relay port range of another TURN node of the cluster is reachable; its
   p.setRemoteRelays([]);
   assert.equal(p.permits(4, '10.0.0.7'), 'denied', 'a node that left is a plain address again');
 });
+
+test('a change of the cluster\'s relays is announced, so channels bound before are judged again', () => {
+  const p = new PeerPolicy([], [], self);
+  let changes = 0;
+  p.onChange = () => { changes++; };
+  assert.equal(p.isOwn(4, '8.8.8.8'), false);
+  p.setRemoteRelays([{ addresses: ['8.8.8.8'], minPort: 40000, maxPort: 40999, port: 3478 }]);
+  assert.equal(changes, 1);
+  assert.equal(p.isOwn(4, '8.8.8.8'), true, 'a public address of a TURN node is judged per port now');
+  assert.equal(reach(p, '8.8.8.8', 3478), false);
+  assert.equal(reach(p, '8.8.8.8', 40000), true);
+});

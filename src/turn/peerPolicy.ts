@@ -63,6 +63,8 @@ export class PeerPolicy {
   private own4 = new Map<number, OwnEntry>();
   private own6 = new Map<string, OwnEntry>();
   private readonly scratch = Buffer.alloc(16);
+  /** Called after the own-address tables change (the TURN server re-marks its channels). */
+  onChange: (() => void) | undefined;
 
   constructor(allow: readonly PeerCidr[], deny: readonly PeerCidr[], self: OwnAddresses) {
     this.filter = new PeerFilter(allow, deny);
@@ -95,6 +97,7 @@ export class PeerPolicy {
     }
     this.own4 = own4;
     this.own6 = own6;
+    this.onChange?.();
   }
 
   private newEntry(family: 4 | 6, address: string): OwnEntry {

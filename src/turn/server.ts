@@ -111,6 +111,16 @@ export class TurnServer implements TurnHandler {
       relay.onPeerDatagram(a, buf, off, len, family, ip4, address, port);
     });
     relay.transientPeerData = this.relayIo.transient;
+    // A node that joins or leaves the cluster changes which addresses are own: channels bound
+    // before are marked again, so each frame to an own address keeps checking its port.
+    opts.peers.onChange = () => {
+      const visit = (a: Allocation): void => {
+        for (const ch of a.channels.values()) ch.guarded = this.peers.isOwn(ch.family, ch.address);
+      };
+      for (const a of this.manager.byTuple.values()) visit(a);
+      for (const a of this.manager.byTuple6.values()) visit(a);
+      for (const a of this.manager.byStream.values()) visit(a);
+    };
   }
 
   start(): void {
