@@ -6,6 +6,12 @@ export interface NodeLoad {
   readonly bps: number;
 }
 
+export interface NodeRelay {
+  readonly addresses: readonly string[];
+  readonly minPort: number;
+  readonly maxPort: number;
+}
+
 export interface NodeInfo {
   readonly id: string;
   readonly region: string;
@@ -16,6 +22,12 @@ export interface NodeInfo {
   readonly port: number;
   /** TURN over TLS port when the node has TLS. */
   readonly tlsPort?: number | undefined;
+  /**
+   * With the TURN role: where its relay sockets are reached and their port range. Another TURN
+   * node relays to these ports even where the addresses are denied peers (relay-to-relay,
+   * src/turn/peerPolicy.ts); every other port of these addresses stays denied.
+   */
+  readonly relay?: NodeRelay | undefined;
   readonly load: NodeLoad;
   /** Limits past which the node takes no new sessions; 0 = unlimited. */
   readonly capacity: NodeLoad;
@@ -37,3 +49,13 @@ export const atCapacity = (n: NodeInfo): boolean =>
 
 /** `host:port`, with brackets for IPv6. */
 export const hostPort = (host: string, port: number): string => `${host.includes(':') ? `[${host}]` : host}:${port}`;
+
+/** The relays of the cluster's other live TURN nodes, as the peer policy takes them. */
+export function remoteRelays(nodes: readonly NodeInfo[], selfId: string): { addresses: readonly string[]; minPort: number; maxPort: number; port: number }[] {
+  const out = [];
+  for (const n of nodes) {
+    if (n.id === selfId || n.relay === undefined || !n.roles.includes('turn')) continue;
+    out.push({ addresses: n.relay.addresses, minPort: n.relay.minPort, maxPort: n.relay.maxPort, port: n.port });
+  }
+  return out;
+}

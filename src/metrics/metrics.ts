@@ -88,7 +88,7 @@ export const turnRelayBytesTotal = new Counter({
 });
 export const turnDroppedTotal = new Counter({
   name: 'turn_dropped_packets_total',
-  help: 'Relay packets dropped, by reason (bandwidth, no_permission, no_allocation, malformed)',
+  help: 'Relay packets dropped, by reason (bandwidth, no_permission, no_allocation, no_channel, malformed, backpressure, peer_forbidden)',
   labelNames: ['reason'] as const,
   registers: [registry],
   collect: foldHot,
@@ -105,6 +105,14 @@ export const turnLimitRefusalsTotal = new Counter({
   name: 'turn_limit_refusals_total',
   help: 'TURN requests refused by a bound, by limit (permissions, channels, user_quota, principal_quota, max_allocations, relay_ports, session_closed, unavailable)',
   labelNames: ['limit'] as const,
+  registers: [registry],
+});
+
+// --- TURN peer policy (issue 10, area peers; docs/turn.md "Peer policy")
+export const turnPeerRefusedTotal = new Counter({
+  name: 'turn_peer_refused_total',
+  help: 'CreatePermission/ChannelBind refused with 403, by reason (denied, deny_peer, own_address, own_port)',
+  labelNames: ['reason'] as const,
   registers: [registry],
 });
 

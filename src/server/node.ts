@@ -11,12 +11,13 @@ import { createHttpServer } from '../api/server.ts';
 import { enableDefaultMetrics, registry } from '../metrics/metrics.ts';
 import { WorkerPool } from '../transport/workers.ts';
 import { assertPortsFree } from '../transport/portGuard.ts';
-import { startPacketRoles, storeSessionLookup, turnPrimaryHooks, type PacketRoles } from './roles.ts';
+import { startPacketRoles, storeSessionLookup, turnPrimaryHooks, type PacketRoles, type TurnPrimaryHooks } from './roles.ts';
 import { SessionGate } from '../turn/reservationClient.ts';
 import { startSessionServices, type SessionServices } from '../session/services.ts';
 import { startSignaling, type SignalingRole } from '../signaling/start.ts';
 import { registerDevTokenRoute } from '../api/devToken.ts';
 import { registerWebRoutes } from '../api/web.ts';
+import { remoteRelays } from '../cluster/nodeInfo.ts';
 
 export interface RunningNode {
   readonly http: FastifyInstance;
@@ -41,15 +42,18 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
   let local: PacketRoles | undefined;
   // TURN refuses credentials of closed sessions by asking the store (set once it runs, below).
   const turnSessions = new SessionGate();
+  let turnHooks: TurnPrimaryHooks = {};
   if (packetRoles) {
     if (config.workers > 1) {
+      turnHooks = turnPrimaryHooks(config, turnSessions, (m) => pool?.broadcast(m));
       pool = new WorkerPool({
         count: config.workers,
         exec: fileURLToPath(new URL('./worker.ts', import.meta.url)),
         args: opts.argv,
         env: opts.env,
         logger: log,
-        ...turnPrimaryHooks(config, turnSessions),
+        onRequest: turnHooks.onRequest,
+        onExit: turnHooks.onExit,
       });
       const ports = [{ port: config.port, udp: true, tcp: true }];
       if (config.tls) ports.push({ port: config.tls.port, udp: false, tcp: true });
@@ -85,6 +89,20 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
   });
   turnSessions.set(storeSessionLookup(sessions.store));
   // --- end sessions
+
+  // --- Peer policy (issue 10): the cluster's other TURN nodes' relay ports are peers for every
+  // worker (src/turn/peerPolicy.ts); the view is re-read at the heartbeat's pace.
+  let relaysSent = '[]';
+  const relaySync = setInterval(() => {
+    const relays = remoteRelays(sessions.membership.nodes(), config.nodeId);
+    const json = JSON.stringify(relays);
+    if (json === relaysSent) return;
+    relaysSent = json;
+    turnHooks.setRemoteRelays?.(relays);
+    local?.setRemoteRelays(relays);
+  }, config.heartbeatIntervalSec * 1000);
+  relaySync.unref();
+  // --- end peer policy
 
   // --- MQTT signaling (issue 5): the embedded broker (TCP --mqtt, WebSocket /mqtt) or the service
   // client of --mqtt-url, session requests over MQTT, and device presence for the session API.
@@ -122,6 +140,7 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
     },
     async stop() {
       draining = true;
+      clearInterval(relaySync);
       await sessions.drain();
       await signaling?.stop();
       await http.close();

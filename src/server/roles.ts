@@ -3,17 +3,19 @@
  * each worker process, or in the primary itself when --workers is 1.
  */
 import cluster from 'node:cluster';
-import { networkInterfaces } from 'node:os';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import { StunServer } from './stunServer.ts';
 import type { PrimaryToWorker, WorkerStats, WorkerToPrimary } from '../transport/ipc.ts';
 import type { WorkerPoolOptions } from '../transport/workers.ts';
 import type { SessionStore } from '../session/store.ts';
-import { TurnServer, type RelayAddress } from '../turn/server.ts';
+import { TurnServer } from '../turn/server.ts';
+import { ownAddresses, relayAddresses } from '../turn/ownAddresses.ts';
 import { nonceKeyFrom } from '../turn/auth.ts';
 import { serveAuthFailures } from '../turn/authLimiter.ts';
 import { Reservations, type ReservationLimits } from '../turn/reservations.ts';
+import { PeerPolicy, type RemoteRelay } from '../turn/peerPolicy.ts';
+import { applyLivePorts, LivePortFeed } from '../turn/livePorts.ts';
 import {
   IpcReservationClient, LocalReservationClient, SessionGate, serveReservations, type ReservationClient, type SessionLookup,
 } from '../turn/reservationClient.ts';
@@ -21,6 +23,8 @@ import {
 export interface PacketRoles {
   stats(): WorkerStats;
   releaseSession(sessionId: string): void;
+  /** The cluster's other TURN nodes (their relay ports are peers: peerPolicy.ts). */
+  setRemoteRelays(relays: readonly RemoteRelay[]): void;
   stop(): Promise<void>;
 }
 
@@ -31,8 +35,10 @@ export interface PacketRoles {
 export async function startPacketRoles(config: Config, log: Logger, reusePort: boolean, sessions?: SessionGate): Promise<PacketRoles> {
   const stun = new StunServer(config, log);
   let turn: TurnServer | undefined;
+  let peers: PeerPolicy | undefined;
   if (config.roles.has('turn')) {
     const inWorker = cluster.isWorker;
+    peers = new PeerPolicy(config.allowPeers, config.denyPeers, ownAddresses(config));
     turn = new TurnServer({
       realm: config.realm,
       authSecret: config.authSecret,
@@ -44,11 +50,11 @@ export async function startPacketRoles(config: Config, log: Logger, reusePort: b
       permissionLifetimeSec: config.permissionLifetimeSec,
       channelLifetimeSec: config.channelLifetimeSec,
       maxBps: config.maxBps,
-      allowPeers: config.allowPeers,
+      peers,
       maxPermissions: config.maxPermissions,
       maxChannels: config.maxChannels,
       closedSessionTtlSec: config.sessionTtlSec,
-      reservations: reservationClient(config, sessions),
+      reservations: reservationClient(config, peers, sessions),
       udpIo: config.udpIo,
       log,
       // The failure budget is the node's: the primary counts, and tells every worker to block.
@@ -67,6 +73,7 @@ export async function startPacketRoles(config: Config, log: Logger, reusePort: b
   return {
     stats: () => turn?.stats() ?? { allocations: 0, bps: 0 },
     releaseSession: (sessionId) => { turn?.releaseSession(sessionId); },
+    setRemoteRelays: (relays) => { peers?.setRemoteRelays(relays); },
     stop: async () => {
       turn?.stop();
       await stun.stop();
@@ -88,33 +95,29 @@ function reservationLimits(config: Config): ReservationLimits {
  * In a worker, relay ports and quotas are the primary's to hand out (one book for the node, so
  * --user-quota and --max-allocations hold across workers); otherwise the book is local.
  */
-function reservationClient(config: Config, sessions: SessionGate | undefined): ReservationClient {
-  if (!cluster.isWorker) return new LocalReservationClient(new Reservations(reservationLimits(config)), sessions);
-  const client = new IpcReservationClient((m: WorkerToPrimary) => {
+function reservationClient(config: Config, peers: PeerPolicy, sessions: SessionGate | undefined): ReservationClient {
+  const live = peers.livePorts;
+  if (!cluster.isWorker) {
+    return new LocalReservationClient(new Reservations(reservationLimits(config), (port, on) => { live[port] = on ? 1 : 0; }), sessions);
+  }
+  const send = (m: WorkerToPrimary): void => {
     if (process.connected) process.send?.(m);
-  });
+  };
+  const client = new IpcReservationClient(send);
   process.on('message', (m: PrimaryToWorker) => {
-    if (typeof m === 'object' && m !== null && m.t === 'turn-reserved') client.onAnswer(m);
+    if (typeof m !== 'object' || m === null) return;
+    if (m.t === 'turn-reserved') client.onAnswer(m);
+    else if (m.t === 'turn-live-ports') applyLivePorts(live, m);
+    else if (m.t === 'turn-cluster-relays') peers.setRemoteRelays(m.relays);
   });
+  // Listening now: the snapshot that answers covers every change sent before.
+  send({ t: 'turn-sync' });
   return client;
 }
 
-/**
- * For the primary's WorkerPool: the node's book of relay ports and quotas (checked against the
- * session store through `sessions`) and its count of auth failures, served to workers.
- */
-export function turnPrimaryHooks(config: Config, sessions: SessionGate): Pick<WorkerPoolOptions, 'onRequest' | 'onExit'> {
-  if (!config.roles.has('turn')) return {};
-  const book = serveReservations(new Reservations(reservationLimits(config)), sessions);
-  const failures = serveAuthFailures();
-  setInterval(() => failures.sweep(), 1000).unref();
-  return {
-    onRequest(workerId, m, reply, broadcast) {
-      if (m.t === 'turn-auth-failure') failures.onFailure(m.ip, (ip, untilSec) => broadcast({ t: 'turn-auth-block', ip, untilSec }));
-      else book.onRequest(workerId, m, reply);
-    },
-    onExit: (workerId) => book.onExit(workerId),
-  };
+export interface TurnPrimaryHooks extends Pick<WorkerPoolOptions, 'onRequest' | 'onExit'> {
+  /** The cluster's other TURN nodes changed: every worker is told. */
+  readonly setRemoteRelays?: (relays: readonly RemoteRelay[]) => void;
 }
 
 /** What the TURN role asks the session store: has this session closed? */
@@ -126,32 +129,31 @@ export function storeSessionLookup(store: SessionStore): SessionLookup {
   };
 }
 
-
 /**
- * Where relay sockets bind and what XOR-RELAYED-ADDRESS says: --relay-ip (and --relay-ip6), told
- * to clients as --external-ip when that is set to a concrete address of the same family; a
- * wildcard bind is told as the host's first public-facing address of the family.
+ * For the primary's WorkerPool: the node's book of relay ports and quotas (checked against the
+ * session store through `sessions`), its count of auth failures, and what the peer policy of
+ * every worker needs from the primary (live relay ports, cluster relays), served to workers.
+ * `broadcast` reaches every worker (the pool, once it exists).
  */
-function relayAddresses(config: Config): { relay4: RelayAddress | undefined; relay6: RelayAddress | undefined } {
-  const v6 = (ip: string): boolean => ip.includes(':');
-  const ip4 = v6(config.relayIp) ? undefined : config.relayIp;
-  const ip6 = v6(config.relayIp) ? config.relayIp : config.relayIp6;
-  const ext = config.externalIp;
-  const advertise = (bind: string, family: 4 | 6): string | undefined => {
-    const wildcard = bind === '0.0.0.0' || bind === '::';
-    if (v6(ext) === (family === 6) && ext !== '0.0.0.0' && ext !== '::' && (wildcard || ext !== config.listen)) return ext;
-    return wildcard ? hostAddress(family) : bind;
+export function turnPrimaryHooks(config: Config, sessions: SessionGate, broadcast: (m: PrimaryToWorker) => void): TurnPrimaryHooks {
+  if (!config.roles.has('turn')) return {};
+  const feed = new LivePortFeed(broadcast);
+  const book = serveReservations(new Reservations(reservationLimits(config), feed.onChange), sessions);
+  const failures = serveAuthFailures();
+  setInterval(() => failures.sweep(), 1000).unref();
+  let relays: readonly RemoteRelay[] = [];
+  return {
+    onRequest(workerId, m, reply) {
+      if (m.t === 'turn-auth-failure') failures.onFailure(m.ip, (ip, untilSec) => broadcast({ t: 'turn-auth-block', ip, untilSec }));
+      else if (m.t === 'turn-sync') {
+        reply(feed.snapshot());
+        reply({ t: 'turn-cluster-relays', relays });
+      } else book.onRequest(workerId, m, reply);
+    },
+    onExit: (workerId) => book.onExit(workerId),
+    setRemoteRelays(r) {
+      relays = r;
+      broadcast({ t: 'turn-cluster-relays', relays });
+    },
   };
-  const make = (bind: string | undefined, family: 4 | 6): RelayAddress | undefined => {
-    if (bind === undefined) return undefined;
-    const advertised = advertise(bind, family);
-    return advertised === undefined ? undefined : { bind, advertised };
-  };
-  return { relay4: make(ip4, 4), relay6: make(ip6, 6) };
-}
-
-function hostAddress(family: 4 | 6): string | undefined {
-  const all = Object.values(networkInterfaces()).flat().filter((i) => i !== undefined);
-  const ofFamily = all.filter((i) => i.family === (family === 4 ? 'IPv4' : 'IPv6') && !(family === 6 && i.address.startsWith('fe80')));
-  return (ofFamily.find((i) => !i.internal) ?? ofFamily[0])?.address;
 }

@@ -12,6 +12,7 @@ import { createVerifier, type TokenVerifier } from '../auth/token.ts';
 import { sessionActions, sessionRoutes, type SessionAnswer } from '../api/sessions.ts';
 import type { ClientClaims } from '../auth/token.ts';
 import { Membership } from '../cluster/membership.ts';
+import { ownAddresses } from '../turn/ownAddresses.ts';
 import type { NodeLoad } from '../cluster/nodeInfo.ts';
 import { loadRegionMap, RegionResolver } from '../cluster/region.ts';
 import { MemoryNodeRegistry, RedisNodeRegistry, type NodeRegistry } from '../cluster/registry.ts';
@@ -103,6 +104,9 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
       host: advertisedHost(config.externalIp),
       port: config.port,
       tlsPort: config.tls?.port,
+      relay: config.roles.has('turn')
+        ? { addresses: ownAddresses(config).relay, minPort: config.relayPorts.min, maxPort: config.relayPorts.max }
+        : undefined,
       capacity: { allocations: config.maxAllocations, bps: config.turnCapacityBps },
     },
   });

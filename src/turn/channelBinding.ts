@@ -22,10 +22,15 @@ export interface ChannelBinding {
    * client socket's send queue is empty (then dgram has sent it before `send` returns).
    */
   readonly header: Buffer;
+  /**
+   * The peer is an own address of the server (peerPolicy.ts): each frame checks that its port is
+   * still a live relay port. False for every other peer, so they pay one boolean.
+   */
+  guarded: boolean;
 }
 
 export function createChannelBinding(number: number, family: 4 | 6, address: string, ip4: number, port: number, relay: RelayPort, expiresAtSec: number): ChannelBinding {
   const header = Buffer.alloc(4);
   header.writeUInt16BE(number, 0);
-  return { number, family, address, ip4, port, relay, expiresAtSec, header };
+  return { number, family, address, ip4, port, relay, expiresAtSec, header, guarded: false };
 }

@@ -30,3 +30,18 @@ test('--allow-peer opens a range, and an IPv4 range its embedded IPv6 forms too'
   for (const a of ['127.0.0.1', '127.9.9.9', '::ffff:127.0.0.1', '64:ff9b::7f00:1', '2002:7f00:1::', 'fd12::1', '10.1.2.3']) assert.equal(f.isAllowed(fam(a), a), true, a);
   for (const a of ['10.2.0.1', '::1', 'fc00::1', '169.254.169.254']) assert.equal(f.isAllowed(fam(a), a), false, a);
 });
+
+test('--deny-peer closes a range, wins over --allow-peer, and covers the embedded IPv6 forms of an IPv4 range', () => {
+  const f = new PeerFilter(
+    [{ family: 4, address: '127.0.0.0', prefix: 8 }, { family: 6, address: 'fd00::', prefix: 8 }],
+    [{ family: 4, address: '127.0.0.2', prefix: 32 }, { family: 4, address: '8.8.8.0', prefix: 24 }, { family: 6, address: 'fd00:1::', prefix: 32 }],
+  );
+  for (const a of ['127.0.0.2', '8.8.8.8', '::ffff:8.8.8.8', '64:ff9b::808:808', '2002:808:808::1', '::ffff:127.0.0.2', 'fd00:1::5']) {
+    assert.equal(f.isAllowed(fam(a), a), false, a);
+    assert.equal(f.judge(fam(a), a), 'deny_peer', a);
+  }
+  for (const a of ['127.0.0.1', '8.8.4.4', 'fd00:2::1']) assert.equal(f.isAllowed(fam(a), a), true, a);
+  assert.equal(f.judge(4, '127.0.0.1'), 'allowed_range');
+  assert.equal(f.judge(4, '10.0.0.1'), 'denied');
+  assert.equal(f.judge(4, '1.1.1.1'), 'allowed');
+});

@@ -4,7 +4,11 @@
  * metadata at 169.254.169.254), multicast, broadcast, documentation, benchmarking and reserved
  * ranges, their IPv6 equivalents — and IPv4 written inside IPv6 (IPv4-mapped ::ffff:0:0/96,
  * NAT64 64:ff9b::/96, 6to4 2002::/16) is judged as the IPv4 address it carries. An operator opens
- * a range with --allow-peer; an allowed IPv4 range also opens its embedded IPv6 forms.
+ * a range with --allow-peer; an allowed IPv4 range also opens its embedded IPv6 forms. An
+ * operator closes more ranges with --deny-peer, which wins over --allow-peer (and, like it, covers
+ * the embedded IPv6 forms of an IPv4 range).
+ *
+ * Ranges only: the server's own addresses and the relay-to-relay exception are peerPolicy.ts.
  *
  * Checked when a permission is installed (CreatePermission, ChannelBind, Send): packets then only
  * flow to and from addresses that hold a permission, so the relay path never asks again.
@@ -100,36 +104,66 @@ export class PeerFilter {
   private readonly deny6: Range6[];
   private readonly allow4: Range4[] = [];
   private readonly allow6: Range6[] = [];
+  /** --deny-peer: checked before everything else. */
+  private readonly operatorDeny4: Range4[] = [];
+  private readonly operatorDeny6: Range6[] = [];
   private readonly scratch = Buffer.alloc(16);
 
-  constructor(allow: readonly PeerCidr[] = []) {
+  constructor(allow: readonly PeerCidr[] = [], deny: readonly PeerCidr[] = []) {
     this.deny4 = DENIED_IPV4.map(parseCidrText).map((c) => range4(c.address, c.prefix));
     this.deny6 = DENIED_IPV6.map(parseCidrText).map((c) => range6(c.address, c.prefix));
     for (const c of allow) {
       if (c.family === 4) this.allow4.push(range4(c.address, c.prefix));
       else this.allow6.push(range6(c.address, c.prefix));
     }
+    for (const c of deny) {
+      if (c.family === 4) this.operatorDeny4.push(range4(c.address, c.prefix));
+      else this.operatorDeny6.push(range6(c.address, c.prefix));
+    }
   }
 
   /** May the relay send to and receive from this peer address? */
   isAllowed(family: 4 | 6, address: string): boolean {
-    if (family === 4) {
-      const ip = ipv4ToNumber(address);
-      return ip >= 0 && this.allowed4(ip);
-    }
-    const a = this.scratch;
-    if (!parseIPv6(address, a, 0)) return false;
-    for (const r of this.allow6) if (inRange6(a, r)) return true;
-    // IPv4 written inside IPv6 is judged as that IPv4 address.
-    if (inRange6(a, MAPPED) || inRange6(a, NAT64)) return this.allowed4(a.readUInt32BE(12));
-    if (inRange6(a, SIX_TO_FOUR)) return this.allowed4(a.readUInt32BE(2));
-    for (const r of this.deny6) if (inRange6(a, r)) return false;
-    return true;
+    const v = this.judge(family, address);
+    return v === 'allowed' || v === 'allowed_range';
   }
 
-  private allowed4(ip: number): boolean {
-    for (const r of this.allow4) if (ip >= r.start && ip <= r.end) return true;
-    for (const r of this.deny4) if (ip >= r.start && ip <= r.end) return false;
-    return true;
+  /**
+   * The verdict with its reason: `deny_peer` (an operator's --deny-peer range), `allowed_range`
+   * (inside an --allow-peer range), `denied` (a default range, or not an address), `allowed`
+   * (public). peerPolicy.ts needs the difference between an explicit and a default verdict.
+   */
+  judge(family: 4 | 6, address: string): 'deny_peer' | 'allowed_range' | 'denied' | 'allowed' {
+    if (family === 4) {
+      const ip = ipv4ToNumber(address);
+      return ip < 0 ? 'denied' : this.judge4(ip);
+    }
+    const a = this.scratch;
+    if (!parseIPv6(address, a, 0)) return 'denied';
+    for (const r of this.operatorDeny6) if (inRange6(a, r)) return 'deny_peer';
+    const v4 = embeddedIpv4(a);
+    if (v4 >= 0 && this.judge4(v4) === 'deny_peer') return 'deny_peer';
+    for (const r of this.allow6) if (inRange6(a, r)) return 'allowed_range';
+    // IPv4 written inside IPv6 is judged as that IPv4 address.
+    if (v4 >= 0) return this.judge4(v4);
+    for (const r of this.deny6) if (inRange6(a, r)) return 'denied';
+    return 'allowed';
   }
+
+  private judge4(ip: number): 'deny_peer' | 'allowed_range' | 'denied' | 'allowed' {
+    for (const r of this.operatorDeny4) if (ip >= r.start && ip <= r.end) return 'deny_peer';
+    for (const r of this.allow4) if (ip >= r.start && ip <= r.end) return 'allowed_range';
+    for (const r of this.deny4) if (ip >= r.start && ip <= r.end) return 'denied';
+    return 'allowed';
+  }
+}
+
+/**
+ * The IPv4 address written inside an IPv6 one (IPv4-mapped, NAT64, 6to4) as a number, or -1.
+ * peerPolicy.ts judges the server's own IPv4 addresses in these spellings too.
+ */
+export function embeddedIpv4(a: Buffer): number {
+  if (inRange6(a, MAPPED) || inRange6(a, NAT64)) return a.readUInt32BE(12);
+  if (inRange6(a, SIX_TO_FOUR)) return a.readUInt32BE(2);
+  return -1;
 }

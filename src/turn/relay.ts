@@ -13,16 +13,18 @@ import type { ChannelBinding } from './channelBinding.ts';
 import { CHANNEL_DATA_HEADER, streamPadding } from './channelData.ts';
 import { ipv4ToNumber, numberToIpv4, peerKey4, peerKey6 } from './fiveTuple.ts';
 import type { AllocationManager } from './manager.ts';
+import type { PeerPolicy } from './peerPolicy.ts';
 
 const DATA_INDICATION = messageType(Method.Data, MessageClass.Indication);
 const ZEROS = Buffer.alloc(4);
 /** Past this many bytes waiting in a TCP/TLS connection, relayed data for it is dropped. */
 const MAX_STREAM_BACKLOG = 512 * 1024;
 
-export type DropReason = 'bandwidth' | 'no_permission' | 'no_allocation' | 'no_channel' | 'malformed' | 'backpressure';
+export type DropReason = 'bandwidth' | 'no_permission' | 'no_allocation' | 'no_channel' | 'malformed' | 'backpressure' | 'peer_forbidden';
 
 export class Relay {
   private readonly manager: AllocationManager;
+  private readonly peers: PeerPolicy;
   private readonly toPeer = hotCounter(turnRelayBytesTotal, { direction: 'client_to_peer' });
   private readonly toClient = hotCounter(turnRelayBytesTotal, { direction: 'peer_to_client' });
   readonly drops: Record<DropReason, { count: number }>;
@@ -37,8 +39,9 @@ export class Relay {
   /** Peer datagrams arrive in a buffer that is reused after the call (the batched relay sockets). */
   transientPeerData = false;
 
-  constructor(manager: AllocationManager) {
+  constructor(manager: AllocationManager, peers: PeerPolicy) {
     this.manager = manager;
+    this.peers = peers;
     this.drops = {
       bandwidth: hotCounter(turnDroppedTotal, { reason: 'bandwidth' }),
       no_permission: hotCounter(turnDroppedTotal, { reason: 'no_permission' }),
@@ -46,6 +49,7 @@ export class Relay {
       no_channel: hotCounter(turnDroppedTotal, { reason: 'no_channel' }),
       malformed: hotCounter(turnDroppedTotal, { reason: 'malformed' }),
       backpressure: hotCounter(turnDroppedTotal, { reason: 'backpressure' }),
+      peer_forbidden: hotCounter(turnDroppedTotal, { reason: 'peer_forbidden' }),
     };
   }
 
@@ -66,6 +70,11 @@ export class Relay {
       this.drops.no_channel.count++;
       return;
     }
+    // A channel to an own address: its port must still be a live relay port (peerPolicy.ts).
+    if (ch.guarded && !this.peers.mayReach(ch.family, ch.ip4, ch.address, ch.port)) {
+      this.drops.peer_forbidden.count++;
+      return;
+    }
     if (a.bucket !== undefined && !a.bucket.take(len)) {
       this.drops.bandwidth.count++;
       return;
@@ -82,8 +91,14 @@ export class Relay {
       this.drops.malformed.count++;
       return;
     }
-    if (!a.hasPermission(peer.family, peer.address)) {
+    const ip4 = peer.family === 4 ? ipv4ToNumber(peer.address) : -1;
+    if (peer.family === 4 ? !a.perms4.has(ip4) : a.perms6?.has(peer.address) !== true) {
       this.drops.no_permission.count++;
+      return;
+    }
+    // The permission is per IP (RFC 8656 §9); an own address is a peer only at a live relay port.
+    if (!this.peers.mayReach(peer.family, ip4, peer.address, peer.port)) {
+      this.drops.peer_forbidden.count++;
       return;
     }
     if (a.bucket !== undefined && !a.bucket.take(data.length)) {
@@ -92,7 +107,7 @@ export class Relay {
     }
     a.bytesRelayed += data.length;
     this.toPeer.count += data.length;
-    relay.port.send(data, 0, data.length, peer.port, peer.family === 4 ? ipv4ToNumber(peer.address) : -1, peer.address);
+    relay.port.send(data, 0, data.length, peer.port, ip4, peer.address);
   }
 
   /**

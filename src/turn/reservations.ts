@@ -73,9 +73,12 @@ export class Reservations {
   private readonly perKey = new Map<string, number>();
   private readonly tokens = new Map<string, Reserved>();
   private nextGrant = 1;
+  /** Told of each port that an allocation takes (true) or gives back (false): livePorts.ts. */
+  private readonly onPortChange: ((port: number, live: boolean) => void) | undefined;
 
-  constructor(limits: ReservationLimits) {
+  constructor(limits: ReservationLimits, onPortChange?: (port: number, live: boolean) => void) {
     this.limits = limits;
+    this.onPortChange = onPortChange;
     this.freePorts = limits.maxPort - limits.minPort + 1;
     this.cursor = limits.minPort + Math.floor(Math.random() * this.freePorts);
   }
@@ -108,6 +111,7 @@ export class Reservations {
       if (!r) return { ok: false, code: 508, reason: 'unknown reservation token', limit: 'relay_ports' };
       this.tokens.delete(req.token);
       this.portState[r.port] = 1;
+      this.onPortChange?.(r.port, true);
       ports.push(r.port);
     } else if (req.evenPort !== 'none') {
       const p = this.findFree(req.evenPort === 'even+reserve' ? 2 : 1, true);
@@ -181,12 +185,15 @@ export class Reservations {
   private take(port: number, state: 1 | 2): void {
     this.portState[port] = state;
     this.freePorts--;
+    if (state === 1) this.onPortChange?.(port, true);
   }
 
   private free(port: number): void {
-    if (this.portState[port] === 0) return;
+    const was = this.portState[port];
+    if (was === 0) return;
     this.portState[port] = 0;
     this.freePorts++;
+    if (was === 1) this.onPortChange?.(port, false);
   }
 
   /** Next free port from the cursor (next fit, so a freed port is not reused at once). */

@@ -20,9 +20,11 @@ import { AuthLimiter, DEFAULT_AUTH_LIMITS, type AuthLimits } from './authLimiter
 import { ClosedSessions } from './closedSessions.ts';
 import { TokenBucket } from './bandwidth.ts';
 import { isValidChannel } from './channelData.ts';
+import { ipv4ToNumber } from './fiveTuple.ts';
 import { TurnError, turnError } from './errors.ts';
 import { AllocationManager } from './manager.ts';
-import { PeerFilter, type PeerCidr } from './peerFilter.ts';
+import type { PeerPolicy } from './peerPolicy.ts';
+import { turnPeerRefusedTotal } from '../metrics/metrics.ts';
 import { Relay } from './relay.ts';
 import { createRelayIo, type RelayIo, type RelayPort } from './relayPorts.ts';
 import type { ReservationClient } from './reservationClient.ts';
@@ -33,12 +35,8 @@ import type { EvenPort } from './reservations.ts';
 export const DEFAULT_LIFETIME_SEC = 600;
 const UDP = 17;
 
-export interface RelayAddress {
-  /** Address relay sockets bind to. */
-  readonly bind: string;
-  /** Address told to clients in XOR-RELAYED-ADDRESS. */
-  readonly advertised: string;
-}
+export type { RelayAddress } from './ownAddresses.ts';
+import type { RelayAddress } from './ownAddresses.ts';
 
 export interface TurnServerOptions {
   readonly realm: string;
@@ -53,7 +51,8 @@ export interface TurnServerOptions {
   readonly channelLifetimeSec: number;
   /** Per-allocation relay bandwidth, bits/s; 0 = unlimited. */
   readonly maxBps: number;
-  readonly allowPeers: readonly PeerCidr[];
+  /** Which peers data may go to: ranges, own addresses, live relay ports (peerPolicy.ts). */
+  readonly peers: PeerPolicy;
   readonly reservations: ReservationClient;
   /** Relay socket I/O: batched (the relayio addon) where built, unless 'dgram'. */
   readonly udpIo: UdpIo;
@@ -99,7 +98,7 @@ export class TurnServer implements TurnHandler {
   private readonly auth: TurnAuthenticator;
   private readonly limiter: AuthLimiter;
   private readonly closedSessions: ClosedSessions;
-  private readonly filter: PeerFilter;
+  private readonly peers: PeerPolicy;
   private readonly writer = new MessageWriter(512);
   private readonly unknown: number[] = [];
   /** 5-tuples (or connections) with an Allocate waiting for its relay port. */
@@ -118,14 +117,24 @@ export class TurnServer implements TurnHandler {
     });
     this.limiter = new AuthLimiter(opts.authLimits ?? DEFAULT_AUTH_LIMITS);
     this.closedSessions = new ClosedSessions(opts.closedSessionTtlSec);
-    this.filter = new PeerFilter(opts.allowPeers);
+    this.peers = opts.peers;
     this.manager = new AllocationManager(opts.reservations);
-    this.relay = new Relay(this.manager);
+    this.relay = new Relay(this.manager, opts.peers);
     const relay = this.relay;
     this.relayIo = createRelayIo<Allocation>(opts.udpIo, (a, buf, off, len, family, ip4, address, port) => {
       relay.onPeerDatagram(a, buf, off, len, family, ip4, address, port);
     });
     relay.transientPeerData = this.relayIo.transient;
+    // A node that joins or leaves the cluster changes which addresses are own: channels bound
+    // before are marked again, so each frame to an own address keeps checking its port.
+    opts.peers.onChange = () => {
+      const visit = (a: Allocation): void => {
+        for (const ch of a.channels.values()) ch.guarded = this.peers.isOwn(ch.family, ch.address);
+      };
+      for (const a of this.manager.byTuple.values()) visit(a);
+      for (const a of this.manager.byTuple6.values()) visit(a);
+      for (const a of this.manager.byStream.values()) visit(a);
+    };
   }
 
   start(): void {
@@ -531,9 +540,16 @@ export class TurnServer implements TurnHandler {
     throw turnError('INSUFFICIENT_CAPACITY', `at most ${max} permissions per allocation`);
   }
 
-  /** 403 for denied peers (checked first: the answer reveals nothing about families), 443 for a family without relay. */
+  /**
+   * 403 for denied peers (checked first: the answer reveals nothing about families), 443 for a
+   * family without relay. Per IP (RFC 8656 §9.1): the port of an own address is judged later.
+   */
   private checkPeer(a: Allocation, peer: TransportAddress): TransportAddress {
-    if (!this.filter.isAllowed(peer.family, peer.address)) throw turnError('PEER_FORBIDDEN', 'Forbidden: peer address denied');
+    const verdict = this.peers.permits(peer.family, peer.address);
+    if (verdict !== 'allowed') {
+      turnPeerRefusedTotal.labels(verdict).inc();
+      throw turnError('PEER_FORBIDDEN', verdict === 'own_address' ? 'Forbidden: an address of this server' : 'Forbidden: peer address denied');
+    }
     if (!a.relayFor(peer.family)) throw turnError('PEER_ADDRESS_FAMILY_MISMATCH', 'no relayed address of the peer family');
     return peer;
   }
@@ -547,6 +563,12 @@ export class TurnServer implements TurnHandler {
     const number = readChannelNumber(attrValue(msg, ci));
     if (!isValidChannel(number)) throw turnError('TURN_BAD_REQUEST', 'channel number out of range');
     const peer = this.checkPeer(a, readXorAddress(attrValue(msg, pi), msg.transactionId));
+    // A channel is to one transport address (RFC 8656 §12): an own address only at a live relay port.
+    const guarded = this.peers.isOwn(peer.family, peer.address);
+    if (guarded && !this.peers.mayReach(peer.family, peer.family === 4 ? ipv4ToNumber(peer.address) : -1, peer.address, peer.port)) {
+      turnPeerRefusedTotal.labels('own_port').inc();
+      throw turnError('PEER_FORBIDDEN', 'Forbidden: not a relay port of this server or its cluster');
+    }
     const bound = a.channels.get(number);
     if (bound && (bound.family !== peer.family || bound.address !== peer.address || bound.port !== peer.port)) {
       throw turnError('TURN_BAD_REQUEST', 'channel bound to another peer');
@@ -564,6 +586,7 @@ export class TurnServer implements TurnHandler {
     }
     if (!a.hasPermission(peer.family, peer.address)) this.checkPermissionRoom(a, 1, now);
     a.bindChannel(number, peer.family, peer.address, peer.port, a.relayFor(peer.family)!.port, now + this.opts.channelLifetimeSec);
+    a.channels.get(number)!.guarded = guarded;
     a.addPermission(peer.family, peer.address, now + this.opts.permissionLifetimeSec);
     this.send(this.startResponse(msg, MessageClass.SuccessResponse), principal, msg.fingerprintIndex >= 0, source, ingress);
   }

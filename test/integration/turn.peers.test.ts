@@ -36,6 +36,7 @@ const DENIED: readonly [string, string][] = [
   ['IPv6 documentation 2001:db8::/32', '2001:db8::1'],
 ];
 
+const RELAY_ADDRESSES = new Set(['127.0.0.1', '::1']);
 const addr = (address: string, port = 4000): TransportAddress => ({ family: address.includes(':') ? 6 : 4, address, port });
 
 describe('peer address filter', () => {
@@ -69,7 +70,10 @@ describe('peer address filter', () => {
     test(`refuses a peer in ${name} (${ip}) with 403, and --allow-peer lets it through`, async () => {
       const c = await connect(closed);
       await c.allocate({ family: ip.includes(':') ? 6 : 4 });
-      await assert.rejects(c.createPermission(addr(ip)), (e: unknown) => e instanceof TurnError && e.code === 403);
+      // The server's own relay addresses (it listens on 127.0.0.1, relays on 127.0.0.1 and ::1)
+      // are permitted IPs, for relay-to-relay; their ports other than live relay ports are not.
+      if (RELAY_ADDRESSES.has(ip)) await c.createPermission(addr(ip));
+      else await assert.rejects(c.createPermission(addr(ip)), (e: unknown) => e instanceof TurnError && e.code === 403);
       await assert.rejects(c.channelBind(0x4000, addr(ip)), (e: unknown) => e instanceof TurnError && e.code === 403);
       const o = await connect(open);
       await o.allocate({ family: ip.includes(':') ? 6 : 4 });

@@ -1,0 +1,59 @@
+/**
+ * The node's live relay ports, known to every worker (peerPolicy.ts lets data go to an own
+ * address only at one of them). The book of ports (reservations.ts) tells of each port an
+ * allocation takes or gives back; with workers, the book is in the primary, which sends the
+ * changes to every worker once per event-loop turn, and a worker that starts asks for the whole
+ * set (`turn-sync`). A port counts as live from its grant until its release, a few milliseconds
+ * longer than its socket (each ChannelData to an own address checks again, so a dead port is
+ * dropped from then on).
+ */
+import type { PrimaryToWorker } from '../transport/ipc.ts';
+
+type LivePortsMessage = Extract<PrimaryToWorker, { t: 'turn-live-ports' }>;
+
+/** Primary side: mirrors the book's live ports and sends what changed. */
+export class LivePortFeed {
+  private readonly live = new Uint8Array(65536);
+  private readonly changes = new Map<number, boolean>();
+  private readonly broadcast: (m: PrimaryToWorker) => void;
+  private scheduled = false;
+  private readonly flushNow = (): void => this.flush();
+
+  constructor(broadcast: (m: PrimaryToWorker) => void) {
+    this.broadcast = broadcast;
+  }
+
+  /** The book's listener (Reservations' `onPortChange`). */
+  readonly onChange = (port: number, live: boolean): void => {
+    this.live[port] = live ? 1 : 0;
+    this.changes.set(port, live);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flushNow);
+    }
+  };
+
+  /** Every live port, for a worker that starts (it replaces what the worker had). */
+  snapshot(): LivePortsMessage {
+    const live: number[] = [];
+    for (let p = 0; p < 65536; p++) if (this.live[p] === 1) live.push(p);
+    return { t: 'turn-live-ports', reset: true, live, dead: [] };
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (this.changes.size === 0) return;
+    const live: number[] = [];
+    const dead: number[] = [];
+    for (const [p, l] of this.changes) (l ? live : dead).push(p);
+    this.changes.clear();
+    this.broadcast({ t: 'turn-live-ports', reset: false, live, dead });
+  }
+}
+
+/** Worker side: applies a `turn-live-ports` message to the policy's table. */
+export function applyLivePorts(table: Uint8Array, m: LivePortsMessage): void {
+  if (m.reset) table.fill(0);
+  for (const p of m.live) table[p] = 1;
+  for (const p of m.dead) table[p] = 0;
+}
