@@ -177,3 +177,17 @@ export const mqttClientsConnected = new Gauge({
 export const devicesOnline = new Gauge({
   name: 'devices_online', help: 'Devices whose presence is online, as this node sees it', registers: [registry],
 });
+
+// --- HTTP exposure bounds (issue 10, area http: src/api/rateLimit.ts, src/api/devToken.ts, src/broker/routes.ts)
+export const httpRateLimitedTotal = new Counter({
+  name: 'http_rate_limited_total', help: 'HTTP requests refused with 429 RATE_LIMITED, by budget (token, source)',
+  labelNames: ['scope'] as const, registers: [registry],
+});
+export const httpRateLimitFallbackTotal = new Counter({
+  name: 'http_rate_limit_fallback_total', help: 'Rate-limit checks decided by this node alone because Redis did not answer',
+  registers: [registry],
+});
+export const httpRefusedTotal = new Counter({
+  name: 'http_refused_total', help: 'HTTP requests refused before any work, by code (DEV_TOKENS_LOOPBACK_ONLY, HOOK_FORBIDDEN, MQTT_AUTH_RATE_LIMITED)',
+  labelNames: ['code'] as const, registers: [registry],
+});
