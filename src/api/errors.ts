@@ -12,3 +12,6 @@ export const rateLimited = (scope: 'token' | 'source', retryAfterSec: number): P
   new P2pdError('RATE_LIMITED', `too many requests for this ${scope === 'token' ? 'token' : 'source address'}: retry after ${retryAfterSec} s`, 429);
 export const devTokensLoopbackOnly = (): P2pdError =>
   new P2pdError('DEV_TOKENS_LOOPBACK_ONLY', 'development tokens are for callers on this machine (loopback) only; the operator can open them with --dev-tokens lan, or give --jwt-secret and mint real tokens', 403);
+export const hookForbidden = (why: string): P2pdError => new P2pdError('HOOK_FORBIDDEN', why, 403);
+export const loginsRateLimited = (retryAfterSec: number): P2pdError =>
+  new P2pdError('RATE_LIMITED', `too many failed logins from this source: retry after ${retryAfterSec} s`, 429);

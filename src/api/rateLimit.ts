@@ -75,6 +75,13 @@ export class LocalRateLimiter implements RateLimiter {
     return Promise.resolve(this.takeNow(key));
   }
 
+  /** The ms until `key` could spend a request (0 = now), spending nothing. */
+  waitNow(key: string): number {
+    const now = this.nowMs();
+    const next = Math.max(this.tat.get(key) ?? now, now) + this.intervalMs;
+    return next - now > this.toleranceMs ? Math.ceil(next - now - this.toleranceMs) : 0;
+  }
+
   /** Room for one more key: drops up to two least recently used keys that are full again, and past maxKeys the oldest anyway. */
   private evict(now: number): void {
     let n = 0;

@@ -188,6 +188,6 @@ export const httpRateLimitFallbackTotal = new Counter({
   registers: [registry],
 });
 export const httpRefusedTotal = new Counter({
-  name: 'http_refused_total', help: 'HTTP requests refused before any work, by code (DEV_TOKENS_LOOPBACK_ONLY, HOOK_FORBIDDEN, MQTT_AUTH_RATE_LIMITED)',
+  name: 'http_refused_total', help: 'HTTP requests refused before any work, by reason (DEV_TOKENS_LOOPBACK_ONLY, HOOK_FORBIDDEN, LOGIN_FAILED, LOGINS_RATE_LIMITED)',
   labelNames: ['code'] as const, registers: [registry],
 });

@@ -48,7 +48,7 @@ export async function startSignaling(opts: SignalingRoleOptions): Promise<Signal
   let broker: EmbeddedBroker | ExternalBroker;
   if (config.mqttUrl === undefined) {
     broker = await startEmbeddedBroker({ verifier, gate: service, log, tcp: config.mqtt, http: http.server });
-    registerBrokerRoutes(http, { verifier, log });
+    registerBrokerRoutes(http, { verifier, log, hookSecret: config.brokerHookSecret });
   } else {
     const ext = await connectExternalBroker({ url: config.mqttUrl, service, log });
     broker = ext;
@@ -59,7 +59,7 @@ export async function startSignaling(opts: SignalingRoleOptions): Promise<Signal
     }
     const u = new URL(config.mqttUrl);
     const serviceLogin = u.username ? { username: decodeURIComponent(u.username), password: decodeURIComponent(u.password) } : undefined;
-    registerBrokerRoutes(http, { verifier, log, provisioner, serviceLogin });
+    registerBrokerRoutes(http, { verifier, log, provisioner, serviceLogin, hookSecret: config.brokerHookSecret });
     log.info({ broker: redact(config.mqttUrl), dynsec: config.mqttDynsec }, 'signaling on an external broker');
   }
   service.setPublisher(broker);
