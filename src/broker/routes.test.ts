@@ -80,7 +80,8 @@ test('/v1/mqtt/auth with --broker-hook-secret wants it in x-p2pd-hook-secret, an
   const tok = await createHs256Signer(SECRET).sign({ sub: 'app_1', role: 'app', devices: ['device_1'] });
   const call = (headers: Record<string, string>, remoteAddress = '10.1.2.3') =>
     app.inject({ method: 'POST', url: '/v1/mqtt/auth', payload: { username: 'app_1', password: tok }, headers, remoteAddress });
-  for (const headers of [{}, { 'x-p2pd-hook-secret': 'hook-s3cre' }, { 'x-p2pd-hook-secret': 'hook-s3cret!' }]) {
+  const tries: Record<string, string>[] = [{}, { 'x-p2pd-hook-secret': 'hook-s3cre' }, { 'x-p2pd-hook-secret': 'hook-s3cret!' }];
+  for (const headers of tries) {
     const r = await call(headers, '127.0.0.1');
     assert.equal(r.statusCode, 403, 'loopback needs it too once it is set');
     assert.equal(r.json<{ error: { code: string } }>().error.code, 'HOOK_FORBIDDEN');
