@@ -9,7 +9,8 @@
  * - `RedisRateLimiter`: one key per budget in Redis (`ratelimit:{KEY}`, expiring when the bucket is
  *   full again), checked by one script with Redis's own clock, so every node of a cluster spends
  *   the same budget. When Redis does not answer, the node decides alone (a local limiter) rather
- *   than refuse every request or wave every request through.
+ *   than refuse every request or wave every request through, and for the next second does not
+ *   ask it again: a frozen Redis adds at most one short timeout a second to the API's answers.
  */
 import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
@@ -123,6 +124,9 @@ export class RedisRateLimiter implements RateLimiter {
   private readonly intervalMs: number;
   private readonly toleranceMs: number;
   private readonly fallback: LocalRateLimiter;
+  private readonly redis: RedisClient;
+  /** Until when (ms) Redis is not asked after a failure. */
+  private skipUntilMs = 0;
 
   constructor(opts: RedisRateLimiterOptions) {
     opts.client.defineCommand('rateLimitTake', { numberOfKeys: 1, lua: LUA_TAKE });
@@ -130,12 +134,18 @@ export class RedisRateLimiter implements RateLimiter {
     this.prefix = opts.prefix;
     ({ intervalMs: this.intervalMs, toleranceMs: this.toleranceMs } = gcra(opts));
     this.fallback = new LocalRateLimiter(opts);
+    this.redis = opts.client;
   }
 
   async take(key: string): Promise<number> {
+    if (this.redis.status !== 'ready' || Date.now() < this.skipUntilMs) {
+      httpRateLimitFallbackTotal.inc();
+      return this.fallback.takeNow(key);
+    }
     try {
       return await this.client.rateLimitTake(`ratelimit:${this.prefix}:{${key}}`, this.intervalMs, this.toleranceMs);
     } catch {
+      this.skipUntilMs = Date.now() + 1000;
       httpRateLimitFallbackTotal.inc();
       return this.fallback.takeNow(key);
     }
@@ -173,7 +183,8 @@ export interface HttpRateLimits {
  */
 export function createHttpRateLimits(opts: { readonly tokenPerSec: number; readonly sourcePerSec: number; readonly redisUrls: readonly string[]; readonly log?: Logger }): HttpRateLimits {
   const client = opts.redisUrls.length > 0 && (opts.tokenPerSec > 0 || opts.sourcePerSec > 0)
-    ? createRedisClient({ urls: opts.redisUrls, log: opts.log, name: 'p2pd-rate-limits' })
+    // A budget check waits at most 150 ms for Redis (the store's own commands wait 500 ms).
+    ? createRedisClient({ urls: opts.redisUrls, log: opts.log, name: 'p2pd-rate-limits', commandTimeoutMs: 150 })
     : undefined;
   const limiter = (perSec: number, prefix: string): RateLimiter | undefined => {
     if (perSec <= 0) return undefined;

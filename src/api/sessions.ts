@@ -16,7 +16,8 @@ import { buildIceServers, stunUrl, type IceServer } from '../cluster/iceServers.
 import { pickStunNodes, pickTurnNode } from '../cluster/placement.ts';
 import type { ClusterView } from '../cluster/view.ts';
 import type { Logger } from '../log.ts';
-import { deviceOffline, noTurnNode, sessionNotFound } from '../session/errors.ts';
+import { deviceOffline, noTurnNode, SessionError, sessionNotFound } from '../session/errors.ts';
+import { sessionsRefusedTotal } from '../metrics/metrics.ts';
 import { newSession, type Session } from '../session/model.ts';
 import type { SessionStore } from '../session/store.ts';
 import { authenticate } from './auth.ts';
@@ -159,7 +160,15 @@ export function sessionActions(opts: SessionApiOptions): SessionActions {
       ttl: opts.sessionTtlSec,
       now: Math.floor(nowMs() / 1000),
     });
-    await store.create(session, { maxOpenPerApp: opts.maxSessionsPerApp ?? 0 });
+    try {
+      await store.create(session, { maxOpenPerApp: opts.maxSessionsPerApp ?? 0 });
+    } catch (err) {
+      if (err instanceof SessionError && err.code === 'TOO_MANY_SESSIONS') {
+        sessionsRefusedTotal.inc({ code: err.code });
+        opts.log?.info({ appId: claims.sub, max: opts.maxSessionsPerApp }, 'session refused: TOO_MANY_SESSIONS');
+      }
+      throw err;
+    }
     opts.log?.debug({ sessionId, deviceId, appId: claims.sub, turnNode: turn.id, region }, 'session created');
     return present(session, req.ip);
   }

@@ -187,6 +187,10 @@ export const httpRateLimitFallbackTotal = new Counter({
   name: 'http_rate_limit_fallback_total', help: 'Rate-limit checks decided by this node alone because Redis did not answer',
   registers: [registry],
 });
+export const sessionsRefusedTotal = new Counter({
+  name: 'sessions_refused_total', help: 'Session creations refused by a bound, by code (TOO_MANY_SESSIONS)',
+  labelNames: ['code'] as const, registers: [registry],
+});
 export const httpRefusedTotal = new Counter({
   name: 'http_refused_total', help: 'HTTP requests refused before any work, by reason (DEV_TOKENS_LOOPBACK_ONLY, HOOK_FORBIDDEN, LOGIN_FAILED, LOGINS_RATE_LIMITED)',
   labelNames: ['code'] as const, registers: [registry],

@@ -320,6 +320,7 @@ describe('429 RATE_LIMITED per token and per source, and a cap of open sessions 
       assert.equal((await local('DELETE', `${p2pd.httpUrl}/v1/sessions/${id}`, { headers: a })).status, 204);
       assert.equal((await open(a)).status, 201, 'a closed session frees its slot');
       assert.equal(code(await open(a)), 'TOO_MANY_SESSIONS');
+      assert.match(await (await fetch(`${p2pd.httpUrl}/metrics`)).text(), /sessions_refused_total\{code="TOO_MANY_SESSIONS"\} 3/);
     } finally {
       await p2pd.stop();
     }
