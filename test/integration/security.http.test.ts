@@ -16,6 +16,8 @@ import { haveRedis, REDIS_MISSING, startRedis } from '../helpers/redis.ts';
 const JWT = 'security-http-secret';
 const signer = createHs256Signer(JWT);
 const noNetns = netnsSupported();
+/** A loaded CI machine can take a while to start a server; the bounds under test are elsewhere. */
+const READY_MS = 60_000;
 
 interface Answer { status: number; headers: Record<string, string>; body: Record<string, unknown> }
 
@@ -70,7 +72,7 @@ const code = (a: Answer): unknown => (a.body.error as { code?: string } | undefi
 /** `p2pd serve` on 0.0.0.0:PORT, so the namespace reaches it at hostIp. */
 async function startOpen(args: string[]): Promise<{ p2pd: P2pdProcess; port: number }> {
   const port = await freePort();
-  const p2pd = await startP2pd({ args: ['--http', `0.0.0.0:${port}`, ...args] });
+  const p2pd = await startP2pd({ args: ['--http', `0.0.0.0:${port}`, ...args], readyTimeoutMs: READY_MS });
   return { p2pd, port };
 }
 
@@ -81,7 +83,7 @@ async function rssBytes(httpUrl: string): Promise<number> {
   return Number(m[1]);
 }
 
-describe('development tokens reach loopback callers only', { skip: noNetns, timeout: 90_000 }, () => {
+describe('development tokens reach loopback callers only', { skip: noNetns, timeout: 240_000 }, () => {
   let ns: NetNs;
   before(() => { ns = createNetNs(); });
   after(() => ns?.destroy());
@@ -132,7 +134,7 @@ describe('development tokens reach loopback callers only', { skip: noNetns, time
   });
 });
 
-describe('/v1/mqtt/auth is no password oracle', { skip: noNetns, timeout: 90_000 }, () => {
+describe('/v1/mqtt/auth is no password oracle', { skip: noNetns, timeout: 240_000 }, () => {
   let ns: NetNs;
   let appToken: string;
   before(async () => {
@@ -189,10 +191,10 @@ describe('/v1/mqtt/auth is no password oracle', { skip: noNetns, timeout: 90_000
   });
 });
 
-describe('HTTP timeouts cut slow clients', { timeout: 60_000 }, () => {
+describe('HTTP timeouts cut slow clients', { timeout: 240_000 }, () => {
   let p2pd: P2pdProcess;
   const timeoutSec = 2;
-  before(async () => { p2pd = await startP2pd({ args: ['--roles', 'stun,turn,api', '--jwt-secret', JWT, '--http-timeout', String(timeoutSec)] }); });
+  before(async () => { p2pd = await startP2pd({ args: ['--roles', 'stun,turn,api', '--jwt-secret', JWT, '--http-timeout', String(timeoutSec)], readyTimeoutMs: READY_MS }); });
   after(async () => { await p2pd?.stop(); });
 
   /** Opens a socket that dribbles `first`, then one byte of `drip` every 250 ms; resolves with when the server closed it (ms). */
@@ -233,9 +235,10 @@ describe('HTTP timeouts cut slow clients', { timeout: 60_000 }, () => {
     const all = await Promise.all([...headers, ...bodies, silent]);
     const worst = Math.max(...all.map((a) => a.closedAfterMs));
     const first = Math.min(...all.map((a) => a.closedAfterMs));
-    // Cut at the bound (checked every 500 ms), with room for a loaded machine; not minutes later.
+    // Cut at the bound (checked every 500 ms), with room for a loaded machine; not minutes later
+    // (Node's defaults: 60 s for headers, 300 s for a request).
     t.diagnostic(`51 slow clients cut between ${Math.round(first)} and ${Math.round(worst)} ms (--http-timeout ${timeoutSec})`);
-    assert.ok(worst < timeoutSec * 1000 + 4000, `slowest cut after ${Math.round(worst)} ms`);
+    assert.ok(worst < timeoutSec * 1000 + 6000, `slowest cut after ${Math.round(worst)} ms`);
     assert.ok(first >= timeoutSec * 1000 - 300, `cut by the timeout, not before it: ${Math.round(first)} ms`);
     assert.ok(all.slice(0, 40).every((a) => a.answer === '' || a.answer.startsWith('HTTP/1.1 408')), all[0]?.answer);
     assert.equal((await fetch(`${p2pd.httpUrl}/healthz`)).status, 200);
@@ -244,11 +247,11 @@ describe('HTTP timeouts cut slow clients', { timeout: 60_000 }, () => {
   });
 });
 
-describe('429 RATE_LIMITED per token and per source, and a cap of open sessions per app', { timeout: 120_000 }, () => {
+describe('429 RATE_LIMITED per token and per source, and a cap of open sessions per app', { timeout: 240_000 }, () => {
   test('one token hammering POST /v1/sessions gets 429 RATE_LIMITED; another app is unaffected', async (t) => {
     // The attack of issue 10 (20,000 sessions from one token in 15 s), scaled down. The source
     // budget is lifted here: both apps call from loopback, and this test is about the token's.
-    const p2pd = await startP2pd({ args: ['--roles', 'stun,turn,api', '--jwt-secret', JWT, '--rate-limit-token', '20', '--rate-limit-source', '0', '--max-sessions-per-app', '0'] });
+    const p2pd = await startP2pd({ args: ['--roles', 'stun,turn,api', '--jwt-secret', JWT, '--rate-limit-token', '20', '--rate-limit-source', '0', '--max-sessions-per-app', '0'], readyTimeoutMs: READY_MS });
     try {
       const attacker = await signer.sign({ sub: 'app-attacker', role: 'app', devices: ['*'] });
       const victim = await signer.sign({ sub: 'app-victim', role: 'app', devices: ['*'] });
@@ -307,7 +310,7 @@ describe('429 RATE_LIMITED per token and per source, and a cap of open sessions 
   });
 
   test('--max-sessions-per-app: one more is 429 TOO_MANY_SESSIONS; closing one frees a slot; other apps are unaffected', async () => {
-    const p2pd = await startP2pd({ args: ['--roles', 'stun,turn,api', '--jwt-secret', JWT, '--max-sessions-per-app', '3'] });
+    const p2pd = await startP2pd({ args: ['--roles', 'stun,turn,api', '--jwt-secret', JWT, '--max-sessions-per-app', '3'], readyTimeoutMs: READY_MS });
     try {
       const a = { authorization: `Bearer ${await signer.sign({ sub: 'app-capped', role: 'app', devices: ['*'] })}` };
       const b = { authorization: `Bearer ${await signer.sign({ sub: 'app-other', role: 'app', devices: ['*'] })}` };
@@ -329,19 +332,19 @@ describe('429 RATE_LIMITED per token and per source, and a cap of open sessions 
   test('two nodes on one Redis spend one token budget', { skip: haveRedis() ? false : REDIS_MISSING }, async (t) => {
     const redis = await startRedis();
     const args = ['--roles', 'stun,turn,api', '--jwt-secret', JWT, '--redis-url', redis.url, '--rate-limit-token', '5', '--rate-limit-source', '0'];
-    const [x, y] = await Promise.all([startP2pd({ args: [...args, '--node-id', 'rl-x'] }), startP2pd({ args: [...args, '--node-id', 'rl-y'] })]);
+    const [x, y] = await Promise.all([startP2pd({ args: [...args, '--node-id', 'rl-x'], readyTimeoutMs: READY_MS }), startP2pd({ args: [...args, '--node-id', 'rl-y'], readyTimeoutMs: READY_MS })]);
     try {
       const h = { authorization: `Bearer ${await signer.sign({ sub: 'app-shared', role: 'app', devices: ['*'] })}` };
       const started = performance.now();
-      const answers: { node: string; status: number; code: unknown }[] = [];
-      for (let i = 0; i < 40; i++) {
+      // 40 at once, half to each node.
+      const answers = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
         const node = i % 2 ? y : x;
         const r = await local('GET', `${node.httpUrl}/v1/ice-servers`, { headers: h });
-        answers.push({ node: node === x ? 'x' : 'y', status: r.status, code: code(r) });
-      }
+        return { node: node === x ? 'x' : 'y', status: r.status, code: code(r) };
+      }));
       const elapsedSec = (performance.now() - started) / 1000;
       const allowed = answers.filter((a) => a.status === 200).length;
-      t.diagnostic(`40 requests alternating over two nodes in ${elapsedSec.toFixed(2)} s: ${allowed} allowed (one bucket of 5/s, burst 10)`);
+      t.diagnostic(`40 requests at once over two nodes in ${elapsedSec.toFixed(2)} s: ${allowed} allowed (one bucket of 5/s, burst 10)`);
       // One shared bucket allows 10 + 5/s; two separate ones would allow twice that.
       assert.ok(allowed <= 10 + Math.ceil(5 * elapsedSec) + 1, `${allowed} allowed in ${elapsedSec.toFixed(2)} s`);
       assert.ok(allowed >= 10);
