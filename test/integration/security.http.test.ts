@@ -12,6 +12,7 @@ import { createNetNs, netnsSupported, type NetNs } from '../helpers/netns.ts';
 import { startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
 import { freePort } from '../helpers/ports.ts';
 import { haveRedis, REDIS_MISSING, startRedis } from '../helpers/redis.ts';
+import { connectPeer, JWT_SECRET as SIGNALING_JWT, requestSession, token as signalingToken } from '../helpers/signaling.ts';
 
 const JWT = 'security-http-secret';
 const signer = createHs256Signer(JWT);
@@ -325,6 +326,27 @@ describe('429 RATE_LIMITED per token and per source, and a cap of open sessions 
       assert.equal(code(await open(a)), 'TOO_MANY_SESSIONS');
       assert.match(await (await fetch(`${p2pd.httpUrl}/metrics`)).text(), /sessions_refused_total\{code="TOO_MANY_SESSIONS"\} 3/);
     } finally {
+      await p2pd.stop();
+    }
+  });
+
+  test('--max-sessions-per-app holds for sessions asked for over MQTT too (signaling\'s session request)', async () => {
+    const mqttPort = await freePort();
+    const p2pd = await startP2pd({ args: ['--mqtt', `127.0.0.1:${mqttPort}`, '--jwt-secret', SIGNALING_JWT, '--max-sessions-per-app', '2'], readyTimeoutMs: READY_MS });
+    const peers: Awaited<ReturnType<typeof connectPeer>>[] = [];
+    try {
+      const url = `mqtt://127.0.0.1:${mqttPort}`;
+      peers.push(await connectPeer(url, 'device_cap', 'device'));
+      const app = await connectPeer(url, 'app_cap', 'app', { token: await signalingToken('app_cap', 'app', ['device_cap']) });
+      peers.push(app);
+      const h = { authorization: `Bearer ${await signalingToken('app_cap', 'app', ['device_cap'])}` };
+      assert.equal((await local('POST', `${p2pd.httpUrl}/v1/sessions`, { body: { deviceId: 'device_cap' }, headers: h })).status, 201);
+      await requestSession(app, 'device_cap');
+      // The third, over MQTT, is refused with the same code the HTTP API uses.
+      await assert.rejects(requestSession(app, 'device_cap'), /TOO_MANY_SESSIONS/);
+      assert.equal(code(await local('POST', `${p2pd.httpUrl}/v1/sessions`, { body: { deviceId: 'device_cap' }, headers: h })), 'TOO_MANY_SESSIONS');
+    } finally {
+      await Promise.allSettled(peers.map((p) => p.close()));
       await p2pd.stop();
     }
   });
