@@ -6,7 +6,9 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../log.ts';
 import { P2pdError } from '../errors.ts';
-import { notFound, notReady } from './errors.ts';
+import { httpRateLimitedTotal } from '../metrics/metrics.ts';
+import { notFound, notReady, rateLimited } from './errors.ts';
+import { sourceKey, tokenKey, type RateLimiter } from './rateLimit.ts';
 
 /** A readiness check: returns undefined when ready, or why not. */
 export type ReadinessCheck = () => string | undefined;
@@ -16,10 +18,65 @@ export interface HttpServerOptions {
   /** Prometheus text of every process of this node. */
   readonly metrics: () => Promise<{ contentType: string; body: string }>;
   readonly readiness: readonly ReadinessCheck[];
+  /**
+   * `--http-timeout`: a request's headers, and its whole body, must arrive within this; an idle
+   * keep-alive connection closes sooner (default 10 s).
+   */
+  readonly timeoutSec?: number;
+  /** Budgets per bearer token and per source address (429 RATE_LIMITED past them); none = unlimited. */
+  readonly rateLimits?: { readonly token?: RateLimiter | undefined; readonly source?: RateLimiter | undefined };
+}
+
+/** Probes must answer whoever floods the port: kubelet and load balancers share no budget with strangers. */
+const UNLIMITED_PATHS = new Set(['/healthz', '/readyz']);
+
+/** Node's http timeouts for `timeoutSec` (slowloris: headers sent a byte at a time are cut at it). */
+export function httpTimeouts(timeoutSec: number): { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number; keepAliveTimeout: number; connectionTimeout: number } {
+  const ms = Math.round(timeoutSec * 1000);
+  return {
+    headersTimeout: ms,
+    requestTimeout: ms,
+    // Node checks the two above only this often (default 30 s, which would triple a 10 s bound).
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(ms / 4))),
+    keepAliveTimeout: Math.min(5000, ms),
+    // A socket silent both ways (no request arriving, no answer leaving) for twice the bound.
+    connectionTimeout: 2 * ms,
+  };
 }
 
 export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
-  const app = Fastify({ loggerInstance: opts.logger.child({ role: 'http' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 256 * 1024 });
+  const t = httpTimeouts(opts.timeoutSec ?? 10);
+  const app = Fastify({
+    loggerInstance: opts.logger.child({ role: 'http' }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 256 * 1024,
+    http: { headersTimeout: t.headersTimeout, requestTimeout: t.requestTimeout, connectionsCheckingInterval: t.connectionsCheckingInterval },
+    requestTimeout: t.requestTimeout,
+    keepAliveTimeout: t.keepAliveTimeout,
+    connectionTimeout: t.connectionTimeout,
+  });
+  const { token: tokenLimit, source: sourceLimit } = opts.rateLimits ?? {};
+  if (tokenLimit || sourceLimit) {
+    app.addHook('onRequest', async (req, reply) => {
+      if (UNLIMITED_PATHS.has(req.url.split('?')[0] ?? '')) return;
+      const refuse = (scope: 'token' | 'source', waitMs: number) => {
+        httpRateLimitedTotal.inc({ scope });
+        const retryAfterSec = Math.max(1, Math.ceil(waitMs / 1000));
+        return reply.status(429).header('retry-after', String(retryAfterSec)).send({ error: rateLimited(scope, retryAfterSec).toJSON() });
+      };
+      if (sourceLimit) {
+        // The socket's address, not a forwarded header a client could choose.
+        const wait = await sourceLimit.take(sourceKey(req.socket.remoteAddress ?? req.ip));
+        if (wait > 0) return refuse('source', wait);
+      }
+      const auth = req.headers.authorization;
+      if (tokenLimit && auth !== undefined && auth.length > 7 && /^bearer /i.test(auth)) {
+        const wait = await tokenLimit.take(tokenKey(auth.slice(7).trim()));
+        if (wait > 0) return refuse('token', wait);
+      }
+      return undefined;
+    });
+  }
 
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof P2pdError) {

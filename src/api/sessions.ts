@@ -16,7 +16,8 @@ import { buildIceServers, stunUrl, type IceServer } from '../cluster/iceServers.
 import { pickStunNodes, pickTurnNode } from '../cluster/placement.ts';
 import type { ClusterView } from '../cluster/view.ts';
 import type { Logger } from '../log.ts';
-import { deviceOffline, noTurnNode, sessionNotFound } from '../session/errors.ts';
+import { deviceOffline, noTurnNode, SessionError, sessionNotFound } from '../session/errors.ts';
+import { sessionsRefusedTotal } from '../metrics/metrics.ts';
 import { newSession, type Session } from '../session/model.ts';
 import type { SessionStore } from '../session/store.ts';
 import { authenticate } from './auth.ts';
@@ -29,6 +30,8 @@ export interface SessionApiOptions {
   readonly authSecret: string;
   /** `--session-ttl`. */
   readonly sessionTtlSec: number;
+  /** `--max-sessions-per-app`: open sessions per app (TOO_MANY_SESSIONS past it); 0 = no cap. */
+  readonly maxSessionsPerApp?: number;
   /** Device presence from signaling: false = offline (409), undefined = unknown (allowed). */
   readonly isDeviceOnline?: ((deviceId: string) => boolean | undefined) | undefined;
   readonly log?: Logger | undefined;
@@ -73,7 +76,7 @@ const sessionSchema = {
   required: ['sessionId', 'deviceId', 'appId', 'status', 'turnNode', 'region', 'createdAt', 'updatedAt', 'ttl', 'iceServers'],
 } as const;
 
-const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema, 503: errorSchema };
+const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema, 429: errorSchema, 503: errorSchema };
 const idParams = {
   type: 'object',
   properties: { id: { type: 'string', pattern: SESSION_ID_PATTERN } },
@@ -102,7 +105,8 @@ export interface CreateSessionRequest {
 export interface SessionActions {
   /**
    * Opens a session: the app token must allow the device (FORBIDDEN), the device must not be
-   * known offline (DEVICE_OFFLINE), a TURN node must take it (NO_TURN_NODE). The one creation
+   * known offline (DEVICE_OFFLINE), the app must be under --max-sessions-per-app
+   * (TOO_MANY_SESSIONS), a TURN node must take it (NO_TURN_NODE). The one creation
    * used by `POST /v1/sessions` and by signaling's `session` request alike.
    */
   create(req: CreateSessionRequest): Promise<SessionAnswer>;
@@ -158,7 +162,15 @@ export function sessionActions(opts: SessionApiOptions): SessionActions {
       ttl: opts.sessionTtlSec,
       now: Math.floor(nowMs() / 1000),
     });
-    await store.create(session);
+    try {
+      await store.create(session, { maxOpenPerApp: opts.maxSessionsPerApp ?? 0 });
+    } catch (err) {
+      if (err instanceof SessionError && err.code === 'TOO_MANY_SESSIONS') {
+        sessionsRefusedTotal.inc({ code: err.code });
+        opts.log?.info({ appId: claims.sub, max: opts.maxSessionsPerApp }, 'session refused: TOO_MANY_SESSIONS');
+      }
+      throw err;
+    }
     opts.log?.debug({ sessionId, deviceId, appId: claims.sub, turnNode: turn.id, region }, 'session created');
     return present(session, req.ip, claims.sub);
   }

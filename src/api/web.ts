@@ -1,7 +1,7 @@
 /**
  * The web viewer on the HTTP port: `/` (web/index.html), `/assets/viewer.js` (web/src/viewer.ts
  * and the browser SDK, bundled with esbuild into web/dist on the first request, then served from
- * memory) and `/viewer-config.json` (whether the page may offer a development token).
+ * memory) and `/viewer-config.json` (whether the page may offer a development token to this caller).
  *
  * esbuild is a development dependency: without it a bundle already in web/dist is served, and
  * without either the page answers 503 WEB_UNAVAILABLE saying what to run.
@@ -14,8 +14,8 @@ import type { Logger } from '../log.ts';
 
 export interface WebOptions {
   readonly log: Logger;
-  /** POST /v1/dev/token is registered (the embedded development default). */
-  readonly devTokens: boolean;
+  /** Whether POST /v1/dev/token would give this caller a token (registered, and the caller in reach). */
+  readonly devTokens: (callerIp: string | undefined) => boolean;
   /** The web/ folder (default: the checkout's). */
   readonly webDir?: string;
 }
@@ -103,5 +103,9 @@ export function registerWebRoutes(app: FastifyInstance, opts: WebOptions): void 
     if (!b.map) return reply.status(404).send({ error: { code: 'NOT_FOUND', message: 'no source map' } });
     return reply.type('application/json').send(b.map);
   });
-  app.get('/viewer-config.json', async () => ({ devTokens: opts.devTokens }));
+  // Per caller: a page opened from another machine asks for a token instead of offering one it would be refused.
+  app.get('/viewer-config.json', async (req, reply) => {
+    void reply.header('cache-control', 'no-store');
+    return { devTokens: opts.devTokens(req.socket.remoteAddress) };
+  });
 }

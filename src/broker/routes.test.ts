@@ -6,6 +6,8 @@ import { createHs256Signer, createVerifier } from '../auth/token.ts';
 import { aclRules } from '../signaling/acl.ts';
 import { dynsecAcls } from './dynsec.ts';
 import { registerBrokerRoutes } from './routes.ts';
+import { createHttpServer } from '../api/server.ts';
+import { createLogger } from '../log.ts';
 
 const SECRET = 'routes-secret';
 
@@ -53,4 +55,61 @@ test('Mosquitto dynamic-security ACLs mirror the rules', () => {
     { acltype: 'publishClientSend', topic: 'p2p/presence/device/device_1', allow: true },
   ]);
   assert.equal(dynsecAcls(aclRules({ sub: 'app_1', role: 'app', devices: ['*'] })).find((a) => a.topic === 'p2p/presence/device/+')?.acltype, 'subscribePattern');
+});
+
+/** The node's HTTP server (its error answers), without routes. */
+const served = (): ReturnType<typeof createHttpServer> =>
+  createHttpServer({ logger: createLogger('silent'), readiness: [], metrics: async () => ({ contentType: 'text/plain', body: '' }) });
+
+test('/v1/mqtt/auth without --broker-hook-secret answers loopback callers only', async () => {
+  const app = served();
+  registerBrokerRoutes(app, { verifier: await createVerifier({ secret: SECRET }), log: pino({ level: 'silent' }) });
+  const tok = await createHs256Signer(SECRET).sign({ sub: 'app_1', role: 'app', devices: ['device_1'] });
+  const far = await app.inject({ method: 'POST', url: '/v1/mqtt/auth', payload: { username: 'app_1', password: tok }, remoteAddress: '10.1.2.3' });
+  assert.equal(far.statusCode, 403);
+  assert.equal(far.json<{ error: { code: string } }>().error.code, 'HOOK_FORBIDDEN');
+  assert.equal(far.body.includes('allow'), false);
+  const near = await app.inject({ method: 'POST', url: '/v1/mqtt/auth', payload: { username: 'app_1', password: tok }, remoteAddress: '::1' });
+  assert.equal(near.json<{ result: string }>().result, 'allow');
+  await app.close();
+});
+
+test('/v1/mqtt/auth with --broker-hook-secret wants it in x-p2pd-hook-secret, and budgets wrong guesses', async () => {
+  const app = served();
+  registerBrokerRoutes(app, { verifier: await createVerifier({ secret: SECRET }), log: pino({ level: 'silent' }), hookSecret: 'hook-s3cret' });
+  const tok = await createHs256Signer(SECRET).sign({ sub: 'app_1', role: 'app', devices: ['device_1'] });
+  const call = (headers: Record<string, string>, remoteAddress = '10.1.2.3') =>
+    app.inject({ method: 'POST', url: '/v1/mqtt/auth', payload: { username: 'app_1', password: tok }, headers, remoteAddress });
+  const tries: Record<string, string>[] = [{}, { 'x-p2pd-hook-secret': 'hook-s3cre' }, { 'x-p2pd-hook-secret': 'hook-s3cret!' }];
+  for (const headers of tries) {
+    const r = await call(headers, '127.0.0.1');
+    assert.equal(r.statusCode, 403, 'loopback needs it too once it is set');
+    assert.equal(r.json<{ error: { code: string } }>().error.code, 'HOOK_FORBIDDEN');
+  }
+  assert.equal((await call({ 'x-p2pd-hook-secret': 'hook-s3cret' })).json<{ result: string }>().result, 'allow');
+  const guesses = await Promise.all(Array.from({ length: 15 }, (_, i) => call({ 'x-p2pd-hook-secret': `guess-${i}` }, '10.9.9.9')));
+  assert.equal(guesses.filter((r) => r.statusCode === 403).length, 10);
+  const limited = guesses.filter((r) => r.statusCode === 429);
+  assert.equal(limited.length, 5);
+  assert.equal(limited[0]?.json<{ error: { code: string } }>().error.code, 'RATE_LIMITED');
+  assert.ok(Number(limited[0]?.headers['retry-after']) >= 1);
+  assert.equal((await call({ 'x-p2pd-hook-secret': 'hook-s3cret' }, '10.1.2.3')).json<{ result: string }>().result, 'allow', 'another caller is unaffected');
+  await app.close();
+});
+
+test('/v1/mqtt/auth: a burst of wrong passwords from one MQTT client address is limited; other clients log in', async () => {
+  const app = served();
+  registerBrokerRoutes(app, { verifier: await createVerifier({ secret: SECRET }), log: pino({ level: 'silent' }), serviceLogin: { username: 'p2pd', password: 'svc' } });
+  const tok = await createHs256Signer(SECRET).sign({ sub: 'app_1', role: 'app', devices: ['device_1'] });
+  const auth = (password: string, peerhost: string, username = 'app_1') =>
+    app.inject({ method: 'POST', url: '/v1/mqtt/auth', payload: { username, password, clientid: 'c', peerhost } });
+  const burst = [];
+  for (let i = 0; i < 30; i++) burst.push(await auth(`wrong-${i}`, '198.51.100.7'));
+  assert.ok(burst.slice(0, 10).every((r) => r.statusCode === 200 && r.json<{ result: string }>().result === 'deny'));
+  assert.ok(burst.slice(12).every((r) => r.statusCode === 429 && r.json<{ error: { code: string } }>().error.code === 'RATE_LIMITED'), burst.map((r) => r.statusCode).join(','));
+  const locked = await auth(tok, '198.51.100.7');
+  assert.equal(locked.statusCode, 429, 'while limited the password is not even checked');
+  assert.equal((await auth(tok, '198.51.100.8')).json<{ result: string }>().result, 'allow', 'the right login from another client works');
+  assert.equal((await auth('svc', '127.0.0.1', 'p2pd')).json<{ result: string }>().result, 'allow', 'the service logs in');
+  await app.close();
 });

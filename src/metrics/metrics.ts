@@ -219,3 +219,21 @@ export const mqttConnectionsRefusedTotal = new Counter({
   help: 'MQTT connections the embedded broker refused or closed: connect_too_large, packet_too_large, bad_header (fixed header), preauth_per_source, client_id_taken, token_expired',
   labelNames: ['reason'] as const, registers: [registry],
 });
+
+// --- HTTP exposure bounds (issue 10, area http: src/api/rateLimit.ts, src/api/devToken.ts, src/broker/routes.ts)
+export const httpRateLimitedTotal = new Counter({
+  name: 'http_rate_limited_total', help: 'HTTP requests refused with 429 RATE_LIMITED, by budget (token, source)',
+  labelNames: ['scope'] as const, registers: [registry],
+});
+export const httpRateLimitFallbackTotal = new Counter({
+  name: 'http_rate_limit_fallback_total', help: 'Rate-limit checks decided by this node alone because Redis did not answer',
+  registers: [registry],
+});
+export const sessionsRefusedTotal = new Counter({
+  name: 'sessions_refused_total', help: 'Session creations refused by a bound, by code (TOO_MANY_SESSIONS)',
+  labelNames: ['code'] as const, registers: [registry],
+});
+export const httpRefusedTotal = new Counter({
+  name: 'http_refused_total', help: 'HTTP requests refused before any work, by reason (DEV_TOKENS_LOOPBACK_ONLY, HOOK_FORBIDDEN, LOGIN_FAILED, LOGINS_RATE_LIMITED)',
+  labelNames: ['code'] as const, registers: [registry],
+});

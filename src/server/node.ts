@@ -15,9 +15,10 @@ import { startPacketRoles, storeSessionLookup, turnPrimaryHooks, type PacketRole
 import { SessionGate } from '../turn/reservationClient.ts';
 import { startSessionServices, type SessionServices } from '../session/services.ts';
 import { startSignaling, type SignalingRole } from '../signaling/start.ts';
-import { registerDevTokenRoute } from '../api/devToken.ts';
+import { devTokenAllowed, registerDevTokenRoute } from '../api/devToken.ts';
 import { registerWebRoutes } from '../api/web.ts';
 import { remoteRelays } from '../cluster/nodeInfo.ts';
+import { createHttpRateLimits } from '../api/rateLimit.ts';
 
 export interface RunningNode {
   readonly http: FastifyInstance;
@@ -66,8 +67,12 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
   }
 
   let draining = false;
+  // Budgets per token and per source (issue 10): shared through Redis when the sessions are.
+  const rateLimits = createHttpRateLimits({ tokenPerSec: config.rateLimitToken, sourcePerSec: config.rateLimitSource, redisUrls: config.redisUrls, log });
   const http = createHttpServer({
     logger: log,
+    timeoutSec: config.httpTimeoutSec,
+    rateLimits,
     // (`sessions` is bound below, before the server listens: /readyz cannot run earlier.)
     readiness: [() => (draining ? 'draining' : undefined), () => sessions.unready()],
     metrics: async () => {
@@ -114,11 +119,12 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
   // --- end signaling
 
   // --- Client side (issue 6): development tokens (only with a generated --jwt-secret, i.e. the
-  // embedded development default; see src/api/devToken.ts) and the web viewer at `/`.
+  // embedded development default, for loopback callers unless --dev-tokens lan; see
+  // src/api/devToken.ts) and the web viewer at `/`.
   if (config.roles.has('api')) {
-    const devTokens = config.jwtSecretGenerated;
-    if (devTokens) registerDevTokenRoute(http, { secret: config.jwtSecret, log });
-    registerWebRoutes(http, { log, devTokens });
+    const reach = config.jwtSecretGenerated && config.devTokens !== 'off' ? config.devTokens : undefined;
+    if (reach) registerDevTokenRoute(http, { secret: config.jwtSecret, log, reach });
+    registerWebRoutes(http, { log, devTokens: (ip) => reach !== undefined && devTokenAllowed(reach, ip) });
   }
   // --- end client side
 
@@ -147,6 +153,7 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
       await sessions.stop();
       await pool?.stop();
       await local?.stop();
+      await rateLimits.close();
     },
   };
 }

@@ -9,7 +9,8 @@ export type SessionErrorCode =
   | 'SESSION_EXISTS'
   | 'DEVICE_OFFLINE'
   | 'NO_TURN_NODE'
-  | 'STORE_UNAVAILABLE';
+  | 'STORE_UNAVAILABLE'
+  | 'TOO_MANY_SESSIONS';
 
 const STATUS: Record<SessionErrorCode, number> = {
   SESSION_NOT_FOUND: 404,
@@ -17,6 +18,7 @@ const STATUS: Record<SessionErrorCode, number> = {
   DEVICE_OFFLINE: 409,
   NO_TURN_NODE: 503,
   STORE_UNAVAILABLE: 503,
+  TOO_MANY_SESSIONS: 429,
 };
 
 export class SessionError extends P2pdError {
@@ -36,5 +38,8 @@ export const noTurnNode = (region: string): SessionError =>
   new SessionError('NO_TURN_NODE', `no TURN node can take a session (region ${JSON.stringify(region)}): none healthy, all draining or at capacity`);
 export const storeUnavailable = (cause?: unknown): SessionError =>
   new SessionError('STORE_UNAVAILABLE', 'session store unavailable', cause === undefined ? undefined : { cause });
+
+export const tooManySessions = (appId: string, max: number): SessionError =>
+  new SessionError('TOO_MANY_SESSIONS', `app ${JSON.stringify(appId)} has ${max} open sessions, the most --max-sessions-per-app allows: close one first`);
 
 export const isStoreUnavailable = (err: unknown): boolean => err instanceof SessionError && err.code === 'STORE_UNAVAILABLE';

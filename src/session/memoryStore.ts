@@ -5,9 +5,9 @@
  */
 import type { Logger } from '../log.ts';
 import { sessionsCreatedTotal } from '../metrics/metrics.ts';
-import { sessionExists } from './errors.ts';
+import { sessionExists, tooManySessions } from './errors.ts';
 import { TRACE_MAX_EVENTS, type Session, type SessionUpdate, type TraceEvent } from './model.ts';
-import { countClosed, stateEvent, type CloseOptions, type SessionPatch, type SessionStore } from './store.ts';
+import { countClosed, stateEvent, type CloseOptions, type CreateOptions, type SessionPatch, type SessionStore } from './store.ts';
 
 interface Entry {
   session: Session;
@@ -23,6 +23,8 @@ export interface MemorySessionStoreOptions {
 
 export class MemorySessionStore implements SessionStore {
   private readonly entries = new Map<string, Entry>();
+  /** Open session ids per app (`--max-sessions-per-app`); ids that closed or expired leave as they are met. */
+  private readonly openByApp = new Map<string, Set<string>>();
   private readonly listeners = new Set<(u: SessionUpdate) => void>();
   private readonly nowMs: () => number;
   private readonly log: Logger | undefined;
@@ -39,10 +41,23 @@ export class MemorySessionStore implements SessionStore {
   private live(sessionId: string): Entry | undefined {
     const e = this.entries.get(sessionId);
     if (e && e.expiresAtMs <= this.nowMs()) {
-      this.entries.delete(sessionId);
+      this.drop(sessionId, e);
       return undefined;
     }
     return e;
+  }
+
+  /** Forgets an expired record, and its place in its app's open count. */
+  private drop(sessionId: string, e: Entry): void {
+    this.entries.delete(sessionId);
+    this.leaveApp(e.session.appId, sessionId);
+  }
+
+  private leaveApp(appId: string, sessionId: string): void {
+    const open = this.openByApp.get(appId);
+    if (!open) return;
+    open.delete(sessionId);
+    if (open.size === 0) this.openByApp.delete(appId);
   }
 
   private publish(s: Session, atMs: number): void {
@@ -64,12 +79,19 @@ export class MemorySessionStore implements SessionStore {
     if (e.trace.length > TRACE_MAX_EVENTS) e.trace.splice(0, e.trace.length - TRACE_MAX_EVENTS);
   }
 
-  async create(session: Session): Promise<void> {
+  async create(session: Session, opts: CreateOptions = {}): Promise<void> {
     if (this.live(session.sessionId)) throw sessionExists(session.sessionId);
+    const max = opts.maxOpenPerApp ?? 0;
+    if (max > 0 && session.status !== 'closed' && this.openCount(session.appId) >= max) throw tooManySessions(session.appId, max);
     const at = this.nowMs();
     const e: Entry = { session: { ...session }, trace: [], expiresAtMs: at + session.ttl * 1000 };
     MemorySessionStore.pushTrace(e, stateEvent('new', session.status, at, ''));
     this.entries.set(session.sessionId, e);
+    if (session.status !== 'closed') {
+      let open = this.openByApp.get(session.appId);
+      if (!open) this.openByApp.set(session.appId, open = new Set());
+      open.add(session.sessionId);
+    }
     sessionsCreatedTotal.inc();
     this.publish(e.session, at);
   }
@@ -98,7 +120,10 @@ export class MemorySessionStore implements SessionStore {
     e.expiresAtMs = at + next.ttl * 1000;
     if (next.status !== prev.status) {
       MemorySessionStore.pushTrace(e, stateEvent(prev.status, next.status, at, next.closeReason));
-      if (next.status === 'closed') countClosed(next.closeReason);
+      if (next.status === 'closed') {
+        countClosed(next.closeReason);
+        this.leaveApp(next.appId, sessionId);
+      }
       this.publish(next, at);
     }
     return { ...next };
@@ -114,6 +139,7 @@ export class MemorySessionStore implements SessionStore {
     e.expiresAtMs = at + e.session.ttl * 1000;
     MemorySessionStore.pushTrace(e, stateEvent(prev, 'closed', at, reason));
     countClosed(reason);
+    this.leaveApp(e.session.appId, sessionId);
     this.publish(e.session, at);
     return true;
   }
@@ -137,7 +163,7 @@ export class MemorySessionStore implements SessionStore {
     const stale: Session[] = [];
     const now = this.nowMs();
     for (const [id, e] of this.entries) {
-      if (e.expiresAtMs <= now) this.entries.delete(id);
+      if (e.expiresAtMs <= now) this.drop(id, e);
       else if (e.session.status !== 'closed' && e.session.lastSeenAt < beforeSec) stale.push(e.session);
     }
     stale.sort((a, b) => a.lastSeenAt - b.lastSeenAt);
@@ -148,10 +174,22 @@ export class MemorySessionStore implements SessionStore {
     let n = 0;
     const now = this.nowMs();
     for (const [id, e] of this.entries) {
-      if (e.expiresAtMs <= now) this.entries.delete(id);
+      if (e.expiresAtMs <= now) this.drop(id, e);
       else if (e.session.status !== 'closed') n++;
     }
     return n;
+  }
+
+  /** The app's open sessions, dropping ids whose record expired (walks at most the app's cap). */
+  private openCount(appId: string): number {
+    const open = this.openByApp.get(appId);
+    if (!open) return 0;
+    for (const id of open) this.live(id);
+    return this.openByApp.get(appId)?.size ?? 0;
+  }
+
+  async countOpenForApp(appId: string): Promise<number> {
+    return this.openCount(appId);
   }
 
   onUpdate(listener: (u: SessionUpdate) => void): () => void {

@@ -11,6 +11,13 @@
  *   instead of making one slot hot; the sweeper reads all sixteen. The index is a hint kept next
  *   to the record (a separate command, since it lives in another slot): the close script re-checks
  *   the record, and ids whose record is gone or closed are dropped from the index when met.
+ * - `sessions:app:{APP}` — sorted set of an app's open sessions scored by when their record
+ *   expires (unix ms), for `--max-sessions-per-app`. Scores follow the record's TTL, so a session
+ *   whose record expires leaves the count by itself (purged at the app's next create), and the
+ *   key expires with its newest member. With a single Redis the session scripts keep it (the key
+ *   is built in Lua from the record's app id: one server holds every key); in a Cluster it lives
+ *   in the app's slot, so a reservation script on it runs before the create and separate commands
+ *   follow the close and the TTL refresh.
  * - channel `session_updates:{ID}` — each status change (and the creation), published by the
  *   same script that made it, so exactly once. Every node PSUBSCRIBEs `session_updates:*`
  *   (classic pub/sub reaches every node of a Cluster).
@@ -21,11 +28,11 @@
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../log.ts';
 import { sessionStoreErrorsTotal, sessionsCreatedTotal } from '../metrics/metrics.ts';
-import { SessionError, sessionExists, storeUnavailable } from './errors.ts';
+import { SessionError, sessionExists, storeUnavailable, tooManySessions } from './errors.ts';
 import { TRACE_MAX_EVENTS, type Session, type SessionStatus, type SessionUpdate, type TraceEvent } from './model.ts';
 import { Cluster } from 'ioredis';
 import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from './redis.ts';
-import { countClosed, type CloseOptions, type SessionPatch, type SessionStore } from './store.ts';
+import { countClosed, type CloseOptions, type CreateOptions, type SessionPatch, type SessionStore } from './store.ts';
 
 export const INDEX_BUCKETS = 16;
 export const sessionKey = (id: string): string => `session:{${id}}`;
@@ -33,6 +40,7 @@ export const traceKey = (id: string): string => `session:{${id}}:trace`;
 export const updatesChannel = (id: string): string => `session_updates:{${id}}`; // (built in Lua too)
 export const indexKey = (bucket: number): string => `sessions:lastseen:{${bucket}}`;
 export const indexKeyOf = (id: string): string => indexKey(crc32(id) % INDEX_BUCKETS);
+export const appKey = (appId: string): string => `sessions:app:{${appId}}`; // (built in Lua too)
 const UPDATES_PATTERN = 'session_updates:*';
 
 /** Session field → hash field. Short names keep a record well under 1 KiB. */
@@ -44,6 +52,14 @@ const FIELDS = {
 // The scripts. KEYS of one session: rec, trace, and, with a single Redis, its index bucket (in a
 // Cluster the bucket lives in another slot, so the caller updates it with a separate command).
 const LUA_LIB = `
+local function appKey(a) return 'sessions:app:{' .. a .. '}' end
+-- The app's open set: the session counts until its record would expire.
+local function appHold(a, id, atMs, ttl)
+  local k = appKey(a)
+  local untilMs = tonumber(atMs) + tonumber(ttl) * 1000
+  redis.call('ZADD', k, untilMs, id)
+  if redis.call('PTTL', k) < tonumber(ttl) * 1000 then redis.call('PEXPIRE', k, tonumber(ttl) * 1000) end
+end
 local function notify(trace, ttl, from, to, reason, atMs, maxTrace, id, tn, d, a)
   local ev = { at = tonumber(atMs), kind = 'state', what = from .. '\u2192' .. to }
   if reason ~= '' then ev.detail = { reason = reason } end
@@ -64,19 +80,33 @@ local function closeOne(rec, trace, idx, id, atMs, maxTrace, reason, updatedAt, 
   if before ~= '' and tonumber(cur[3]) >= tonumber(before) then return 2 end
   redis.call('HSET', rec, 's', 'closed', 'cr', reason, 'u', updatedAt)
   redis.call('EXPIRE', rec, cur[2])
-  if idx then redis.call('ZREM', idx, id) end
+  if idx then
+    redis.call('ZREM', idx, id)
+    if cur[6] then redis.call('ZREM', appKey(cur[6]), id) end
+  end
   notify(trace, cur[2], cur[1], 'closed', reason, atMs, maxTrace, id, cur[4], cur[5], cur[6])
   return 1
 end
 `;
 
-// ARGV: id, atMs, maxTrace, ttl, status, lastSeenAt, turnNode, deviceId, appId, field, value, …
+// ARGV: id, atMs, maxTrace, ttl, status, lastSeenAt, turnNode, deviceId, appId, maxOpenPerApp,
+// field, value, … → 1 created, 0 exists, -2 the app is at its cap (single Redis; see appKey).
 const LUA_CREATE = `${LUA_LIB}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 10))
+local open = ARGV[5] ~= 'closed'
+if KEYS[3] and open then
+  local ak = appKey(ARGV[9])
+  redis.call('ZREMRANGEBYSCORE', ak, '-inf', ARGV[2])
+  local max = tonumber(ARGV[10])
+  if max > 0 and redis.call('ZCARD', ak) >= max then return -2 end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 11))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('DEL', KEYS[2])
-if KEYS[3] and ARGV[5] ~= 'closed' then redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1]) end
+if KEYS[3] and open then
+  redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1])
+  appHold(ARGV[9], ARGV[1], ARGV[2], ARGV[4])
+end
 notify(KEYS[2], ARGV[4], 'new', ARGV[5], '', ARGV[2], ARGV[3], ARGV[1], ARGV[7], ARGV[8], ARGV[9])
 return 1
 `;
@@ -84,7 +114,7 @@ return 1
 // ARGV: id, atMs, maxTrace, field, value, …
 // → nil for no record, else { 1 if the status changed else 0, the record after as HGETALL }.
 const LUA_UPDATE = `${LUA_LIB}
-local cur = redis.call('HMGET', KEYS[1], 's', 't')
+local cur = redis.call('HMGET', KEYS[1], 's', 't', 'a')
 if not cur[1] then return false end
 if cur[1] == 'closed' then return { 0, redis.call('HGETALL', KEYS[1]) } end
 local to, seen = nil, nil
@@ -102,8 +132,13 @@ elseif redis.call('EXISTS', KEYS[2]) == 1 then
   redis.call('EXPIRE', KEYS[2], cur[2])
 end
 if KEYS[3] then
-  if to == 'closed' then redis.call('ZREM', KEYS[3], ARGV[1])
-  elseif seen then redis.call('ZADD', KEYS[3], seen, ARGV[1]) end
+  if to == 'closed' then
+    redis.call('ZREM', KEYS[3], ARGV[1])
+    if cur[3] then redis.call('ZREM', appKey(cur[3]), ARGV[1]) end
+  else
+    if seen then redis.call('ZADD', KEYS[3], seen, ARGV[1]) end
+    if cur[3] then appHold(cur[3], ARGV[1], ARGV[2], cur[2]) end
+  end
 end
 return { changed, redis.call('HGETALL', KEYS[1]) }
 `;
@@ -134,6 +169,17 @@ redis.call('EXPIRE', KEYS[2], ttl)
 return 1
 `;
 
+// A Cluster's reservation of a slot in an app's open set, before the session's own script.
+// KEYS: app set. ARGV: id, atMs, untilMs, maxOpenPerApp, ttlMs → 1 added, 0 was there, -2 full.
+const LUA_APP_RESERVE = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+local max = tonumber(ARGV[4])
+if max > 0 and redis.call('ZCARD', KEYS[1]) >= max and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return -2 end
+local added = redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[5]) then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+return added
+`;
+
 type Arg = string | number;
 interface SessionScripts {
   sessionCreate(...keysThenArgs: Arg[]): Promise<number>;
@@ -142,6 +188,8 @@ interface SessionScripts {
   /** Single Redis only: the number of keys comes first. */
   sessionCloseMany(numKeys: number, ...keysThenArgs: Arg[]): Promise<number[]>;
   sessionAppend(rec: string, trace: string, ...args: Arg[]): Promise<number>;
+  /** Cluster only: KEYS = the app set. */
+  sessionAppReserve(appSet: string, ...args: Arg[]): Promise<number>;
 }
 
 /** `keysPerSession`: 2 in a Cluster, 3 (the index bucket too) with a single Redis. */
@@ -152,6 +200,7 @@ function defineScripts(client: RedisClient, keysPerSession: number): SessionScri
   client.defineCommand('sessionClose', { numberOfKeys: keysPerSession, lua: LUA_CLOSE });
   client.defineCommand('sessionCloseMany', { lua: LUA_CLOSE_MANY });
   client.defineCommand('sessionAppend', { numberOfKeys: 2, lua: LUA_APPEND });
+  client.defineCommand('sessionAppReserve', { numberOfKeys: 1, lua: LUA_APP_RESERVE });
   return client as unknown as SessionScripts;
 }
 
@@ -289,16 +338,33 @@ export class RedisSessionStore implements SessionStore {
     return this.inlineIndex ? [sessionKey(id), traceKey(id), indexKeyOf(id)] : [sessionKey(id), traceKey(id)];
   }
 
-  async create(session: Session): Promise<void> {
+  async create(session: Session, opts: CreateOptions = {}): Promise<void> {
     const id = session.sessionId;
+    const max = opts.maxOpenPerApp ?? 0;
     await this.run(async () => {
       const { sessionId: _id, ...rest } = session;
       const keys = this.keys(id);
-      const created = await this.scripts.sessionCreate(...keys,
-        id, this.nowMs(), TRACE_MAX_EVENTS, session.ttl, session.status, session.lastSeenAt,
-        session.turnNode, session.deviceId, session.appId, ...toFields(rest));
+      const atMs = this.nowMs();
+      const open = session.status !== 'closed';
+      // A Cluster: take the app's slot first (its own hash slot), give it back if the create fails.
+      let reserved = 0;
+      if (!this.inlineIndex && open) {
+        reserved = await this.scripts.sessionAppReserve(appKey(session.appId), id, atMs, atMs + session.ttl * 1000, max, session.ttl * 1000);
+        if (reserved === -2) throw tooManySessions(session.appId, max);
+      }
+      let created: number;
+      try {
+        created = await this.scripts.sessionCreate(...keys,
+          id, atMs, TRACE_MAX_EVENTS, session.ttl, session.status, session.lastSeenAt,
+          session.turnNode, session.deviceId, session.appId, max, ...toFields(rest));
+      } catch (err) {
+        if (reserved === 1) await this.client.zrem(appKey(session.appId), id).catch(() => undefined);
+        throw err;
+      }
+      if (created !== 1 && reserved === 1) await this.client.zrem(appKey(session.appId), id);
+      if (created === -2) throw tooManySessions(session.appId, max);
       if (created !== 1) throw sessionExists(id);
-      if (!this.inlineIndex && session.status !== 'closed') await this.client.zadd(indexKeyOf(id), session.lastSeenAt, id);
+      if (!this.inlineIndex && open) await this.client.zadd(indexKeyOf(id), session.lastSeenAt, id);
     });
     sessionsCreatedTotal.inc();
   }
@@ -319,9 +385,11 @@ export class RedisSessionStore implements SessionStore {
       if (!s) return undefined;
       if (s.status === 'closed') {
         if (changed === 1) countClosed(s.closeReason);
-        if (!this.inlineIndex) await this.client.zrem(indexKeyOf(sessionId), sessionId);
-      } else if (patch.lastSeenAt !== undefined && !this.inlineIndex) {
-        await this.client.zadd(indexKeyOf(sessionId), s.lastSeenAt, sessionId);
+        if (!this.inlineIndex) await Promise.all([this.client.zrem(indexKeyOf(sessionId), sessionId), this.client.zrem(appKey(s.appId), sessionId)]);
+      } else if (!this.inlineIndex) {
+        // The record's TTL was refreshed: so is its hold on the app's count.
+        await this.client.zadd(appKey(s.appId), 'XX', this.nowMs() + s.ttl * 1000, sessionId);
+        if (patch.lastSeenAt !== undefined) await this.client.zadd(indexKeyOf(sessionId), s.lastSeenAt, sessionId);
       }
       return s;
     });
@@ -333,6 +401,10 @@ export class RedisSessionStore implements SessionStore {
       const code = await this.scripts.sessionClose(...keys,
         sessionId, this.nowMs(), TRACE_MAX_EVENTS, reason, now, opts.ifLastSeenBefore ?? '');
       if (code !== 2 && !this.inlineIndex) await this.client.zrem(indexKeyOf(sessionId), sessionId);
+      if (code === 1 && !this.inlineIndex) {
+        const appId = await this.client.hget(sessionKey(sessionId), FIELDS.appId);
+        if (appId !== null) await this.client.zrem(appKey(appId), sessionId);
+      }
       if (code === 1) countClosed(reason);
       return code === 1;
     });
@@ -389,6 +461,10 @@ export class RedisSessionStore implements SessionStore {
     }
     all.sort((a, b) => a.score - b.score);
     return all.slice(0, limit).map((e) => e.id);
+  }
+
+  async countOpenForApp(appId: string): Promise<number> {
+    return this.run(() => this.client.zcount(appKey(appId), `(${this.nowMs()}`, '+inf'));
   }
 
   async countOpen(): Promise<number> {

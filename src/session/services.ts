@@ -132,6 +132,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
     verifier: opts.verifier ?? await createVerifier({ secret: config.jwtSecret, publicKeyPem: config.jwtPublicKeyPem }),
     authSecret: config.authSecret,
     sessionTtlSec: config.sessionTtlSec,
+    maxSessionsPerApp: config.maxSessionsPerApp,
     isDeviceOnline: (id: string) => isDeviceOnline?.(id),
   };
   const actions = sessionActions(apiOptions);

@@ -203,6 +203,60 @@ export function sessionStoreSuite(name: string, makeHarness: () => Promise<Store
       await a.close(s2.sessionId, 'deleted', nowSec());
     });
 
+    test('caps open sessions per app across nodes; close, patch-close and sweep free a slot', async () => {
+      const appId = `app_cap_${randomUUID().slice(0, 8)}`;
+      const cap = 3;
+      const tries = Array.from({ length: 10 }, () => sample({ appId }));
+      const results = await Promise.allSettled(tries.map((s, i) => (i % 2 ? a : b).create(s, { maxOpenPerApp: cap })));
+      const ok = tries.filter((_, i) => results[i]?.status === 'fulfilled');
+      assert.equal(ok.length, cap, 'two nodes racing for the last slots do not overshoot');
+      for (const r of results) {
+        if (r.status === 'rejected') assert.ok(r.reason instanceof SessionError && r.reason.code === 'TOO_MANY_SESSIONS' && r.reason.statusCode === 429, String(r.reason));
+      }
+      assert.equal(await a.countOpenForApp(appId), cap);
+      assert.equal(await b.countOpenForApp(appId), cap);
+      const other = sample({ appId: `${appId}_other` });
+      await b.create(other, { maxOpenPerApp: cap });
+      assert.equal(await a.countOpenForApp(other.appId), 1, 'another app has its own count');
+      const [s1, s2, s3] = ok as [Session, Session, Session];
+      // DELETE / bye.
+      assert.equal(await b.close(s1.sessionId, 'deleted', nowSec()), true);
+      assert.equal(await a.countOpenForApp(appId), cap - 1);
+      const again = sample({ appId });
+      await a.create(again, { maxOpenPerApp: cap });
+      await assert.rejects(b.create(sample({ appId }), { maxOpenPerApp: cap }), (e: unknown) => e instanceof SessionError && e.code === 'TOO_MANY_SESSIONS');
+      // A patch that closes, and the sweeper's batch close.
+      await a.update(s2.sessionId, { status: 'closed', closeReason: 'bye', updatedAt: nowSec() });
+      assert.deepEqual(await b.closeMany([s3.sessionId, again.sessionId], 'swept', nowSec()), [s3.sessionId, again.sessionId]);
+      assert.equal(await a.countOpenForApp(appId), 0);
+      // A keepalive or status change keeps the session counted.
+      const kept = sample({ appId });
+      await a.create(kept, { maxOpenPerApp: 1 });
+      await b.update(kept.sessionId, { status: 'connected', updatedAt: nowSec(), lastSeenAt: nowSec() });
+      assert.equal(await b.countOpenForApp(appId), 1);
+      await assert.rejects(b.create(sample({ appId }), { maxOpenPerApp: 1 }), (e: unknown) => e instanceof SessionError && e.code === 'TOO_MANY_SESSIONS');
+      // A refused duplicate id takes no slot and frees none.
+      await assert.rejects(a.create({ ...kept }, { maxOpenPerApp: 5 }), (e: unknown) => e instanceof SessionError && e.code === 'SESSION_EXISTS');
+      assert.equal(await a.countOpenForApp(appId), 1);
+      await a.close(kept.sessionId, 'deleted', nowSec());
+      await a.close(other.sessionId, 'deleted', nowSec());
+      assert.equal(await b.countOpenForApp(appId), 0);
+    });
+
+    test('a session whose record expires leaves its app\'s count', async () => {
+      const appId = `app_ttl_${randomUUID().slice(0, 8)}`;
+      const s = sample({ appId, ttl: 1 });
+      await a.create(s, { maxOpenPerApp: 1 });
+      assert.equal(await b.countOpenForApp(appId), 1);
+      await assert.rejects(b.create(sample({ appId }), { maxOpenPerApp: 1 }), (e: unknown) => e instanceof SessionError && e.code === 'TOO_MANY_SESSIONS');
+      await sleep(1300);
+      assert.equal(await b.countOpenForApp(appId), 0);
+      const next = sample({ appId });
+      await b.create(next, { maxOpenPerApp: 1 });
+      assert.equal(await a.countOpenForApp(appId), 1);
+      await a.close(next.sessionId, 'deleted', nowSec());
+    });
+
     test('trace keeps appended events in order and only the newest TRACE_MAX_EVENTS', async () => {
       const s = sample();
       await a.create(s);

@@ -30,9 +30,21 @@ export interface CloseOptions {
   readonly ifLastSeenBefore?: number;
 }
 
+export interface CreateOptions {
+  /**
+   * Refuse (TOO_MANY_SESSIONS, 429) when the session's app already has this many open sessions
+   * (`--max-sessions-per-app`; 0 or absent = no cap). Checked and counted atomically with the
+   * creation, so nodes racing for an app's last slot cannot overshoot.
+   */
+  readonly maxOpenPerApp?: number;
+}
+
 export interface SessionStore {
-  /** Stores a new session (fails with SESSION_EXISTS on a duplicate id). Publishes its update. */
-  create(session: Session): Promise<void>;
+  /**
+   * Stores a new session (fails with SESSION_EXISTS on a duplicate id, TOO_MANY_SESSIONS past
+   * `opts.maxOpenPerApp`). Publishes its update.
+   */
+  create(session: Session, opts?: CreateOptions): Promise<void>;
   get(sessionId: string): Promise<Session | undefined>;
   /**
    * Applies a patch; publishes a SessionUpdate when the status changes. A closed session stays
@@ -62,6 +74,11 @@ export interface SessionStore {
   findStale(beforeSec: number, limit: number): Promise<string[]>;
   /** Number of sessions not closed (cluster-wide with Redis). */
   countOpen(): Promise<number>;
+  /**
+   * Open sessions of one app (cluster-wide with Redis): a session leaves the count when it is
+   * closed (DELETE, bye, sweep) or its record expires.
+   */
+  countOpenForApp(appId: string): Promise<number>;
   /** Every SessionUpdate of every session, from every node (each node listens to release TURN allocations). */
   onUpdate(listener: (u: SessionUpdate) => void): () => void;
   /** True while the backing store answers. */

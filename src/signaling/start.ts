@@ -51,7 +51,7 @@ export async function startSignaling(opts: SignalingRoleOptions): Promise<Signal
       verifier, gate: service, log, tcp: config.mqtt, http: http.server,
       maxPacketBytes: config.mqttMaxPacketBytes, preauthPerSource: config.mqttPreauthPerSource,
     });
-    registerBrokerRoutes(http, { verifier, log });
+    registerBrokerRoutes(http, { verifier, log, hookSecret: config.brokerHookSecret });
   } else {
     const ext = await connectExternalBroker({ url: config.mqttUrl, service, log });
     broker = ext;
@@ -62,7 +62,7 @@ export async function startSignaling(opts: SignalingRoleOptions): Promise<Signal
     }
     const u = new URL(config.mqttUrl);
     const serviceLogin = u.username ? { username: decodeURIComponent(u.username), password: decodeURIComponent(u.password) } : undefined;
-    registerBrokerRoutes(http, { verifier, log, provisioner, serviceLogin });
+    registerBrokerRoutes(http, { verifier, log, provisioner, serviceLogin, hookSecret: config.brokerHookSecret });
     log.info({ broker: redact(config.mqttUrl), dynsec: config.mqttDynsec }, 'signaling on an external broker');
   }
   service.setPublisher(broker);
