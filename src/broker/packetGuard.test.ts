@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { FixedHeaderScanner } from './packetGuard.ts';
 import { PreauthLimiter, sourceKey } from './preauth.ts';
 
@@ -54,4 +55,19 @@ test('pre-login slots: a source holds at most its maximum, released once each; I
   assert.equal(sourceKey('2001:db8:0:1::5'), sourceKey('2001:DB8:0:1:ffff:1:2:3'));
   assert.notEqual(sourceKey('2001:db8:0:1::5'), sourceKey('2001:db8:0:2::5'));
   assert.equal(sourceKey('::1'), '0:0:0:0::/64');
+});
+
+test('random bytes, split anywhere, never pass a packet above its limit and never throw', () => {
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 2048 }), fc.integer({ min: 1, max: 64 }), (bytes, step) => {
+    const s = new FixedHeaderScanner(512, 1024);
+    let verdict: string | undefined;
+    for (let i = 0; i < bytes.length && verdict === undefined; i += step) verdict = s.feed(Buffer.from(bytes.subarray(i, i + step)));
+    assert.ok(verdict === undefined || ['connect_too_large', 'packet_too_large', 'bad_header'].includes(verdict));
+  }), { numRuns: 2000 });
+  // A well-formed stream of random packets is judged exactly by its announced sizes.
+  fc.assert(fc.property(fc.integer({ min: 0, max: 600 }), fc.array(fc.tuple(fc.integer({ min: 2, max: 14 }), fc.integer({ min: 0, max: 1500 })), { maxLength: 8 }), (connectBytes, rest) => {
+    const stream = Buffer.concat([packet(1, connectBytes), ...rest.map(([type, n]) => packet(type, n))]);
+    const expected = connectBytes > 512 ? 'connect_too_large' : rest.some(([, n]) => n > 1024) ? 'packet_too_large' : undefined;
+    assert.equal(new FixedHeaderScanner(512, 1024).feed(stream), expected);
+  }), { numRuns: 500 });
 });
