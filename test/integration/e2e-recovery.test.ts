@@ -26,7 +26,9 @@ const waitEvent = <T>(what: string, subscribe: (done: (v: T) => void) => void, t
     subscribe((v) => { clearTimeout(timer); resolve(v); });
   });
 
-describe('recovery', { timeout: 85_000 }, () => {
+// No suite-wide timeout: every step below has its own bound (and the runner's --test-timeout
+// guards a hang); a sum of them ran out on a busy machine while no step was stuck.
+describe('recovery', () => {
   const stops: Array<() => Promise<unknown>> = [];
   after(async () => {
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
