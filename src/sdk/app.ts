@@ -108,6 +108,8 @@ const SENDS_PER_MSG_ID = 2;
 const DISCONNECTED_GRACE_MS = 2500;
 const FAILED_GRACE_MS = 1500;
 const RESTART_ATTEMPT_MS = 8000;
+/** Errors that end a recovery at once: retrying cannot change them. */
+const RECOVERY_FATAL: readonly string[] = ['PEER_GONE', 'DEVICE_ERROR', 'AUTH_FAILED', 'FORBIDDEN'];
 const RECREATE_MIN_INTERVAL_MS = 3000;
 const FRAME_STAMPS_KEPT = 600;
 
@@ -505,8 +507,11 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
         this.sendKeepalive();
         return;
       } catch (err) {
-        lastError = this.lastRecoveryError ?? asSdkError(err);
-        if (this.closed || ['PEER_GONE', 'DEVICE_ERROR', 'AUTH_FAILED', 'FORBIDDEN'].includes(lastError.code)) break;
+        // A decisive answer (the device is back and does not know the session) wins over what an
+        // earlier attempt heard (DEVICE_OFFLINE while the device was restarting).
+        const thrown = asSdkError(err);
+        lastError = RECOVERY_FATAL.includes(thrown.code) ? thrown : this.lastRecoveryError ?? thrown;
+        if (this.closed || RECOVERY_FATAL.includes(lastError.code)) break;
         await sleep(Math.min(1000, until - now()));
       }
     }
