@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { startDevice, type DeviceProcess } from '../helpers/device.ts';
-import { P2PD_BIN, startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
+import { P2PD_BIN, STARTUP_TIMEOUT_MS, startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
 
 const run = promisify(execFile);
 
@@ -17,7 +17,8 @@ async function p2pd(args: string[]): Promise<{ code: number; stdout: string; std
   const env = { ...process.env };
   delete env.P2PD_TOKEN;
   try {
-    const { stdout, stderr } = await run(process.execPath, [P2PD_BIN, ...args], { env, timeout: 30_000 });
+    // A hang guard: the process's cold start, then connect's own 20 s setup bound.
+    const { stdout, stderr } = await run(process.execPath, [P2PD_BIN, ...args], { env, timeout: STARTUP_TIMEOUT_MS + 30_000 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };

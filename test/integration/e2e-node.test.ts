@@ -11,6 +11,7 @@ import type { AppConnection } from '../../src/sdk/app.ts';
 import type { DeviceServer } from '../../src/sdk/device.ts';
 import { connect, isSdkError, serve } from '../../src/sdk/node.ts';
 import { startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
+import { metricValue } from '../helpers/stunClient.ts';
 
 const JWT = 'e2e-node-secret';
 const signer = createHs256Signer(JWT);
@@ -48,10 +49,12 @@ describe('Node app ↔ Node device through p2pd', () => {
     const token = await signer.sign({ sub: 'app-n1', role: 'app', devices: ['cam-n1'] });
     const closedOnDevice = new Promise<{ reason: string }>((resolve) => dev.once('viewer-closed', resolve));
     // `direct`: no TURN at either end, so the path cannot come out relayed on a slow machine.
+    const allocations = await metricValue(p2pd.httpUrl, 'turn_sessions_total');
     const conn = await connect({ server: p2pd.httpUrl, token, deviceId: 'cam-n1', timeoutMs: 15_000, iceTransportPolicy: 'direct' });
     conns.push(conn);
     assert.equal(conn.state, 'connected');
     assert.equal(conn.path, 'direct');
+    assert.equal(await metricValue(p2pd.httpUrl, 'turn_sessions_total'), allocations, 'neither end allocated on TURN');
     assert.ok(conn.setupMs !== undefined && conn.setupMs > 0 && conn.setupMs < 15_000, `setup ${conn.setupMs} ms`);
 
     assert.deepEqual(await conn.echo({ hello: 'camera', n: 42 }), { hello: 'camera', n: 42 });
