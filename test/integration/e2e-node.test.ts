@@ -90,15 +90,16 @@ describe('Node app ↔ Node device through p2pd', () => {
 
   test('serves several viewers at once', async () => {
     const token = await signer.sign({ sub: 'app-n2', role: 'app', devices: ['*'] });
+    const earlier = dev.viewers().length; // a failed test before this one may have left its viewer
     const [a, b, c] = await Promise.all([1, 2, 3].map(() => connect({ server: p2pd.httpUrl, token, deviceId: 'cam-n1', timeoutMs: 15_000 })));
     conns.push(a as AppConnection, b as AppConnection, c as AppConnection);
-    assert.equal(dev.viewers().length, 3);
+    assert.equal(dev.viewers().length, earlier + 3);
     for (const conn of [a, b, c] as AppConnection[]) {
       assert.equal(await conn.echo(conn.sessionId), conn.sessionId);
       await until('video on every viewer', async () => (await conn.getStats()).framesReceived >= 5);
     }
     await Promise.all([a, b, c].map((x) => (x as AppConnection).close()));
-    await until('viewers gone', () => dev.viewers().length === 0, 5000);
+    await until('viewers gone', () => dev.viewers().length === earlier, 5000);
   });
 
   test('fails clearly: DEVICE_OFFLINE, AUTH_FAILED, FORBIDDEN', async () => {
