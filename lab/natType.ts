@@ -9,6 +9,8 @@ import { SERVER_ALT_IP, SERVER_IP, type Lab } from './netns.ts';
 const P2PD = fileURLToPath(new URL('../bin/p2pd.js', import.meta.url));
 
 export interface Verdict {
+  /** False when the server did not answer test I (not yet listening, or a loaded machine). */
+  readonly reachable: boolean;
   readonly mapping: string;
   readonly filtering: string;
   readonly type: string;
@@ -24,10 +26,14 @@ function natType(lab: Lab, port: number): Verdict | undefined {
   }
 }
 
+/**
+ * The first verdict from a server that answered. The lab never blocks UDP, so "no answer to
+ * test I" (UDP blocked) only means the server is not up yet or the machine is busy: ask again.
+ */
 async function waitVerdict(lab: Lab, port: number): Promise<Verdict> {
   for (let i = 0; i < 30; i++) {
     const v = natType(lab, port);
-    if (v) return v;
+    if (v?.reachable) return v;
     await sleep(200);
   }
   throw new Error(`no verdict from the server on port ${port}`);

@@ -7,7 +7,7 @@
  */
 import { formatHelp, type OptionSpec } from '../config/options.ts';
 import { getFlag, getString, parseOptions } from '../config/parse.ts';
-import { invalidValue, missingValue } from '../config/errors.ts';
+import { conflict, invalidValue, missingValue } from '../config/errors.ts';
 import { parseInteger } from '../config/values.ts';
 import { CLIENT_ID_PATTERN } from '../auth/token.ts';
 import type { AppConnection, ConnectionStats } from '../sdk/app.ts';
@@ -21,6 +21,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { name: 'token', kind: 'value', metavar: 'T', defaultText: 'env P2PD_TOKEN, else a development token', help: 'an app token that allows the device' },
   { name: 'mqtt-url', kind: 'value', metavar: 'URL', defaultText: '{server}/mqtt', help: 'another MQTT broker' },
   { name: 'relay', kind: 'flag', help: 'only relayed paths (TURN), as behind a symmetric NAT' },
+  { name: 'direct', kind: 'flag', help: 'only direct paths: no TURN at either end' },
   { name: 'pings', kind: 'value', metavar: 'N', defaultText: '5', help: 'data-channel pings for the RTT' },
   { name: 'timeout-ms', kind: 'value', metavar: 'MS', defaultText: '20000', help: 'the whole setup' },
   { name: 'nat-type', kind: 'value', metavar: 'TYPE', help: 'this side\'s NAT type, reported to the service (e.g. from p2pd nat-type)' },
@@ -58,13 +59,16 @@ export async function connect(argv: readonly string[], env: NodeJS.ProcessEnv): 
   const watch = getFlag(raw, 'watch');
   const mqttUrl = getString(raw, 'mqtt-url');
   const natType = getString(raw, 'nat-type');
+  const relay = getFlag(raw, 'relay');
+  const direct = getFlag(raw, 'direct');
+  if (relay && direct) throw conflict('--relay and --direct exclude each other');
 
   const token = await tokenOrDevToken(getString(raw, 'token'), server, { role: 'app', devices: [deviceId] });
   // Loaded here, not at the top: `p2pd serve` shares the command table and needs no WebRTC stack.
   const { connect: sdkConnect } = await import('../sdk/node.ts');
   const conn: AppConnection = await sdkConnect({
     server, token, deviceId, timeoutMs,
-    iceTransportPolicy: getFlag(raw, 'relay') ? 'relay' : 'all',
+    iceTransportPolicy: relay ? 'relay' : direct ? 'direct' : 'all',
     ...(mqttUrl ? { mqttUrl } : {}),
     ...(natType ? { natType } : {}),
   });

@@ -91,13 +91,17 @@ class BindingClient {
     }
   }
 
-  /** One Binding transaction with RFC 8489 §6.2.1-style retransmissions; undefined on timeout. */
-  request(to: TransportAddress, changeFlags: number): Promise<BindingResult | undefined> {
-    const tid = newTransactionId();
+  private packet(tid: Buffer, changeFlags: number): Buffer {
     const w = this.writer.reset(BINDING_REQUEST, tid);
     if (changeFlags !== 0) w.addUint32(Attr.ChangeRequest, changeFlags);
     w.addFingerprint();
-    const packet = w.toBuffer();
+    return w.toBuffer();
+  }
+
+  /** One Binding transaction with RFC 8489 §6.2.1-style retransmissions; undefined on timeout. */
+  request(to: TransportAddress, changeFlags: number): Promise<BindingResult | undefined> {
+    const tid = newTransactionId();
+    const packet = this.packet(tid, changeFlags);
     const key = tid.toString('hex');
     return new Promise((resolve) => {
       let rto = Math.max(50, Math.floor(this.timeoutMs / 8));
@@ -118,17 +122,68 @@ class BindingClient {
       send();
     });
   }
+
+  /**
+   * Whether the NAT filters the answer to a CHANGE-REQUEST (RFC 5780 §4.4), decided on evidence
+   * rather than on a timeout: each round sends the changed request, then a plain Binding request
+   * to the same server address as a control. The server answers both in order, so once the
+   * control's answer is here the changed answer has had its chance; it is filtered only when it
+   * missed every round. A slow (loaded) server or client then only makes the test slower, not
+   * its verdict different. Undefined when the server stops answering the controls.
+   */
+  async filtered(to: TransportAddress, changeFlags: number, rounds = FILTERING_ROUNDS): Promise<boolean | undefined> {
+    const tid = newTransactionId();
+    const packet = this.packet(tid, changeFlags);
+    const key = tid.toString('hex');
+    let answered = false;
+    this.pending.set(key, () => { answered = true; });
+    try {
+      for (let i = 0; i < rounds && !answered; i++) {
+        this.socket.send(packet, to.port, to.address);
+        const control = await this.request(to, 0);
+        if (answered) break;
+        if (!control) return undefined;
+      }
+      return !answered;
+    } finally {
+      this.pending.delete(key);
+    }
+  }
+}
+
+/** Rounds of the filtering test: an answer lost this many times in a row reads as filtered. */
+const FILTERING_ROUNDS = 3;
+
+async function bindSocket(type: 'udp4' | 'udp6', localIp: string): Promise<dgram.Socket> {
+  const socket = dgram.createSocket(type);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, localIp, () => resolve());
+  });
+  return socket;
+}
+
+async function discoverFiltering(type: 'udp4' | 'udp6', localIp: string, primary: TransportAddress, opts: DiscoveryOptions): Promise<Behaviour> {
+  const socket = await bindSocket(type, localIp);
+  try {
+    const client = new BindingClient(socket, opts.timeoutMs ?? 2000);
+    const noAnswer = (): NatDiscoveryError => new NatDiscoveryError('NAT_BAD_SERVER', `${opts.host}:${opts.port} stopped answering during the filtering test`);
+    const both = await client.filtered(primary, CHANGE_IP | CHANGE_PORT);
+    if (both === undefined) throw noAnswer();
+    if (!both) return 'endpoint-independent';
+    const portOnly = await client.filtered(primary, CHANGE_PORT);
+    if (portOnly === undefined) throw noAnswer();
+    return portOnly ? 'address-and-port-dependent' : 'address-dependent';
+  } finally {
+    socket.close();
+  }
 }
 
 export async function discoverNat(opts: DiscoveryOptions): Promise<DiscoveryResult> {
   const { address: serverIp, family } = await lookup(opts.host);
   const type = family === 6 ? 'udp6' : 'udp4';
   const localIp = await localAddressTowards(serverIp, opts.port, type);
-  const socket = dgram.createSocket(type);
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, localIp, () => resolve());
-  });
+  const socket = await bindSocket(type, localIp);
   const local: TransportAddress = { family: family === 6 ? 6 : 4, address: localIp, port: socket.address().port };
   const client = new BindingClient(socket, opts.timeoutMs ?? 2000);
   const primary: TransportAddress = { family: local.family, address: serverIp, port: opts.port };
@@ -157,11 +212,10 @@ export async function discoverNat(opts: DiscoveryOptions): Promise<DiscoveryResu
       }
     }
 
-    // Filtering (§4.4): ask for the answer from the other IP and port, then from the other port only.
-    let filtering: Behaviour;
-    if (await client.request(primary, CHANGE_IP | CHANGE_PORT)) filtering = 'endpoint-independent';
-    else if (await client.request(primary, CHANGE_PORT)) filtering = 'address-dependent';
-    else filtering = 'address-and-port-dependent';
+    // Filtering (§4.4): ask for the answer from the other IP and port, then from the other port
+    // only; from a fresh port, since the mapping tests' packets (to the other address) would
+    // have opened the filter of an address-dependent NAT for it.
+    const filtering = await discoverFiltering(type, localIp, primary, opts);
 
     const b = { reachable: true, natted, mapping, filtering };
     return { ...b, type: classify(b), local, mapped: t1.mapped, otherAddress: other };

@@ -24,6 +24,7 @@ import {
 import { mqttUrlFor, normalizeServer, requestJson, type SessionInfo } from './http.ts';
 import type { CandidateInit, PathKind, PeerConnectionState, RemoteTrack, RtcChannel, RtcPeer, RtcPlatform } from './rtc.ts';
 import { SignalingClient, newMsgId, type SignalMessage } from './signaling.ts';
+import { isRelayCandidate, withoutRelayCandidates, withoutTurn, type IcePolicy } from './icePolicy.ts';
 import { inboundVideo, selectedPair } from './stats.ts';
 import { readTokenClaims } from './token.ts';
 
@@ -38,8 +39,8 @@ export interface ConnectOptions {
   readonly mqttUrl?: string;
   /** Share one MQTT connection between several connections (it is not closed with them). */
   readonly signaling?: SignalingClient;
-  /** `relay`: only TURN-relayed paths. */
-  readonly iceTransportPolicy?: 'all' | 'relay';
+  /** `relay`: only TURN-relayed paths; `direct`: no TURN at either end (icePolicy.ts). */
+  readonly iceTransportPolicy?: IcePolicy;
   /** Receive the device's video (default true). */
   readonly video?: boolean;
   /** Whole setup, from nothing to a working path (default 20 s). */
@@ -107,6 +108,8 @@ const SENDS_PER_MSG_ID = 2;
 const DISCONNECTED_GRACE_MS = 2500;
 const FAILED_GRACE_MS = 1500;
 const RESTART_ATTEMPT_MS = 8000;
+/** Errors that end a recovery at once: retrying cannot change them. */
+const RECOVERY_FATAL: readonly string[] = ['PEER_GONE', 'DEVICE_ERROR', 'AUTH_FAILED', 'FORBIDDEN'];
 const RECREATE_MIN_INTERVAL_MS = 3000;
 const FRAME_STAMPS_KEPT = 600;
 
@@ -179,6 +182,8 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   private readonly frameStamps = new Map<number, number>();
   private readonly unmatchedFrames = new Map<number, number>();
   private readonly echoes = new Map<number, (data: unknown) => void>();
+  /** iceTransportPolicy `direct`: no TURN here, none asked of the device, relayed candidates dropped. */
+  private readonly direct: boolean;
   private echoSeq = 0;
 
   /** Use `connect()`. */
@@ -193,9 +198,11 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     this.ownsSignaling = args.ownsSignaling;
     this.startedAt = args.startedAt;
 
+    const policy = args.opts.iceTransportPolicy ?? 'all';
+    this.direct = policy === 'direct';
     this.pc = args.opts.platform.createPeer({
-      iceServers: args.session.iceServers,
-      iceTransportPolicy: args.opts.iceTransportPolicy ?? 'all',
+      iceServers: this.direct ? withoutTurn(args.session.iceServers) : args.session.iceServers,
+      iceTransportPolicy: policy === 'relay' ? 'relay' : 'all',
     });
     this.pc.on('candidate', (c) => this.onLocalCandidate(c));
     this.pc.on('state', (s) => this.onPeerState(s));
@@ -296,6 +303,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
       pending.ids.add(pending.msgId);
       const payload: Record<string, unknown> = { type: 'offer', sdp: pending.sdp };
       if (iceRestart) payload.iceRestart = true;
+      if (this.direct) payload.iceTransportPolicy = 'direct';
       this.signaling.send(this.deviceId, 'offer', this.sessionId, payload, { msgId: pending.msgId })
         .catch((err: unknown) => this.emit('warning', asSdkError(err, 'SIGNALING_UNAVAILABLE')));
       this.flushLocalCandidates();
@@ -337,7 +345,8 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     if (!pending || pending.answered || m.from !== this.deviceId) return;
     if (m.replyTo !== undefined && !pending.ids.has(m.replyTo)) return; // an answer to an older offer
     if (this.pc.signalingState !== 'have-local-offer') return;
-    const sdp = typeof m.payload.sdp === 'string' ? m.payload.sdp : '';
+    const raw = typeof m.payload.sdp === 'string' ? m.payload.sdp : '';
+    const sdp = this.direct ? withoutRelayCandidates(raw) : raw;
     pending.answered = true; // later copies of the answer (to retried offers) are ignored
     if (pending.timer) clearTimeout(pending.timer);
     try {
@@ -356,6 +365,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   private async onRemoteCandidate(c: CandidateInit): Promise<void> {
     if (typeof c.candidate !== 'string' || c.candidate === '') return; // end of candidates: nothing to do
+    if (this.direct && isRelayCandidate(c)) return; // a device that ignored `direct`
     this.lastRemoteCandidateAt = now();
     if (this.pc.connectionState === 'failed') this.pokeLater(FAILED_GRACE_MS + 10);
     if (!this.remoteDescriptionSet) {
@@ -497,8 +507,11 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
         this.sendKeepalive();
         return;
       } catch (err) {
-        lastError = this.lastRecoveryError ?? asSdkError(err);
-        if (this.closed || ['PEER_GONE', 'DEVICE_ERROR', 'AUTH_FAILED', 'FORBIDDEN'].includes(lastError.code)) break;
+        // A decisive answer (the device is back and does not know the session) wins over what an
+        // earlier attempt heard (DEVICE_OFFLINE while the device was restarting).
+        const thrown = asSdkError(err);
+        lastError = RECOVERY_FATAL.includes(thrown.code) ? thrown : this.lastRecoveryError ?? thrown;
+        if (this.closed || RECOVERY_FATAL.includes(lastError.code)) break;
         await sleep(Math.min(1000, until - now()));
       }
     }

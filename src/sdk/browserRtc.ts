@@ -57,6 +57,9 @@ class BrowserPeer extends Emitter<PeerEvents> implements RtcPeer {
     const pc = this.raw;
     pc.onicecandidate = (e) => this.emit('candidate', e.candidate ? e.candidate.toJSON() as CandidateInit : null);
     pc.onconnectionstatechange = () => this.emit('state', pc.connectionState);
+    // A STUN/TURN server that refused or did not answer gathering: the only trace of why a
+    // relay-only peer has no candidate (the page's console, which the browser tests print).
+    pc.onicecandidateerror = (e) => { console.warn(`ICE candidate error ${e.errorCode} from ${e.url}: ${e.errorText}`); };
     pc.ondatachannel = (e) => this.emit('datachannel', new BrowserChannel(e.channel));
     pc.ontrack = (e) => {
       const t: RemoteTrack = { kind: e.track.kind === 'audio' ? 'audio' : 'video', track: e.track };

@@ -13,6 +13,7 @@ import { mqttUrlFor, normalizeServer, requestJson, type IceServerInit, type Sess
 import type {
   CandidateInit, PathKind, PeerConnectionState, RtcChannel, RtcPeer, RtcPlatform, SdpInit, VideoCodec,
 } from './rtc.ts';
+import { withoutTurn } from './icePolicy.ts';
 import { SignalingClient, type SignalMessage } from './signaling.ts';
 import { selectedPair } from './stats.ts';
 import { readTokenClaims } from './token.ts';
@@ -214,7 +215,8 @@ export class DeviceServer extends Emitter<DeviceEvents> {
       }
       const iceServers = await this.iceServers(v.sessionId);
       if (v.closed) return;
-      this.createPeer(v, iceServers);
+      // The app asked for a path without TURN at either end (icePolicy.ts).
+      this.createPeer(v, m.payload.iceTransportPolicy === 'direct' ? withoutTurn(iceServers) : iceServers);
     }
     const pc = v.pc as RtcPeer;
     try {

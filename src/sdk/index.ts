@@ -7,6 +7,7 @@ export { SdkError, SDK_ERROR_CODES, isSdkError } from './errors.ts';
 export type { SdkErrorCode } from './errors.ts';
 export { devToken, normalizeServer } from './http.ts';
 export type { IceServerInit, SessionInfo } from './http.ts';
+export type { IcePolicy } from './icePolicy.ts';
 export type { PathKind, RemoteTrack, RtcPeer, RtcPlatform, VideoCodec } from './rtc.ts';
 export { SignalingClient } from './signaling.ts';
 export { percentile } from './stats.ts';

@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
+import { STARTUP_TIMEOUT_MS } from './p2pd.ts';
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -42,7 +43,7 @@ export async function launchChromium(): Promise<Chromium> {
       headless: true,
       args: CHROMIUM_ARGS,
       viewport: { width: 1280, height: 800 },
-      timeout: 30_000,
+      timeout: STARTUP_TIMEOUT_MS,
     });
   } catch (err) {
     await rm(dir, { recursive: true, force: true });

@@ -3,7 +3,7 @@
  * start() resolves at its `online` line; its events are kept for assertions.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { P2PD_BIN } from './p2pd.ts';
+import { P2PD_BIN, STARTUP_TIMEOUT_MS } from './p2pd.ts';
 
 export interface DeviceProcess {
   readonly child: ChildProcess;
@@ -67,7 +67,7 @@ export async function startDevice(opts: { server: string; id: string; token: str
     }),
   };
   try {
-    await next('online', opts.timeoutMs ?? 20_000);
+    await next('online', opts.timeoutMs ?? STARTUP_TIMEOUT_MS);
   } catch (err) {
     await proc.stop('SIGKILL');
     throw err;

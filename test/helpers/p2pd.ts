@@ -10,6 +10,14 @@ import { freePort } from './ports.ts';
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const P2PD_BIN = `${ROOT}bin/p2pd.js`;
 
+/**
+ * How long a helper waits for a process it started to be ready (p2pd healthy, a device online,
+ * Chromium up): a hang guard, not a speed check (start-up time is the bench's business). A cold
+ * Node start took 16 s on this 2-core machine at load average 24, so 20 s guards ran out with
+ * nothing wrong.
+ */
+export const STARTUP_TIMEOUT_MS = 60_000;
+
 export interface P2pdProcess {
   readonly child: ChildProcess;
   readonly httpUrl: string;
@@ -24,6 +32,7 @@ export interface StartOptions {
   readonly env?: NodeJS.ProcessEnv;
   readonly port?: number;
   readonly workers?: number;
+  /** Default STARTUP_TIMEOUT_MS. */
   readonly readyTimeoutMs?: number;
 }
 
@@ -47,7 +56,7 @@ export async function startP2pd(opts: StartOptions = {}): Promise<P2pdProcess> {
   child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
   const httpUrl = `http://127.0.0.1:${args[args.indexOf('--http') + 1]?.split(':')[1] ?? httpPort}`;
-  const until = Date.now() + (opts.readyTimeoutMs ?? 20_000);
+  const until = Date.now() + (opts.readyTimeoutMs ?? STARTUP_TIMEOUT_MS);
   for (;;) {
     if (child.exitCode !== null) throw new Error(`p2pd exited with ${child.exitCode}:\n${out}`);
     try {

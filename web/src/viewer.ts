@@ -4,13 +4,13 @@
  * MQTT presence), watch one, and see its path, setup time, round trip, video latency and bitrate
  * live. Bundled with esbuild by src/api/web.ts.
  *
- * The URL fragment can carry `token`, `device` and `relay=1` (e.g. a link that opens a device
+ * The URL fragment can carry `token`, `device` and `relay=1` or `direct=1` (e.g. a link that opens a device
  * straight away); the fragment never reaches the server. `window.p2pdViewer` exposes the state
  * for tests and the console.
  */
 import {
   SignalingClient, connect, isSdkError, readTokenClaims, watchFrames,
-  type AppConnection, type ConnectionStats, type SdkError,
+  type AppConnection, type ConnectionStats, type IcePolicy, type SdkError,
 } from '../../src/sdk/browser.ts';
 
 interface ViewerConfig { readonly devTokens: boolean }
@@ -24,7 +24,7 @@ const $ = <T extends HTMLElement>(id: string): T => {
 const ui = {
   who: $('who'), signOut: $<HTMLButtonElement>('sign-out'), signin: $('signin'), token: $<HTMLTextAreaElement>('token'),
   signIn: $<HTMLButtonElement>('sign-in'), devToken: $<HTMLButtonElement>('dev-token'), devicePanel: $('device-panel'),
-  devices: $<HTMLUListElement>('devices'), noDevices: $('no-devices'), relay: $<HTMLInputElement>('relay'), error: $('error'),
+  devices: $<HTMLUListElement>('devices'), noDevices: $('no-devices'), relay: $<HTMLInputElement>('relay'), direct: $<HTMLInputElement>('direct'), error: $('error'),
   video: $<HTMLVideoElement>('video'), overlay: $('overlay'), state: $('state'), path: $('path'), disconnect: $<HTMLButtonElement>('disconnect'),
   setup: $('setup'), rtt: $('rtt'), latency: $('latency'), bitrate: $('bitrate'), frames: $('frames'), resolution: $('resolution'),
   details: $('details'),
@@ -61,7 +61,7 @@ window.p2pdViewer = {
   get latencyMs() { return median(view.latencies); },
   /** The last 90 frames' latencies (device encoder → presented here), ms. */
   get latencies() { return [...view.latencies]; },
-  connectTo: (deviceId: string, relay = false) => connectTo(deviceId, relay),
+  connectTo: (deviceId: string, policy: IcePolicy | boolean = 'all') => connectTo(deviceId, policy === true ? 'relay' : policy === false ? 'all' : policy),
   disconnect: () => disconnect(),
   restartIce: () => view.conn?.restartIce(),
 };
@@ -103,7 +103,7 @@ function renderDevices(): void {
     const action = document.createElement('span');
     action.textContent = id === view.deviceId ? 'watching' : 'watch';
     b.append(name, action);
-    b.onclick = () => { void connectTo(id, ui.relay.checked); };
+    b.onclick = () => { void connectTo(id, chosenPolicy()); };
     li.append(b);
     return li;
   }));
@@ -181,7 +181,12 @@ async function disconnect(): Promise<void> {
   renderDevices();
 }
 
-async function connectTo(deviceId: string, relay: boolean): Promise<void> {
+/** The path switches: relay only, direct only (they exclude each other), or any. */
+function chosenPolicy(): IcePolicy {
+  return ui.relay.checked ? 'relay' : ui.direct.checked ? 'direct' : 'all';
+}
+
+async function connectTo(deviceId: string, iceTransportPolicy: IcePolicy): Promise<void> {
   if (!view.token || !view.signaling) throw new Error('sign in first');
   await disconnect();
   clearError();
@@ -193,7 +198,7 @@ async function connectTo(deviceId: string, relay: boolean): Promise<void> {
   renderDevices();
   let conn: AppConnection;
   try {
-    conn = await connect({ server, token: view.token, deviceId, signaling: view.signaling, iceTransportPolicy: relay ? 'relay' : 'all' });
+    conn = await connect({ server, token: view.token, deviceId, signaling: view.signaling, iceTransportPolicy });
   } catch (err) {
     if (view.deviceId === deviceId) {
       view.deviceId = undefined;
@@ -243,6 +248,9 @@ async function connectTo(deviceId: string, relay: boolean): Promise<void> {
 async function main(): Promise<void> {
   const params = new URLSearchParams(location.hash.slice(1));
   if (params.get('relay') === '1') ui.relay.checked = true;
+  else if (params.get('direct') === '1') ui.direct.checked = true;
+  ui.relay.onchange = () => { if (ui.relay.checked) ui.direct.checked = false; };
+  ui.direct.onchange = () => { if (ui.direct.checked) ui.relay.checked = false; };
   let config: ViewerConfig = { devTokens: false };
   try {
     config = await (await fetch('/viewer-config.json')).json() as ViewerConfig;
@@ -275,7 +283,7 @@ async function main(): Promise<void> {
       return;
     }
     const device = params.get('device');
-    if (device) await connectTo(device, ui.relay.checked);
+    if (device) await connectTo(device, chosenPolicy());
   }
 }
 
