@@ -10,13 +10,13 @@ test('credential is base64(HMAC-SHA1(secret, "<expiry>:<sessionId>")) as coturn 
 });
 
 test('mints session credentials as "<expiry>:<sessionId>:<sub>" and session-less ones as "<expiry>::<sub>"', () => {
-  assert.equal(mintTurnRestCredentials('s', 'sess-1', 2000000000, 'app-1').username, '2000000000:sess-1:app-1');
+  assert.equal(mintTurnRestCredentials('s', 'sess-1', 2000000000, 'app-1').username, '2000000000:sess-1', 'a session keeps the public two-field form');
   assert.equal(mintTurnRestCredentials('s', '', 2000000000, 'app-1').username, '2000000000::app-1');
 });
 
 test('parses a REST username and refuses expired or foreign ones', () => {
   const now = 1_700_000_000;
-  assert.deepEqual(parseTurnRestUsername('2000000000:6f1c-uuid', now), { expiresAt: 2000000000, sessionId: '6f1c-uuid', principal: '6f1c-uuid' });
+  assert.deepEqual(parseTurnRestUsername('2000000000:6f1c-uuid', now), { expiresAt: 2000000000, sessionId: '6f1c-uuid', principal: undefined }, 'the principal of a session is its app, from the store');
   assert.deepEqual(parseTurnRestUsername('2000000000:s1:app-1', now), { expiresAt: 2000000000, sessionId: 's1', principal: 'app-1' });
   assert.deepEqual(parseTurnRestUsername('2000000000::app-1', now), { expiresAt: 2000000000, sessionId: undefined, principal: 'app-1' });
   // A sub may hold ':': everything after the second ':' is the sub.

@@ -27,7 +27,8 @@ export interface IceServersInput {
   readonly turn: NodeInfo | undefined;
   /**
    * TURN REST: shared secret, the session ('' for none), the caller's token sub and the expiry
-   * (unix seconds); the username is "<expiry>:<sessionId>:<sub>" (src/auth/turnRest.ts).
+   * (unix seconds); the username is "<expiry>:<sessionId>", or "<expiry>::<sub>" without a
+   * session (src/auth/turnRest.ts).
    */
   readonly secret: string;
   readonly sessionId: string;

@@ -120,12 +120,12 @@ export interface TurnPrimaryHooks extends Pick<WorkerPoolOptions, 'onRequest' | 
   readonly setRemoteRelays?: (relays: readonly RemoteRelay[]) => void;
 }
 
-/** What the TURN role asks the session store: has this session closed? */
+/** What the TURN role asks the session store: has this session closed, and whose is it? */
 export function storeSessionLookup(store: SessionStore): SessionLookup {
   return async (sessionId) => {
     const s = await store.get(sessionId);
-    if (s === undefined) return 'unknown';
-    return s.status === 'closed' ? 'closed' : 'open';
+    if (s === undefined) return { status: 'unknown' };
+    return { status: s.status === 'closed' ? 'closed' : 'open', appId: s.appId };
   };
 }
 

@@ -43,7 +43,10 @@ export interface Principal {
   readonly sha256Integrity: boolean;
   /** From a REST username: the session the credentials were minted for (none for "<expiry>::<sub>"). */
   readonly sessionId: string | undefined;
-  /** From a REST username: who they were minted for (the token's sub); undefined for static users. */
+  /**
+   * From a REST username that names it: who they were minted for (the token's sub). Undefined for
+   * static users and for "<expiry>:<sessionId>", whose principal the primary reads from the store.
+   */
   readonly sub: string | undefined;
   /** From a REST username: its expiry, unix seconds; undefined for static users. */
   readonly expiresAtSec: number | undefined;

@@ -2,14 +2,22 @@
  * How a TURN server reaches the node's book of ports and quotas (reservations.ts): directly when
  * it runs in the primary (--workers 1), over IPC from a worker process otherwise. The primary's
  * side of the IPC is {@link serveReservations}. Before the book, the primary asks the session
- * store whether the credentials' session closed ({@link SessionGate}): that holds across workers,
- * nodes and restarts with Redis, where the in-memory set of heard closes (closedSessions.ts) does not.
+ * store whether the credentials' session closed, and whose it is ({@link SessionGate}): that holds
+ * across workers, nodes and restarts with Redis, where the in-memory set of heard closes
+ * (closedSessions.ts) does not. A session's credentials ("<expiry>:<sessionId>") are charged to
+ * the session's app under --principal-quota (docs/turn.md "REST credentials").
  */
 import type { PrimaryToWorker, WorkerToPrimary } from '../transport/ipc.ts';
 import { Reservations, type ReserveRequest, type ReserveResult } from './reservations.ts';
 
-/** A session's state in the store; 'unknown' for ids it does not hold (outside issuers, expired). */
-export type SessionLookup = (sessionId: string) => Promise<'open' | 'closed' | 'unknown'>;
+/** A session in the store: its state ('unknown' for ids it does not hold: outside issuers, expired) and its app. */
+export interface SessionFacts {
+  readonly status: 'open' | 'closed' | 'unknown';
+  readonly appId?: string | undefined;
+}
+export type SessionLookup = (sessionId: string) => Promise<SessionFacts>;
+
+const UNKNOWN: SessionFacts = { status: 'unknown' };
 
 /** A store that does not answer in this time lets the Allocate through (the heard closes still hold). */
 const LOOKUP_TIMEOUT_MS = 1000;
@@ -24,21 +32,21 @@ export class SessionGate {
     this.lookup = lookup;
   }
 
-  async isClosed(sessionId: string): Promise<boolean> {
+  async facts(sessionId: string): Promise<SessionFacts> {
     const lookup = this.lookup;
-    if (lookup === undefined) return false;
+    if (lookup === undefined) return UNKNOWN;
     let timer: NodeJS.Timeout | undefined;
     try {
-      const timeout = new Promise<'unknown'>((resolve) => {
+      const timeout = new Promise<SessionFacts>((resolve) => {
         timer = setTimeout(() => {
           this.failures++;
-          resolve('unknown');
+          resolve(UNKNOWN);
         }, LOOKUP_TIMEOUT_MS);
       });
-      return (await Promise.race([lookup(sessionId), timeout])) === 'closed';
+      return await Promise.race([lookup(sessionId), timeout]);
     } catch {
       this.failures++;
-      return false;
+      return UNKNOWN;
     } finally {
       clearTimeout(timer);
     }
@@ -47,10 +55,18 @@ export class SessionGate {
 
 const SESSION_CLOSED: ReserveResult = { ok: false, code: 401, reason: 'the session is closed', limit: 'session_closed' };
 
-/** The session check, then the book. */
+/**
+ * The session check, then the book. Credentials that name no principal are charged to their
+ * session's app; a session the store does not know (an outside issuer's "<expiry>:<userid>")
+ * is a principal of its own, "p:#<id>", which no token sub can spell ('#' is not in a client id).
+ */
 async function admit(book: Reservations, gate: SessionGate | undefined, req: ReserveRequest, owner: number): Promise<ReserveResult> {
-  if (req.sessionId !== undefined && gate !== undefined && await gate.isClosed(req.sessionId)) return SESSION_CLOSED;
-  return book.reserve(req, owner, Date.now());
+  if (req.sessionId === undefined) return book.reserve(req, owner, Date.now());
+  const facts = gate === undefined ? UNKNOWN : await gate.facts(req.sessionId);
+  if (facts.status === 'closed') return SESSION_CLOSED;
+  if (req.principalKey !== undefined) return book.reserve(req, owner, Date.now());
+  const principalKey = facts.appId !== undefined ? `p:${facts.appId}` : `p:#${req.sessionId}`;
+  return book.reserve({ ...req, principalKey }, owner, Date.now());
 }
 
 export interface ReservationClient {

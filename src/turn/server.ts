@@ -670,8 +670,10 @@ const COUNTED_FAILURES: ReadonlySet<string> = new Set(['unknown_user', 'rest_exp
  * spends nothing of theirs.
  */
 function quotaKeys(p: Principal): { quotaKey: string | undefined; principalKey: string | undefined } {
-  if (p.sub === undefined) return { quotaKey: `u:${p.username}`, principalKey: undefined };
-  return { quotaKey: p.sessionId !== undefined ? `s:${p.sessionId}` : undefined, principalKey: `p:${p.sub}` };
+  // Static users have no expiry; REST credentials of a session without a named principal are
+  // charged to the session's app, which the primary reads from the store (reservationClient.ts).
+  if (p.expiresAtSec === undefined) return { quotaKey: `u:${p.username}`, principalKey: undefined };
+  return { quotaKey: p.sessionId !== undefined ? `s:${p.sessionId}` : undefined, principalKey: p.sub === undefined ? undefined : `p:${p.sub}` };
 }
 
 /** An allocation of REST credentials ends when they do (coturn does the same). */
