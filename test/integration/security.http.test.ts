@@ -11,6 +11,7 @@ import { createHs256Signer } from '../../src/auth/token.ts';
 import { createNetNs, netnsSupported, type NetNs } from '../helpers/netns.ts';
 import { startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
 import { freePort } from '../helpers/ports.ts';
+import { metricValue } from '../helpers/stunClient.ts';
 import { haveRedis, REDIS_MISSING, startRedis } from '../helpers/redis.ts';
 import { connectPeer, JWT_SECRET as SIGNALING_JWT, requestSession, token as signalingToken } from '../helpers/signaling.ts';
 
@@ -356,6 +357,19 @@ describe('429 RATE_LIMITED per token and per source, and a cap of open sessions 
     const args = ['--roles', 'stun,turn,api', '--jwt-secret', JWT, '--redis-url', redis.url, '--rate-limit-token', '5', '--rate-limit-source', '0'];
     const [x, y] = await Promise.all([startP2pd({ args: [...args, '--node-id', 'rl-x'], readyTimeoutMs: READY_MS }), startP2pd({ args: [...args, '--node-id', 'rl-y'], readyTimeoutMs: READY_MS })]);
     try {
+      // A node whose budget client has not reached Redis yet decides alone (counted as a
+      // fallback): wait until each node has answered a request through Redis, bounded.
+      const warm = { authorization: `Bearer ${await signer.sign({ sub: 'app-warm', role: 'app', devices: ['*'] })}` };
+      for (const node of [x, y]) {
+        let viaRedis = false;
+        for (let i = 0; i < 100 && !viaRedis; i++) {
+          const before = await metricValue(node.httpUrl, 'http_rate_limit_fallback_total');
+          await local('GET', `${node.httpUrl}/v1/ice-servers`, { headers: warm });
+          viaRedis = (await metricValue(node.httpUrl, 'http_rate_limit_fallback_total')) === before;
+          if (!viaRedis) await sleep(100);
+        }
+        assert.ok(viaRedis, 'the node reaches Redis for its budgets');
+      }
       const h = { authorization: `Bearer ${await signer.sign({ sub: 'app-shared', role: 'app', devices: ['*'] })}` };
       const started = performance.now();
       // 40 at once, half to each node.
