@@ -3,6 +3,7 @@
  * start() resolves at its `online` line; its events are kept for assertions.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { jsonLines } from './jsonLines.ts';
 import { P2PD_BIN, STARTUP_TIMEOUT_MS } from './p2pd.ts';
 
 export interface DeviceProcess {
@@ -20,45 +21,14 @@ export async function startDevice(opts: { server: string; id: string; token: str
   const env: NodeJS.ProcessEnv = { ...process.env, P2PD_TOKEN: opts.token };
   if (opts.token === undefined) delete env.P2PD_TOKEN;
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let buf = '';
-  const events: Array<Record<string, unknown>> = [];
-  const waiters: Array<() => void> = [];
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (d: string) => {
-    out += d;
-    buf += d;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try {
-        events.push(JSON.parse(line) as Record<string, unknown>);
-      } catch { /* not an event */ }
-      for (const w of waiters.splice(0)) w();
-    }
-  });
-  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-  child.once('exit', () => { for (const w of waiters.splice(0)) w(); });
-  const next = (event: string, timeoutMs = 15_000, from = 0): Promise<Record<string, unknown>> => new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`device ${opts.id}: no ${event} event within ${timeoutMs} ms:\n${out}`)), timeoutMs);
-    const check = (): void => {
-      const e = events.slice(from).find((x) => x.event === event);
-      if (e) {
-        clearTimeout(timer);
-        resolve(e);
-      } else if (child.exitCode !== null) {
-        clearTimeout(timer);
-        reject(new Error(`device ${opts.id} exited with ${child.exitCode}:\n${out}`));
-      } else waiters.push(check);
-    };
-    check();
-  });
+  const lines = jsonLines(child);
+  const next = (event: string, timeoutMs = 15_000): Promise<Record<string, unknown>> =>
+    lines.next((e) => e.event === event, timeoutMs, `device ${opts.id}: ${event} event`);
   const proc: DeviceProcess = {
     child,
-    events,
-    output: () => out,
-    next: (event, timeoutMs) => next(event, timeoutMs, 0),
+    events: lines.events,
+    output: lines.text,
+    next,
     stop: (signal = 'SIGTERM') => new Promise((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode);
       const timer = setTimeout(() => child.kill('SIGKILL'), 6000);

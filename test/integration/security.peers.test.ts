@@ -17,6 +17,7 @@ import { metricValue } from '../helpers/stunClient.ts';
 import { TurnError, TurnTestClient, UdpPeer, startTurnServers } from '../helpers/turnClient.ts';
 import { createNetNs, netnsSupported, type NetNs } from '../helpers/netns.ts';
 import { haveRedis, REDIS_MISSING, startRedis, type RedisServer } from '../helpers/redis.ts';
+import { jsonLines, type JsonLines } from '../helpers/jsonLines.ts';
 
 const is403 = (e: unknown): boolean => e instanceof TurnError && e.code === 403;
 const v4 = (address: string, port: number): TransportAddress => ({ family: 4, address, port });
@@ -181,58 +182,12 @@ describe('peer policy: relay ports of the cluster\'s other TURN nodes', { timeou
   });
 });
 
-interface Lines {
-  readonly events: Record<string, unknown>[];
-  text(): string;
-  next(pred: (e: Record<string, unknown>) => boolean, timeoutMs: number): Promise<Record<string, unknown>>;
-}
-
-/** Collects a child's JSON lines (stdout) and text (both streams). */
-function lines(child: ChildProcess): Lines {
-  const events: Record<string, unknown>[] = [];
-  let out = '';
-  let buf = '';
-  const waiters: (() => void)[] = [];
-  child.stdout?.setEncoding('utf8');
-  child.stdout?.on('data', (d: string) => {
-    out += d;
-    buf += d;
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      try { events.push(JSON.parse(line) as Record<string, unknown>); } catch { /* a log line */ }
-    }
-    for (const w of waiters.splice(0)) w();
-  });
-  child.stderr?.on('data', (d: Buffer) => { out += d.toString(); });
-  child.once('exit', () => { for (const w of waiters.splice(0)) w(); });
-  return {
-    events,
-    text: () => out,
-    next: (pred, timeoutMs) => new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no such line within ${timeoutMs} ms:\n${out}`)), timeoutMs);
-      const check = (): void => {
-        const e = events.find(pred);
-        if (e) {
-          clearTimeout(timer);
-          resolve(e);
-        } else if (child.exitCode !== null || child.signalCode !== null) {
-          clearTimeout(timer);
-          reject(new Error(`exited with ${child.exitCode ?? child.signalCode}:\n${out}`));
-        } else waiters.push(check);
-      };
-      check();
-    }),
-  };
-}
-
 describe('on a host whose only address is private (network namespace): npm start defaults, no --allow-peer', { timeout: 300_000, skip: netnsSupported() ?? false }, () => {
   let ns: NetNs;
   let server: ChildProcess;
-  let serverOut: Lines;
+  let serverOut: JsonLines;
   let device: ChildProcess | undefined;
-  let deviceOut: Lines;
+  let deviceOut: JsonLines;
   // Inside the namespace every port is free: the defaults are used as they are.
   const http = 'http://127.0.0.1:8080';
   const env = { ...process.env };
@@ -242,7 +197,7 @@ describe('on a host whose only address is private (network namespace): npm start
   before(async () => {
     ns = createNetNs();
     server = node([P2PD_BIN, 'serve']);
-    serverOut = lines(server);
+    serverOut = jsonLines(server);
     // Healthy: asked from this side of the link (the server listens on 0.0.0.0:8080).
     await eventually('p2pd serve healthy in the namespace', async () => {
       if (server.exitCode !== null) throw new Error(`p2pd serve exited:\n${serverOut.text()}`);
@@ -253,7 +208,7 @@ describe('on a host whose only address is private (network namespace): npm start
       }
     }, 30_000);
     device = node([P2PD_BIN, 'device', '--id', 'cam-1', '--server', http, '--json', '--size', '320x240', '--fps', '15']);
-    deviceOut = lines(device);
+    deviceOut = jsonLines(device);
     await deviceOut.next((e) => e.event === 'online', 30_000);
   });
   after(async () => {
@@ -276,7 +231,7 @@ describe('on a host whose only address is private (network namespace): npm start
     let last = '';
     for (let attempt = 1; attempt <= 3; attempt++) {
       const c = node([P2PD_BIN, 'connect', '--device', 'cam-1', '--server', http, '--relay', '--json']);
-      const out = lines(c);
+      const out = jsonLines(c);
       const [code] = await once(c, 'exit') as [number | null];
       last = out.text();
       if (code === 0) return JSON.parse(last.trim().split('\n').at(-1)!) as { path: string };
@@ -290,7 +245,7 @@ describe('on a host whose only address is private (network namespace): npm start
 
   test('a relay to any other port of that address gets 403: the STUN port, a socket of its own; relay to relay works', async () => {
     const probe = node(['test/helpers/relayProbe.ts', http, ns.nsIp, 'cam-1']);
-    const out = lines(probe);
+    const out = jsonLines(probe);
     const r = await out.next((e) => 'relayA' in e, 60_000);
     const relayA = r.relayA as TransportAddress;
     assert.equal(relayA.address, ns.nsIp, 'the relay address is the private one');
