@@ -81,6 +81,23 @@ describe('TURN security bounds (issue 10)', () => {
     clients.push(c);
     return c;
   };
+  /** Wrong passwords from `ip`, each on a fresh socket, until no answer comes (blocked) or 40 tries. */
+  const guessUntilBlocked = async (server: P2pdProcess, ip: string): Promise<{ failures: number; blocked: boolean }> => {
+    let failures = 0;
+    let blocked = false;
+    for (let k = 0; k < 40 && !blocked; k++) {
+      const guess = await connect(server, { username: 'u', password: `guess-${k}`, localAddress: ip });
+      await guess.allocate().then(
+        () => assert.fail('a wrong password allocated'),
+        (e: unknown) => {
+          if (isTurnError(401)(e)) failures++;
+          else if (noAnswer(e)) blocked = true;
+          else throw e;
+        },
+      );
+    }
+    return { failures, blocked };
+  };
   const peer = async (): Promise<UdpPeer> => {
     const x = await UdpPeer.bind();
     peers.push(x);
@@ -335,19 +352,7 @@ describe('TURN security bounds (issue 10)', () => {
     const ip = '127.0.0.22';
     const held = await connect(caps, { username: 'u', password: 'p', localAddress: ip });
     await held.allocate();
-    let failures = 0;
-    let blocked = false;
-    for (let k = 0; k < 40 && !blocked; k++) {
-      const guess = await connect(caps, { username: 'u', password: `guess-${k}`, localAddress: ip });
-      await guess.allocate().then(
-        () => assert.fail('a wrong password allocated'),
-        (e: unknown) => {
-          if (isTurnError(401)(e)) failures++;
-          else if (noAnswer(e)) blocked = true;
-          else throw e;
-        },
-      );
-    }
+    const { failures, blocked } = await guessUntilBlocked(caps, ip);
     assert.ok(blocked, 'the source is blocked');
     assert.equal(failures, 30, 'after 30 counted failures');
     await assert.rejects((await connect(caps, { username: 'u', password: 'p', localAddress: ip })).allocate(), noAnswer, 'the right password from there waits too');
@@ -361,21 +366,9 @@ describe('TURN security bounds (issue 10)', () => {
 
   test('with --workers 2 the failure budget is the node\'s, not each worker\'s', async () => {
     const ip = '127.0.0.24';
-    let failures = 0;
-    let blocked = false;
     // Each guess on its own socket: the 5-tuples spread over both workers (SO_REUSEPORT), so
     // without a shared count each worker would see about 20 of 40 and never block.
-    for (let k = 0; k < 40 && !blocked; k++) {
-      const guess = await connect(api, { username: 'u', password: `guess-${k}`, localAddress: ip });
-      await guess.allocate().then(
-        () => assert.fail('a wrong password allocated'),
-        (e: unknown) => {
-          if (isTurnError(401)(e)) failures++;
-          else if (noAnswer(e)) blocked = true;
-          else throw e;
-        },
-      );
-    }
+    const { failures, blocked } = await guessUntilBlocked(api, ip);
     assert.ok(blocked, `blocked after ${failures} failures across workers`);
     assert.ok(failures >= 30 && failures <= 32, `${failures} failures counted node-wide (budget 30)`);
     const elsewhere = await connect(api, { username: 'u', password: 'p', localAddress: '127.0.0.25' });
