@@ -31,7 +31,7 @@ const fmt = (xs: readonly number[], digits = 1): string =>
   (xs.length === 0 ? '—' : `${percentile(xs, 50).toFixed(digits)} / ${percentile(xs, 95).toFixed(digits)}`);
 
 async function connectOnce(server: string, token: string, path: Path): Promise<AppConnection> {
-  return connect({ server, token, deviceId: DEVICE, iceTransportPolicy: path === 'relay' ? 'relay' : 'all', timeoutMs: 20_000 });
+  return connect({ server, token, deviceId: DEVICE, iceTransportPolicy: path, timeoutMs: 20_000 });
 }
 
 async function measureNode(server: string, token: string, path: Path, opts: { setups: number; pings: number; frameSec: number }, out: Samples): Promise<void> {
@@ -61,7 +61,7 @@ async function measureBrowser(server: string, token: string, path: Path, opts: {
   try {
     for (let i = 0; i < opts.setups; i++) {
       const page = await browser.context.newPage();
-      await page.goto(`${server}/#token=${token}&device=${DEVICE}${path === 'relay' ? '&relay=1' : ''}`);
+      await page.goto(`${server}/#token=${token}&device=${DEVICE}${path === 'relay' ? '&relay=1' : '&direct=1'}`);
       type V = { state: string; path?: string; setupMs?: number; latencies: number[]; stats?: { framesDecoded?: number }; error?: { code: string } };
       const read = (): Promise<V> => page.evaluate(() => {
         const v = (window as unknown as { p2pdViewer: V }).p2pdViewer;
