@@ -34,11 +34,14 @@ const untilVideo = async (media: TestVideoSource, conn: AppConnection, want: num
   const producedBefore = media.frames;
   const hang = Date.now() + hangMs;
   for (;;) {
-    const received = (await conn.getStats()).framesReceived;
+    const stats = await conn.getStats();
+    const received = stats.framesReceived;
     if (received >= want) return;
     const produced = media.frames - producedBefore;
-    if (produced >= want + 150) throw new Error(`the source produced ${produced} frames since the wait began; ${received} received`);
-    if (Date.now() > hang) throw new Error(`hang guard: the source produced ${produced} frames in ${hangMs} ms; ${received} received`);
+    // The RTP counters say whether media reached this side at all or only no frame was made of it.
+    const seen = `${received} frames received (${stats.packetsReceived} RTP packets, ${stats.bytesReceived} bytes, ${stats.packetsLost} lost, decoded ${String(stats.framesDecoded)})`;
+    if (produced >= want + 150) throw new Error(`the source produced ${produced} frames since the wait began; ${seen}`);
+    if (Date.now() > hang) throw new Error(`hang guard: the source produced ${produced} frames in ${hangMs} ms; ${seen}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 };
