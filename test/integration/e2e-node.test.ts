@@ -24,6 +24,28 @@ const until = async (what: string, check: () => boolean | Promise<boolean>, time
   }
 };
 
+/**
+ * Waits until `conn` received `want` video frames. Not a fixed time: a starved machine slows the
+ * encoder (ffmpeg) as much as the path, so the bound is what the source produced — it fails once
+ * the source sent `want` plus 150 frames (10 s at 15 fps) after the wait began and they did not
+ * arrive — with a hang guard for a source that produces nothing at all.
+ */
+const untilVideo = async (media: TestVideoSource, conn: AppConnection, want: number, hangMs = 90_000): Promise<void> => {
+  const producedBefore = media.frames;
+  const hang = Date.now() + hangMs;
+  for (;;) {
+    const stats = await conn.getStats();
+    const received = stats.framesReceived;
+    if (received >= want) return;
+    const produced = media.frames - producedBefore;
+    // The RTP counters say whether media reached this side at all or only no frame was made of it.
+    const seen = `${received} frames received (${stats.packetsReceived} RTP packets, ${stats.bytesReceived} bytes, ${stats.packetsLost} lost, decoded ${String(stats.framesDecoded)})`;
+    if (produced >= want + 150) throw new Error(`the source produced ${produced} frames since the wait began; ${seen}`);
+    if (Date.now() > hang) throw new Error(`hang guard: the source produced ${produced} frames in ${hangMs} ms; ${seen}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
 // No suite-wide timeout: every step below has its own bound (and the runner's --test-timeout
 // guards a hang); a sum of them ran out on a busy machine while no step was stuck.
 describe('Node app ↔ Node device through p2pd', () => {
@@ -65,7 +87,7 @@ describe('Node app ↔ Node device through p2pd', () => {
     const rtt = await conn.ping();
     assert.ok(Number.isFinite(rtt) && rtt >= 0, `rtt ${rtt}`);
 
-    await until('video frames', async () => (await conn.getStats()).framesReceived >= 10);
+    await untilVideo(media, conn, 10);
     const stats = await conn.getStats();
     assert.equal(stats.path, 'direct');
     assert.ok(stats.bytesReceived > 2_000, `bytes ${stats.bytesReceived}`);
@@ -96,7 +118,7 @@ describe('Node app ↔ Node device through p2pd', () => {
     assert.equal(dev.viewers().length, earlier + 3);
     for (const conn of [a, b, c] as AppConnection[]) {
       assert.equal(await conn.echo(conn.sessionId), conn.sessionId);
-      await until('video on every viewer', async () => (await conn.getStats()).framesReceived >= 5);
+      await untilVideo(media, conn, 5);
     }
     await Promise.all([a, b, c].map((x) => (x as AppConnection).close()));
     await until('viewers gone', () => dev.viewers().length === earlier, 5000);
