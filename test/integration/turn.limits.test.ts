@@ -211,7 +211,7 @@ describe('TURN limits and lifecycle', () => {
     assert.equal(res.status, 201, await res.clone().text());
     const session = (await res.json()) as { sessionId: string; iceServers: { urls: string[]; username?: string; credential?: string }[] };
     const turn = session.iceServers.find((s) => s.username !== undefined)!;
-    assert.match(turn.username!, new RegExp(`^\\d+:${session.sessionId}:app_limits$`));
+    assert.match(turn.username!, new RegExp(`^\\d+:${session.sessionId}$`), '"<expiry>:<sessionId>", the public format');
     const cs = await Promise.all([0, 1].map(() => connect(quota, turn.username, turn.credential)));
     for (const c of cs) await c.allocate();
     const before = await metricValue(quota.httpUrl, 'turn_sessions_active');
