@@ -290,11 +290,13 @@ describe('signaling on the embedded broker', () => {
     const port = new URL(node.mqttUrl).port;
     const app = await peer(node.mqttUrl, 'app_cli', 'app', { devices: ['device_cli'] });
     const devTok = await token('device_cli', 'device');
-    const sub = spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-i', 'device_cli-sub', '-u', 'device_cli', '-P', devTok, '-q', '1', '-t', 'p2p/signal/device/device_cli', '-C', '1', '-W', '10']);
+    // Line-buffered (stdbuf) with -d, so its SUBACK line shows when the subscription is in place.
+    const sub = spawn('stdbuf', ['-oL', 'mosquitto_sub', '-h', '127.0.0.1', '-p', port, '-i', 'device_cli-sub', '-u', 'device_cli', '-P', devTok, '-q', '1', '-t', 'p2p/signal/device/device_cli', '-C', '1', '-W', '30', '-d']);
     let received = '';
     sub.stdout.on('data', (d: Buffer) => { received += d.toString(); });
     const subDone = new Promise<number | null>((resolve) => sub.once('exit', resolve));
-    await sleep(300);
+    // Publish only once the subscription is in place: a fixed pause lost that race under load.
+    await waitFor(() => received.includes('SUBACK'), 'mosquitto_sub subscribed');
     // The device's presence, written by mosquitto_pub as a camera would.
     const online = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-u', 'device_cli', '-P', devTok, '-q', '1', '-r', '-t', 'p2p/presence/device/device_cli', '-m', 'online']);
     assert.equal(online.status, 0, online.stderr);
@@ -305,8 +307,10 @@ describe('signaling on the embedded broker', () => {
     const offer = JSON.stringify({ type: 'offer', sessionId, from: 'app_cli', to: 'device_cli', msgId: 'cli-1', payload: { sdp: SDP_OFFER }, timestamp: Date.now() });
     const sent = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-u', 'app_cli', '-P', appTok, '-q', '1', '-t', 'p2p/signal/device/device_cli', '-m', offer]);
     assert.equal(sent.status, 0, sent.stderr);
-    assert.equal(await subDone, 0);
-    assert.equal((JSON.parse(received) as { msgId: string }).msgId, 'cli-1');
+    assert.equal(await subDone, 0, received);
+    const line = received.split('\n').find((l) => l.startsWith('{'));
+    assert.ok(line, `the offer's JSON line in mosquitto_sub's output:\n${received}`);
+    assert.equal((JSON.parse(line) as { msgId: string }).msgId, 'cli-1');
 
     // A malformed message from mosquitto_pub is answered on the app's topic.
     const bad = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-u', 'app_cli', '-P', appTok, '-q', '1', '-t', 'p2p/signal/device/device_cli', '-m', 'not json']);
