@@ -160,7 +160,7 @@ describe('RFC 5780 with --alt-ip 127.0.0.2', () => {
 
   test('p2pd nat-type gives the same verdict against p2pd as against coturn with two IPs', async (t) => {
     const natType = async (port: number): Promise<Record<string, unknown>> =>
-      JSON.parse((await run(process.execPath, [P2PD_BIN, 'nat-type', '--server', `127.0.0.1:${port}`, '--json', '--timeout-ms', '600'])).stdout) as Record<string, unknown>;
+      JSON.parse((await run(process.execPath, [P2PD_BIN, 'nat-type', '--server', `127.0.0.1:${port}`, '--json', '--timeout-ms', '2000'])).stdout) as Record<string, unknown>;
     const ours = await natType(p.port);
     assert.equal(ours.mapping, 'endpoint-independent');
     assert.equal(ours.filtering, 'endpoint-independent');
@@ -169,12 +169,15 @@ describe('RFC 5780 with --alt-ip 127.0.0.2', () => {
     const cport = await freePort();
     const coturn = spawn('turnserver', ['-n', '-L', '127.0.0.1', '-L', '127.0.0.2', '--listening-port', String(cport), '--no-tls', '--no-dtls', '--no-cli', '--realm', 'x', '--log-file', '/dev/null', '--pidfile', `/tmp/p2pd-test-ts-${cport}.pid`], { stdio: 'ignore' });
     t.after(() => { coturn.kill('SIGKILL'); });
-    let theirs: Record<string, unknown> | undefined;
-    for (let i = 0; i < 40 && !theirs; i++) {
-      await new Promise((r) => setTimeout(r, 150));
-      try { theirs = await natType(cport); } catch { /* not up yet */ }
+    // coturn opens its four listeners one by one: ask nat-type only once each answers a Binding,
+    // so a slow start cannot read as "unreachable" or as filtering.
+    const listeners = [['127.0.0.1', cport], ['127.0.0.2', cport], ['127.0.0.1', cport + 1], ['127.0.0.2', cport + 1]] as const;
+    for (const [host, port] of listeners) {
+      let answered = false;
+      for (let i = 0; i < 60 && !answered; i++) answered = (await udpTransaction(bindingRequest(), port, host, 250)) !== undefined;
+      assert.ok(answered, `coturn answers on ${host}:${port}`);
     }
-    assert.ok(theirs, 'coturn answered');
+    const theirs = await natType(cport);
     for (const k of ['reachable', 'natted', 'mapping', 'filtering', 'type']) assert.equal(theirs[k], ours[k], k);
   });
 });
