@@ -116,6 +116,13 @@ export interface RedisRateLimiterOptions extends RateLimitOptions {
   readonly client: RedisClient;
   /** Separates budgets of different kinds in one Redis (e.g. `token`, `source`). */
   readonly prefix: string;
+  /** Shared by the limiters of one client, so one timeout spares every budget the next second. */
+  readonly health?: RedisHealth;
+}
+
+/** Until when (ms) a Redis client that failed is not asked. */
+export interface RedisHealth {
+  skipUntilMs: number;
 }
 
 export class RedisRateLimiter implements RateLimiter {
@@ -125,8 +132,7 @@ export class RedisRateLimiter implements RateLimiter {
   private readonly toleranceMs: number;
   private readonly fallback: LocalRateLimiter;
   private readonly redis: RedisClient;
-  /** Until when (ms) Redis is not asked after a failure. */
-  private skipUntilMs = 0;
+  private readonly health: RedisHealth;
 
   constructor(opts: RedisRateLimiterOptions) {
     opts.client.defineCommand('rateLimitTake', { numberOfKeys: 1, lua: LUA_TAKE });
@@ -135,17 +141,18 @@ export class RedisRateLimiter implements RateLimiter {
     ({ intervalMs: this.intervalMs, toleranceMs: this.toleranceMs } = gcra(opts));
     this.fallback = new LocalRateLimiter(opts);
     this.redis = opts.client;
+    this.health = opts.health ?? { skipUntilMs: 0 };
   }
 
   async take(key: string): Promise<number> {
-    if (this.redis.status !== 'ready' || Date.now() < this.skipUntilMs) {
+    if (this.redis.status !== 'ready' || Date.now() < this.health.skipUntilMs) {
       httpRateLimitFallbackTotal.inc();
       return this.fallback.takeNow(key);
     }
     try {
       return await this.client.rateLimitTake(`ratelimit:${this.prefix}:{${key}}`, this.intervalMs, this.toleranceMs);
     } catch {
-      this.skipUntilMs = Date.now() + 1000;
+      this.health.skipUntilMs = Date.now() + 1000;
       httpRateLimitFallbackTotal.inc();
       return this.fallback.takeNow(key);
     }
@@ -186,9 +193,11 @@ export function createHttpRateLimits(opts: { readonly tokenPerSec: number; reado
     // A budget check waits at most 150 ms for Redis (the store's own commands wait 500 ms).
     ? createRedisClient({ urls: opts.redisUrls, log: opts.log, name: 'p2pd-rate-limits', commandTimeoutMs: 150 })
     : undefined;
+  // A frozen Redis costs one 150 ms wait a second in all, not one per budget.
+  const health: RedisHealth = { skipUntilMs: 0 };
   const limiter = (perSec: number, prefix: string): RateLimiter | undefined => {
     if (perSec <= 0) return undefined;
-    return client ? new RedisRateLimiter({ client, prefix, perSec }) : new LocalRateLimiter({ perSec });
+    return client ? new RedisRateLimiter({ client, prefix, perSec, health }) : new LocalRateLimiter({ perSec });
   };
   return {
     token: limiter(opts.tokenPerSec, 'token'),
