@@ -22,7 +22,7 @@ const TURN_SECRET = 'cluster-test-turn-secret';
 const signer = createHs256Signer(JWT);
 // One app opens well over a hundred sessions here to see where HRW places them: the per-app
 // bounds (tested in security.http.test.ts) are lifted, they are not what this file is about.
-const COMMON = ['--roles', 'stun,turn,api', '--jwt-secret', JWT, '--auth-secret', TURN_SECRET, '--heartbeat-interval', '0.2', '--sweep-interval', '2',
+const COMMON = ['--roles', 'stun,turn,api', '--jwt-secret', JWT, '--auth-secret', TURN_SECRET, '--heartbeat-interval', '0.5', '--sweep-interval', '2',
   '--max-sessions-per-app', '0', '--rate-limit-token', '0'];
 
 interface SessionJson {
@@ -41,7 +41,7 @@ async function call(base: string, method: string, path: string, token: string, b
 
 async function createSession(base: string, token: string): Promise<SessionJson> {
   const r = await call(base, 'POST', '/v1/sessions', token, { deviceId: 'cam-1' });
-  assert.equal(r.status, 201);
+  assert.equal(r.status, 201, r.status === 201 ? '' : JSON.stringify(await r.json()));
   return (await r.json()) as SessionJson;
 }
 
@@ -55,6 +55,21 @@ async function sweptTotal(base: string): Promise<number> {
   const text = await (await fetch(`${base}/metrics`)).text();
   const m = /^sessions_closed_total\{reason="swept"\} (\d+)/m.exec(text);
   return m ? Number(m[1]) : 0;
+}
+
+async function healthyTurnNodes(base: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const m = /^cluster_nodes_healthy\{role="turn"\} (\d+)/m.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
+/** Polls `check` every 100 ms until it holds, for at most `ms`. */
+async function waitFor(check: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await sleep(100);
+  }
 }
 
 describe('three nodes sharing one Redis', { timeout: 60_000 }, () => {
@@ -87,7 +102,8 @@ describe('three nodes sharing one Redis', { timeout: 60_000 }, () => {
     await store.ready();
     app = await signer.sign({ sub: 'app-1', role: 'app', devices: ['cam-1'] });
     device = await signer.sign({ sub: 'cam-1', role: 'device' });
-    await sleep(500); // every node has seen every other's heartbeat
+    // Every node has seen every other's heartbeat.
+    for (const base of [x.httpUrl, b.httpUrl, c.httpUrl]) await waitFor(async () => await healthyTurnNodes(base) === 3, `${base} sees three TURN nodes`);
   });
 
   after(async () => {
@@ -143,9 +159,16 @@ describe('three nodes sharing one Redis', { timeout: 60_000 }, () => {
     assert.deepEqual([...before].sort(), ['node-b', 'node-c', 'node-x'], 'sessions spread over the three nodes');
     x.drain();
     assert.equal((await fetch(`${x.httpUrl}/readyz`)).status, 503);
-    await sleep(500);
+    // The other nodes learn of the drain at their next read of the registry (one heartbeat, on a
+    // busy machine maybe a few): from then on, 15 sessions in a row from every node avoid X.
+    const deadline = Date.now() + 10_000;
     for (const base of [b.httpUrl, (c as P2pdProcess).httpUrl, x.httpUrl]) {
-      for (let i = 0; i < 15; i++) assert.notEqual((await createSession(base, app)).turnNode, 'node-x');
+      for (let clean = 0; clean < 15;) {
+        const placed = (await createSession(base, app)).turnNode;
+        if (placed !== 'node-x') clean++;
+        else if (Date.now() < deadline) clean = 0;
+        else assert.fail(`${base} still places sessions on the draining node 10 s after the drain`);
+      }
     }
   });
 
@@ -160,7 +183,8 @@ describe('three nodes sharing one Redis', { timeout: 60_000 }, () => {
     const right = await getSession(b.httpUrl, id, app);
     assert.equal(right.status, 'connecting');
     assert.equal(right.deviceId, 'cam-1');
-    await sleep(900); // more than 3 heartbeats of 0.2 s
+    // Once C's last heartbeat is older than three intervals, its sessions move to B.
+    await waitFor(async () => (await getSession(b.httpUrl, id, app)).turnNode === 'node-b', 'the session moved to node-b', 15_000);
     const byApp = await getSession(b.httpUrl, id, app);
     const byDevice = await getSession(x.httpUrl, id, device);
     assert.equal(byApp.turnNode, 'node-b', 'the only live node not draining');
