@@ -116,8 +116,19 @@ export function percentile(values: readonly number[], p: number): number | undef
   return weightedPercentile(values.map((value) => ({ value, weight: 1 })), p);
 }
 
-const conditionKey = (c: Condition): string => `${c.stack}|${c.delayMs}|${c.lossPct}`;
-const cellKey = (a: Attempt): string => `${conditionKey(a)}|${a.camera}|${a.app}`;
+export const describeCondition = (c: Condition): string => `${c.stack} ${c.delayMs} ms ${c.lossPct} % loss`;
+
+/** Items by key, keys in first-seen order. */
+export function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
+}
 
 function defined(values: (number | undefined)[]): number[] {
   return values.filter((v): v is number => v !== undefined);
@@ -150,7 +161,8 @@ function natTypeFigures(camera: NatKind, app: NatKind, attempts: readonly Attemp
   return { natTypeReports: reports, natTypeRight: reports > 0 ? right / reports : undefined, natTypeMisses: [...misses.values()] };
 }
 
-function summarizeCell(attempts: readonly Attempt[]): Cell {
+/** A cell's figures, and its latency samples for the aggregate's mixture percentiles. */
+function summarizeCell(attempts: readonly Attempt[]): { cell: Cell; setups: number[]; firstFrames: number[] } {
   const first = attempts[0] as Attempt;
   const { camera, app, stack, delayMs, lossPct } = first;
   const ok = attempts.filter((a) => a.ok);
@@ -163,8 +175,9 @@ function summarizeCell(attempts: readonly Attempt[]): Cell {
     errors[code] = (errors[code] ?? 0) + 1;
   }
   const setups = defined(ok.map((a) => a.setupMs));
+  const firstFrames = defined(ok.map((a) => a.firstFrameMs));
   const possible = directPossible(camera, app);
-  return {
+  const cell: Cell = {
     camera,
     app,
     stack,
@@ -178,13 +191,14 @@ function summarizeCell(attempts: readonly Attempt[]): Cell {
     directShare: ok.length > 0 ? direct / ok.length : undefined,
     setupP50: percentile(setups, 50),
     setupP95: percentile(setups, 95),
-    firstFrameP95: percentile(defined(ok.map((a) => a.firstFrameMs)), 95),
+    firstFrameP95: percentile(firstFrames, 95),
     rttP50: percentile(defined(ok.map((a) => a.rttMs)), 50),
     errors,
     directPossible: possible,
     shortOfTheory: possible && direct < ok.length,
     ...natTypeFigures(camera, app, attempts),
   };
+  return { cell, setups, firstFrames };
 }
 
 /**
@@ -218,33 +232,20 @@ function mixturePercentile(cells: readonly Cell[], byCell: ReadonlyMap<Cell, num
 
 /** Groups attempts into cells and weighs the cells of each condition with `mix` on both sides. */
 export function summarize(attempts: readonly Attempt[], mix: NatMix = SEED_MIX): Summary {
-  const groups = new Map<string, Attempt[]>();
-  for (const a of attempts) {
-    const group = groups.get(cellKey(a));
-    if (group) group.push(a);
-    else groups.set(cellKey(a), [a]);
-  }
   const order = (k: NatKind): number => NAT_KINDS.indexOf(k);
   const cells: Cell[] = [];
   const setups = new Map<Cell, number[]>();
   const firstFrames = new Map<Cell, number[]>();
-  for (const group of groups.values()) {
-    const cell = summarizeCell(group);
-    cells.push(cell);
-    const ok = group.filter((a) => a.ok);
-    setups.set(cell, defined(ok.map((a) => a.setupMs)));
-    firstFrames.set(cell, defined(ok.map((a) => a.firstFrameMs)));
+  for (const group of groupBy(attempts, (a) => `${describeCondition(a)}|${a.camera}|${a.app}`).values()) {
+    const figures = summarizeCell(group);
+    cells.push(figures.cell);
+    setups.set(figures.cell, figures.setups);
+    firstFrames.set(figures.cell, figures.firstFrames);
   }
   cells.sort((a, b) => compareConditions(a, b) || order(a.camera) - order(b.camera) || order(a.app) - order(b.app));
 
-  const byCondition = new Map<string, Cell[]>();
-  for (const c of cells) {
-    const list = byCondition.get(conditionKey(c));
-    if (list) list.push(c);
-    else byCondition.set(conditionKey(c), [c]);
-  }
   const aggregate: Aggregate[] = [];
-  for (const list of byCondition.values()) {
+  for (const list of groupBy(cells, describeCondition).values()) {
     const { stack, delayMs, lossPct } = list[0] as Cell;
     const connected = list.filter((c) => c.success > 0);
     aggregate.push({
@@ -317,7 +318,6 @@ export interface TargetCheck {
   warnings: Finding[];
 }
 
-export const describeCondition = (c: Condition): string => `${c.stack} ${c.delayMs} ms ${c.lossPct} % loss`;
 const describeCell = (c: Cell): string => `${describeCondition(c)}, camera ${c.camera} × app ${c.app}`;
 const pct = (share: number): string => `${(share * 100).toFixed(1)} %`;
 

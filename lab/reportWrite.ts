@@ -8,7 +8,7 @@ import { cpus, hostname, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { NAT_KINDS, SEED_MIX, type NatKind, type NatMix } from './theory.ts';
 import {
-  checkTargets, describeCondition, summarize,
+  checkTargets, describeCondition, groupBy, summarize,
   type Attempt, type Cell, type Condition, type Summary, type TargetCheck, type Targets,
 } from './report.ts';
 
@@ -53,9 +53,10 @@ export function buildReport(attempts: readonly Attempt[], opts: { targets?: Part
 
 /** The conditions in the summary's order, each with its cells. */
 function byCondition(summary: Summary): { condition: Condition; cells: Map<string, Cell> }[] {
+  const groups = groupBy(summary.cells, describeCondition);
   return summary.aggregate.map((condition) => ({
     condition,
-    cells: new Map(summary.cells.filter((c) => describeCondition(c) === describeCondition(condition)).map((c) => [`${c.camera}|${c.app}`, c])),
+    cells: new Map((groups.get(describeCondition(condition)) ?? []).map((c) => [`${c.camera}|${c.app}`, c])),
   }));
 }
 
