@@ -1,0 +1,384 @@
+/**
+ * The connectivity lab's figures: attempts grouped into cells (camera NAT × app NAT × stack × delay
+ * × loss), seed-weighted aggregates per condition, and the issue's targets checked against them.
+ * Pure: lab/reportWrite.ts turns the result into files. Methods are described in docs/lab.md
+ * "The report".
+ */
+import { EXPECTED_NAT_TYPE, NAT_KINDS, SEED_MIX, directPossible, pairWeight, type NatKind, type NatMix } from './theory.ts';
+
+export type Stack = 'node' | 'chromium';
+
+/** One connection attempt: a camera behind `camera`, an app behind `app`, on one network condition. */
+export interface Attempt {
+  camera: NatKind;
+  app: NatKind;
+  stack: Stack;
+  delayMs: number;
+  lossPct: number;
+  ok: boolean;
+  /** Error code when !ok. */
+  error?: string;
+  path?: 'direct' | 'relay';
+  setupMs?: number;
+  firstFrameMs?: number;
+  rttMs?: number;
+  /** The NAT type each SDK reported. */
+  natType?: { camera?: string; app?: string };
+}
+
+/** A network condition: one heatmap grid, one aggregate row. */
+export interface Condition {
+  stack: Stack;
+  delayMs: number;
+  lossPct: number;
+}
+
+export interface NatTypeMiss {
+  side: 'camera' | 'app';
+  reported: string;
+  expected: string;
+  count: number;
+}
+
+export interface Cell extends Condition {
+  camera: NatKind;
+  app: NatKind;
+  attempts: number;
+  success: number;
+  /** Successful attempts on a direct path, and on a relayed one. */
+  direct: number;
+  relay: number;
+  /** success / attempts. */
+  successRate: number;
+  /** direct / success: how the connections that were made went; undefined without any. */
+  directShare?: number;
+  setupP50?: number;
+  setupP95?: number;
+  firstFrameP95?: number;
+  rttP50?: number;
+  /** Error code → number of failed attempts (attempts without a code count as "unknown"). */
+  errors: Record<string, number>;
+  directPossible: boolean;
+  /** Theory allows a direct path, yet some successful attempt did not take one. */
+  shortOfTheory: boolean;
+  /** NAT types reported by either side, and the share of them equal to EXPECTED_NAT_TYPE. */
+  natTypeReports: number;
+  natTypeRight?: number;
+  natTypeMisses: NatTypeMiss[];
+}
+
+/** Seed-weighted figures of one condition; undefined where the measured cells weigh nothing. */
+export interface Aggregate extends Condition {
+  cells: number;
+  attempts: number;
+  /** Sum of the weights of the measured cells: 1 when every pair of weighted kinds was measured. */
+  weight: number;
+  success?: number;
+  /** Over the cells with a successful attempt (failures are the success figures' to count). */
+  directShare?: number;
+  /** What theory allows over those same cells, with the same weights. */
+  theoreticalDirectShare?: number;
+  setupP95?: number;
+  firstFrameP95?: number;
+}
+
+export interface Summary {
+  cells: Cell[];
+  aggregate: Aggregate[];
+}
+
+export interface WeightedSample {
+  value: number;
+  weight: number;
+}
+
+/**
+ * Weighted nearest-rank percentile: the smallest value whose cumulative weight reaches p % of the
+ * total. With equal weights this is the plain nearest-rank method (rank ⌈p/100 · N⌉). Undefined
+ * when there are no samples or they weigh nothing.
+ */
+export function weightedPercentile(samples: readonly WeightedSample[], p: number): number | undefined {
+  const sorted = samples.filter((s) => s.weight > 0).sort((a, b) => a.value - b.value);
+  const total = sorted.reduce((sum, s) => sum + s.weight, 0);
+  if (sorted.length === 0) return undefined;
+  // The tolerance only forgives float rounding of fractional weights; integer weights sum exactly.
+  const target = (p * total) / 100 - total * 1e-9;
+  let cumulative = 0;
+  for (const s of sorted) {
+    cumulative += s.weight;
+    if (cumulative >= target) return s.value;
+  }
+  return sorted[sorted.length - 1]?.value;
+}
+
+/** Nearest-rank percentile of plain values. */
+export function percentile(values: readonly number[], p: number): number | undefined {
+  return weightedPercentile(values.map((value) => ({ value, weight: 1 })), p);
+}
+
+export const describeCondition = (c: Condition): string => `${c.stack} ${c.delayMs} ms ${c.lossPct} % loss`;
+
+/** Items by key, keys in first-seen order. */
+export function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const group = groups.get(k);
+    if (group) group.push(item);
+    else groups.set(k, [item]);
+  }
+  return groups;
+}
+
+function defined(values: (number | undefined)[]): number[] {
+  return values.filter((v): v is number => v !== undefined);
+}
+
+function compareConditions(a: Condition, b: Condition): number {
+  return a.stack.localeCompare(b.stack) || a.delayMs - b.delayMs || a.lossPct - b.lossPct;
+}
+
+function natTypeFigures(camera: NatKind, app: NatKind, attempts: readonly Attempt[]): Pick<Cell, 'natTypeReports' | 'natTypeRight' | 'natTypeMisses'> {
+  let reports = 0;
+  let right = 0;
+  const misses = new Map<string, NatTypeMiss>();
+  for (const a of attempts) {
+    for (const [side, kind] of [['camera', camera], ['app', app]] as const) {
+      const reported = a.natType?.[side];
+      if (reported === undefined) continue;
+      reports++;
+      const expected = EXPECTED_NAT_TYPE[kind];
+      if (reported === expected) {
+        right++;
+        continue;
+      }
+      const key = `${side}|${reported}`;
+      const miss = misses.get(key) ?? { side, reported, expected, count: 0 };
+      miss.count++;
+      misses.set(key, miss);
+    }
+  }
+  return { natTypeReports: reports, natTypeRight: reports > 0 ? right / reports : undefined, natTypeMisses: [...misses.values()] };
+}
+
+/** A cell's figures, and its latency samples for the aggregate's mixture percentiles. */
+function summarizeCell(attempts: readonly Attempt[]): { cell: Cell; setups: number[]; firstFrames: number[] } {
+  const first = attempts[0] as Attempt;
+  const { camera, app, stack, delayMs, lossPct } = first;
+  const ok = attempts.filter((a) => a.ok);
+  const direct = ok.filter((a) => a.path === 'direct').length;
+  const relay = ok.filter((a) => a.path === 'relay').length;
+  const errors: Record<string, number> = {};
+  for (const a of attempts) {
+    if (a.ok) continue;
+    const code = a.error ?? 'unknown';
+    errors[code] = (errors[code] ?? 0) + 1;
+  }
+  const setups = defined(ok.map((a) => a.setupMs));
+  const firstFrames = defined(ok.map((a) => a.firstFrameMs));
+  const possible = directPossible(camera, app);
+  const cell: Cell = {
+    camera,
+    app,
+    stack,
+    delayMs,
+    lossPct,
+    attempts: attempts.length,
+    success: ok.length,
+    direct,
+    relay,
+    successRate: ok.length / attempts.length,
+    directShare: ok.length > 0 ? direct / ok.length : undefined,
+    setupP50: percentile(setups, 50),
+    setupP95: percentile(setups, 95),
+    firstFrameP95: percentile(firstFrames, 95),
+    rttP50: percentile(defined(ok.map((a) => a.rttMs)), 50),
+    errors,
+    directPossible: possible,
+    shortOfTheory: possible && direct < ok.length,
+    ...natTypeFigures(camera, app, attempts),
+  };
+  return { cell, setups, firstFrames };
+}
+
+/**
+ * Weighted mean of `value` over cells, each weighing pairWeight(mix, camera, app); undefined when
+ * the cells weigh nothing.
+ */
+function weightedMean(cells: readonly Cell[], mix: NatMix, value: (c: Cell) => number): number | undefined {
+  let sum = 0;
+  let weight = 0;
+  for (const c of cells) {
+    const w = pairWeight(mix, c.camera, c.app);
+    sum += w * value(c);
+    weight += w;
+  }
+  return weight > 0 ? sum / weight : undefined;
+}
+
+/**
+ * A latency percentile over the mixture: each cell's samples share the cell's weight equally, so a
+ * cell weighs its pair's share of the field whatever its number of attempts.
+ */
+function mixturePercentile(cells: readonly Cell[], byCell: ReadonlyMap<Cell, number[]>, mix: NatMix, p: number): number | undefined {
+  const samples: WeightedSample[] = [];
+  for (const c of cells) {
+    const values = byCell.get(c) ?? [];
+    const w = pairWeight(mix, c.camera, c.app) / values.length;
+    for (const value of values) samples.push({ value, weight: w });
+  }
+  return weightedPercentile(samples, p);
+}
+
+/** Groups attempts into cells and weighs the cells of each condition with `mix` on both sides. */
+export function summarize(attempts: readonly Attempt[], mix: NatMix = SEED_MIX): Summary {
+  const order = (k: NatKind): number => NAT_KINDS.indexOf(k);
+  const cells: Cell[] = [];
+  const setups = new Map<Cell, number[]>();
+  const firstFrames = new Map<Cell, number[]>();
+  for (const group of groupBy(attempts, (a) => `${describeCondition(a)}|${a.camera}|${a.app}`).values()) {
+    const figures = summarizeCell(group);
+    cells.push(figures.cell);
+    setups.set(figures.cell, figures.setups);
+    firstFrames.set(figures.cell, figures.firstFrames);
+  }
+  cells.sort((a, b) => compareConditions(a, b) || order(a.camera) - order(b.camera) || order(a.app) - order(b.app));
+
+  const aggregate: Aggregate[] = [];
+  for (const list of groupBy(cells, describeCondition).values()) {
+    const { stack, delayMs, lossPct } = list[0] as Cell;
+    const connected = list.filter((c) => c.success > 0);
+    aggregate.push({
+      stack,
+      delayMs,
+      lossPct,
+      cells: list.length,
+      attempts: list.reduce((n, c) => n + c.attempts, 0),
+      weight: list.reduce((w, c) => w + pairWeight(mix, c.camera, c.app), 0),
+      success: weightedMean(list, mix, (c) => c.successRate),
+      directShare: weightedMean(connected, mix, (c) => c.directShare ?? 0),
+      theoreticalDirectShare: weightedMean(connected, mix, (c) => (c.directPossible ? 1 : 0)),
+      setupP95: mixturePercentile(list, setups, mix, 95),
+      firstFrameP95: mixturePercentile(list, firstFrames, mix, 95),
+    });
+  }
+  return { cells, aggregate };
+}
+
+/** A latency bound on the seed-weighted P95 of one condition (both stacks). */
+export interface LatencyTarget {
+  metric: 'setupP95' | 'firstFrameP95';
+  delayMs: number;
+  lossPct: number;
+  maxMs: number;
+}
+
+export interface Targets {
+  /** Every cell succeeds in at least this share of attempts (the issue: 100 %). */
+  cellSuccess: number | false;
+  /** Direct in every successful attempt where theory allows it (a failure), relay where it does not (a warning). */
+  directWherePossible: boolean;
+  /** Seed-weighted success per condition (the issue: 99.5 %). */
+  weightedSuccess: number | false;
+  /** Seed-weighted direct share at least the theoretical one. */
+  directShareVsTheory: boolean;
+  latencyTargets: boolean;
+  latency: readonly LatencyTarget[];
+  /** Every NAT type reported equals the expected one. */
+  natType: boolean;
+}
+
+export const ISSUE_TARGETS: Readonly<Targets> = {
+  cellSuccess: 1,
+  directWherePossible: true,
+  weightedSuccess: 0.995,
+  directShareVsTheory: true,
+  latencyTargets: true,
+  latency: [
+    { metric: 'setupP95', delayMs: 50, lossPct: 0, maxMs: 1000 },
+    { metric: 'setupP95', delayMs: 50, lossPct: 2, maxMs: 2000 },
+    { metric: 'firstFrameP95', delayMs: 50, lossPct: 0, maxMs: 1500 },
+  ],
+  natType: true,
+};
+
+export type TargetName = 'cell-success' | 'direct-path' | 'weighted-success' | 'direct-share' | 'latency' | 'nat-type';
+
+export interface Finding {
+  target: TargetName;
+  /** The cell or condition, e.g. "node 50 ms 0 % symmetric × symmetric". */
+  where: string;
+  reason: string;
+}
+
+export interface TargetCheck {
+  /** The targets that were checked (the others were switched off). */
+  checked: TargetName[];
+  failures: Finding[];
+  warnings: Finding[];
+}
+
+const describeCell = (c: Cell): string => `${describeCondition(c)}, camera ${c.camera} × app ${c.app}`;
+const pct = (share: number): string => `${(share * 100).toFixed(1)} %`;
+
+/** The issue's targets against a summary; `targets` switches some off or moves their bounds. */
+export function checkTargets(summary: Summary, targets: Partial<Targets> = {}): TargetCheck {
+  const t: Targets = { ...ISSUE_TARGETS, ...targets };
+  const checked: TargetName[] = [];
+  const failures: Finding[] = [];
+  const warnings: Finding[] = [];
+
+  if (t.cellSuccess !== false) {
+    checked.push('cell-success');
+    for (const c of summary.cells) {
+      if (c.successRate >= t.cellSuccess) continue;
+      const errors = Object.entries(c.errors).map(([code, n]) => `${n} × ${code}`).join(', ');
+      failures.push({ target: 'cell-success', where: describeCell(c), reason: `${c.success}/${c.attempts} succeeded, below ${pct(t.cellSuccess)} (${errors})` });
+    }
+  }
+  if (t.directWherePossible) {
+    checked.push('direct-path');
+    for (const c of summary.cells) {
+      if (c.shortOfTheory) {
+        failures.push({ target: 'direct-path', where: describeCell(c), reason: `theory allows a direct path, but only ${c.direct} of ${c.success} successful attempts were direct` });
+      } else if (!c.directPossible && c.direct > 0) {
+        warnings.push({ target: 'direct-path', where: describeCell(c), reason: `${c.direct} attempts went direct where theory allows none: is the emulated NAT what it claims?` });
+      }
+    }
+  }
+  if (t.weightedSuccess !== false) checked.push('weighted-success');
+  if (t.directShareVsTheory) checked.push('direct-share');
+  for (const a of summary.aggregate) {
+    const where = describeCondition(a);
+    if (t.weightedSuccess !== false && a.success !== undefined && a.success < t.weightedSuccess) {
+      failures.push({ target: 'weighted-success', where, reason: `seed-weighted success ${pct(a.success)}, below ${pct(t.weightedSuccess)}` });
+    }
+    if (t.directShareVsTheory && a.directShare !== undefined && a.theoreticalDirectShare !== undefined && a.directShare < a.theoreticalDirectShare - 1e-9) {
+      failures.push({ target: 'direct-share', where, reason: `seed-weighted direct share ${pct(a.directShare)}, below the theoretical ${pct(a.theoreticalDirectShare)}` });
+    }
+  }
+  if (t.latencyTargets) {
+    checked.push('latency');
+    for (const target of t.latency) {
+      for (const a of summary.aggregate) {
+        if (a.delayMs !== target.delayMs || a.lossPct !== target.lossPct) continue;
+        const value = a[target.metric];
+        const where = describeCondition(a);
+        if (value === undefined) {
+          warnings.push({ target: 'latency', where, reason: `no seed-weighted ${target.metric} samples to hold against ${target.maxMs} ms` });
+        } else if (value > target.maxMs) {
+          failures.push({ target: 'latency', where, reason: `${target.metric} ${value} ms, above ${target.maxMs} ms` });
+        }
+      }
+    }
+  }
+  if (t.natType) {
+    checked.push('nat-type');
+    for (const c of summary.cells) {
+      if (c.natTypeRight === undefined || c.natTypeRight === 1) continue;
+      const misses = c.natTypeMisses.map((m) => `${m.side} reported "${m.reported}" ${m.count}× (expected "${m.expected}")`).join('; ');
+      failures.push({ target: 'nat-type', where: describeCell(c), reason: `${pct(c.natTypeRight)} of ${c.natTypeReports} reports right: ${misses}` });
+    }
+  }
+  return { checked, failures, warnings };
+}
