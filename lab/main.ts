@@ -1,35 +1,124 @@
 /**
- * `npm run lab [-- --short]`: the NAT lab. For each emulated NAT type, `p2pd nat-type` from behind
- * the NAT against p2pd and against coturn; prints the verdicts side by side.
+ * `npm run lab [-- options]`: the connectivity lab (docs/lab.md). Root only: network namespaces,
+ * iptables, NFQUEUE. Everything it builds is torn down on exit and on ^C.
+ *
+ *   npm run lab                 NAT classification, then the full matrix: 6 × 6 NAT cells, delay
+ *                               0/50 ms × loss 0/2 %, Node SDK and Chromium, 10 attempts each;
+ *                               writes lab/report.{json,md,svg} and checks the targets
+ *   npm run lab -- --short      the CI form: classification, every cell once with the Node SDK at
+ *                               0 ms, Chromium on a few cells, one cell at 50 ms / 2 %; fails on a
+ *                               cell that does not connect or relays where theory says direct
+ *   npm run lab -- delay        measures the delay stage itself (lab/delayCheck.ts)
+ *
+ * Options: --attempts N, --stacks node,chromium, --conditions 0/0,50/0,0/2,50/2 (delay ms/loss %),
+ * --cameras K,… and --apps K,… (NAT kinds), --out DIR (default lab/; the short form: artifacts/lab).
  */
-import { createLab, labSupported, type LabNat } from './netns.ts';
-import { compareVerdicts } from './natType.ts';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Stack } from './connectivity.ts';
+import { runMatrix, type Condition, type LabPlan } from './matrix.ts';
+import { COTURN_PORT, P2PD_STUN_PORT, natType, startCoturn } from './natType.ts';
+import type { Targets } from './report.ts';
+import { buildReport, writeReport } from './reportWrite.ts';
+import { startService } from './service.ts';
+import { Internet, NAT_KINDS, labSupported, type NatKind } from './sites.ts';
+import { EXPECTED_NAT_TYPE } from './theory.ts';
 
-const EXPECTED: Record<LabNat, string> = {
-  none: 'open internet',
-  'full-cone': 'full cone',
-  'port-restricted-cone': 'port-restricted cone',
-  symmetric: 'symmetric',
+const argv = process.argv.slice(2);
+const option = (name: string): string | undefined => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : undefined;
 };
+const say = (line: string): void => { process.stdout.write(`${line}\n`); };
 
 const why = labSupported();
 if (why) {
-  process.stdout.write(`lab skipped: ${why}\n`);
+  say(`lab skipped: ${why}`);
   process.exit(0);
 }
-const short = process.argv.includes('--short');
-const nats: LabNat[] = short ? ['port-restricted-cone', 'symmetric'] : ['none', 'full-cone', 'port-restricted-cone', 'symmetric'];
-let failures = 0;
-process.stdout.write(`${'emulated NAT'.padEnd(22)} ${'p2pd nat-type vs p2pd'.padEnd(28)} ${'vs coturn'.padEnd(24)} agree\n`);
-for (const nat of nats) {
-  const lab = createLab(nat);
-  try {
-    const { p2pd, coturn } = await compareVerdicts(lab);
-    const ok = p2pd.type === coturn.type && p2pd.type === EXPECTED[nat];
-    if (!ok) failures++;
-    process.stdout.write(`${nat.padEnd(22)} ${p2pd.type.padEnd(28)} ${coturn.type.padEnd(24)} ${ok ? 'yes' : 'NO'}\n`);
-  } finally {
-    lab.destroy();
-  }
+
+if (argv[0] === 'delay') {
+  const { main } = await import('./delayCheck.ts');
+  await main(argv.slice(1));
+  process.exit(process.exitCode ?? 0);
 }
-process.exitCode = failures === 0 ? 0 : 1;
+
+const short = argv.includes('--short');
+const kinds = (raw: string | undefined): NatKind[] => {
+  if (raw === undefined) return [...NAT_KINDS];
+  const list = raw.split(',');
+  for (const k of list) if (!(NAT_KINDS as readonly string[]).includes(k)) throw new Error(`unknown NAT kind ${k} (one of ${NAT_KINDS.join(', ')})`);
+  return list as NatKind[];
+};
+const conditions = (raw: string): Condition[] => raw.split(',').map((c) => {
+  const [delayMs, lossPct] = c.split('/').map(Number);
+  if (!Number.isFinite(delayMs) || !Number.isFinite(lossPct)) throw new Error(`bad condition ${c} (delay ms/loss %, e.g. 50/2)`);
+  return { delayMs: delayMs as number, lossPct: lossPct as number };
+});
+
+/** `p2pd nat-type` from behind every NAT kind, against p2pd and coturn: must match theory. */
+async function classify(): Promise<number> {
+  const net = new Internet(`pk${process.pid % 10000}`);
+  let failures = 0;
+  try {
+    const service = await startService(net.server, { roles: 'stun' });
+    const coturn = await startCoturn(net.server, net.inet);
+    say(`${'NAT kind'.padEnd(20)} ${'expected'.padEnd(22)} ${'p2pd nat-type vs p2pd'.padEnd(24)} ${'vs coturn'.padEnd(22)} right`);
+    for (const kind of NAT_KINDS) {
+      const site = net.addSite('app', kind);
+      const ours = natType(site.host, P2PD_STUN_PORT).type;
+      const theirs = natType(site.host, COTURN_PORT).type;
+      const right = ours === EXPECTED_NAT_TYPE[kind] && theirs === ours;
+      if (!right) failures++;
+      say(`${kind.padEnd(20)} ${EXPECTED_NAT_TYPE[kind].padEnd(22)} ${ours.padEnd(24)} ${theirs.padEnd(22)} ${right ? 'yes' : 'NO'}`);
+    }
+    coturn.stop();
+    service.stop();
+  } finally {
+    net.destroy();
+  }
+  return failures;
+}
+
+function plan(): { plans: LabPlan[]; targets: Partial<Targets>; out: string } {
+  const attempts = Number(option('attempts') ?? (short ? 1 : 10));
+  const stacks = (option('stacks')?.split(',') ?? ['node', 'chromium']) as Stack[];
+  const cameras = kinds(option('cameras'));
+  const apps = kinds(option('apps'));
+  const cells = cameras.flatMap((c) => apps.map((a) => [c, a] as const));
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  if (short && option('conditions') === undefined) {
+    // Every cell once on the Node SDK; Chromium where the browser's own ICE meets each NAT
+    // behaviour; the hardest direct cell under delay and loss, on both stacks.
+    const browserCells = [['port-restricted', 'port-restricted'], ['symmetric', 'full-cone'], ['address-restricted', 'symmetric'], ['full-cone', 'udp-blocked']] as const;
+    return {
+      plans: [
+        { cells, conditions: [{ delayMs: 0, lossPct: 0 }], stacks: ['node'], attempts },
+        ...(stacks.includes('chromium') ? [{ cells: browserCells, conditions: [{ delayMs: 0, lossPct: 0 }], stacks: ['chromium'] as Stack[], attempts }] : []),
+        { cells: [['port-restricted', 'port-restricted']], conditions: [{ delayMs: 50, lossPct: 2 }], stacks, attempts },
+      ],
+      // One attempt per cell says nothing about percentiles: the short form checks paths only.
+      targets: { latencyTargets: false, weightedSuccess: false, natType: false },
+      out: option('out') ?? `${root}artifacts/lab`,
+    };
+  }
+  return {
+    plans: [{ cells, conditions: conditions(option('conditions') ?? '0/0,50/0,0/2,50/2'), stacks, attempts }],
+    targets: {},
+    out: option('out') ?? `${root}lab`,
+  };
+}
+
+const { plans, targets, out } = plan();
+let failures = await classify();
+const attempts = [];
+for (const p of plans) attempts.push(...(await runMatrix(p, say)).attempts);
+const report = buildReport(attempts, { targets });
+mkdirSync(out, { recursive: true });
+const files = writeReport(out, report);
+say(`\nreport: ${files.md}, ${files.svg}, ${files.json}`);
+for (const w of report.targets.warnings) say(`warning: ${w.where}: ${w.reason}`);
+for (const f of report.targets.failures) say(`FAILED ${f.target}: ${f.where}: ${f.reason}`);
+failures += report.targets.failures.length;
+say(failures === 0 ? 'lab: every target checked holds' : `lab: ${failures} failure(s)`);
+process.exit(failures === 0 ? 0 : 1);

@@ -1,48 +1,50 @@
 /**
- * Runs `p2pd nat-type` from the lab's client against p2pd and against coturn (both with two IPs)
- * in the lab's server namespace, and returns both verdicts.
+ * NAT classification in the lab: `p2pd nat-type` from a site's host against p2pd and against
+ * coturn's turnserver, both on the server site with its two addresses (RFC 5780), so the verdict
+ * behind each NAT kind can be checked against theory (theory.ts EXPECTED_NAT_TYPE) and against
+ * a second implementation.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { SERVER_ALT_IP, SERVER_IP, type Lab } from './netns.ts';
+import type { ClassicNatType } from '../src/nat/classify.ts';
+import { Output, P2PD } from './service.ts';
+import { SERVER_ALT_IP, SERVER_IP, type Namespace } from './sites.ts';
 
-const P2PD = fileURLToPath(new URL('../bin/p2pd.js', import.meta.url));
+export const P2PD_STUN_PORT = 3478;
+export const COTURN_PORT = 3578;
 
 export interface Verdict {
-  /** False when the server did not answer test I (not yet listening, or a loaded machine). */
+  /** False when the server did not answer test I (UDP blocked on the way). */
   readonly reachable: boolean;
   readonly mapping: string;
   readonly filtering: string;
-  readonly type: string;
+  readonly type: ClassicNatType;
   readonly natted: boolean;
 }
 
-function natType(lab: Lab, port: number): Verdict | undefined {
-  try {
-    const out = lab.exec(lab.client, [process.execPath, P2PD, 'nat-type', '--server', `${SERVER_IP}:${port}`, '--json', '--timeout-ms', '800']);
-    return JSON.parse(out) as Verdict;
-  } catch {
-    return undefined;
-  }
+/** One verdict: each request waits up to 2 s, retransmissions included. */
+export function natType(host: Namespace, port: number): Verdict {
+  const out = host.exec([process.execPath, P2PD, 'nat-type', '--server', `${SERVER_IP}:${port}`, '--json', '--timeout-ms', '2000']);
+  return JSON.parse(out) as Verdict;
 }
 
 /**
- * The first verdict from a server that answered. The lab never blocks UDP, so "no answer to
- * test I" (UDP blocked) only means the server is not up yet or the machine is busy: ask again.
+ * Starts coturn (STUN only, both addresses) on the server site and waits until it answers a
+ * Binding from the internet router's namespace, so a verdict is never taken against a server
+ * still starting.
  */
-async function waitVerdict(lab: Lab, port: number): Promise<Verdict> {
-  for (let i = 0; i < 30; i++) {
-    const v = natType(lab, port);
-    if (v?.reachable) return v;
-    await sleep(200);
+export async function startCoturn(server: Namespace, probeFrom: Namespace): Promise<{ stop(): void }> {
+  const child = server.spawn(['turnserver', '-n', '-L', SERVER_IP, '-L', SERVER_ALT_IP, '--listening-port', String(COTURN_PORT),
+    '--no-tls', '--no-dtls', '--no-cli', '--no-tcp', '--realm', 'lab', '--log-file', 'stdout', '--pidfile', `/tmp/${server.name}-turnserver.pid`]);
+  const out = new Output(child);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      if (natType(probeFrom, COTURN_PORT).reachable) break;
+    } catch { /* not up yet */ }
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`coturn did not answer within 30 s:\n${out.lines.slice(-10).join('\n')}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`no verdict from the server on port ${port}`);
-}
-
-export async function compareVerdicts(lab: Lab): Promise<{ p2pd: Verdict; coturn: Verdict }> {
-  lab.spawn(lab.server, [process.execPath, P2PD, 'serve', '--roles', 'stun', '--listen', SERVER_IP, '--alt-ip', SERVER_ALT_IP, '--port', '3478', '--workers', '1', '--http', '127.0.0.1:8080', '--log-level', 'warn']);
-  lab.spawn(lab.server, ['turnserver', '-n', '-L', SERVER_IP, '-L', SERVER_ALT_IP, '--listening-port', '3578', '--no-tls', '--no-dtls', '--no-cli', '--no-tcp', '--realm', 'lab', '--log-file', '/dev/null', '--pidfile', `/tmp/${lab.id}-turnserver.pid`]);
-  const p2pd = await waitVerdict(lab, 3478);
-  const coturn = await waitVerdict(lab, 3578);
-  return { p2pd, coturn };
+  return { stop: () => { child.kill('SIGKILL'); } };
 }

@@ -289,7 +289,10 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     if (this.pendingOffer?.timer) clearTimeout(this.pendingOffer.timer);
     this.heldLocalCandidates = [];
     const offer = await this.pc.createOffer({ iceRestart });
-    await this.pc.setLocalDescription(offer);
+    // werift gathers inside setLocalDescription (STUN and TURN: a round trip or two); the offer
+    // carries no candidates, so it leaves now and the candidates trickle after it.
+    const applied = this.pc.setLocalDescription(offer);
+    applied.catch(() => undefined); // awaited below, after the offer went out
     this.remoteDescriptionSet = false;
     const pending: PendingOffer = { sdp: offer.sdp, iceRestart, ids: new Set(), msgId: newMsgId(), sends: 0, answered: false, timer: undefined, resend: () => send() };
     this.pendingOffer = pending;
@@ -311,6 +314,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     };
     send();
     try {
+      await applied;
       await this.waitFor(() => this.pendingOffer !== pending, deadline, iceRestart ? 'the answer to an ICE restart' : 'the device\'s answer');
     } finally {
       if (pending.timer) clearTimeout(pending.timer);
@@ -838,14 +842,28 @@ export async function connect(opts: ConnectOptions): Promise<AppConnection> {
   if (claims.role !== 'app') throw new SdkError('FORBIDDEN', `connect() needs an app token; this one is for a ${claims.role}`);
   const remaining = (): number => Math.max(1, deadline - now());
 
-  const signaling = opts.signaling ?? await SignalingClient.open({
-    url: opts.mqttUrl ?? mqttUrlFor(server), id: claims.sub, role: 'app', token: opts.token, connectTimeoutMs: Math.min(8000, remaining()),
-  });
+  // The broker connection and the session are independent: both at once (each is a few round
+  // trips, docs/client.md "Setup time").
+  const [opened, created] = await Promise.allSettled([
+    opts.signaling ?? SignalingClient.open({
+      url: opts.mqttUrl ?? mqttUrlFor(server), id: claims.sub, role: 'app', token: opts.token, connectTimeoutMs: Math.min(8000, remaining()),
+    }),
+    requestJson<SessionInfo>('POST', `${server}/v1/sessions`, {
+      token: opts.token, body: { deviceId: opts.deviceId }, timeoutMs: Math.min(10_000, remaining()), signal: opts.signal,
+    }),
+  ]);
+  if (opened.status === 'rejected') {
+    // No broker, no call: the session just opened is closed again rather than left to expire.
+    if (created.status === 'fulfilled') {
+      await requestJson('DELETE', `${server}/v1/sessions/${encodeURIComponent(created.value.sessionId)}`, { token: opts.token, timeoutMs: 2000 }).catch(() => undefined);
+    }
+    throw asSdkError(opened.reason);
+  }
+  const signaling = opened.value;
   let conn: AppConnection | undefined;
   try {
-    const session = await requestJson<SessionInfo>('POST', `${server}/v1/sessions`, {
-      token: opts.token, body: { deviceId: opts.deviceId }, timeoutMs: Math.min(10_000, remaining()), signal: opts.signal,
-    });
+    if (created.status === 'rejected') throw created.reason;
+    const session = created.value;
     conn = new AppConnection({ opts, server, session, appId: claims.sub, signaling, ownsSignaling: opts.signaling === undefined, startedAt });
     await conn.start(deadline);
     return conn;

@@ -219,24 +219,33 @@ export class DeviceServer extends Emitter<DeviceEvents> {
       this.createPeer(v, m.payload.iceTransportPolicy === 'direct' ? withoutTurn(iceServers) : iceServers);
     }
     const pc = v.pc as RtcPeer;
+    let applied: Promise<void>;
     try {
       v.heldLocal ??= [];
       await pc.setRemoteDescription({ type: 'offer', sdp });
       v.remoteSet = true;
       if (!v.detach && this.opts.media) v.detach = this.opts.media.attach(pc);
       const answer = await pc.createAnswer();
-      await pc.setLocalDescription(answer);
+      // werift gathers inside setLocalDescription (STUN and TURN: a round trip or two); the
+      // answer carries no candidates, so it leaves now and the candidates trickle after it.
+      applied = pc.setLocalDescription(answer);
+      applied.catch(() => undefined); // awaited below, after the answer went out
       v.lastOfferSdp = sdp;
       v.lastAnswer = answer;
     } catch (err) {
-      await this.sendError(v, 'NEGOTIATION_FAILED', `device ${this.id} could not answer: ${(err as Error).message}`, m.msgId);
-      this.closeViewer(v, 'negotiation-failed', false);
+      await this.failNegotiation(v, err, m.msgId);
       return;
     }
     await this.signaling.send(v.appId, 'answer', v.sessionId, { type: 'answer', sdp: v.lastAnswer.sdp }, m.msgId === undefined ? {} : { replyTo: m.msgId });
     const local = v.heldLocal;
     v.heldLocal = undefined;
     for (const c of local ?? []) this.sendCandidate(v, c);
+    try {
+      await applied;
+    } catch (err) {
+      await this.failNegotiation(v, err, m.msgId);
+      return;
+    }
     const remote = v.heldRemote;
     v.heldRemote = [];
     for (const c of remote) await pc.addIceCandidate(c).catch(() => undefined);
@@ -345,6 +354,11 @@ export class DeviceServer extends Emitter<DeviceEvents> {
 
   private keepalives(): void {
     for (const v of this.viewersById.values()) this.keepalive(v);
+  }
+
+  private async failNegotiation(v: Viewer, err: unknown, msgId: string | undefined): Promise<void> {
+    await this.sendError(v, 'NEGOTIATION_FAILED', `device ${this.id} could not answer: ${(err as Error).message}`, msgId);
+    this.closeViewer(v, 'negotiation-failed', false);
   }
 
   private closeViewer(v: Viewer, reason: string, sendBye: boolean): void {

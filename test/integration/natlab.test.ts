@@ -1,31 +1,40 @@
 /**
- * `p2pd nat-type` from behind real Linux NATs (network namespaces + iptables): the verdict is the
- * expected classic type, and the same against p2pd as against coturn's turnserver.
+ * `p2pd nat-type` from behind each NAT kind of the connectivity lab (lab/sites.ts: real Linux
+ * NATs in network namespaces, a routed internet): the verdict is the one theory expects, and the
+ * same against p2pd as against coturn's turnserver.
  */
-import { test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createLab, labSupported, type LabNat } from '../../lab/netns.ts';
-import { compareVerdicts } from '../../lab/natType.ts';
+import { COTURN_PORT, P2PD_STUN_PORT, natType, startCoturn, type Verdict } from '../../lab/natType.ts';
+import { startService, type Service } from '../../lab/service.ts';
+import { Internet, NAT_KINDS, labSupported } from '../../lab/sites.ts';
+import { EXPECTED_NAT_TYPE } from '../../lab/theory.ts';
 
-const cases: [LabNat, string, string, string][] = [
-  ['full-cone', 'full cone', 'endpoint-independent', 'endpoint-independent'],
-  ['port-restricted-cone', 'port-restricted cone', 'endpoint-independent', 'address-and-port-dependent'],
-  ['symmetric', 'symmetric', 'address-and-port-dependent', 'address-and-port-dependent'],
-];
+describe('nat-type behind the lab\'s NATs', { skip: labSupported() }, () => {
+  let net: Internet;
+  let service: Service;
+  let coturn: { stop(): void };
 
-for (const [nat, type, mapping, filtering] of cases) {
-  test(`behind a ${nat} NAT: "${type}", against p2pd and against coturn alike`, { skip: labSupported() }, async () => {
-    const lab = createLab(nat);
-    try {
-      const { p2pd, coturn } = await compareVerdicts(lab);
-      assert.equal(p2pd.natted, true);
-      assert.equal(p2pd.type, type);
-      assert.equal(p2pd.mapping, mapping);
-      assert.equal(p2pd.filtering, filtering);
-      const verdict = (v: typeof p2pd): unknown[] => [v.natted, v.mapping, v.filtering, v.type];
-      assert.deepEqual(verdict(coturn), verdict(p2pd));
-    } finally {
-      lab.destroy();
-    }
+  before(async () => {
+    net = new Internet(`nt${process.pid % 10000}`);
+    service = await startService(net.server, { roles: 'stun' });
+    coturn = await startCoturn(net.server, net.inet);
   });
-}
+  after(() => {
+    coturn?.stop();
+    service?.stop();
+    net?.destroy();
+  });
+
+  for (const kind of NAT_KINDS) {
+    test(`behind ${kind}: "${EXPECTED_NAT_TYPE[kind]}", against p2pd and against coturn alike`, () => {
+      const site = net.addSite('app', kind);
+      const ours = natType(site.host, P2PD_STUN_PORT);
+      const theirs = natType(site.host, COTURN_PORT);
+      assert.equal(ours.type, EXPECTED_NAT_TYPE[kind]);
+      if (kind !== 'udp-blocked') assert.equal(ours.natted, kind !== 'none');
+      const verdict = (v: Verdict): unknown[] => [v.reachable, v.natted, v.mapping, v.filtering, v.type];
+      assert.deepEqual(verdict(theirs), verdict(ours));
+    });
+  }
+});

@@ -1,0 +1,55 @@
+/**
+ * The lab's Node app (the SDK under `p2pd connect`), run inside the app site's namespace:
+ * `node bin/run.js lab/agent.ts SERVER TOKEN DEVICE ATTEMPTS`. One process makes every attempt
+ * of a cell in turn, so a Node start-up is not counted as setup, and prints one JSON line per
+ * attempt: ok, path, setupMs (connect() to a working path, the SDK's own figure), firstFrameMs
+ * (connect() to the first complete video frame), rttMs (median of data-channel pings), natType.
+ */
+import { connect, isSdkError } from '../src/sdk/node.ts';
+import type { RemoteTrack } from '../src/sdk/rtc.ts';
+
+const [server, token, deviceId, attemptsRaw] = process.argv.slice(2);
+if (!server || !token || !deviceId) {
+  process.stderr.write('usage: agent.ts SERVER TOKEN DEVICE [ATTEMPTS]\n');
+  process.exit(2);
+}
+const attempts = Number(attemptsRaw ?? '1');
+const FRAME_WAIT_MS = 10_000;
+
+/** Resolves at the first complete frame of a video track, or undefined after `ms`. */
+function firstFrame(onTrack: (cb: (t: RemoteTrack) => void) => void, ms: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    onTrack((t) => {
+      if (t.kind !== 'video' || !t.onFrame) return;
+      const off = t.onFrame(() => { off(); clearTimeout(timer); resolve(Date.now()); });
+    });
+  });
+}
+
+for (let i = 0; i < attempts; i++) {
+  const started = Date.now();
+  let trackListener: ((t: RemoteTrack) => void) | undefined;
+  const pendingTracks: RemoteTrack[] = [];
+  const frame = firstFrame((cb) => { trackListener = cb; for (const t of pendingTracks) cb(t); }, 20_000 + FRAME_WAIT_MS);
+  try {
+    const conn = await connect({ server, token, deviceId, timeoutMs: 20_000, pingMs: 500 });
+    for (const t of conn.tracks) (trackListener ?? ((x) => pendingTracks.push(x)))(t);
+    conn.on('track', (t) => (trackListener ?? ((x) => pendingTracks.push(x)))(t));
+    const frameAt = await Promise.race([frame, new Promise<undefined>((r) => setTimeout(r, FRAME_WAIT_MS))]);
+    const rtts: number[] = [];
+    for (let k = 0; k < 3; k++) rtts.push(await conn.ping(3000));
+    rtts.sort((a, b) => a - b);
+    const natType = (conn as unknown as { natType?: string }).natType;
+    process.stdout.write(`${JSON.stringify({
+      ok: true, path: conn.path, setupMs: conn.setupMs, rttMs: rtts[1],
+      firstFrameMs: frameAt === undefined ? undefined : frameAt - started,
+      ...(natType === undefined ? {} : { natType }),
+    })}\n`);
+    await conn.close('done');
+  } catch (err) {
+    process.stdout.write(`${JSON.stringify({ ok: false, error: isSdkError(err) ? err.code : String(err), elapsedMs: Date.now() - started })}\n`);
+  }
+}
+// werift keeps sockets of closed peers open for a while.
+process.exit(0);

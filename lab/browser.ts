@@ -1,0 +1,92 @@
+/**
+ * The lab's web app: Debian's Chromium, started inside the app site's namespace (a wrapper runs
+ * it under `ip netns exec`; playwright drives it over a pipe, which crosses namespaces), opened on
+ * the viewer page p2pd serves, signed in with an app token. Each attempt calls the page's
+ * `p2pdViewer.connectTo` as the device list's button does and reads what the viewer shows.
+ */
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { AttemptResult } from './connectivity.ts';
+import { SERVER_URL, appToken } from './service.ts';
+import type { Namespace } from './sites.ts';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  // Host candidates as addresses (no mDNS names the camera cannot resolve), as the e2e tests do.
+  '--disable-features=WebRtcHideLocalIpsWithMdns',
+  '--disable-background-timer-throttling', '--disable-renderer-backgrounding', '--autoplay-policy=no-user-gesture-required',
+];
+
+export interface BrowserApp {
+  attempt(deviceId: string): Promise<AttemptResult>;
+  close(): Promise<void>;
+}
+
+export async function openBrowserApp(host: Namespace): Promise<BrowserApp> {
+  const dir = mkdtempSync(join(tmpdir(), 'p2pd-lab-chromium-'));
+  const wrapper = join(dir, 'chromium-in-netns');
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${host.name} ${CHROMIUM} "$@"\n`);
+  chmodSync(wrapper, 0o755);
+  let context: BrowserContext | undefined;
+  try {
+    context = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: wrapper, headless: true, args: ARGS, timeout: 60_000 });
+    const page: Page = context.pages()[0] ?? await context.newPage();
+    await page.goto(`${SERVER_URL}/#token=${await appToken('lab-viewer')}`, { timeout: 30_000 });
+    await page.waitForFunction(() => (window as unknown as { p2pdViewer?: { state: string } }).p2pdViewer !== undefined, undefined, { timeout: 30_000 });
+    const ctx = context;
+    return {
+      attempt: (deviceId) => page.evaluate(runAttempt, deviceId),
+      async close() {
+        await ctx.close().catch(() => undefined);
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await context?.close().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Runs in the page: one connection, its first video frame, a few RTT samples, then disconnect. */
+async function runAttempt(deviceId: string): Promise<AttemptResult> {
+  interface Viewer {
+    state: string; path?: 'direct' | 'relay'; setupMs?: number; error?: { code: string };
+    stats?: { rttMs?: number }; natType?: string; online: string[];
+    connectTo(id: string): Promise<void>; disconnect(): Promise<void>;
+  }
+  const v = (window as unknown as { p2pdViewer: Viewer }).p2pdViewer;
+  // Signed in and told the camera is online (MQTT presence): what a person waits for to click.
+  const signInDeadline = performance.now() + 30_000;
+  while (!v.online.includes(deviceId) && performance.now() < signInDeadline) await new Promise((r) => setTimeout(r, 50));
+  const started = performance.now();
+  const video = document.querySelector('video') as HTMLVideoElement;
+  const frame = new Promise<number | undefined>((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), 30_000);
+    const check = (): void => {
+      if (video.srcObject) video.requestVideoFrameCallback(() => { clearTimeout(timer); resolve(performance.now()); });
+      else setTimeout(check, 10);
+    };
+    check();
+  });
+  await v.connectTo(deviceId);
+  if (v.state !== 'connected') {
+    await v.disconnect();
+    return { ok: false, error: v.error?.code ?? v.state };
+  }
+  const frameAt = await Promise.race([frame, new Promise<undefined>((r) => setTimeout(r, 10_000))]);
+  const rttDeadline = performance.now() + 5000;
+  while (v.stats?.rttMs === undefined && performance.now() < rttDeadline) await new Promise((r) => setTimeout(r, 50));
+  const result: AttemptResult = {
+    ok: true, path: v.path, setupMs: v.setupMs, rttMs: v.stats?.rttMs,
+    firstFrameMs: frameAt === undefined ? undefined : Math.round(frameAt - started),
+    ...(v.natType === undefined ? {} : { natType: v.natType }),
+  };
+  await v.disconnect();
+  video.srcObject = null;
+  return result;
+}

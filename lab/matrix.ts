@@ -1,0 +1,110 @@
+/**
+ * The connectivity lab's run (docs/lab.md): every camera NAT × app NAT cell, under every network
+ * condition, for every app stack, N attempts each. One internet and one p2pd for the whole run;
+ * the two sites are rebuilt per cell, so a cell starts with empty NAT tables.
+ *
+ * A condition's delay and loss are end to end between any two sites: each of the three links to
+ * the internet router carries half the one-way delay in each direction, and a loss rate whose
+ * two crossings compound to the condition's (1 − √(1 − L)), so camera ↔ app, camera ↔ p2pd and
+ * app ↔ p2pd all see D ms one way and L % loss.
+ */
+import { chromiumAttempts, nodeAttempts, type AttemptResult, type Stack } from './connectivity.ts';
+import { openBrowserApp, type BrowserApp } from './browser.ts';
+import { shapeEgress, type Shaper } from './delay.ts';
+import type { Attempt } from './report.ts';
+import { startCamera, startService, type Service } from './service.ts';
+import { Internet, type LinkEnds, type NatKind } from './sites.ts';
+
+export interface Condition {
+  readonly delayMs: number;
+  readonly lossPct: number;
+}
+
+export interface LabPlan {
+  readonly cells: readonly (readonly [NatKind, NatKind])[];
+  readonly conditions: readonly Condition[];
+  readonly stacks: readonly Stack[];
+  readonly attempts: number;
+}
+
+/** Shapes both directions of the three links for `c`; returns what undoes it. */
+async function shapeAll(links: readonly LinkEnds[], c: Condition): Promise<Shaper[]> {
+  if (c.delayMs === 0 && c.lossPct === 0) return [];
+  const perLink = { delayMs: c.delayMs / 2, lossPct: 100 * (1 - Math.sqrt(1 - c.lossPct / 100)) };
+  const queues = new Map<string, number>();
+  const shapers: Shaper[] = [];
+  for (const link of links) {
+    for (const end of [link.a, link.b]) {
+      const q = (queues.get(end.ns) ?? 0) + 1;
+      queues.set(end.ns, q);
+      shapers.push(await shapeEgress(end.ns, end.dev, perLink, q));
+    }
+  }
+  return shapers;
+}
+
+export interface LabRun {
+  readonly attempts: Attempt[];
+  /** What the service's /metrics said at the end (for the telemetry check). */
+  readonly metrics: string;
+}
+
+export async function runMatrix(plan: LabPlan, log: (line: string) => void): Promise<LabRun> {
+  const net = new Internet();
+  const stop = (): void => { net.destroy(); process.exit(130); };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  let service: Service | undefined;
+  const attempts: Attempt[] = [];
+  try {
+    service = await startService(net.server);
+    let n = 0;
+    for (const [cameraKind, appKind] of plan.cells) {
+      const cameraSite = net.addSite('camera', cameraKind);
+      const appSite = net.addSite('app', appKind);
+      const deviceId = `cam-${++n}`;
+      const camera = await startCamera(cameraSite.host, deviceId);
+      let browser: BrowserApp | undefined;
+      try {
+        for (const condition of plan.conditions) {
+          const shapers = await shapeAll([net.serverLink, cameraSite.uplink, appSite.uplink], condition);
+          try {
+            for (const stack of plan.stacks) {
+              let results: AttemptResult[];
+              if (stack === 'node') results = await nodeAttempts(appSite.host, deviceId, plan.attempts);
+              else {
+                browser ??= await openBrowserApp(appSite.host);
+                results = await chromiumAttempts(browser, deviceId, plan.attempts);
+              }
+              for (const r of results) {
+                const { natType, ...rest } = r;
+                attempts.push({ camera: cameraKind, app: appKind, stack, ...condition, ...rest, ...(natType === undefined ? {} : { natType: { app: natType } }) });
+              }
+              log(cellLine(cameraKind, appKind, stack, condition, results));
+            }
+          } finally {
+            for (const s of shapers) s.stop();
+          }
+        }
+      } finally {
+        await browser?.close();
+        camera.stop();
+      }
+    }
+    return { attempts, metrics: service.get('/metrics') };
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    service?.stop();
+    net.destroy();
+  }
+}
+
+function cellLine(camera: NatKind, app: NatKind, stack: Stack, c: Condition, rs: readonly AttemptResult[]): string {
+  const ok = rs.filter((r) => r.ok);
+  const direct = ok.filter((r) => r.path === 'direct').length;
+  const setups = ok.map((r) => r.setupMs ?? 0).sort((a, b) => a - b);
+  const p95 = setups[Math.max(0, Math.ceil(setups.length * 0.95) - 1)];
+  const errors = [...new Set(rs.filter((r) => !r.ok).map((r) => r.error))].join(',');
+  return `${camera.padEnd(19)} ${app.padEnd(19)} ${stack.padEnd(8)} ${`${c.delayMs}ms/${c.lossPct}%`.padEnd(9)} ${`${ok.length}/${rs.length}`.padEnd(6)} direct ${String(direct).padEnd(3)} setup P95 ${p95 ?? '-'} ms${errors ? `  errors: ${errors}` : ''}`;
+}
