@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite drives for real (DESIGN.md "Testing"): coturn's
-# clients and server, Redis, Mosquitto and its clients, Chromium, ffmpeg, iproute2, promtool.
+# clients and server, Redis, Mosquitto and its clients, Chromium, ffmpeg, iproute2, promtool, and
+# libnetfilter_queue for the lab's delay stage (docs/lab.md "Delay and loss").
 # As root it installs what is missing with apt-get; otherwise it prints what to install.
 set -euo pipefail
 
-PACKAGES=(coturn redis-server mosquitto mosquitto-clients chromium ffmpeg iproute2 iptables openssl prometheus)
+PACKAGES=(coturn redis-server mosquitto mosquitto-clients chromium ffmpeg iproute2 iptables openssl prometheus libnetfilter-queue-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
