@@ -128,15 +128,6 @@ int main(int argc, char **argv) {
      tasks when allowed. The loop sleeps between packets, so it cannot starve the machine. */
   struct sched_param sp = { .sched_priority = 10 };
   int realtime = sched_setscheduler(0, SCHED_FIFO, &sp) == 0;
-  /* A verdict re-enters the stack on the CPU that gives it; staying on one CPU keeps packets from
-     passing each other in two CPUs' backlogs after they leave the FIFO. */
-  int cpu = sched_getcpu();
-  if (cpu >= 0) {
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    sched_setaffinity(0, sizeof one, &one);
-  }
 
   sigset_t block, unblocked;
   sigemptyset(&block);
