@@ -157,7 +157,7 @@ function startDelayq(ns: string, queueNum: number, delayMs: number): Promise<{ c
   });
 }
 
-/** `[pkts, bytes]` of the rule carrying `comment`, from `iptables-save -c`. */
+/** The packet count of the rule carrying `comment`, from `iptables-save -c`. */
 function ruleCount(saved: string, comment: string): number {
   const line = saved.split('\n').find((l) => l.includes(`--comment ${comment}`) || l.includes(`--comment "${comment}"`));
   const m = line?.match(/^\[(\d+):\d+\]/);
