@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite drives for real (DESIGN.md "Testing"): coturn's
-# clients and server, Redis, Mosquitto and its clients, Chromium, ffmpeg, iproute2 with iptables and ipset (the NAT lab), promtool.
+# clients and server, Redis, Mosquitto and its clients, Chromium, ffmpeg, iproute2, promtool, and
+# for the lab (docs/lab.md): iptables and ipset (its NATs), libnetfilter_queue (its delay stage).
 # As root it installs what is missing with apt-get; otherwise it prints what to install.
 set -euo pipefail
 
-PACKAGES=(coturn redis-server mosquitto mosquitto-clients chromium ffmpeg iproute2 iptables ipset openssl prometheus)
+PACKAGES=(coturn redis-server mosquitto mosquitto-clients chromium ffmpeg iproute2 iptables ipset openssl prometheus libnetfilter-queue-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
