@@ -39,8 +39,7 @@ if (why) {
 
 if (argv[0] === 'delay') {
   const { main } = await import('./delayCheck.ts');
-  await main(argv.slice(1));
-  process.exit(process.exitCode ?? 0);
+  process.exit(await main(argv.slice(1)));
 }
 
 const short = argv.includes('--short');

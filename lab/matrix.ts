@@ -10,10 +10,10 @@
  */
 import { chromiumAttempts, nodeAttempts, type AttemptResult, type Stack } from './connectivity.ts';
 import { openBrowserApp, type BrowserApp } from './browser.ts';
-import { shapeEgress, type Shaper } from './delay.ts';
+import { shapeLinkAt, type Shaper } from './delay.ts';
 import type { Attempt } from './report.ts';
 import { startCamera, startService, type Service } from './service.ts';
-import { Internet, type LinkEnds, type NatKind } from './sites.ts';
+import { Internet, type NatKind } from './sites.ts';
 
 export interface Condition {
   readonly delayMs: number;
@@ -27,18 +27,19 @@ export interface LabPlan {
   readonly attempts: number;
 }
 
-/** Shapes both directions of the three links for `c`; returns what undoes it. */
-async function shapeAll(links: readonly LinkEnds[], c: Condition): Promise<Shaper[]> {
+/**
+ * Shapes both directions of the three links for `c`, each at its internet-router end (so no NAT
+ * router ever holds a new flow's first packet before its NAT rule ran: docs/lab.md "Delay and
+ * loss"); returns what undoes it.
+ */
+async function shapeAll(inetEnds: readonly { ns: string; dev: string }[], c: Condition): Promise<Shaper[]> {
   if (c.delayMs === 0 && c.lossPct === 0) return [];
-  const perLink = { delayMs: c.delayMs / 2, lossPct: 100 * (1 - Math.sqrt(1 - c.lossPct / 100)) };
-  const queues = new Map<string, number>();
+  const perLink = { delayMs: Math.round(c.delayMs / 2), lossPct: 100 * (1 - Math.sqrt(1 - c.lossPct / 100)) };
   const shapers: Shaper[] = [];
-  for (const link of links) {
-    for (const end of [link.a, link.b]) {
-      const q = (queues.get(end.ns) ?? 0) + 1;
-      queues.set(end.ns, q);
-      shapers.push(await shapeEgress(end.ns, end.dev, perLink, q));
-    }
+  let queue = 1;
+  for (const end of inetEnds) {
+    shapers.push(await shapeLinkAt(end, perLink, queue));
+    queue += 2;
   }
   return shapers;
 }
@@ -67,7 +68,7 @@ export async function runMatrix(plan: LabPlan, log: (line: string) => void): Pro
       let browser: BrowserApp | undefined;
       try {
         for (const condition of plan.conditions) {
-          const shapers = await shapeAll([net.serverLink, cameraSite.uplink, appSite.uplink], condition);
+          const shapers = await shapeAll([net.serverLink.a, cameraSite.uplink.b, appSite.uplink.b], condition);
           try {
             for (const stack of plan.stacks) {
               let results: AttemptResult[];

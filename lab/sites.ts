@@ -110,7 +110,7 @@ export interface Site {
   readonly hostIp: string;
   /** The site's address on the internet (the router's, or the host's with `none`). */
   readonly publicIp: string;
-  /** The site's link to the internet router (the one shaped). */
+  /** The site's link to the internet router: `a` the router's end, `b` the internet's (shaped there). */
   readonly uplink: LinkEnds;
   destroy(): void;
 }
