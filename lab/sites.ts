@@ -23,7 +23,7 @@
  *   Linux-based home routers do.
  * - `symmetric`: MASQUERADE --random-fully: a new port per destination.
  * - `udp-blocked`: MASQUERADE and a firewall that lets out only TCP to ports 80 and 443.
- * Unsolicited packets to a NAT router are dropped, as home routers do, not answered with ICMP.
+ * Unsolicited packets are never forwarded into a LAN; the router itself takes them (see natRules).
  */
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import type { NatKind } from './theory.ts';
@@ -200,11 +200,12 @@ function buildSite(net: Internet, role: SiteRole, kind: NatKind): Site {
 /** The router's netfilter rules for a NAT kind (see the file's comment). */
 function natRules(kind: Exclude<NatKind, 'none'>, W: string, L: string, wanIp: string, hostIp: string): string[][] {
   const ipt = (...a: string[]): string[] => ['iptables', ...a];
-  // A home router: nothing unsolicited reaches it or the LAN; replies (and ICMP errors about
-  // them) do, and so does what a DNAT rule below forwards on purpose.
+  // Nothing unsolicited is forwarded to the LAN; replies (and ICMP errors about them) are, and so
+  // is what a DNAT rule below forwards on purpose. The router itself accepts what is sent to it,
+  // as Linux does by default: an unsolicited datagram to a mapped port is delivered locally (and
+  // answered with ICMP port unreachable), so conntrack records it, and the mapping a later
+  // outbound packet would take may clash with that record (docs/lab.md "The conntrack clash").
   const guard = [
-    ipt('-A', 'INPUT', '-i', W, '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT'),
-    ipt('-A', 'INPUT', '-i', W, '-j', 'DROP'),
     ipt('-A', 'FORWARD', '-i', W, '-o', L, '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED,DNAT', '-j', 'ACCEPT'),
     ipt('-A', 'FORWARD', '-i', W, '-o', L, '-j', 'DROP'),
   ];

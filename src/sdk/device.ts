@@ -13,6 +13,7 @@ import { mqttUrlFor, normalizeServer, requestJson, type IceServerInit, type Sess
 import type {
   CandidateInit, PathKind, PeerConnectionState, RtcChannel, RtcPeer, RtcPlatform, SdpInit, VideoCodec,
 } from './rtc.ts';
+import { DEFAULT_PUNCH_TTL, HolePuncher, mappingOf } from './holePunch.ts';
 import { withoutTurn } from './icePolicy.ts';
 import { SignalingClient, type SignalMessage } from './signaling.ts';
 import { selectedPair } from './stats.ts';
@@ -45,6 +46,8 @@ export interface ServeOptions {
   readonly keepaliveMs?: number;
   /** A viewer with no sign of life (data channel, keepalive, connected path) this long is closed (default 30 s). */
   readonly idleMs?: number;
+  /** IP TTL of the hole-punching datagram toward each viewer (holePunch.ts; default 2, 0: off). */
+  readonly punchTtl?: number;
 }
 
 export interface ViewerInfo {
@@ -81,6 +84,8 @@ interface Viewer {
   remoteSet: boolean;
   heldRemote: CandidateInit[];
   heldLocal: Array<CandidateInit | null> | undefined;
+  /** Orders this viewer's first packets (holePunch.ts); absent where the stack cannot punch. */
+  puncher: HolePuncher | undefined;
   chain: Promise<void>;
   path: PathKind | undefined;
   setupMs: number | undefined;
@@ -162,9 +167,9 @@ export class DeviceServer extends Emitter<DeviceEvents> {
       case 'candidate': {
         if (!v) return;
         const c = m.payload as unknown as CandidateInit;
-        if (typeof c.candidate !== 'string' || c.candidate === '') return;
+        if (typeof c.candidate !== 'string') return;
         if (!v.remoteSet || !v.pc) v.heldRemote.push(c);
-        else v.pc.addIceCandidate(c).catch(() => undefined);
+        else this.addRemoteCandidate(v, c);
         return;
       }
       case 'keepalive':
@@ -181,7 +186,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   private newViewer(sessionId: string, appId: string): Viewer {
     return {
       sessionId, appId, createdAt: now(), pc: undefined, dc: undefined, detach: undefined, framesOff: undefined,
-      lastOfferSdp: undefined, lastAnswer: undefined, remoteSet: false, heldRemote: [], heldLocal: [],
+      lastOfferSdp: undefined, lastAnswer: undefined, remoteSet: false, heldRemote: [], heldLocal: [], puncher: undefined,
       chain: Promise.resolve(), path: undefined, setupMs: undefined, lastSignAt: now(), closed: false,
     };
   }
@@ -248,7 +253,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
     }
     const remote = v.heldRemote;
     v.heldRemote = [];
-    for (const c of remote) await pc.addIceCandidate(c).catch(() => undefined);
+    for (const c of remote) this.addRemoteCandidate(v, c);
   }
 
   private async iceServers(sessionId: string): Promise<readonly IceServerInit[]> {
@@ -265,12 +270,38 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   private createPeer(v: Viewer, iceServers: readonly IceServerInit[]): void {
     const pc = this.opts.platform.createPeer({ iceServers, ...(this.opts.media ? { videoCodec: this.opts.media.videoCodec } : {}) });
     v.pc = pc;
-    pc.on('candidate', (c) => {
+    const sendLocal = (c: CandidateInit | null): void => {
       if (v.heldLocal) v.heldLocal.push(c);
       else this.sendCandidate(v, c);
+    };
+    const punchTtl = this.opts.punchTtl ?? DEFAULT_PUNCH_TTL;
+    if (pc.punch && punchTtl > 0) {
+      v.puncher = new HolePuncher({
+        mapping: mappingOf(this.natTypeForPunching()),
+        ttl: punchTtl,
+        punch: (address, port, ttl) => pc.punch?.(address, port, ttl) ?? false,
+        sendLocal,
+        addRemote: (c) => { if (c !== null) pc.addIceCandidate(c).catch(() => undefined); },
+      });
+    }
+    pc.on('candidate', (c) => {
+      if (v.puncher) v.puncher.local(c);
+      else sendLocal(c);
     });
     pc.on('state', (s) => { void this.onPeerState(v, s); });
     pc.on('datachannel', (ch) => this.onChannel(v, ch));
+  }
+
+  /** This device's NAT type as far as known: decides whether punching can help (holePunch.ts). */
+  private natTypeForPunching(): string | undefined {
+    return undefined;
+  }
+
+  /** One of the app's candidates (an empty one: its end of candidates, RFC 8838 §8.2). */
+  private addRemoteCandidate(v: Viewer, c: CandidateInit): void {
+    const end = c.candidate === '';
+    if (v.puncher) v.puncher.remote(end ? null : c);
+    else if (!end) v.pc?.addIceCandidate(c).catch(() => undefined);
   }
 
   private sendCandidate(v: Viewer, c: CandidateInit | null): void {
@@ -282,6 +313,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   private async onPeerState(v: Viewer, s: PeerConnectionState): Promise<void> {
     if (v.closed) return;
     if (s === 'connected') {
+      v.puncher?.connected();
       v.lastSignAt = now();
       v.setupMs ??= now() - v.createdAt;
       try {
@@ -368,6 +400,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
     this.viewersById.delete(v.sessionId);
     v.framesOff?.();
     v.detach?.();
+    v.puncher?.close();
     if (sendBye) this.signaling.send(v.appId, 'bye', v.sessionId, { reason }).catch(() => undefined);
     v.pc?.close();
     this.emit('viewer-closed', { ...info, reason });

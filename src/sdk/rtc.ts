@@ -85,6 +85,11 @@ export interface RtcPeer extends Pick<Emitter<PeerEvents>, 'on' | 'once' | 'off'
   close(): void;
   /** The platform's own peer connection (media sources attach to it). */
   readonly raw: unknown;
+  /**
+   * Sends one datagram with IP TTL `ttl` from the ICE host sockets to address:port (holePunch.ts);
+   * false when there is no socket yet. Only where the stack's sockets can be reached (werift).
+   */
+  punch?(address: string, port: number, ttl: number): boolean;
 }
 
 export interface RtcPlatform {

@@ -3,6 +3,7 @@
  * bundle uses browserRtc.ts instead.
  */
 import { createHook } from 'node:async_hooks';
+import { Socket } from 'node:dgram';
 import {
   RTCPeerConnection, RTCRtpCodecParameters, type MediaStreamTrack, type RTCDataChannel, type RtpPacket,
 } from 'werift';
@@ -206,9 +207,49 @@ class WeriftPeer extends Emitter<PeerEvents> implements RtcPeer {
     return [...report.values()] as unknown as StatsEntry[];
   }
 
+  punch(address: string, port: number, ttl: number): boolean {
+    let sent = false;
+    for (const socket of hostSockets(this.raw)) {
+      try {
+        // The TTL is the socket's: back to the default once this datagram has left. A check
+        // werift sends in between may die too; ICE retransmits it (RFC 8445 §14.3).
+        socket.setTTL(ttl);
+        socket.send(PUNCH, port, address, () => { try { socket.setTTL(DEFAULT_TTL); } catch { /* closed */ } });
+        sent = true;
+      } catch {
+        try { socket.setTTL(DEFAULT_TTL); } catch { /* not bound or closed */ }
+      }
+    }
+    return sent;
+  }
+
   close(): void {
     void this.raw.close().catch(() => undefined);
   }
+}
+
+/** A STUN Binding indication (RFC 8489 §6.3.2): ignored by any ICE agent it might reach. */
+const PUNCH = Buffer.from('0011000021124442' + '706f6e6368706f6e6368706f', 'hex');
+const DEFAULT_TTL = 64;
+
+function isIpv4Bound(s: Socket): boolean {
+  try {
+    return s.address().family === 'IPv4';
+  } catch {
+    return false; // not bound yet
+  }
+}
+
+/** werift's UDP sockets of host candidates (werift 0.24: iceTransports → connection → protocols). */
+function hostSockets(pc: RTCPeerConnection): Socket[] {
+  const out: Socket[] = [];
+  for (const t of pc.iceTransports as unknown as { connection?: { protocols?: { type?: string; transport?: { socket?: unknown } }[] } }[]) {
+    for (const p of t.connection?.protocols ?? []) {
+      const socket = p.transport?.socket;
+      if (p.type === 'stun' && socket instanceof Socket && isIpv4Bound(socket)) out.push(socket);
+    }
+  }
+  return out;
 }
 
 export const weriftPlatform: RtcPlatform = {
