@@ -63,7 +63,7 @@ export class KeepaliveTelemetry {
     return !this.natReported;
   }
 
-  /** Records a data-channel round trip; true for the first (send a keepalive now). */
+  /** Records a data-channel round trip; true while no keepalive carried an RTT (send one now). */
   notePing(rttMs: number): boolean {
     if (!Number.isFinite(rttMs) || rttMs < 0) return false;
     this.ping = { ms: rttMs, at: this.nowMs() };
