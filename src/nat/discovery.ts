@@ -197,7 +197,10 @@ export async function udpSocket(localIp: string): Promise<DatagramSocket> {
   return {
     local: { family, address: localIp, port: socket.address().port },
     send: (packet, to) => {
-      if (!closed) socket.send(packet, to.port, to.address);
+      if (closed) return;
+      try {
+        socket.send(packet, to.port, to.address);
+      } catch { /* e.g. an address of the other family: a datagram lost */ }
     },
     onMessage: (listener) => { socket.on('message', listener); },
     close: () => {

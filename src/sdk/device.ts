@@ -109,6 +109,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   private readonly cleanups: Array<() => void> = [];
   private closed = false;
   private natType: string | undefined;
+  private natDetecting = false;
 
   /** Use `serve()`. */
   constructor(args: { opts: ServeOptions; server: string; id: string; signaling: SignalingClient; ownsSignaling: boolean }) {
@@ -145,8 +146,10 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   }
 
   private detectNat(iceServers: readonly IceServerInit[]): void {
-    if (this.natType !== undefined || !this.opts.natDetector) return;
+    if (this.natType !== undefined || this.natDetecting || !this.opts.natDetector) return;
+    this.natDetecting = true;
     void this.opts.natDetector.detect(iceServers).then((t) => {
+      this.natDetecting = false;
       if (this.closed) return;
       // `unknown` is reported too, but a later viewer's session may try again.
       if (t !== 'unknown') this.natType = t;

@@ -105,6 +105,8 @@ export function udpNatProbe(opts: UdpProbeOptions = {}): NatProbe {
       }
       const primary = addrs[0];
       if (!primary) return 'unknown';
+      // One local socket asks every server: they must share its address family.
+      for (let i = addrs.length - 1; i > 0; i--) if (addrs[i]?.family !== primary.family) addrs.splice(i, 1);
       const open = budget.wrap(await sockets(primary), signal);
       const socket = await open();
       const client = new BindingClient(socket, timeoutMs);
