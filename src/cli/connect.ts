@@ -24,7 +24,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { name: 'direct', kind: 'flag', help: 'only direct paths: no TURN at either end' },
   { name: 'pings', kind: 'value', metavar: 'N', defaultText: '5', help: 'data-channel pings for the RTT' },
   { name: 'timeout-ms', kind: 'value', metavar: 'MS', defaultText: '20000', help: 'the whole setup' },
-  { name: 'nat-type', kind: 'value', metavar: 'TYPE', help: 'this side\'s NAT type, reported to the service (e.g. from p2pd nat-type)' },
+  { name: 'nat-type', kind: 'value', metavar: 'TYPE', defaultText: 'detected (RFC 5780 or the mapping test)', help: 'this side\'s NAT type, reported to the service (e.g. from p2pd nat-type)' },
   { name: 'watch', kind: 'flag', help: 'stay connected and print stats every second until Ctrl-C' },
   { name: 'json', kind: 'flag', help: 'JSON output (one object; with --watch one per line)' },
 ];

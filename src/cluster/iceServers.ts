@@ -1,6 +1,7 @@
 /**
- * ICE server lists (RTCIceServer) for a caller: STUN nearest first, then the session's TURN node
- * with TURN REST credentials over UDP, TCP and, when the node has TLS, TLS.
+ * ICE server lists (RTCIceServer) for a caller: STUN nearest first (each node's RFC 5780 alternate
+ * address after its primary one), then the session's TURN node with TURN REST credentials over
+ * UDP, TCP and, when the node has TLS, TLS.
  */
 import { mintTurnRestCredentials } from '../auth/turnRest.ts';
 import { hostPort, type NodeInfo } from './nodeInfo.ts';
@@ -37,7 +38,8 @@ export interface IceServersInput {
 }
 
 export function buildIceServers(input: IceServersInput): IceServer[] {
-  const out: IceServer[] = input.stun.map((n) => ({ urls: [stunUrl(n)] }));
+  // A node's RFC 5780 alternate address is one more STUN server (same node, other IP and port).
+  const out: IceServer[] = input.stun.map((n) => ({ urls: n.alt ? [stunUrl(n), stunUrl(n.alt)] : [stunUrl(n)] }));
   if (input.turn) {
     const { username, credential } = mintTurnRestCredentials(input.secret, input.sessionId, input.expiresAt, input.sub);
     out.push({ urls: turnUrls(input.turn), username, credential });

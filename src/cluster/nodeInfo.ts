@@ -23,6 +23,11 @@ export interface NodeInfo {
   /** TURN over TLS port when the node has TLS. */
   readonly tlsPort?: number | undefined;
   /**
+   * The RFC 5780 alternate address (`--alt-ip`, `--alt-port`): listed as a second STUN server so
+   * that clients without raw sockets (browsers) can run the mapping test (src/sdk/natDetect.ts).
+   */
+  readonly alt?: { readonly host: string; readonly port: number } | undefined;
+  /**
    * With the TURN role: where its relay sockets are reached and their port range. Another TURN
    * node relays to these ports even where the addresses are denied peers (relay-to-relay,
    * src/turn/peerPolicy.ts); every other port of these addresses stays denied.

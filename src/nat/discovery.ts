@@ -1,6 +1,11 @@
 /**
  * RFC 5780 NAT behaviour discovery (§4.3 mapping, §4.4 filtering) over UDP, from one local
  * socket. Needs a server with a second address (OTHER-ADDRESS in its answers).
+ *
+ * The steps (a Binding transaction, the mapping tests, the filtering test) work on a
+ * DatagramSocket, so `p2pd nat-type` (discoverNat, on node:dgram) and the SDK's own detection
+ * (src/sdk/natDetectNode.ts, bounded in time and packets) share them, and tests can run them
+ * against a simulated NAT.
  */
 import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
@@ -31,17 +36,30 @@ export class NatDiscoveryError extends P2pdError {
   }
 }
 
-interface BindingResult {
+export interface BindingResult {
   readonly mapped: TransportAddress;
   readonly other: TransportAddress | undefined;
 }
+
+/** One local UDP port: what the discovery steps need of a socket. */
+export interface DatagramSocket {
+  /** The local address and port it is bound to. */
+  readonly local: TransportAddress;
+  /** Sends one datagram; a no-op once closed. */
+  send(packet: Buffer, to: TransportAddress): void;
+  onMessage(listener: (packet: Buffer) => void): void;
+  close(): void;
+}
+
+/** A fresh socket (a new local port on the same local address) per call. */
+export type OpenSocket = () => Promise<DatagramSocket>;
 
 const BINDING_REQUEST = messageType(Method.Binding, MessageClass.Request);
 const BINDING_SUCCESS = messageType(Method.Binding, MessageClass.SuccessResponse);
 const CHANGE_IP = 0x4;
 const CHANGE_PORT = 0x2;
 
-const sameAddress = (a: TransportAddress, b: TransportAddress): boolean => a.address === b.address && a.port === b.port;
+export const sameAddress = (a: TransportAddress, b: TransportAddress): boolean => a.address === b.address && a.port === b.port;
 
 /** The local IP the kernel would use towards `host` (a connected UDP socket reveals it). */
 async function localAddressTowards(host: string, port: number, type: 'udp4' | 'udp6'): Promise<string> {
@@ -57,16 +75,24 @@ async function localAddressTowards(host: string, port: number, type: 'udp4' | 'u
   }
 }
 
-class BindingClient {
-  private readonly socket: dgram.Socket;
+export class BindingClient {
+  private readonly socket: DatagramSocket;
   private readonly writer = new MessageWriter();
   private readonly pending = new Map<string, (r: BindingResult) => void>();
+  /** Ends every transaction in flight (their timers too): close(). */
+  private readonly cancels = new Set<() => void>();
   private readonly timeoutMs: number;
 
-  constructor(socket: dgram.Socket, timeoutMs: number) {
+  constructor(socket: DatagramSocket, timeoutMs: number) {
     this.socket = socket;
     this.timeoutMs = timeoutMs;
-    socket.on('message', (buf) => this.onMessage(buf));
+    socket.onMessage((buf) => this.onMessage(buf));
+  }
+
+  /** Gives up every transaction in flight (they resolve as unanswered) and closes the socket. */
+  close(): void {
+    for (const cancel of [...this.cancels]) cancel();
+    this.socket.close();
   }
 
   private onMessage(buf: Buffer): void {
@@ -111,14 +137,17 @@ class BindingClient {
         clearTimeout(timer);
         clearTimeout(deadline);
         this.pending.delete(key);
+        this.cancels.delete(cancel);
         resolve(r);
       };
+      const cancel = (): void => finish(undefined);
       const send = (): void => {
-        this.socket.send(packet, to.port, to.address);
+        this.socket.send(packet, to);
         timer = setTimeout(send, rto);
         rto *= 2;
       };
       this.pending.set(key, finish);
+      this.cancels.add(cancel);
       send();
     });
   }
@@ -139,7 +168,7 @@ class BindingClient {
     this.pending.set(key, () => { answered = true; });
     try {
       for (let i = 0; i < rounds && !answered; i++) {
-        this.socket.send(packet, to.port, to.address);
+        this.socket.send(packet, to);
         const control = await this.request(to, 0);
         if (answered) break;
         if (!control) return undefined;
@@ -154,20 +183,63 @@ class BindingClient {
 /** Rounds of the filtering test: an answer lost this many times in a row reads as filtered. */
 const FILTERING_ROUNDS = 3;
 
-async function bindSocket(type: 'udp4' | 'udp6', localIp: string): Promise<dgram.Socket> {
-  const socket = dgram.createSocket(type);
+/** A node:dgram socket on an ephemeral port of `localIp`. */
+export async function udpSocket(localIp: string): Promise<DatagramSocket> {
+  const socket = dgram.createSocket(localIp.includes(':') ? 'udp6' : 'udp4');
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.bind(0, localIp, () => resolve());
   });
-  return socket;
+  // An ICMP error (port unreachable) surfaces as a socket error: it is only a lost answer here.
+  socket.on('error', () => undefined);
+  const family = localIp.includes(':') ? 6 : 4;
+  let closed = false;
+  return {
+    local: { family, address: localIp, port: socket.address().port },
+    send: (packet, to) => {
+      if (closed) return;
+      try {
+        socket.send(packet, to.port, to.address);
+      } catch { /* e.g. an address of the other family: a datagram lost */ }
+    },
+    onMessage: (listener) => { socket.on('message', listener); },
+    close: () => {
+      if (closed) return;
+      closed = true;
+      socket.close();
+    },
+  };
 }
 
-async function discoverFiltering(type: 'udp4' | 'udp6', localIp: string, primary: TransportAddress, opts: DiscoveryOptions): Promise<Behaviour> {
-  const socket = await bindSocket(type, localIp);
+/** Sockets on the local address the kernel uses towards `server` (so `natted` compares like with like). */
+export async function socketsTowards(server: TransportAddress): Promise<OpenSocket> {
+  const localIp = await localAddressTowards(server.address, server.port, server.family === 6 ? 'udp6' : 'udp4');
+  return () => udpSocket(localIp);
+}
+
+/**
+ * RFC 5780 §4.3: tests II (the alternate IP, primary port) and III (the alternate IP and port)
+ * after test I's answer `t1` came from `primary` with OTHER-ADDRESS. For a natted client only.
+ */
+export async function discoverMapping(client: BindingClient, primary: TransportAddress, t1: BindingResult & { other: TransportAddress }): Promise<Behaviour> {
+  const other = t1.other;
+  const t2 = await client.request({ family: other.family, address: other.address, port: primary.port }, 0);
+  if (!t2) throw new NatDiscoveryError('NAT_BAD_SERVER', `no answer from the alternate address ${other.address}:${primary.port}`);
+  if (sameAddress(t2.mapped, t1.mapped)) return 'endpoint-independent';
+  const t3 = await client.request(other, 0);
+  if (!t3) throw new NatDiscoveryError('NAT_BAD_SERVER', `no answer from the alternate address ${other.address}:${other.port}`);
+  return sameAddress(t3.mapped, t2.mapped) ? 'address-dependent' : 'address-and-port-dependent';
+}
+
+/**
+ * RFC 5780 §4.4: asks for the answer from the other IP and port, then from the other port only;
+ * from a fresh port, since the mapping tests' packets (to the other address) would have opened
+ * the filter of an address-dependent NAT for it.
+ */
+export async function discoverFiltering(open: OpenSocket, primary: TransportAddress, timeoutMs: number): Promise<Behaviour> {
+  const client = new BindingClient(await open(), timeoutMs);
   try {
-    const client = new BindingClient(socket, opts.timeoutMs ?? 2000);
-    const noAnswer = (): NatDiscoveryError => new NatDiscoveryError('NAT_BAD_SERVER', `${opts.host}:${opts.port} stopped answering during the filtering test`);
+    const noAnswer = (): NatDiscoveryError => new NatDiscoveryError('NAT_BAD_SERVER', `${primary.address}:${primary.port} stopped answering during the filtering test`);
     const both = await client.filtered(primary, CHANGE_IP | CHANGE_PORT);
     if (both === undefined) throw noAnswer();
     if (!both) return 'endpoint-independent';
@@ -175,18 +247,18 @@ async function discoverFiltering(type: 'udp4' | 'udp6', localIp: string, primary
     if (portOnly === undefined) throw noAnswer();
     return portOnly ? 'address-and-port-dependent' : 'address-dependent';
   } finally {
-    socket.close();
+    client.close();
   }
 }
 
 export async function discoverNat(opts: DiscoveryOptions): Promise<DiscoveryResult> {
   const { address: serverIp, family } = await lookup(opts.host);
-  const type = family === 6 ? 'udp6' : 'udp4';
-  const localIp = await localAddressTowards(serverIp, opts.port, type);
-  const socket = await bindSocket(type, localIp);
-  const local: TransportAddress = { family: family === 6 ? 6 : 4, address: localIp, port: socket.address().port };
-  const client = new BindingClient(socket, opts.timeoutMs ?? 2000);
-  const primary: TransportAddress = { family: local.family, address: serverIp, port: opts.port };
+  const primary: TransportAddress = { family: family === 6 ? 6 : 4, address: serverIp, port: opts.port };
+  const open = await socketsTowards(primary);
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  const socket = await open();
+  const local = socket.local;
+  const client = new BindingClient(socket, timeoutMs);
   try {
     // Test I: is UDP open at all, what is the mapping, and where is the server's other address.
     const t1 = await client.request(primary, 0);
@@ -194,32 +266,14 @@ export async function discoverNat(opts: DiscoveryOptions): Promise<DiscoveryResu
       const b = { reachable: false, natted: false, mapping: undefined, filtering: undefined };
       return { ...b, type: classify(b), local, mapped: undefined, otherAddress: undefined };
     }
-    if (!t1.other) throw new NatDiscoveryError('NAT_NO_RFC5780', `${opts.host}:${opts.port} gives no OTHER-ADDRESS: it does not support RFC 5780 (a server needs a second IP)`);
     const other = t1.other;
+    if (!other) throw new NatDiscoveryError('NAT_NO_RFC5780', `${opts.host}:${opts.port} gives no OTHER-ADDRESS: it does not support RFC 5780 (a server needs a second IP)`);
     const natted = !sameAddress(t1.mapped, local);
-
-    // Mapping (§4.3): test II to the alternate IP, primary port; test III to alternate IP and port.
-    let mapping: Behaviour;
-    if (!natted) mapping = 'endpoint-independent';
-    else {
-      const t2 = await client.request({ family: other.family, address: other.address, port: primary.port }, 0);
-      if (!t2) throw new NatDiscoveryError('NAT_BAD_SERVER', `no answer from the alternate address ${other.address}:${primary.port}`);
-      if (sameAddress(t2.mapped, t1.mapped)) mapping = 'endpoint-independent';
-      else {
-        const t3 = await client.request(other, 0);
-        if (!t3) throw new NatDiscoveryError('NAT_BAD_SERVER', `no answer from the alternate address ${other.address}:${other.port}`);
-        mapping = sameAddress(t3.mapped, t2.mapped) ? 'address-dependent' : 'address-and-port-dependent';
-      }
-    }
-
-    // Filtering (§4.4): ask for the answer from the other IP and port, then from the other port
-    // only; from a fresh port, since the mapping tests' packets (to the other address) would
-    // have opened the filter of an address-dependent NAT for it.
-    const filtering = await discoverFiltering(type, localIp, primary, opts);
-
+    const mapping: Behaviour = natted ? await discoverMapping(client, primary, { ...t1, other }) : 'endpoint-independent';
+    const filtering = await discoverFiltering(open, primary, timeoutMs);
     const b = { reachable: true, natted, mapping, filtering };
     return { ...b, type: classify(b), local, mapped: t1.mapped, otherAddress: other };
   } finally {
-    socket.close();
+    client.close();
   }
 }

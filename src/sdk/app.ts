@@ -11,7 +11,8 @@
  *   (repeatedly, within `recoveryMs`);
  * - the session: if the service forgot it (a restart of a one-node p2pd), it is created again
  *   under the same id;
- * - outcomes: keepalives carry state, path, rttMs, setupMs, natType (CONTRACT.md §3).
+ * - outcomes: keepalives carry state, path, rttMs, setupMs, natType (telemetry.ts); the NAT type
+ *   is detected alongside the setup (natDetect.ts), never delaying it.
  *
  * Every failure rejects connect() or emits `error` (then `close`) with an SdkError code.
  * Platform-neutral: the RTC stack comes in as an RtcPlatform (node.ts, browser.ts).
@@ -26,6 +27,8 @@ import type { CandidateInit, PathKind, PeerConnectionState, RemoteTrack, RtcChan
 import { SignalingClient, newMsgId, type SignalMessage } from './signaling.ts';
 import { isRelayCandidate, withoutRelayCandidates, withoutTurn, type IcePolicy } from './icePolicy.ts';
 import { inboundVideo, selectedPair } from './stats.ts';
+import { KeepaliveTelemetry, settleWithin, LAST_REPORT_WAIT_MS } from './telemetry.ts';
+import type { NatDetector } from './natDetect.ts';
 import { readTokenClaims } from './token.ts';
 
 export interface ConnectOptions {
@@ -53,8 +56,13 @@ export interface ConnectOptions {
   readonly statsMs?: number;
   /** Pings unanswered this long mean the path is gone (default 5000 ms). */
   readonly livenessMs?: number;
-  /** This side's NAT type, reported in keepalives when known (e.g. from `p2pd nat-type`). */
+  /** This side's NAT type, reported in keepalives (e.g. from `p2pd nat-type`); no detection then. */
   readonly natType?: string;
+  /**
+   * Finds this side's NAT type alongside the setup (natDetect.ts); node.ts and browser.ts give
+   * their platform's by default; `false`: none.
+   */
+  readonly natDetector?: NatDetector | false;
   readonly signal?: AbortSignal;
 }
 
@@ -185,6 +193,10 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   /** iceTransportPolicy `direct`: no TURN here, none asked of the device, relayed candidates dropped. */
   private readonly direct: boolean;
   private echoSeq = 0;
+  private readonly telemetry: KeepaliveTelemetry;
+  /** The NAT detection in flight or done (undefined when there is none). */
+  private readonly natDetection: Promise<void> | undefined;
+  private iceRttMs: number | undefined;
 
   /** Use `connect()`. */
   constructor(args: { opts: ConnectOptions; server: string; session: SessionInfo; appId: string; signaling: SignalingClient; ownsSignaling: boolean; startedAt: number }) {
@@ -218,6 +230,11 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
       this.signaling.on('down', () => this.emit('signaling', 'down')),
       this.signaling.on('error', (err) => this.emit('warning', err)),
     );
+    this.telemetry = new KeepaliveTelemetry({ natType: args.opts.natType });
+    const detector = args.opts.natType === undefined ? args.opts.natDetector : undefined;
+    this.natDetection = detector ? detector.detect(args.session.iceServers).then((t) => {
+      if (this.telemetry.setNatType(t) && this.state === 'connected') this.sendKeepalive();
+    }) : undefined;
     if (args.opts.signal) {
       const onAbort = (): void => { void this.close('aborted'); };
       args.opts.signal.addEventListener('abort', onAbort, { once: true });
@@ -552,6 +569,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
         this.pings.delete(m.id);
         this.rttMs = mono() - sent;
         this.lastPongAt = now();
+        if (this.telemetry.notePing(this.rttMs) && this.state === 'connected') this.sendKeepalive();
         this.pingWaiters.get(m.id)?.(this.rttMs);
         this.pingWaiters.delete(m.id);
         return;
@@ -691,14 +709,22 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     every(this.opts.keepaliveMs ?? 10_000, () => this.sendKeepalive());
   }
 
+  private keepalivePayload(state?: PeerConnectionState): Record<string, unknown> {
+    return { ...this.telemetry.payload({
+      state: state ?? (this.state === 'connected' ? 'connected' : this.pc.connectionState), path: this.path, setupMs: this.setupMs, iceRttMs: this.iceRttMs,
+    }) };
+  }
+
   private sendKeepalive(state?: PeerConnectionState): void {
     if (this.closed) return;
-    const payload: Record<string, unknown> = { state: state ?? (this.state === 'connected' ? 'connected' : this.pc.connectionState) };
-    if (this.path !== undefined) payload.path = this.path;
-    if (this.rttMs !== undefined) payload.rttMs = Math.round(this.rttMs * 10) / 10;
-    if (this.setupMs !== undefined) payload.setupMs = this.setupMs;
-    if (this.opts.natType !== undefined) payload.natType = this.opts.natType;
-    this.signaling.send(this.deviceId, 'keepalive', this.sessionId, payload, { qos: 0 }).catch(() => undefined);
+    this.signaling.send(this.deviceId, 'keepalive', this.sessionId, this.keepalivePayload(state), { qos: 0 }).catch(() => undefined);
+  }
+
+  /** Before a bye: the NAT type (waited for briefly) and a first RTT no keepalive carried yet. */
+  private async lastKeepalive(): Promise<void> {
+    if (this.natDetection) await settleWithin(this.natDetection, LAST_REPORT_WAIT_MS);
+    if (!this.telemetry.unreported || !this.signaling.connected) return;
+    await settleWithin(this.signaling.send(this.deviceId, 'keepalive', this.sessionId, this.keepalivePayload(), {}), LAST_REPORT_WAIT_MS);
   }
 
   /** A snapshot of the connection's numbers now. */
@@ -712,6 +738,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
       if (this.lastBytes && at > this.lastBytes.at) bitrateKbps = ((video.bytesReceived - this.lastBytes.bytes) * 8) / (at - this.lastBytes.at);
       this.lastBytes = { bytes: video.bytesReceived, at };
     }
+    this.iceRttMs = pair?.rttMs ?? this.iceRttMs;
     if (pair && pair.path !== this.path && this.state === 'connected') {
       this.path = pair.path;
       this.emit('path', pair.path);
@@ -807,6 +834,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     if (this.pendingOffer?.timer) clearTimeout(this.pendingOffer.timer);
     if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
     for (const c of this.cleanups.splice(0)) c();
+    if (this.state === 'connected' || this.state === 'reconnecting') await this.lastKeepalive();
     if (this.signaling.connected) {
       await Promise.race([
         this.signaling.send(this.deviceId, 'bye', this.sessionId, { reason }).catch(() => undefined),

@@ -1,16 +1,18 @@
 /**
- * The SDK in the browser: connect() on the native RTCPeerConnection, MQTT over WebSocket.
+ * The SDK in the browser: connect() on the native RTCPeerConnection, MQTT over WebSocket, NAT
+ * detection from srflx candidates (natDetectBrowser.ts).
  * Bundled with esbuild (web/). Also: watchFrames() feeds decoded frames' RTP timestamps to a
  * connection for end-to-end video latency.
  */
 import { connect as connectWith, type AppConnection, type ConnectOptions } from './app.ts';
 import { browserPlatform } from './browserRtc.ts';
+import { browserNatDetector } from './natDetectBrowser.ts';
 
 export * from './index.ts';
-export { browserPlatform };
+export { browserPlatform, browserNatDetector };
 
 export function connect(opts: Omit<ConnectOptions, 'platform'> & { platform?: ConnectOptions['platform'] }): Promise<AppConnection> {
-  return connectWith({ ...opts, platform: opts.platform ?? browserPlatform });
+  return connectWith({ ...opts, platform: opts.platform ?? browserPlatform, natDetector: opts.natDetector ?? browserNatDetector });
 }
 
 interface FrameMetadata { readonly rtpTimestamp?: number; readonly presentationTime: number; readonly receiveTime?: number }

@@ -4,7 +4,9 @@
  * at once, each with the device's media and the `p2pd` data channel (ping → pong, echo, frame
  * timestamps). A repeated offer gets the answer already given; an ICE-restart offer for a
  * session this device does not know (it restarted) gets `error` SESSION_UNKNOWN, so the app
- * fails fast and can open a new session. Platform-neutral; media comes in as a DeviceMedia.
+ * fails fast and can open a new session. Keepalives report each viewer's path, setup time, ICE
+ * RTT and the device's NAT type (telemetry.ts), detected once at start (natDetect.ts).
+ * Platform-neutral; media comes in as a DeviceMedia.
  */
 import { encodeChannelMessage, readChannelMessage } from './channelProtocol.ts';
 import { Emitter } from './emitter.ts';
@@ -18,6 +20,8 @@ import { withoutTurn } from './icePolicy.ts';
 import { SignalingClient, type SignalMessage } from './signaling.ts';
 import { selectedPair } from './stats.ts';
 import { readTokenClaims } from './token.ts';
+import { KeepaliveTelemetry } from './telemetry.ts';
+import type { NatDetector } from './natDetect.ts';
 
 /** What a device streams. */
 export interface DeviceMedia {
@@ -48,6 +52,10 @@ export interface ServeOptions {
   readonly idleMs?: number;
   /** IP TTL of the hole-punching datagram toward each viewer (holePunch.ts; default 2, 0: off). */
   readonly punchTtl?: number;
+  /** This device's NAT type, reported in keepalives; no detection then. */
+  readonly natType?: string;
+  /** Finds the NAT type at start (natDetect.ts); node.ts gives its own by default; `false`: none. */
+  readonly natDetector?: NatDetector | false;
 }
 
 export interface ViewerInfo {
@@ -91,6 +99,7 @@ interface Viewer {
   setupMs: number | undefined;
   lastSignAt: number;
   closed: boolean;
+  readonly telemetry: KeepaliveTelemetry;
 }
 
 const now = (): number => Date.now();
@@ -104,6 +113,8 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   private readonly viewersById = new Map<string, Viewer>();
   private readonly cleanups: Array<() => void> = [];
   private closed = false;
+  private natType: string | undefined;
+  private natDetecting = false;
 
   /** Use `serve()`. */
   constructor(args: { opts: ServeOptions; server: string; id: string; signaling: SignalingClient; ownsSignaling: boolean }) {
@@ -127,6 +138,30 @@ export class DeviceServer extends Emitter<DeviceEvents> {
       }
     }, Math.min(5000, idleMs));
     this.cleanups.push(() => clearInterval(keepalive), () => clearInterval(sweep));
+    this.natType = this.opts.natType;
+    if (this.natType === undefined && this.opts.natDetector) void this.detectNatAtStart();
+  }
+
+  /** Detection from the ICE servers the service gives this device, before any viewer comes. */
+  private async detectNatAtStart(): Promise<void> {
+    try {
+      const r = await requestJson<{ iceServers: IceServerInit[] }>('GET', `${this.server}/v1/ice-servers`, { token: this.opts.token, timeoutMs: 5000 });
+      this.detectNat(r.iceServers);
+    } catch { /* the first viewer's session gives the ICE servers again */ }
+  }
+
+  private detectNat(iceServers: readonly IceServerInit[]): void {
+    if (this.natType !== undefined || this.natDetecting || !this.opts.natDetector) return;
+    this.natDetecting = true;
+    void this.opts.natDetector.detect(iceServers).then((t) => {
+      this.natDetecting = false;
+      if (this.closed) return;
+      // `unknown` is reported too, but a later viewer's session may try again.
+      if (t !== 'unknown') this.natType = t;
+      for (const v of this.viewersById.values()) {
+        if (v.telemetry.setNatType(t) && v.pc?.connectionState === 'connected') this.keepalive(v);
+      }
+    });
   }
 
   viewers(): ViewerInfo[] {
@@ -188,6 +223,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
       sessionId, appId, createdAt: now(), pc: undefined, dc: undefined, detach: undefined, framesOff: undefined,
       lastOfferSdp: undefined, lastAnswer: undefined, remoteSet: false, heldRemote: [], heldLocal: [], puncher: undefined,
       chain: Promise.resolve(), path: undefined, setupMs: undefined, lastSignAt: now(), closed: false,
+      telemetry: new KeepaliveTelemetry({ natType: this.natType }),
     };
   }
 
@@ -220,6 +256,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
       }
       const iceServers = await this.iceServers(v.sessionId);
       if (v.closed) return;
+      this.detectNat(iceServers);
       // The app asked for a path without TURN at either end (icePolicy.ts).
       this.createPeer(v, m.payload.iceTransportPolicy === 'direct' ? withoutTurn(iceServers) : iceServers);
     }
@@ -294,7 +331,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
 
   /** This device's NAT type as far as known: decides whether punching can help (holePunch.ts). */
   private natTypeForPunching(): string | undefined {
-    return undefined;
+    return this.natType;
   }
 
   /** One of the app's candidates (an empty one: its end of candidates, RFC 8838 §8.2). */
@@ -377,11 +414,14 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   // ---- keepalives and ending ---------------------------------------------------------------
 
   private keepalive(v: Viewer): void {
-    if (v.closed || !v.pc) return;
-    const payload: Record<string, unknown> = { state: v.pc.connectionState };
-    if (v.path) payload.path = v.path;
-    if (v.setupMs !== undefined) payload.setupMs = v.setupMs;
-    this.signaling.send(v.appId, 'keepalive', v.sessionId, payload, { qos: 0 }).catch(() => undefined);
+    const pc = v.pc;
+    if (v.closed || !pc) return;
+    // The ICE pair's round trip: a device sends no pings of its own.
+    void pc.getStats().then(selectedPair, () => undefined).then((pair) => {
+      if (v.closed) return;
+      const payload = v.telemetry.payload({ state: pc.connectionState, path: v.path, setupMs: v.setupMs, iceRttMs: pair?.rttMs });
+      this.signaling.send(v.appId, 'keepalive', v.sessionId, { ...payload }, { qos: 0 }).catch(() => undefined);
+    });
   }
 
   private keepalives(): void {

@@ -8,6 +8,8 @@ export type { SdkErrorCode } from './errors.ts';
 export { devToken, normalizeServer } from './http.ts';
 export type { IceServerInit, SessionInfo } from './http.ts';
 export type { IcePolicy } from './icePolicy.ts';
+export { NAT_TYPES, natDetector } from './natDetect.ts';
+export type { NatDetector, NatProbe, NatType } from './natDetect.ts';
 export type { PathKind, RemoteTrack, RtcPeer, RtcPlatform, VideoCodec } from './rtc.ts';
 export { SignalingClient } from './signaling.ts';
 export { percentile } from './stats.ts';

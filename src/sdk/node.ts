@@ -1,19 +1,21 @@
 /**
- * The SDK in Node: connect() and serve() on werift. `import { connect, serve } from './sdk/node.ts'`.
+ * The SDK in Node: connect() and serve() on werift, with NAT detection over raw UDP
+ * (natDetectNode.ts). `import { connect, serve } from './sdk/node.ts'`.
  */
 import { connect as connectWith, type AppConnection, type ConnectOptions } from './app.ts';
 import { serve as serveWith, type DeviceServer, type ServeOptions } from './device.ts';
+import { nodeNatDetector } from './natDetectNode.ts';
 import { weriftPlatform } from './weriftRtc.ts';
 
 export * from './index.ts';
-export { weriftPlatform };
+export { weriftPlatform, nodeNatDetector };
 
-/** connect() with werift unless another platform is given. */
+/** connect() with werift and the UDP NAT detector unless others are given. */
 export function connect(opts: Omit<ConnectOptions, 'platform'> & { platform?: ConnectOptions['platform'] }): Promise<AppConnection> {
-  return connectWith({ ...opts, platform: opts.platform ?? weriftPlatform });
+  return connectWith({ ...opts, platform: opts.platform ?? weriftPlatform, natDetector: opts.natDetector ?? nodeNatDetector });
 }
 
-/** serve() with werift unless another platform is given. */
+/** serve() with werift and the UDP NAT detector unless others are given. */
 export function serve(opts: Omit<ServeOptions, 'platform'> & { platform?: ServeOptions['platform'] }): Promise<DeviceServer> {
-  return serveWith({ ...opts, platform: opts.platform ?? weriftPlatform });
+  return serveWith({ ...opts, platform: opts.platform ?? weriftPlatform, natDetector: opts.natDetector ?? nodeNatDetector });
 }

@@ -23,10 +23,14 @@ import type { SessionStore } from '../session/store.ts';
 import { Deduplicator } from './dedup.ts';
 import type { SignalMessage } from './message.ts';
 
-/** Label values of nat_type_total: the classic types (nat/classify.ts) plus `unknown` and `other`. */
+/**
+ * Label values of nat_type_total: the classic types (nat/classify.ts), `cone` (what a mapping
+ * test without a filtering test can tell, src/sdk/natDetect.ts), `unknown`, and `other` for
+ * anything else. Matched ignoring case, `-` and `_` (`udp_blocked` is `UDP blocked`).
+ */
 export const NAT_TYPE_LABELS = [
   'open internet', 'full cone', 'restricted cone', 'port-restricted cone', 'symmetric',
-  'symmetric UDP firewall', 'UDP blocked', 'unknown',
+  'symmetric UDP firewall', 'UDP blocked', 'cone', 'unknown',
 ] as const;
 
 export function natTypeLabel(raw: string): string {

@@ -163,4 +163,9 @@ test('NAT types become a small fixed label set', () => {
   assert.equal(natTypeLabel('port_restricted_cone'), 'port-restricted cone');
   assert.equal(natTypeLabel('symmetric'), 'symmetric');
   assert.equal(natTypeLabel('something new'), 'other');
+  // What the SDK reports (src/sdk/natDetect.ts NAT_TYPES), in any case.
+  assert.equal(natTypeLabel('udp blocked'), 'UDP blocked');
+  assert.equal(natTypeLabel('cone'), 'cone');
+  assert.equal(natTypeLabel('Open Internet'), 'open internet');
+  assert.equal(natTypeLabel('unknown'), 'unknown');
 });

@@ -84,6 +84,19 @@ describe('web viewer in headless Chromium ↔ p2pd device', { skip: chromiumAvai
     }
   }
 
+  /** The natType each peer's keepalives carried, from the session's trace (bounded polling). */
+  async function waitForNatTypes(sessionId: string, peers: readonly string[]): Promise<Map<string, string>> {
+    const found = new Map<string, string>();
+    for (let i = 0; i < 50 && found.size < peers.length; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 200));
+      const r = await fetch(`${p2pd.httpUrl}/v1/sessions/${sessionId}/trace`, { headers: { authorization: `Bearer ${appToken}` } });
+      assert.equal(r.status, 200);
+      const { events } = (await r.json()) as { events: Array<{ what: string; detail: { from?: string; natType?: string } }> };
+      for (const e of events) if (e.what === 'keepalive' && e.detail.from && e.detail.natType) found.set(e.detail.from, e.detail.natType);
+    }
+    return found;
+  }
+
   async function assertVideoPlays(page: Page, size = [480, 270]): Promise<ViewerState> {
     const first = await waitFor(page, 'decoded frames', (s) => (s.stats?.framesDecoded ?? 0) > 5, 20_000);
     const later = await waitFor(page, 'more decoded frames', (s) => (s.stats?.framesDecoded ?? 0) >= (first.stats?.framesDecoded ?? 0) + 10, 10_000);
@@ -109,6 +122,12 @@ describe('web viewer in headless Chromium ↔ p2pd device', { skip: chromiumAvai
     await page.screenshot({ path: `${ARTIFACTS}/viewer-direct.png` });
     const viewer = await device.next('viewer');
     assert.equal(viewer.path, 'direct');
+
+    // The viewer found its NAT type from srflx candidates (natDetectBrowser.ts) and reported it
+    // in a keepalive, as the device did over UDP. Loopback has no NAT: no srflx, every server answered.
+    const natTypes = await waitForNatTypes(String(viewer.sessionId), ['viewer-1', 'cam-web']);
+    assert.equal(natTypes.get('viewer-1'), 'cone');
+    assert.equal(natTypes.get('cam-web'), 'cone', 'one STUN server and no OTHER-ADDRESS: the mapping alone');
 
     // An ICE restart (what the SDK does when the path fails) keeps the picture going.
     await page.evaluate(() => (window as unknown as { p2pdViewer: { restartIce(): Promise<void> } }).p2pdViewer.restartIce());
