@@ -89,6 +89,7 @@ export async function device(argv: readonly string[], env: NodeJS.ProcessEnv): P
   dev.on('viewer', (v) => print('viewer', { ...v }, `viewer ${v.appId} connected: session ${v.sessionId}, path ${v.path ?? '?'}, setup ${v.setupMs ?? '?'} ms`));
   dev.on('viewer-closed', (v) => print('viewer-closed', { ...v }, `viewer ${v.appId} left: session ${v.sessionId} (${v.reason})`));
   dev.on('signaling', (s) => print('signaling', { state: s }, s === 'up' ? 'signaling: reconnected' : 'signaling: lost the broker, reconnecting…'));
+  dev.on('nat', (natType) => print('nat', { natType }, `NAT type: ${natType}`));
   dev.on('warning', (e) => print('warning', { code: e.code, message: e.message }, `warning: ${e.message} [${e.code}]`));
 
   await new Promise<void>((resolve) => {

@@ -242,6 +242,11 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     }
   }
 
+  /** This side's NAT type once known (given, or found by natDetect.ts). */
+  get natType(): string | undefined {
+    return this.telemetry.knownNatType;
+  }
+
   /** The data channel (SDK messages are filtered out of `message` events). */
   get channel(): RtcChannel {
     return this.dc;

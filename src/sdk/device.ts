@@ -72,6 +72,8 @@ export type DeviceEvents = {
   viewer: [ViewerInfo];
   'viewer-closed': [ViewerInfo & { reason: string }];
   signaling: ['up' | 'down'];
+  /** This device's NAT type, once its own detection has told (natDetect.ts). */
+  nat: [string];
   warning: [SdkError];
   close: [];
 };
@@ -157,7 +159,10 @@ export class DeviceServer extends Emitter<DeviceEvents> {
       this.natDetecting = false;
       if (this.closed) return;
       // `unknown` is reported too, but a later viewer's session may try again.
-      if (t !== 'unknown') this.natType = t;
+      if (t !== 'unknown') {
+        this.natType = t;
+        this.emit('nat', t);
+      }
       for (const v of this.viewersById.values()) {
         if (v.telemetry.setNatType(t) && v.pc?.connectionState === 'connected') this.keepalive(v);
       }
@@ -314,7 +319,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
     const punchTtl = this.opts.punchTtl ?? DEFAULT_PUNCH_TTL;
     if (pc.punch && punchTtl > 0) {
       v.puncher = new HolePuncher({
-        mapping: mappingOf(this.natTypeForPunching()),
+        mapping: mappingOf(this.natType),
         ttl: punchTtl,
         punch: (address, port, ttl) => pc.punch?.(address, port, ttl) ?? false,
         sendLocal,
@@ -327,11 +332,6 @@ export class DeviceServer extends Emitter<DeviceEvents> {
     });
     pc.on('state', (s) => { void this.onPeerState(v, s); });
     pc.on('datachannel', (ch) => this.onChannel(v, ch));
-  }
-
-  /** This device's NAT type as far as known: decides whether punching can help (holePunch.ts). */
-  private natTypeForPunching(): string | undefined {
-    return this.natType;
   }
 
   /** One of the app's candidates (an empty one: its end of candidates, RFC 8838 §8.2). */

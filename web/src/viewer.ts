@@ -58,6 +58,7 @@ window.p2pdViewer = {
   get online() { return [...view.online]; },
   get path() { return view.conn?.path; },
   get setupMs() { return view.conn?.setupMs; },
+  get natType() { return view.conn?.natType; },
   get latencyMs() { return median(view.latencies); },
   /** The last 90 frames' latencies (device encoder → presented here), ms. */
   get latencies() { return [...view.latencies]; },
