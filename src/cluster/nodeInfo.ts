@@ -22,6 +22,8 @@ export interface NodeInfo {
   readonly port: number;
   /** TURN over TLS port when the node has TLS. */
   readonly tlsPort?: number | undefined;
+  /** Host of its turns: URL (`--tls-host`: the certificate's name); `host` when absent. */
+  readonly tlsHost?: string | undefined;
   /**
    * With the TURN role: where its relay sockets are reached and their port range. Another TURN
    * node relays to these ports even where the addresses are denied peers (relay-to-relay,

@@ -104,6 +104,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
       host: advertisedHost(config.externalIp),
       port: config.port,
       tlsPort: config.tls?.port,
+      tlsHost: config.tls?.host,
       relay: config.roles.has('turn')
         ? { addresses: ownAddresses(config).relay, minPort: config.relayPorts.min, maxPort: config.relayPorts.max }
         : undefined,
