@@ -15,6 +15,7 @@
  * locally) and nothing further.
  */
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 
 const sh = (args: string[]): string => execFileSync(args[0] as string, args.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
@@ -46,6 +47,11 @@ export interface NetNsOptions {
   readonly prefix?: string;
   /** Put the other end of the link in this namespace rather than in the test's own. */
   readonly via?: NetNs;
+  /**
+   * Names the namespace's processes resolve (name → address): its own /etc/hosts, which
+   * `ip netns exec` mounts over /etc/hosts from /etc/netns/<name>/hosts.
+   */
+  readonly hosts?: Readonly<Record<string, string>>;
 }
 
 let made = 0;
@@ -72,6 +78,7 @@ export function createNetNs(opts: NetNsOptions = {}): NetNs {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     try { sh(['ip', 'netns', 'del', name]); } catch { /* absent */ }
     try { sh(atHost(['ip', 'link', 'del', hostDev])); } catch { /* gone with the namespace */ }
+    if (opts.hosts !== undefined) rmSync(`/etc/netns/${name}`, { recursive: true, force: true });
   };
   try {
     sh(['ip', 'netns', 'add', name]);
@@ -83,6 +90,11 @@ export function createNetNs(opts: NetNsOptions = {}): NetNs {
     inNs(['ip', 'link', 'set', nsDev, 'up']);
     inNs(['ip', 'link', 'set', 'lo', 'up']);
     inNs(['ip', 'route', 'add', 'default', 'via', hostIp]);
+    if (opts.hosts !== undefined) {
+      mkdirSync(`/etc/netns/${name}`, { recursive: true });
+      const lines = ['127.0.0.1 localhost', '::1 localhost', ...Object.entries(opts.hosts).map(([n, ip]) => `${ip} ${n}`)];
+      writeFileSync(`/etc/netns/${name}/hosts`, `${lines.join('\n')}\n`);
+    }
   } catch (err) {
     destroy();
     throw err;
