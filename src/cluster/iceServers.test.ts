@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NodeInfo } from './nodeInfo.ts';
-import { buildIceServers } from './iceServers.ts';
+import { buildIceServers, turnUrls } from './iceServers.ts';
 
 const node = (id: string, over: Partial<NodeInfo> = {}): NodeInfo => ({
   id, region: 'eu', roles: ['stun', 'turn'], host: '192.0.2.1', port: 3478,
@@ -21,4 +21,20 @@ test('a node with an RFC 5780 alternate address lists it as a second STUN server
 
 test('without --alt-ip a node is one STUN URL', () => {
   assert.deepEqual(buildIceServers({ ...input, stun: [node('a')], turn: undefined }), [{ urls: ['stun:192.0.2.1:3478'] }]);
+});
+
+
+test('TURN URLs go UDP, TCP, then TLS; the TLS one only with a TLS port', () => {
+  assert.deepEqual(turnUrls({ host: '203.0.113.10', port: 3478 }), [
+    'turn:203.0.113.10:3478?transport=udp', 'turn:203.0.113.10:3478?transport=tcp',
+  ]);
+  assert.deepEqual(turnUrls({ host: '203.0.113.10', port: 3478, tlsPort: 443 }).at(-1), 'turns:203.0.113.10:443?transport=tcp');
+});
+
+test('the turns: URL names --tls-host, the name its certificate is for; UDP and TCP keep the address', () => {
+  const urls = turnUrls({ host: '203.0.113.10', port: 3478, tlsPort: 443, tlsHost: 'turn.example.com' });
+  assert.deepEqual(urls, [
+    'turn:203.0.113.10:3478?transport=udp', 'turn:203.0.113.10:3478?transport=tcp', 'turns:turn.example.com:443?transport=tcp',
+  ]);
+  assert.equal(turnUrls({ host: '2001:db8::1', port: 3478, tlsPort: 5349 }).at(-1), 'turns:[2001:db8::1]:5349?transport=tcp');
 });

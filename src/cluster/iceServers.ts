@@ -14,10 +14,15 @@ export interface IceServer {
 
 export const stunUrl = (n: Pick<NodeInfo, 'host' | 'port'>): string => `stun:${hostPort(n.host, n.port)}`;
 
-export function turnUrls(n: Pick<NodeInfo, 'host' | 'port' | 'tlsPort'>): string[] {
+/**
+ * The order is the preference: Node clients on werift take the first of them that answers
+ * (src/sdk/turnReach.ts); browsers allocate on each. The turns: URL names the certificate's host
+ * (--tls-host), since clients verify it (docs/turn.md "Clients behind firewalls that block UDP").
+ */
+export function turnUrls(n: Pick<NodeInfo, 'host' | 'port' | 'tlsPort' | 'tlsHost'>): string[] {
   const hp = hostPort(n.host, n.port);
   const urls = [`turn:${hp}?transport=udp`, `turn:${hp}?transport=tcp`];
-  if (n.tlsPort !== undefined) urls.push(`turns:${hostPort(n.host, n.tlsPort)}?transport=tcp`);
+  if (n.tlsPort !== undefined) urls.push(`turns:${hostPort(n.tlsHost ?? n.host, n.tlsPort)}?transport=tcp`);
   return urls;
 }
 

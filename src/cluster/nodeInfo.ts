@@ -22,6 +22,8 @@ export interface NodeInfo {
   readonly port: number;
   /** TURN over TLS port when the node has TLS. */
   readonly tlsPort?: number | undefined;
+  /** Host of its turns: URL (`--tls-host`: the certificate's name); `host` when absent. */
+  readonly tlsHost?: string | undefined;
   /**
    * The RFC 5780 alternate address (`--alt-ip`, `--alt-port`): listed as a second STUN server so
    * that clients without raw sockets (browsers) can run the mapping test (src/sdk/natDetect.ts).

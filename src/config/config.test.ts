@@ -58,6 +58,7 @@ test('refuses unknown options, bad values and contradictions with stable codes',
   refuses(['--redis-url', 'http://x'], 'CONFIG_INVALID_VALUE');
   refuses(['--secure-stun=yes'], 'CONFIG_UNKNOWN_OPTION');
   refuses(['--tls-cert', '/etc/hostname'], 'CONFIG_CONFLICT');
+  refuses(['--tls-host', 'turn.example.com'], 'CONFIG_CONFLICT');
   refuses(['--alt-port', '4000'], 'CONFIG_CONFLICT');
   refuses(['--listen', '127.0.0.1', '--alt-ip', '127.0.0.1'], 'CONFIG_CONFLICT');
   refuses([], 'CONFIG_INVALID_VALUE', { P2PD_WORKERS: 'many' });
@@ -118,4 +119,14 @@ test('exposure defaults are closed: dev tokens for loopback, bounds on sessions,
   refuses(['--dev-tokens', 'everyone'], 'CONFIG_INVALID_VALUE');
   refuses(['--deny-peer', '10.0.0.0/33'], 'CONFIG_INVALID_VALUE');
   refuses(['--mqtt-max-packet', '10'], 'CONFIG_INVALID_VALUE');
+});
+
+test('--tls-host names the TLS listener: a DNS name or an IP, only with a certificate', () => {
+  const tls = ['--tls-cert', '/etc/hostname', '--tls-key', '/etc/hostname', '--tls-port', '443'];
+  assert.deepEqual(loadConfig([...tls, '--tls-host', 'turn.example.com']).tls,
+    { port: 443, certFile: '/etc/hostname', keyFile: '/etc/hostname', host: 'turn.example.com' });
+  assert.equal(loadConfig([...tls, '--tls-host', '2001:db8::1']).tls?.host, '2001:db8::1');
+  assert.equal(loadConfig(tls).tls?.host, undefined, 'absent: the turns: URL names the advertised address');
+  refuses([...tls, '--tls-host', 'bad_name.example'], 'CONFIG_INVALID_VALUE');
+  refuses([...tls, '--tls-host', 'https://turn.example.com'], 'CONFIG_INVALID_VALUE');
 });

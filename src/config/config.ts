@@ -10,7 +10,7 @@ import { conflict, invalidValue } from './errors.ts';
 import { SERVE_OPTIONS } from './options.ts';
 import { getFlag, getList, getString, parseOptions } from './parse.ts';
 import {
-  parseCidr, parseHostPort, parseInteger, parseIp, parsePortRange, parseUser,
+  parseCidr, parseHostName, parseHostPort, parseInteger, parseIp, parsePortRange, parseUser,
   type Cidr, type HostPort, type PortRange, type StaticUser,
 } from './values.ts';
 
@@ -24,8 +24,8 @@ export interface Config {
   readonly roles: ReadonlySet<Role>;
   readonly listen: string;
   readonly port: number;
-  /** Present when both --tls-cert and --tls-key are given. */
-  readonly tls: { readonly port: number; readonly certFile: string; readonly keyFile: string } | undefined;
+  /** Present when both --tls-cert and --tls-key are given; `host` (--tls-host) names the turns: URL's host. */
+  readonly tls: { readonly port: number; readonly certFile: string; readonly keyFile: string; readonly host: string | undefined } | undefined;
   /** RFC 5780 second address; absent unless --alt-ip is set. */
   readonly alt: { readonly ip: string; readonly port: number } | undefined;
   readonly externalIp: string;
@@ -194,6 +194,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
   const keyFile = str('tls-key');
   if ((certFile === undefined) !== (keyFile === undefined)) throw conflict('--tls-cert and --tls-key go together: give both or neither');
   const tlsPort = parseInteger('tls-port', str('tls-port') ?? '5349', 1, 65535);
+  const tlsHostRaw = str('tls-host');
+  if (tlsHostRaw !== undefined && certFile === undefined) throw conflict('--tls-host needs --tls-cert and --tls-key (it names the TLS listener)');
+  const tlsHost = tlsHostRaw === undefined ? undefined : parseHostName('tls-host', tlsHostRaw);
   if (certFile !== undefined) {
     readPem('tls-cert', certFile);
     readPem('tls-key', keyFile as string);
@@ -224,7 +227,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     roles: parseRoles(str('roles') ?? ROLES.join(',')),
     listen,
     port,
-    tls: certFile === undefined ? undefined : { port: tlsPort, certFile, keyFile: keyFile as string },
+    tls: certFile === undefined ? undefined : { port: tlsPort, certFile, keyFile: keyFile as string, host: tlsHost },
     alt,
     externalIp: parseIp('external-ip', str('external-ip') ?? listen),
     relayIp: parseIp('relay-ip', str('relay-ip') ?? listen),

@@ -20,6 +20,7 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { name: 'tls-port', kind: 'value', metavar: 'N', defaultText: '5349', help: 'TURN over TLS port (on when cert and key are given)' },
   { name: 'tls-cert', kind: 'value', metavar: 'FILE', help: 'TLS certificate (PEM)' },
   { name: 'tls-key', kind: 'value', metavar: 'FILE', help: 'TLS private key (PEM)' },
+  { name: 'tls-host', kind: 'value', metavar: 'NAME', defaultText: 'the advertised address', help: 'host of the turns: URL sessions get: the DNS name (or IP) --tls-cert is issued for' },
   { name: 'alt-ip', kind: 'value', metavar: 'IP', help: 'second address for RFC 5780 (OTHER-ADDRESS, CHANGE-REQUEST)' },
   { name: 'alt-port', kind: 'value', metavar: 'N', defaultText: 'port+1', help: 'second port for RFC 5780' },
   { name: 'external-ip', kind: 'value', metavar: 'IP', defaultText: 'listen address', help: 'address advertised to clients' },

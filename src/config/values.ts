@@ -17,6 +17,14 @@ export function parseIp(name: string, raw: string): string {
   return raw;
 }
 
+/** A DNS name (RFC 1123 §2.1 labels, at most 253 characters) or an IP address. */
+export function parseHostName(name: string, raw: string): string {
+  if (isIP(raw) !== 0) return raw;
+  const label = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
+  if (raw.length > 253 || !raw.split('.').every((l) => label.test(l))) throw invalidValue(name, raw, 'a DNS name or an IP address');
+  return raw;
+}
+
 export interface HostPort {
   readonly host: string;
   readonly port: number;

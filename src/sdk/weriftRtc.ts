@@ -12,6 +12,7 @@ import type {
   CandidateInit, ChannelEvents, FrameArrival, PeerConfig, PeerConnectionState, PeerEvents, RemoteTrack, RtcChannel,
   RtcPeer, RtcPlatform, SdpInit, StatsEntry, VideoCodec,
 } from './rtc.ts';
+import { probeIceServers, type IceReach } from './turnReach.ts';
 
 /**
  * werift's TURN client refreshes its allocation in a loop around a plain 500 s timer that close()
@@ -114,9 +115,13 @@ class WeriftPeer extends Emitter<PeerEvents> implements RtcPeer {
   /** An ICE restart is being negotiated (our offer asked for one, or the remote's ufrag changed). */
   private restartPending = false;
   private remoteUfrag: string | undefined;
+  /** werift uses one TURN URL: the first that answers (turnReach.ts), probed while we negotiate. */
+  private reachProbe: Promise<IceReach> | undefined;
+  private reach: IceReach | undefined;
 
   constructor(config: PeerConfig) {
     super();
+    this.reachProbe = probeIceServers(config.iceServers);
     const video = config.videoCodec ? [weriftVideoCodec(config.videoCodec)] : [weriftVideoCodec('VP8'), weriftVideoCodec('H264')];
     this.raw = new RTCPeerConnection({
       iceServers: config.iceServers.map((s) => ({
@@ -157,6 +162,7 @@ class WeriftPeer extends Emitter<PeerEvents> implements RtcPeer {
 
   async setLocalDescription(d: SdpInit): Promise<void> {
     // werift gathers here (TURN allocations included).
+    await this.useReachableTurn();
     await whileGathering(() => this.raw.setLocalDescription(d));
     this.startChecksAfterRestart();
   }
@@ -167,6 +173,29 @@ class WeriftPeer extends Emitter<PeerEvents> implements RtcPeer {
     if (ufrag !== undefined) this.remoteUfrag = ufrag;
     await this.raw.setRemoteDescription(d);
     this.startChecksAfterRestart();
+  }
+
+  /**
+   * Points every ICE agent at the TURN URL that answered, and off a STUN server that did not,
+   * before it gathers (werift reads these fields then; its gathering waits for every query).
+   */
+  private async useReachableTurn(): Promise<void> {
+    if (this.reachProbe !== undefined) {
+      this.reach = await this.reachProbe;
+      this.reachProbe = undefined;
+    }
+    const r = this.reach;
+    if (r === undefined) return;
+    for (const dtls of this.raw.dtlsTransports) {
+      const ice = dtls.iceTransport.connection;
+      if (r.stunSilent) ice.stunServer = undefined;
+      const t = r.turn;
+      if (t === undefined) continue;
+      ice.turnServer = [t.host, t.port];
+      ice.options.turnTransport = t.transport;
+      ice.options.turnUsername = t.username;
+      ice.options.turnPassword = t.credential;
+    }
   }
 
   /**

@@ -105,6 +105,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
       port: config.port,
       tlsPort: config.tls?.port,
       alt: config.alt ? { host: config.alt.ip, port: config.alt.port } : undefined,
+      tlsHost: config.tls?.host,
       relay: config.roles.has('turn')
         ? { addresses: ownAddresses(config).relay, minPort: config.relayPorts.min, maxPort: config.relayPorts.max }
         : undefined,

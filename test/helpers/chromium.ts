@@ -34,14 +34,24 @@ export function chromiumAvailable(): boolean {
   return existsSync(CHROMIUM_PATH);
 }
 
-export async function launchChromium(): Promise<Chromium> {
+export interface LaunchOptions {
+  /**
+   * Another executable, e.g. a script that runs `ip netns exec NS /usr/bin/chromium "$@"`: the
+   * browser then lives in that namespace, still driven over its --remote-debugging-pipe.
+   */
+  readonly executablePath?: string;
+  /** Flags after CHROMIUM_ARGS. */
+  readonly args?: readonly string[];
+}
+
+export async function launchChromium(opts: LaunchOptions = {}): Promise<Chromium> {
   const dir = await mkdtemp(join(tmpdir(), 'p2pd-chromium-'));
   let context: BrowserContext;
   try {
     context = await chromium.launchPersistentContext(dir, {
-      executablePath: CHROMIUM_PATH,
+      executablePath: opts.executablePath ?? CHROMIUM_PATH,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...(opts.args ?? [])],
       viewport: { width: 1280, height: 800 },
       timeout: STARTUP_TIMEOUT_MS,
     });

@@ -15,12 +15,19 @@ export interface DeviceProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** `token` undefined: none given (the device asks the server for a development token). */
-export async function startDevice(opts: { server: string; id: string; token: string | undefined; args?: readonly string[]; timeoutMs?: number }): Promise<DeviceProcess> {
+/**
+ * `token` undefined: none given (the device asks the server for a development token). `netns`:
+ * run inside that network namespace (`ip netns exec`, which execs: the child is the device).
+ */
+export async function startDevice(opts: {
+  server: string; id: string; token: string | undefined; args?: readonly string[]; timeoutMs?: number; netns?: string; env?: NodeJS.ProcessEnv;
+}): Promise<DeviceProcess> {
   const args = [P2PD_BIN, 'device', '--id', opts.id, '--server', opts.server, '--json', ...(opts.args ?? [])];
-  const env: NodeJS.ProcessEnv = { ...process.env, P2PD_TOKEN: opts.token };
+  const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, P2PD_TOKEN: opts.token };
   if (opts.token === undefined) delete env.P2PD_TOKEN;
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = opts.netns === undefined
+    ? spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn('ip', ['netns', 'exec', opts.netns, process.execPath, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines = jsonLines(child);
   const next = (event: string, timeoutMs = 15_000): Promise<Record<string, unknown>> =>
     lines.next((e) => e.event === event, timeoutMs, `device ${opts.id}: ${event} event`);

@@ -34,6 +34,11 @@ export interface StartOptions {
   readonly workers?: number;
   /** Default STARTUP_TIMEOUT_MS. */
   readonly readyTimeoutMs?: number;
+  /**
+   * Run inside this network namespace (`ip netns exec`; see netns.ts). Give `--http` with the
+   * namespace's address: `httpUrl` names the --http host unless it is a wildcard (then 127.0.0.1).
+   */
+  readonly netns?: string;
 }
 
 export async function startP2pd(opts: StartOptions = {}): Promise<P2pdProcess> {
@@ -51,11 +56,18 @@ export async function startP2pd(opts: StartOptions = {}): Promise<P2pdProcess> {
     const base = 20000 + Math.floor(Math.random() * 20000);
     args.push('--relay-ports', `${base}-${base + 999}`);
   }
-  const child = spawn(process.execPath, [P2PD_BIN, 'serve', ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const command = [process.execPath, P2PD_BIN, 'serve', ...args];
+  // `ip netns exec` execs the command: the child is p2pd itself, and signals reach it.
+  if (opts.netns !== undefined) command.unshift('ip', 'netns', 'exec', opts.netns);
+  const child = spawn(command[0] as string, command.slice(1), { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-  const httpUrl = `http://127.0.0.1:${args[args.indexOf('--http') + 1]?.split(':')[1] ?? httpPort}`;
+  const http = args[args.indexOf('--http') + 1] ?? `127.0.0.1:${httpPort}`;
+  const colon = http.lastIndexOf(':');
+  const givenHost = http.slice(0, colon).replace(/^\[|\]$/g, '');
+  const urlHost = givenHost === '0.0.0.0' || givenHost === '::' || givenHost === '' ? '127.0.0.1' : givenHost;
+  const httpUrl = `http://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${http.slice(colon + 1)}`;
   const until = Date.now() + (opts.readyTimeoutMs ?? STARTUP_TIMEOUT_MS);
   for (;;) {
     if (child.exitCode !== null) throw new Error(`p2pd exited with ${child.exitCode}:\n${out}`);
