@@ -26,14 +26,14 @@ export interface BrowserApp {
   close(): Promise<void>;
 }
 
-export async function openBrowserApp(host: Namespace): Promise<BrowserApp> {
+export async function openBrowserApp(host: Namespace, spki: string): Promise<BrowserApp> {
   const dir = mkdtempSync(join(tmpdir(), 'p2pd-lab-chromium-'));
   const wrapper = join(dir, 'chromium-in-netns');
   writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${host.name} ${CHROMIUM} "$@"\n`);
   chmodSync(wrapper, 0o755);
   let context: BrowserContext | undefined;
   try {
-    context = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: wrapper, headless: true, args: ARGS, timeout: 60_000 });
+    context = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: wrapper, headless: true, args: [...ARGS, `--ignore-certificate-errors-spki-list=${spki}`], timeout: 60_000 });
     const page: Page = context.pages()[0] ?? await context.newPage();
     await page.goto(`${SERVER_URL}/#token=${await appToken('lab-viewer')}`, { timeout: 30_000 });
     await page.waitForFunction(() => (window as unknown as { p2pdViewer?: { state: string } }).p2pdViewer !== undefined, undefined, { timeout: 30_000 });

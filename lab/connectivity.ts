@@ -25,9 +25,9 @@ export interface AttemptResult {
 }
 
 /** N attempts of the Node app from `host` to `deviceId`, one process for all of them. */
-export async function nodeAttempts(host: Namespace, deviceId: string, n: number): Promise<AttemptResult[]> {
+export async function nodeAttempts(host: Namespace, deviceId: string, n: number, caFile: string): Promise<AttemptResult[]> {
   const token = await appToken('lab-app');
-  const child: ChildProcess = host.spawn([process.execPath, AGENT, SERVER_URL, token, deviceId, String(n)]);
+  const child: ChildProcess = host.spawn([process.execPath, AGENT, SERVER_URL, token, deviceId, String(n)], { env: { ...process.env, NODE_EXTRA_CA_CERTS: caFile } });
   const out = new Output(child);
   // Each attempt is bounded (setup 20 s, frame 10 s, pings 3 × 3 s): the process cannot hang for long.
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -64,7 +64,7 @@ export async function runMatrix(plan: LabPlan, log: (line: string) => void): Pro
       const cameraSite = net.addSite('camera', cameraKind);
       const appSite = net.addSite('app', appKind);
       const deviceId = `cam-${++n}`;
-      const camera = await startCamera(cameraSite.host, deviceId);
+      const camera = await startCamera(cameraSite.host, deviceId, service.tls.caFile);
       let browser: BrowserApp | undefined;
       try {
         for (const condition of plan.conditions) {
@@ -72,14 +72,18 @@ export async function runMatrix(plan: LabPlan, log: (line: string) => void): Pro
           try {
             for (const stack of plan.stacks) {
               let results: AttemptResult[];
-              if (stack === 'node') results = await nodeAttempts(appSite.host, deviceId, plan.attempts);
+              if (stack === 'node') results = await nodeAttempts(appSite.host, deviceId, plan.attempts, service.tls.caFile);
               else {
-                browser ??= await openBrowserApp(appSite.host);
+                browser ??= await openBrowserApp(appSite.host, service.tls.spki);
                 results = await chromiumAttempts(browser, deviceId, plan.attempts);
               }
               for (const r of results) {
                 const { natType, ...rest } = r;
-                attempts.push({ camera: cameraKind, app: appKind, stack, ...condition, ...rest, ...(natType === undefined ? {} : { natType: { app: natType } }) });
+                const cameraNat = camera.natType();
+                attempts.push({
+                  camera: cameraKind, app: appKind, stack, ...condition, ...rest,
+                  natType: { ...(cameraNat === undefined ? {} : { camera: cameraNat }), ...(natType === undefined ? {} : { app: natType }) },
+                });
               }
               log(cellLine(cameraKind, appKind, stack, condition, results));
             }

@@ -4,7 +4,7 @@
  * Pure: lab/reportWrite.ts turns the result into files. Methods are described in docs/lab.md
  * "The report".
  */
-import { EXPECTED_NAT_TYPE, NAT_KINDS, SEED_MIX, directPossible, pairWeight, type NatKind, type NatMix } from './theory.ts';
+import { EXPECTED_NAT_TYPE, NAT_KINDS, SEED_MIX, directPossible, natTypeRight, pairWeight, type NatKind, type NatMix } from './theory.ts';
 
 export type Stack = 'node' | 'chromium';
 
@@ -145,10 +145,10 @@ function natTypeFigures(camera: NatKind, app: NatKind, attempts: readonly Attemp
   for (const a of attempts) {
     for (const [side, kind] of [['camera', camera], ['app', app]] as const) {
       const reported = a.natType?.[side];
-      if (reported === undefined) continue;
+      if (reported === undefined || reported === 'unknown') continue;
       reports++;
       const expected = EXPECTED_NAT_TYPE[kind];
-      if (reported === expected) {
+      if (natTypeRight(kind, reported)) {
         right++;
         continue;
       }

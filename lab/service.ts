@@ -53,6 +53,8 @@ export class Output {
 
 export interface Service {
   readonly child: ChildProcess;
+  /** The TLS certificate clients are told to trust (PEM file), and its public key's SHA-256 (base64). */
+  readonly tls: { readonly caFile: string; readonly spki: string };
   readonly output: Output;
   /** GET a path of the HTTP API from inside the server site. */
   get(path: string): string;
@@ -62,8 +64,13 @@ export interface Service {
 /** Starts p2pd on the server site and waits until /readyz answers 200. */
 export async function startService(server: Namespace, opts: { roles?: string; extraArgs?: readonly string[] } = {}): Promise<Service> {
   const dir = mkdtempSync(join(tmpdir(), 'p2pd-lab-'));
+  // TURN over TLS on 443 is what a UDP-blocking firewall lets through. Clients trust this one
+  // certificate (docs/turn.md "Clients behind firewalls that block UDP"): Node through
+  // NODE_EXTRA_CA_CERTS, Chromium through the hash of its public key.
+  const cert = join(dir, 'cert.pem');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-subj', `/CN=${SERVER_IP}`, '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    '-subj', `/CN=${SERVER_IP}`, '-addext', `subjectAltName=IP:${SERVER_IP}`, '-keyout', join(dir, 'key.pem'), '-out', cert], { stdio: 'ignore' });
+  const spki = execFileSync('sh', ['-c', `openssl x509 -in ${cert} -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64`], { encoding: 'utf8' }).trim();
   const child = server.spawn([process.execPath, P2PD, 'serve', '--roles', opts.roles ?? 'stun,turn,signal,api',
     '--listen', SERVER_IP, '--alt-ip', SERVER_ALT_IP, '--external-ip', SERVER_IP,
     '--http', `${SERVER_IP}:80`, '--tls-port', '443', '--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem'),
@@ -84,7 +91,7 @@ export async function startService(server: Namespace, opts: { roles?: string; ex
     }
   }
   return {
-    child, output, get,
+    child, output, get, tls: { caFile: cert, spki },
     stop: () => { child.kill('SIGTERM'); rmSync(dir, { recursive: true, force: true }); },
   };
 }
@@ -92,17 +99,27 @@ export async function startService(server: Namespace, opts: { roles?: string; ex
 export interface Camera {
   readonly id: string;
   readonly output: Output;
+  /** The NAT type the camera found itself (its `nat` event), once it has. */
+  natType(): string | undefined;
   stop(): void;
 }
 
 /** Starts `p2pd device` in the camera site and waits until it is online. */
-export async function startCamera(host: Namespace, id: string): Promise<Camera> {
+export async function startCamera(host: Namespace, id: string, caFile: string): Promise<Camera> {
   const token = await signer.sign({ sub: id, role: 'device', ttlSec: 24 * 3600 });
   const child = host.spawn([process.execPath, P2PD, 'device', '--id', id, '--server', SERVER_URL, '--token', token,
-    '--json', '--size', '320x180', '--fps', '15', '--bitrate-kbps', '300']);
+    '--json', '--size', '320x180', '--fps', '15', '--bitrate-kbps', '300'], { env: { ...process.env, NODE_EXTRA_CA_CERTS: caFile } });
   const output = new Output(child);
   await output.waitLine((l) => l.includes('"event":"online"'), 60_000, `camera ${id} online`);
-  return { id, output, stop: () => { child.kill('SIGTERM'); } };
+  // Its NAT type decides how it punches (src/sdk/holePunch.ts): the first attempt waits for it
+  // (detection is bounded at 3 s; past that the camera goes on without, and so does the lab).
+  const natLine = (): string | undefined => output.lines.find((l) => l.includes('"event":"nat"'));
+  await output.waitLine((l) => l.includes('"event":"nat"'), 8000, `camera ${id} NAT type`).catch(() => undefined);
+  return {
+    id, output,
+    natType: () => { const l = natLine(); return l === undefined ? undefined : (JSON.parse(l) as { natType: string }).natType; },
+    stop: () => { child.kill('SIGTERM'); },
+  };
 }
 
 export function appToken(sub: string): Promise<string> {

@@ -65,3 +65,13 @@ export const EXPECTED_NAT_TYPE: Readonly<Record<NatKind, ClassicNatType>> = {
   symmetric: 'symmetric',
   'udp-blocked': 'UDP blocked',
 };
+
+/**
+ * Whether a NAT type an SDK reported is right for `kind`: the exact classic type, or, from a stack
+ * that can test only the mapping (the browser, docs/client.md "NAT type"), `cone` for every kind
+ * whose mapping is endpoint-independent. `unknown` is no report at all.
+ */
+export function natTypeRight(kind: NatKind, reported: string): boolean {
+  if (reported === EXPECTED_NAT_TYPE[kind]) return true;
+  return reported === 'cone' && (kind === 'none' || kind === 'full-cone' || kind === 'address-restricted' || kind === 'port-restricted');
+}

@@ -273,3 +273,13 @@ test('a cell where nothing connected has no direct share and stays out of the ag
   assert.match(svg, />ICE_FAILED<\/text>/);
   assert.match(svg, />P95 —<\/text>/);
 });
+
+test('a NAT type is right when exact, or "cone" from a stack that tests only the mapping', async () => {
+  const { natTypeRight } = await import('../../lab/theory.ts');
+  assert.equal(natTypeRight('port-restricted', 'port-restricted cone'), true);
+  assert.equal(natTypeRight('port-restricted', 'cone'), true);
+  assert.equal(natTypeRight('port-restricted', 'full cone'), false);
+  assert.equal(natTypeRight('symmetric', 'cone'), false);
+  assert.equal(natTypeRight('symmetric', 'symmetric'), true);
+  assert.equal(natTypeRight('udp-blocked', 'cone'), false);
+});
