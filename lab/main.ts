@@ -10,15 +10,18 @@
  *                               cell that does not connect or relays where theory says direct
  *   npm run lab -- delay        measures the delay stage itself (lab/delayCheck.ts)
  *
+ *   npm run lab -- report F…    a report from attempts saved by earlier runs (--save F)
+ *
  * Options: --attempts N, --stacks node,chromium, --conditions 0/0,50/0,0/2,50/2 (delay ms/loss %),
- * --cameras K,… and --apps K,… (NAT kinds), --out DIR (default lab/; the short form: artifacts/lab).
+ * --cameras K,… and --apps K,… (NAT kinds), --out DIR (default lab/; the short form: artifacts/lab),
+ * --save FILE (every attempt as a JSON line, as it ends), --no-classify.
  */
-import { mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Stack } from './connectivity.ts';
 import { runMatrix, type Condition, type LabPlan } from './matrix.ts';
 import { COTURN_PORT, P2PD_STUN_PORT, natType, startCoturn } from './natType.ts';
-import type { Targets } from './report.ts';
+import type { Attempt, Targets } from './report.ts';
 import { buildReport, writeReport } from './reportWrite.ts';
 import { startService } from './service.ts';
 import { Internet, NAT_KINDS, labSupported, type NatKind } from './sites.ts';
@@ -109,9 +112,18 @@ function plan(): { plans: LabPlan[]; targets: Partial<Targets>; out: string } {
 }
 
 const { plans, targets, out } = plan();
-let failures = await classify();
-const attempts = [];
-for (const p of plans) attempts.push(...(await runMatrix(p, say)).attempts);
+let failures = 0;
+const attempts: Attempt[] = [];
+if (argv[0] === 'report') {
+  for (const f of argv.slice(1).filter((a) => !a.startsWith('--') && a !== option('out'))) {
+    for (const line of readFileSync(f, 'utf8').split('\n')) if (line.trim() !== '') attempts.push(JSON.parse(line) as Attempt);
+  }
+} else {
+  if (!argv.includes('--no-classify')) failures += await classify();
+  const save = option('save');
+  const onAttempt = save === undefined ? undefined : (a: Attempt): void => appendFileSync(save, `${JSON.stringify(a)}\n`);
+  for (const p of plans) attempts.push(...(await runMatrix(p, say, onAttempt)).attempts);
+}
 const report = buildReport(attempts, { targets });
 mkdirSync(out, { recursive: true });
 const files = writeReport(out, report);

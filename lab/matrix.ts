@@ -50,7 +50,7 @@ export interface LabRun {
   readonly metrics: string;
 }
 
-export async function runMatrix(plan: LabPlan, log: (line: string) => void): Promise<LabRun> {
+export async function runMatrix(plan: LabPlan, log: (line: string) => void, onAttempt?: (a: Attempt) => void): Promise<LabRun> {
   const net = new Internet();
   const stop = (): void => { net.destroy(); process.exit(130); };
   process.once('SIGINT', stop);
@@ -80,10 +80,12 @@ export async function runMatrix(plan: LabPlan, log: (line: string) => void): Pro
               for (const r of results) {
                 const { natType, ...rest } = r;
                 const cameraNat = camera.natType();
-                attempts.push({
+                const attempt: Attempt = {
                   camera: cameraKind, app: appKind, stack, ...condition, ...rest,
                   natType: { ...(cameraNat === undefined ? {} : { camera: cameraNat }), ...(natType === undefined ? {} : { app: natType }) },
-                });
+                };
+                attempts.push(attempt);
+                onAttempt?.(attempt);
               }
               log(cellLine(cameraKind, appKind, stack, condition, results));
             }

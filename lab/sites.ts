@@ -225,6 +225,11 @@ function natRules(kind: Exclude<NatKind, 'none'>, W: string, L: string, wanIp: s
         ['ipset', 'create', 'contacted', 'hash:ip,port', 'timeout', '120'],
         ipt('-A', 'FORWARD', '-i', L, '-o', W, '-p', 'udp', '-j', 'SET', '--add-set', 'contacted', 'dst,src', '--exist'),
         ipt('-t', 'nat', '-A', 'PREROUTING', '-i', W, '-p', 'udp', '-m', 'set', '--match-set', 'contacted', 'src,dst', '-j', 'DNAT', '--to-destination', hostIp),
+        // Filtering is per packet (RFC 4787 §5): an unsolicited datagram is dropped before
+        // conntrack records it, so the same flow is let in once the host has sent to that address.
+        // (Delivered to the router instead, it would be recorded as the router's own flow, and
+        // every later packet of it refused: a port-restricted filter, not an address-restricted one.)
+        ipt('-A', 'INPUT', '-i', W, '-p', 'udp', '-m', 'conntrack', '--ctstate', 'NEW', '-j', 'DROP'),
         ...guard,
       ];
     case 'port-restricted':

@@ -25,6 +25,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { name: 'bitrate-kbps', kind: 'value', metavar: 'N', defaultText: '600', help: 'video bitrate' },
   { name: 'no-video', kind: 'flag', help: 'data channel only (no ffmpeg)' },
   { name: 'max-viewers', kind: 'value', metavar: 'N', defaultText: '8', help: 'viewers at once' },
+  { name: 'punch-ttl', kind: 'value', metavar: 'N', defaultText: '2', help: 'IP TTL of the hole-punching datagram (docs/nat.md); 0: no punching' },
   { name: 'json', kind: 'flag', help: 'print events as JSON lines' },
 ];
 
@@ -60,6 +61,7 @@ export async function device(argv: readonly string[], env: NodeJS.ProcessEnv): P
   const fps = parseInteger('fps', getString(raw, 'fps') ?? '30', 1, 60);
   const bitrateKbps = parseInteger('bitrate-kbps', getString(raw, 'bitrate-kbps') ?? '600', 50, 20_000);
   const maxViewers = parseInteger('max-viewers', getString(raw, 'max-viewers') ?? '8', 1, 1000);
+  const punchTtl = parseInteger('punch-ttl', getString(raw, 'punch-ttl') ?? '2', 0, 255);
   const json = getFlag(raw, 'json');
   const print = (event: string, fields: Record<string, unknown>, text: string): void => {
     process.stdout.write(json ? `${JSON.stringify({ event, at: Date.now(), ...fields })}\n` : `${text}\n`);
@@ -79,7 +81,7 @@ export async function device(argv: readonly string[], env: NodeJS.ProcessEnv): P
   const mqttUrl = getString(raw, 'mqtt-url');
   let dev;
   try {
-    dev = await serve({ server, token, id, ...(media ? { media } : {}), ...(mqttUrl ? { mqttUrl } : {}), ...(tokenProvider ? { tokenProvider } : {}), maxViewers });
+    dev = await serve({ server, token, id, ...(media ? { media } : {}), ...(mqttUrl ? { mqttUrl } : {}), ...(tokenProvider ? { tokenProvider } : {}), maxViewers, punchTtl });
   } catch (err) {
     await media?.stop();
     throw err;
