@@ -17,6 +17,7 @@
  * --save FILE (every attempt as a JSON line, as it ends), --no-classify.
  */
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { compareTelemetry, renderTelemetry } from './telemetry.ts';
 import { fileURLToPath } from 'node:url';
 import type { Stack } from './connectivity.ts';
 import { runMatrix, type Condition, type LabPlan } from './matrix.ts';
@@ -114,6 +115,7 @@ function plan(): { plans: LabPlan[]; targets: Partial<Targets>; out: string } {
 const { plans, targets, out } = plan();
 let failures = 0;
 const attempts: Attempt[] = [];
+const telemetry: string[] = [];
 if (argv[0] === 'report') {
   for (const f of argv.slice(1).filter((a) => !a.startsWith('--') && a !== option('out'))) {
     for (const line of readFileSync(f, 'utf8').split('\n')) if (line.trim() !== '') attempts.push(JSON.parse(line) as Attempt);
@@ -122,11 +124,19 @@ if (argv[0] === 'report') {
   if (!argv.includes('--no-classify')) failures += await classify();
   const save = option('save');
   const onAttempt = save === undefined ? undefined : (a: Attempt): void => appendFileSync(save, `${JSON.stringify(a)}\n`);
-  for (const p of plans) attempts.push(...(await runMatrix(p, say, onAttempt)).attempts);
+  for (const p of plans) {
+    const run = await runMatrix(p, say, onAttempt);
+    attempts.push(...run.attempts);
+    // What p2pd's metrics say about this run's sessions, fed only by the SDKs' keepalives.
+    const rows = compareTelemetry(run.metrics, run.attempts);
+    telemetry.push(renderTelemetry(rows));
+    for (const r of rows) if (!r.agree) { failures++; say(`FAILED telemetry: ${r.what}: the lab saw ${r.lab}, p2pd counted ${r.service}`); }
+  }
 }
 const report = buildReport(attempts, { targets });
 mkdirSync(out, { recursive: true });
 const files = writeReport(out, report);
+if (telemetry.length > 0) appendFileSync(files.md, `\n## Telemetry: p2pd's metrics beside the lab's attempts\n\nOne table per p2pd run (docs/lab.md "Telemetry").\n\n${telemetry.join('\n\n')}\n`);
 say(`\nreport: ${files.md}, ${files.svg}, ${files.json}`);
 for (const w of report.targets.warnings) say(`warning: ${w.where}: ${w.reason}`);
 for (const f of report.targets.failures) say(`FAILED ${f.target}: ${f.where}: ${f.reason}`);
