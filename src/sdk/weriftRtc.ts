@@ -115,14 +115,26 @@ const SCTP_RTO_INITIAL_S = 1;
 /** Handshake types of a DTLS client's flight 5 (RFC 5246 §7.4: certificate, client_key_exchange, certificate_verify, finished). */
 const CLIENT_FLIGHT5 = new Set([11, 15, 16, 20]);
 
+/** The order of a client's flight 5 with a certificate (RFC 5246 §7.3): certificate, key exchange, certificate verify, finished. */
+const FLIGHT5_ORDER = [11, 16, 15, 20];
+
 interface DtlsServerLike {
   connected?: boolean;
   flight6?: { send(buffers: Buffer[]): Promise<unknown> };
-  dtls?: { lastMessage?: Buffer[] };
+  dtls?: { lastMessage?: Buffer[]; handshakeCache?: Record<number, { data: { msg_type: number }[] } | undefined> };
   onHandleHandshakes?: (assembled: { msg_type: number }[]) => Promise<void>;
   mended?: boolean;
 }
 
+/**
+ * werift 0.24's DTLS server (server.js) on a lossy link:
+ * - a client's flight 5 whose certificate_verify was lost still has its Finished taken in, and
+ *   the extended master secret (RFC 7627 §4) is then hashed over a cache holding that Finished:
+ *   every later key is wrong and the handshake never completes. So a flight-5 message is taken
+ *   only after the ones before it; the client resends the whole flight (RFC 6347 §4.2.4);
+ * - once connected it drops the client's retransmitted flight 5 (`if (this.connected) return`),
+ *   so a lost flight 6 is never sent again: it is resent, as RFC 6347 §4.2.4 asks.
+ */
 function resendLastFlightOnRetransmission(server: DtlsServerLike | undefined): void {
   if (!server || server.mended || !('flight6' in server) || typeof server.onHandleHandshakes !== 'function') return;
   server.mended = true;
@@ -132,6 +144,17 @@ function resendLastFlightOnRetransmission(server: DtlsServerLike | undefined): v
     if (server.connected && server.flight6 && last && assembled.some((h) => CLIENT_FLIGHT5.has(h.msg_type))) {
       await server.flight6.send(last);
       return;
+    }
+    if (!server.connected) {
+      const seen = new Set((server.dtls?.handshakeCache?.[5]?.data ?? []).map((h) => h.msg_type));
+      assembled = assembled.filter((h) => {
+        const at = FLIGHT5_ORDER.indexOf(h.msg_type);
+        if (at < 0) return true;
+        if (!FLIGHT5_ORDER.slice(0, at).every((t) => seen.has(t))) return false;
+        seen.add(h.msg_type);
+        return true;
+      });
+      if (assembled.length === 0) return;
     }
     await handle(assembled);
   };
