@@ -166,7 +166,7 @@ describe('RFC 5780 with --alt-ip 127.0.0.2', () => {
     assert.equal(ours.filtering, 'endpoint-independent');
     assert.equal(ours.type, 'open internet');
 
-    const cport = await freePort();
+    const cport = await freeRfc5780Port();
     const coturn = spawn('turnserver', ['-n', '-L', '127.0.0.1', '-L', '127.0.0.2', '--listening-port', String(cport), '--no-tls', '--no-dtls', '--no-cli', '--realm', 'x', '--log-file', '/dev/null', '--pidfile', `/tmp/p2pd-test-ts-${cport}.pid`], { stdio: 'ignore' });
     t.after(() => { coturn.kill('SIGKILL'); });
     // coturn opens its four listeners one by one: ask nat-type only once each answers a Binding,
@@ -181,6 +181,25 @@ describe('RFC 5780 with --alt-ip 127.0.0.2', () => {
     for (const k of ['reachable', 'natted', 'mapping', 'filtering', 'type']) assert.equal(theirs[k], ours[k], k);
   });
 });
+
+/**
+ * A port free with the next one on both loopback addresses: coturn's RFC 5780 listeners take
+ * port and port + 1 on each; a port + 1 another test holds would leave one of them unbound.
+ */
+async function freeRfc5780Port(): Promise<number> {
+  const binds = (host: string, port: number): Promise<boolean> => new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    s.once('error', () => { s.close(); resolve(false); });
+    s.bind(port, host, () => { s.close(); resolve(true); });
+  });
+  for (let i = 0; i < 50; i++) {
+    const port = await freePort();
+    if (port >= 65535) continue;
+    const all = await Promise.all(['127.0.0.1', '127.0.0.2'].flatMap((h) => [binds(h, port), binds(h, port + 1)]));
+    if (all.every(Boolean)) return port;
+  }
+  throw new Error('no port free together with the next one');
+}
 
 describe('several workers', () => {
   test('--workers 2 share the port and /metrics counts every worker', async () => {
