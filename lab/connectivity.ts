@@ -7,12 +7,14 @@
 import { type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Output, SERVER_URL, appToken } from './service.ts';
-import type { Namespace, NatKind } from './sites.ts';
+import type { Stack } from './report.ts';
+import type { Namespace } from './sites.ts';
+
+export type { Stack };
 import type { BrowserApp } from './browser.ts';
 
 const AGENT = fileURLToPath(new URL('./agent.ts', import.meta.url));
 
-export type Stack = 'node' | 'chromium';
 
 export interface AttemptResult {
   readonly ok: boolean;
@@ -35,7 +37,7 @@ export async function nodeAttempts(host: Namespace, deviceId: string, n: number,
   await exited;
   clearTimeout(guard);
   const results = out.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as AttemptResult);
-  if (results.length < n) process.stderr.write(`agent output:\n${out.lines.join("\n")}\n`);
+  if (results.length < n) process.stderr.write(`agent output:\n${out.lines.join('\n')}\n`);
   while (results.length < n) results.push({ ok: false, error: `agent exited early: ${out.lines.filter((l) => !l.startsWith('{')).slice(-3).join(' | ')}` });
   return results;
 }
@@ -45,12 +47,4 @@ export async function chromiumAttempts(app: BrowserApp, deviceId: string, n: num
   const results: AttemptResult[] = [];
   for (let i = 0; i < n; i++) results.push(await app.attempt(deviceId));
   return results;
-}
-
-export interface CellKey {
-  readonly camera: NatKind;
-  readonly app: NatKind;
-  readonly stack: Stack;
-  readonly delayMs: number;
-  readonly lossPct: number;
 }

@@ -13,6 +13,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { labSupported } from './sites.ts';
 
 export interface LinkShaping {
   /** One-way delay added to every packet, 0..1000 ms (whole milliseconds). 0: no queue at all. */
@@ -101,13 +102,8 @@ export function buildDelayq(): string {
 
 /** Why the delay stage cannot run here, or undefined when it can (builds delayq as a side effect). */
 export function delaySupported(): string | undefined {
-  if (process.getuid?.() !== 0) return 'the delay stage needs root (network namespaces, iptables, NFQUEUE)';
-  try {
-    sh(['ip', '-V']);
-    sh(['iptables', '-V']);
-  } catch {
-    return 'the delay stage needs iproute2 and iptables (apt-get install iproute2 iptables)';
-  }
+  const why = labSupported();
+  if (why) return why;
   try {
     buildDelayq();
   } catch (err) {
