@@ -8,6 +8,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { SetupPhases } from '../src/sdk/setupTimeline.ts';
 import type { AttemptResult } from './connectivity.ts';
 import { SERVER_URL, appToken } from './service.ts';
 import type { Namespace } from './sites.ts';
@@ -55,7 +56,7 @@ export async function openBrowserApp(host: Namespace, spki: string): Promise<Bro
 /** Runs in the page: one connection, its first video frame, a few RTT samples, then disconnect. */
 async function runAttempt(deviceId: string): Promise<AttemptResult> {
   interface Viewer {
-    state: string; path?: 'direct' | 'relay'; setupMs?: number; error?: { code: string };
+    state: string; path?: 'direct' | 'relay'; setupMs?: number; setupPhases?: SetupPhases; error?: { code: string };
     stats?: { rttMs?: number }; natType?: string; online: string[];
     connectTo(id: string): Promise<void>; disconnect(): Promise<void>;
   }
@@ -83,6 +84,7 @@ async function runAttempt(deviceId: string): Promise<AttemptResult> {
   while (v.stats?.rttMs === undefined && performance.now() < rttDeadline) await new Promise((r) => setTimeout(r, 50));
   const result: AttemptResult = {
     ok: true, path: v.path, setupMs: v.setupMs, rttMs: v.stats?.rttMs,
+    ...(v.setupPhases === undefined ? {} : { phases: v.setupPhases }),
     firstFrameMs: frameAt === undefined ? undefined : Math.round(frameAt - started),
     ...(v.natType === undefined ? {} : { natType: v.natType }),
   };

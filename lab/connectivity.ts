@@ -4,6 +4,7 @@
  * what `p2pd connect` runs) or the web viewer in Chromium — connect N times through p2pd on the
  * server site. Each attempt is one record: success, path, setup, first frame, RTT.
  */
+import type { SetupPhases } from '../src/sdk/setupTimeline.ts';
 import { type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Output, SERVER_URL, appToken } from './service.ts';
@@ -24,6 +25,8 @@ export interface AttemptResult {
   readonly firstFrameMs?: number;
   readonly rttMs?: number;
   readonly natType?: string;
+  /** The app's setup steps (src/sdk/setupTimeline.ts). */
+  readonly phases?: SetupPhases;
 }
 
 /** N attempts of the Node app from `host` to `deviceId`, one process for all of them. */

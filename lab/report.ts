@@ -4,6 +4,7 @@
  * Pure: lab/reportWrite.ts turns the result into files. Methods are described in docs/lab.md
  * "The report".
  */
+import { SETUP_STEPS, type SetupPhases } from '../src/sdk/setupTimeline.ts';
 import { EXPECTED_NAT_TYPE, NAT_KINDS, SEED_MIX, directPossible, natTypeRight, pairWeight, type NatKind, type NatMix } from './theory.ts';
 
 export type Stack = 'node' | 'chromium';
@@ -24,6 +25,8 @@ export interface Attempt {
   rttMs?: number;
   /** The NAT type each SDK reported. */
   natType?: { camera?: string; app?: string };
+  /** The app's setup steps, ms since connect() (src/sdk/setupTimeline.ts). */
+  phases?: SetupPhases;
 }
 
 /** A network condition: one heatmap grid, one aggregate row. */
@@ -80,6 +83,8 @@ export interface Aggregate extends Condition {
   theoreticalDirectShare?: number;
   setupP95?: number;
   firstFrameP95?: number;
+  /** Median of each setup step over the successful attempts (unweighted): where setup goes. */
+  steps?: SetupPhases;
 }
 
 export interface Summary {
@@ -244,8 +249,10 @@ export function summarize(attempts: readonly Attempt[], mix: NatMix = SEED_MIX):
   }
   cells.sort((a, b) => compareConditions(a, b) || order(a.camera) - order(b.camera) || order(a.app) - order(b.app));
 
+  const stepsOf = new Map<string, SetupPhases>();
+  for (const [key, group] of groupBy(attempts.filter((a) => a.ok), describeCondition)) stepsOf.set(key, stepMedians(group));
   const aggregate: Aggregate[] = [];
-  for (const list of groupBy(cells, describeCondition).values()) {
+  for (const [key, list] of groupBy(cells, describeCondition)) {
     const { stack, delayMs, lossPct } = list[0] as Cell;
     const connected = list.filter((c) => c.success > 0);
     aggregate.push({
@@ -260,9 +267,20 @@ export function summarize(attempts: readonly Attempt[], mix: NatMix = SEED_MIX):
       theoreticalDirectShare: weightedMean(connected, mix, (c) => (c.directPossible ? 1 : 0)),
       setupP95: mixturePercentile(list, setups, mix, 95),
       firstFrameP95: mixturePercentile(list, firstFrames, mix, 95),
+      ...(Object.keys(stepsOf.get(key) ?? {}).length > 0 ? { steps: stepsOf.get(key) } : {}),
     });
   }
   return { cells, aggregate };
+}
+
+/** The median (nearest rank) of each setup step the attempts recorded. */
+export function stepMedians(attempts: readonly Attempt[]): SetupPhases {
+  const out: SetupPhases = {};
+  for (const step of SETUP_STEPS) {
+    const p50 = percentile(defined(attempts.map((a) => a.phases?.[step])), 50);
+    if (p50 !== undefined) out[step] = p50;
+  }
+  return out;
 }
 
 /** A latency bound on the seed-weighted P95 of one condition (both stacks). */

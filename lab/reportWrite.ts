@@ -7,8 +7,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { NAT_KINDS, SEED_MIX, type NatKind, type NatMix } from './theory.ts';
+import { SETUP_STEPS } from '../src/sdk/setupTimeline.ts';
 import {
-  checkTargets, describeCondition, groupBy, summarize,
+  checkTargets, describeCondition, groupBy, percentile, summarize,
   type Attempt, type Cell, type Condition, type Summary, type TargetCheck, type Targets,
 } from './report.ts';
 
@@ -101,6 +102,16 @@ export function renderMarkdown(report: Report): string {
   out.push('| stack | delay | loss | cells | attempts | weight | success | direct | direct in theory | setup P95 | first frame P95 |', '|---|---|---|---|---|---|---|---|---|---|---|');
   for (const a of summary.aggregate) {
     out.push(`| ${a.stack} | ${a.delayMs} ms | ${a.lossPct} % | ${a.cells} | ${a.attempts} | ${a.weight.toFixed(4)} | ${share(a.success)} | ${share(a.directShare)} | ${share(a.theoreticalDirectShare)} | ${ms(a.setupP95)} | ${ms(a.firstFrameP95)} |`);
+  }
+  const withSteps = summary.aggregate.filter((a) => a.steps !== undefined);
+  if (withSteps.length > 0) {
+    out.push('', '## Where setup goes', '');
+    out.push('Median ms since the app called connect(), over the successful attempts, for each setup step (src/sdk/setupTimeline.ts; docs/client.md "Setup time").', '');
+    out.push(`| stack | delay | loss | ${SETUP_STEPS.join(' | ')} | setup P50 |`, `|---|---|---|${SETUP_STEPS.map(() => '---|').join('')}---|`);
+    for (const a of withSteps) {
+      const p50 = percentile(report.attempts.filter((t) => t.ok && describeCondition(t) === describeCondition(a)).map((t) => t.setupMs ?? 0), 50);
+      out.push(`| ${a.stack} | ${a.delayMs} ms | ${a.lossPct} % | ${SETUP_STEPS.map((s) => ms(a.steps?.[s])).join(' | ')} | ${ms(p50)} |`);
+    }
   }
   out.push('', '## Targets', '');
   for (const name of targets.checked) {

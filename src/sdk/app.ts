@@ -26,6 +26,7 @@ import { mqttUrlFor, normalizeServer, requestJson, type SessionInfo } from './ht
 import type { CandidateInit, PathKind, PeerConnectionState, RemoteTrack, RtcChannel, RtcPeer, RtcPlatform } from './rtc.ts';
 import { SignalingClient, newMsgId, type SignalMessage } from './signaling.ts';
 import { isRelayCandidate, withoutRelayCandidates, withoutTurn, type IcePolicy } from './icePolicy.ts';
+import { SetupTimeline } from './setupTimeline.ts';
 import { inboundVideo, selectedPair } from './stats.ts';
 import { KeepaliveTelemetry, settleWithin, LAST_REPORT_WAIT_MS } from './telemetry.ts';
 import type { NatDetector } from './natDetect.ts';
@@ -153,6 +154,8 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   state: ConnectionState = 'connecting';
   path: PathKind | undefined;
   setupMs: number | undefined;
+  /** When each setup step happened (setupTimeline.ts). */
+  readonly setup: SetupTimeline;
   /** Last data-channel round trip. */
   rttMs: number | undefined;
   iceRestarts = 0;
@@ -199,7 +202,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   private iceRttMs: number | undefined;
 
   /** Use `connect()`. */
-  constructor(args: { opts: ConnectOptions; server: string; session: SessionInfo; appId: string; signaling: SignalingClient; ownsSignaling: boolean; startedAt: number }) {
+  constructor(args: { opts: ConnectOptions; server: string; session: SessionInfo; appId: string; signaling: SignalingClient; ownsSignaling: boolean; startedAt: number; setup: SetupTimeline }) {
     super();
     this.opts = args.opts;
     this.server = args.server;
@@ -209,6 +212,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     this.signaling = args.signaling;
     this.ownsSignaling = args.ownsSignaling;
     this.startedAt = args.startedAt;
+    this.setup = args.setup;
 
     const policy = args.opts.iceTransportPolicy ?? 'all';
     this.direct = policy === 'direct';
@@ -218,10 +222,11 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     });
     this.pc.on('candidate', (c) => this.onLocalCandidate(c));
     this.pc.on('state', (s) => this.onPeerState(s));
+    this.pc.on('iceState', (s) => { if (s === 'connected' || s === 'completed') this.setup.mark('iceConnected'); });
     this.pc.on('track', (t) => this.onTrack(t));
     if (args.opts.video !== false) this.pc.addVideoReceiver();
     this.dc = this.pc.createDataChannel(CHANNEL_LABEL);
-    this.dc.on('open', () => this.poke());
+    this.dc.on('open', () => { this.setup.mark('channelOpen'); this.poke(); });
     this.dc.on('message', (d) => this.onChannelMessage(d));
 
     this.cleanups.push(
@@ -329,6 +334,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
       const payload: Record<string, unknown> = { type: 'offer', sdp: pending.sdp };
       if (iceRestart) payload.iceRestart = true;
       if (this.direct) payload.iceTransportPolicy = 'direct';
+      this.setup.mark('offerSent');
       this.signaling.send(this.deviceId, 'offer', this.sessionId, payload, { msgId: pending.msgId })
         .catch((err: unknown) => this.emit('warning', asSdkError(err, 'SIGNALING_UNAVAILABLE')));
       this.flushLocalCandidates();
@@ -373,6 +379,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     if (this.pc.signalingState !== 'have-local-offer') return;
     const raw = typeof m.payload.sdp === 'string' ? m.payload.sdp : '';
     const sdp = this.direct ? withoutRelayCandidates(raw) : raw;
+    this.setup.mark('answer');
     pending.answered = true; // later copies of the answer (to retried offers) are ignored
     if (pending.timer) clearTimeout(pending.timer);
     try {
@@ -393,6 +400,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     if (typeof c.candidate !== 'string' || c.candidate === '') return; // end of candidates: nothing to do
     if (this.direct && isRelayCandidate(c)) return; // a device that ignored `direct`
     this.lastRemoteCandidateAt = now();
+    this.setup.mark('remoteCandidate');
     if (this.pc.connectionState === 'failed') this.pokeLater(FAILED_GRACE_MS + 10);
     if (!this.remoteDescriptionSet) {
       this.heldRemoteCandidates.push(c);
@@ -484,6 +492,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   // ---- the path ---------------------------------------------------------------------------
 
   private onPeerState(s: PeerConnectionState): void {
+    if (s === 'connected') this.setup.mark('connected');
     if (s === 'failed') this.pokeLater(FAILED_GRACE_MS + 10);
     this.poke();
     if (this.state !== 'connected' || this.recovering) return;
@@ -874,16 +883,17 @@ export async function connect(opts: ConnectOptions): Promise<AppConnection> {
   const claims = readTokenClaims(opts.token);
   if (claims.role !== 'app') throw new SdkError('FORBIDDEN', `connect() needs an app token; this one is for a ${claims.role}`);
   const remaining = (): number => Math.max(1, deadline - now());
+  const setup = new SetupTimeline(startedAt, now);
 
   // The broker connection and the session are independent: both at once (each is a few round
   // trips, docs/client.md "Setup time").
   const [opened, created] = await Promise.allSettled([
-    opts.signaling ?? SignalingClient.open({
+    (opts.signaling ? Promise.resolve(opts.signaling) : SignalingClient.open({
       url: opts.mqttUrl ?? mqttUrlFor(server), id: claims.sub, role: 'app', token: opts.token, connectTimeoutMs: Math.min(8000, remaining()),
-    }),
+    })).then((c) => { setup.mark('signaling'); return c; }),
     requestJson<SessionInfo>('POST', `${server}/v1/sessions`, {
       token: opts.token, body: { deviceId: opts.deviceId }, timeoutMs: Math.min(10_000, remaining()), signal: opts.signal,
-    }),
+    }).then((s) => { setup.mark('session'); return s; }),
   ]);
   if (opened.status === 'rejected') {
     // No broker, no call: the session just opened is closed again rather than left to expire.
@@ -897,7 +907,7 @@ export async function connect(opts: ConnectOptions): Promise<AppConnection> {
   try {
     if (created.status === 'rejected') throw created.reason;
     const session = created.value;
-    conn = new AppConnection({ opts, server, session, appId: claims.sub, signaling, ownsSignaling: opts.signaling === undefined, startedAt });
+    conn = new AppConnection({ opts, server, session, appId: claims.sub, signaling, ownsSignaling: opts.signaling === undefined, startedAt, setup });
     await conn.start(deadline);
     return conn;
   } catch (err) {

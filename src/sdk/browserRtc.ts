@@ -57,6 +57,7 @@ class BrowserPeer extends Emitter<PeerEvents> implements RtcPeer {
     const pc = this.raw;
     pc.onicecandidate = (e) => this.emit('candidate', e.candidate ? e.candidate.toJSON() as CandidateInit : null);
     pc.onconnectionstatechange = () => this.emit('state', pc.connectionState);
+    pc.oniceconnectionstatechange = () => this.emit('iceState', pc.iceConnectionState);
     // A STUN/TURN server that refused or did not answer gathering: the only trace of why a
     // relay-only peer has no candidate (the page's console, which the browser tests print).
     pc.onicecandidateerror = (e) => { console.warn(`ICE candidate error ${e.errorCode} from ${e.url}: ${e.errorText}`); };

@@ -63,6 +63,8 @@ export type PeerEvents = {
   /** A local candidate to trickle; null once gathering is complete. */
   candidate: [CandidateInit | null];
   state: [PeerConnectionState];
+  /** The ICE agent's state (RTCIceConnectionState): `connected` once a candidate pair works. */
+  iceState: [string];
   datachannel: [RtcChannel];
   track: [RemoteTrack];
 };

@@ -189,6 +189,7 @@ class WeriftPeer extends Emitter<PeerEvents> implements RtcPeer {
     const pc = this.raw;
     pc.onIceCandidate.subscribe((c) => this.emit('candidate', c ? c.toJSON() : null));
     pc.connectionStateChange.subscribe((s) => this.emit('state', s));
+    pc.iceConnectionStateChange.subscribe((s) => this.emit('iceState', s));
     pc.onDataChannel.subscribe((dc) => this.emit('datachannel', new WeriftChannel(dc)));
     pc.onTrack.subscribe((t) => this.emit('track', new WeriftRemoteTrack(t)));
   }

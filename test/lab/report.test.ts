@@ -283,3 +283,15 @@ test('a NAT type is right when exact, or "cone" from a stack that tests only the
   assert.equal(natTypeRight('symmetric', 'symmetric'), true);
   assert.equal(natTypeRight('udp-blocked', 'cone'), false);
 });
+
+test('where setup goes: the median of each step over the successful attempts, printed in report.md', () => {
+  const list = [
+    ...attempts('full-cone', 'full-cone', 3, {}, (i) => 700 + i).map((a, i) => ({ ...a, phases: { session: 100 + i, answer: 300 + 10 * i, channelOpen: 700 + i } })),
+    ...attempts('full-cone', 'none', 1, { ok: false, phases: { session: 5000 } }),
+  ];
+  const agg = summarize(list).aggregate[0];
+  assert.deepEqual(agg?.steps, { session: 101, answer: 310, channelOpen: 701 }, 'medians, the failed attempt left out');
+  const md = renderMarkdown(buildReport(list, { meta: machineMeta(new Date(0)) }));
+  assert.match(md, /## Where setup goes/);
+  assert.match(md, /\| node \| 50 ms \| 0 % \| — \| 101 ms \| — \| 310 ms \|/);
+});

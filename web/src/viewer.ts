@@ -58,6 +58,8 @@ window.p2pdViewer = {
   get online() { return [...view.online]; },
   get path() { return view.conn?.path; },
   get setupMs() { return view.conn?.setupMs; },
+  /** When each setup step happened, ms since connect (docs/client.md "Setup time"). */
+  get setupPhases() { return view.conn?.setup.phases; },
   get natType() { return view.conn?.natType; },
   get latencyMs() { return median(view.latencies); },
   /** The last 90 frames' latencies (device encoder → presented here), ms. */
