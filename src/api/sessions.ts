@@ -36,6 +36,8 @@ export interface SessionApiOptions {
   readonly isDeviceOnline?: ((deviceId: string) => boolean | undefined) | undefined;
   readonly log?: Logger | undefined;
   readonly nowMs?: () => number;
+  /** Called with each session opened here, once stored (signaling announces it to its device). */
+  readonly onCreated?: ((session: Session) => void) | undefined;
 }
 
 /** Session ids: a UUID by default; a client may bring its own of this shape. */
@@ -172,6 +174,7 @@ export function sessionActions(opts: SessionApiOptions): SessionActions {
       throw err;
     }
     opts.log?.debug({ sessionId, deviceId, appId: claims.sub, turnNode: turn.id, region }, 'session created');
+    opts.onCreated?.(session);
     return present(session, req.ip, claims.sub);
   }
 

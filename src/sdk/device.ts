@@ -17,6 +17,7 @@ import type {
 } from './rtc.ts';
 import { DEFAULT_PUNCH_TTL, HolePuncher, mappingOf } from './holePunch.ts';
 import { withoutTurn } from './icePolicy.ts';
+import { NoticedSessions, noticeIceServers } from './noticedSessions.ts';
 import { SignalingClient, type SignalMessage } from './signaling.ts';
 import { selectedPair } from './stats.ts';
 import { readTokenClaims } from './token.ts';
@@ -113,6 +114,8 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   private readonly signaling: SignalingClient;
   private readonly ownsSignaling: boolean;
   private readonly viewersById = new Map<string, Viewer>();
+  /** ICE servers of sessions the service announced, for their offers (noticedSessions.ts). */
+  private readonly noticed = new NoticedSessions();
   private readonly cleanups: Array<() => void> = [];
   private closed = false;
   private natType: string | undefined;
@@ -182,7 +185,11 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   private onSignal(m: SignalMessage): void {
     if (this.closed || m.sessionId === '') return;
     if (m.from === 'server') {
-      if (m.type === 'error') {
+      if (m.type === 'session') {
+        // A session just opened to this device: its ICE servers, before the app's offer.
+        const ice = noticeIceServers(m.payload);
+        if (ice) this.noticed.put(m.sessionId, ice, now());
+      } else if (m.type === 'error') {
         const code = typeof m.payload.code === 'string' ? m.payload.code : 'UNKNOWN';
         // SESSION_NOT_FOUND for our keepalives after a service restart: the app re-creates it.
         if (code !== 'SESSION_NOT_FOUND') this.emit('warning', new SdkError('SESSION_FAILED', `the service refused a message: ${String(m.payload.message ?? code)}`, { serverCode: code }));
@@ -283,7 +290,10 @@ export class DeviceServer extends Emitter<DeviceEvents> {
       await this.failNegotiation(v, err, m.msgId);
       return;
     }
-    await this.signaling.send(v.appId, 'answer', v.sessionId, { type: 'answer', sdp: v.lastAnswer.sdp }, m.msgId === undefined ? {} : { replyTo: m.msgId });
+    // Not waiting for the broker's PUBACK (a round trip): the candidates follow the answer at
+    // once, and the app holds any that overtake it until the answer is applied.
+    this.signaling.send(v.appId, 'answer', v.sessionId, { type: 'answer', sdp: v.lastAnswer.sdp }, m.msgId === undefined ? {} : { replyTo: m.msgId })
+      .catch((err: unknown) => this.emit('warning', asSdkError(err, 'SIGNALING_UNAVAILABLE')));
     const local = v.heldLocal;
     v.heldLocal = undefined;
     for (const c of local ?? []) this.sendCandidate(v, c);
@@ -299,6 +309,8 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   }
 
   private async iceServers(sessionId: string): Promise<readonly IceServerInit[]> {
+    const noticed = this.noticed.take(sessionId, now());
+    if (noticed) return noticed;
     try {
       const s = await requestJson<SessionInfo>('GET', `${this.server}/v1/sessions/${encodeURIComponent(sessionId)}`, { token: this.opts.token, timeoutMs: 5000 });
       return s.iceServers;

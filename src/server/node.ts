@@ -115,6 +115,8 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
   if (config.roles.has('signal')) {
     signaling = await startSignaling({ config, log, http, store: sessions.store, createSession: sessions.createSession });
     sessions.setDevicePresence((id) => signaling?.isDeviceOnline(id));
+    const service = signaling.service;
+    sessions.onSessionCreated((forDevice) => { void service.announce(forDevice); });
   }
   // --- end signaling
 

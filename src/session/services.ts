@@ -19,7 +19,7 @@ import { MemoryNodeRegistry, RedisNodeRegistry, type NodeRegistry } from '../clu
 import { clusterView, type ClusterView } from '../cluster/view.ts';
 import { setSessionsActiveSource } from '../metrics/metrics.ts';
 import { MemorySessionStore } from './memoryStore.ts';
-import type { SessionUpdate } from './model.ts';
+import type { Session, SessionUpdate } from './model.ts';
 import { RedisSessionStore } from './redisStore.ts';
 import { onSessionClosed, type SessionStore } from './store.ts';
 import { SessionSweeper } from './sweeper.ts';
@@ -52,6 +52,12 @@ export interface SessionServices {
    * `session` request uses it. `ip` places the caller in a region (the node's own otherwise).
    */
   createSession(req: { readonly appId: string; readonly deviceId: string; readonly claims: ClientClaims; readonly ip?: string }): Promise<SessionAnswer>;
+  /**
+   * Listens for sessions opened on this node, each presented to its device (ICE servers minted
+   * for the device, in the node's own region): signaling announces them (docs/signaling.md
+   * "Session notices").
+   */
+  onSessionCreated(listener: (forDevice: SessionAnswer) => void): () => void;
   /** Signaling hands in device presence (false = offline → DEVICE_OFFLINE on create). */
   setDevicePresence(isDeviceOnline: (deviceId: string) => boolean | undefined): void;
   /** Listens for sessions closing anywhere in the cluster. */
@@ -129,6 +135,13 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
   setSessionsActiveSource(() => store.countOpen());
 
   let isDeviceOnline: ((deviceId: string) => boolean | undefined) | undefined;
+  const createdListeners = new Set<(forDevice: SessionAnswer) => void>();
+  const announce = (s: Session): void => {
+    if (createdListeners.size === 0) return;
+    actions.present(s, undefined, s.deviceId).then((forDevice) => {
+      for (const l of createdListeners) l(forDevice);
+    }, (err: unknown) => log.warn({ err, sessionId: s.sessionId }, 'could not present a new session to its device'));
+  };
   const apiOptions = {
     store, cluster, log,
     verifier: opts.verifier ?? await createVerifier({ secret: config.jwtSecret, publicKeyPem: config.jwtPublicKeyPem }),
@@ -136,6 +149,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
     sessionTtlSec: config.sessionTtlSec,
     maxSessionsPerApp: config.maxSessionsPerApp,
     isDeviceOnline: (id: string) => isDeviceOnline?.(id),
+    onCreated: announce,
   };
   const actions = sessionActions(apiOptions);
   if (opts.http && config.roles.has('api')) await opts.http.register(sessionRoutes, apiOptions);
@@ -149,6 +163,10 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
     sweeper,
     unready: () => (store.healthy && registry.healthy ? undefined : 'session store unavailable'),
     createSession: (req) => actions.create({ claims: req.claims, deviceId: req.deviceId, ip: req.ip }),
+    onSessionCreated: (listener) => {
+      createdListeners.add(listener);
+      return () => createdListeners.delete(listener);
+    },
     setDevicePresence: (fn) => { isDeviceOnline = fn; },
     onSessionClosed: (listener) => onSessionClosed(store, listener),
     drain: () => membership.drain(),

@@ -361,6 +361,18 @@ export class SignalingService {
   }
 
   /**
+   * Tells a device a session to it just opened: a `session` from `server` on its own topic, with
+   * the session as presented to the device (its ICE servers), so that its answer to the offer
+   * needs no session read (docs/signaling.md "Session notices"). Never throws.
+   */
+  async announce(forDevice: { readonly sessionId: string; readonly deviceId: string }): Promise<void> {
+    await this.send({ role: 'device', id: forDevice.deviceId }, JSON.stringify({
+      type: 'session', sessionId: forDevice.sessionId, from: SERVER_ID, to: forDevice.deviceId, msgId: randomUUID(),
+      payload: forDevice, timestamp: this.nowMs(),
+    }));
+  }
+
+  /**
    * Answers a refused message with an `error` on the sender's own topic. Returns false (dropped).
    * The refusal enters a session's trace only when `session` says the sender belongs to it: a
    * stranger naming someone's sessionId must not write into (and evict) that session's events.

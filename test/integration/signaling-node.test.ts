@@ -8,6 +8,18 @@ import { startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
 import { freePort } from '../helpers/ports.ts';
 import { JWT_SECRET, SDP_ANSWER, SDP_OFFER, connectPeer, requestSession, sleep, token, type Peer } from '../helpers/signaling.ts';
 
+/** A `session` notice from the server on the device's topic (docs/signaling.md "Session notices"). */
+async function assertNoticed(device: Peer, sessionId: string, deviceId: string): Promise<void> {
+  const notice = await device.inbox.next((m) => m.body.type === 'session' && m.body.sessionId === sessionId, 5000, 'the session notice');
+  assert.equal(notice.body.from, 'server');
+  assert.equal(notice.body.to, deviceId);
+  const payload = notice.body.payload as { deviceId: string; iceServers: Array<{ urls: string[]; username?: string }> };
+  assert.equal(payload.deviceId, deviceId);
+  const turn = payload.iceServers.find((s) => s.urls.some((u) => u.startsWith('turn:')));
+  // TURN REST credentials of this session (docs/turn.md): "<expiry>:<sessionId>".
+  assert.match(turn?.username ?? '', new RegExp(`^\\d+:${sessionId}(:|$)`));
+}
+
 describe('p2pd serve with the embedded broker', () => {
   let p2pd: P2pdProcess;
   let mqttUrl: string;
@@ -41,6 +53,8 @@ describe('p2pd serve with the embedded broker', () => {
     const created = await create();
     assert.equal(created.status, 201, await created.clone().text());
     const { sessionId } = (await created.json()) as { sessionId: string };
+    // The device hears of the session before any offer, with ICE servers minted for it.
+    await assertNoticed(device, sessionId, 'device_n1');
 
     await app.send('device_n1', { type: 'offer', sessionId, payload: { sdp: SDP_OFFER } });
     await device.inbox.next((m) => m.body.type === 'offer');
@@ -56,6 +70,7 @@ describe('p2pd serve with the embedded broker', () => {
 
     // …and a session asked for over MQTT is a session of the same API.
     const viaMqtt = await requestSession(app, 'device_n1');
+    await assertNoticed(device, viaMqtt.sessionId, 'device_n1');
     const read = await fetch(`${p2pd.httpUrl}/v1/sessions/${viaMqtt.sessionId}`, { headers: { authorization: `Bearer ${appTok}` } });
     assert.equal(read.status, 200);
 
