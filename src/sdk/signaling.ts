@@ -259,21 +259,38 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   }
 
   private async onConnect(): Promise<void> {
-    try {
-      const own = this.role === 'app' ? appTopic(this.id) : deviceTopic(this.id);
-      const granted = await this.client.subscribeAsync([own, ...this.presenceFilters], { qos: 1 });
-      if (granted[0]?.qos === 128) {
-        this.client.end(true);
-        this.emit('error', new SdkError('FORBIDDEN', `the broker refused ${this.id} its own topic ${own}`));
-        return;
-      }
-      if (this.role === 'device') await this.client.publishAsync(presenceTopic(this.id), 'online', { qos: 1, retain: true });
-    } catch (err) {
+    const own = this.role === 'app' ? appTopic(this.id) : deviceTopic(this.id);
+    const subscribed = this.client.subscribeAsync([own, ...this.presenceFilters], { qos: 1 }).then((granted) => {
+      if (granted[0]?.qos !== 128) return true;
+      this.client.end(true);
+      this.isUp = false;
+      this.emit('error', new SdkError('FORBIDDEN', `the broker refused ${this.id} its own topic ${own}`));
+      return false;
+    }, (err: unknown) => {
       // The connection dropped while subscribing: the next `connect` tries again.
-      if (!this.client.connected) return;
-      this.emit('error', signalingUnavailable(`subscribing failed: ${(err as Error).message}`, err));
+      if (this.client.connected) this.emit('error', signalingUnavailable(`subscribing failed: ${(err as Error).message}`, err));
+      return false;
+    });
+    if (this.role === 'app') {
+      // An app is up once its SUBSCRIBE is sent, not when the SUBACK is back (a round trip at
+      // setup, docs/client.md "Setup time"): the broker takes a connection's packets in order,
+      // and any reply to what the app sends next comes a round trip through its peer later.
+      // A refused subscription still fails the client when the SUBACK says so.
+      this.markUp();
       return;
     }
+    if (!await subscribed) return;
+    try {
+      await this.client.publishAsync(presenceTopic(this.id), 'online', { qos: 1, retain: true });
+    } catch (err) {
+      if (!this.client.connected) return;
+      this.emit('error', signalingUnavailable(`publishing presence failed: ${(err as Error).message}`, err));
+      return;
+    }
+    this.markUp();
+  }
+
+  private markUp(): void {
     const reconnect = this.everUp;
     this.everUp = true;
     this.isUp = true;

@@ -127,9 +127,11 @@ export class FlowTracker {
     if (p.natType !== undefined && this.once.record(id, `nat:${msg.from}`)) natTypeTotal.inc({ type: natTypeLabel(p.natType) });
     if (p.state === 'connected') {
       await this.store.update(id, { status: 'connected', updatedAt: nowSec, lastSeenAt: nowSec });
+      // The path is the app's view: it is the controlling agent, whose nomination decides the
+      // pair (RFC 8445 §8.1.1); a device may report an earlier pair the app then left.
+      if (p.path !== undefined && msg.from === session.appId && this.once.record(id, 'path')) p2pConnectionsTotal.inc({ path: p.path });
       if (this.once.record(id, 'success')) {
         p2pConnectionSuccessTotal.inc();
-        if (p.path !== undefined) p2pConnectionsTotal.inc({ path: p.path });
         const setupMs = p.setupMs ?? this.nowMs() - session.createdAt * 1000;
         p2pSetupSeconds.observe(Math.max(0, setupMs) / 1000);
       }

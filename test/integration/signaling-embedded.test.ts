@@ -73,6 +73,10 @@ describe('signaling on the embedded broker', () => {
     await device.inbox.next((m) => m.body.type === 'candidate' && (m.body.payload as { candidate: string }).candidate === '');
     await app.inbox.next((m) => m.body.type === 'candidate');
 
+    const relayed = await metric('p2p_connections_total', { path: 'relay' });
+    // The device's view of the path may be a pair the app later left: only the app's counts.
+    await device.send('app_flow', { type: 'keepalive', sessionId, payload: { state: 'connected', path: 'relay' } }, 0);
+    await app.inbox.next((m) => m.body.type === 'keepalive');
     await app.send('device_flow', { type: 'keepalive', sessionId, payload: { state: 'connected', path: 'direct', rttMs: 23, setupMs: 640, natType: 'full cone' } }, 0);
     await device.inbox.next((m) => m.body.type === 'keepalive');
     await waitFor(async () => (await node.store.get(sessionId))?.status === 'connected', 'status connected');
@@ -85,13 +89,14 @@ describe('signaling on the embedded broker', () => {
 
     const trace = await node.store.trace(sessionId);
     const signals = trace.filter((e) => e.kind === 'signal').map((e) => e.what);
-    assert.deepEqual(signals, ['session', 'offer', 'answer', 'candidate', 'candidate', 'candidate', 'keepalive', 'bye']);
+    assert.deepEqual(signals, ['session', 'offer', 'answer', 'candidate', 'candidate', 'candidate', 'keepalive', 'keepalive', 'bye']);
     assert.ok(trace.some((e) => e.kind === 'state' && e.what === 'connecting→connected'));
     assert.ok(trace.some((e) => e.kind === 'state' && e.what === 'connected→closed'));
     assert.ok(!JSON.stringify(trace).includes('v=0'), 'the trace keeps no SDP');
 
     assert.equal(await metric('p2p_connection_attempts_total'), attempts + 1);
     assert.equal(await metric('p2p_connections_total', { path: 'direct' }), direct + 1);
+    assert.equal(await metric('p2p_connections_total', { path: 'relay' }), relayed, 'the device\'s path is not counted');
     assert.ok(await metric('signaling_latency_seconds_count') >= latencyCount + 8);
     assert.equal(await metric('signaling_offer_answer_seconds_count'), offerAnswerCount + 1);
     assert.ok(await metric('nat_type_total', { type: 'full cone' }) >= 1);
