@@ -1,8 +1,10 @@
 /**
  * The simulated camera's video: ffmpeg's `testsrc` (a moving test pattern with a frame counter),
  * encoded live to VP8 or H.264 and sent as RTP to a UDP port on loopback, fanned out to one
- * werift track per viewer. One encoder serves every viewer; a keyframe every `keyframeSec`
- * lets a new viewer start within that time (ffmpeg cannot be asked for one on demand).
+ * werift track per viewer. One encoder serves every viewer; ffmpeg cannot be asked for a
+ * keyframe on demand, so a new viewer first gets the current group of pictures from its last
+ * keyframe (gopCache.ts) and shows video as soon as it is connected, not at the next keyframe
+ * (every `keyframeSec`).
  *
  * Each frame's RTP timestamp and the moment its first packet left ffmpeg are published
  * (`onFrame`): the device sends them on the data channel so an app can measure the latency from
@@ -14,6 +16,7 @@ import { MediaStreamTrack, type RTCPeerConnection } from 'werift';
 import { SdkError } from '../sdk/errors.ts';
 import type { DeviceMedia } from '../sdk/device.ts';
 import type { RtcPeer, VideoCodec } from '../sdk/rtc.ts';
+import { GopCache } from './gopCache.ts';
 
 export interface TestVideoOptions {
   readonly codec?: VideoCodec;
@@ -60,6 +63,7 @@ export class TestVideoSource implements DeviceMedia {
   private readonly frameListeners = new Set<(rtpTimestamp: number, atMs: number) => void>();
   private lastTimestamp = -1;
   private stopped = false;
+  private readonly gop: GopCache;
   /** RTP packets received from ffmpeg (a liveness figure for logs and tests). */
   packets = 0;
   frames = 0;
@@ -76,6 +80,7 @@ export class TestVideoSource implements DeviceMedia {
     };
     this.ffmpegPath = opts.ffmpeg ?? 'ffmpeg';
     this.onLog = opts.onLog;
+    this.gop = new GopCache(this.videoCodec);
   }
 
   /** Starts ffmpeg; resolves once the first RTP packet arrived (MEDIA_UNAVAILABLE otherwise). */
@@ -143,6 +148,7 @@ export class TestVideoSource implements DeviceMedia {
       const at = Date.now();
       for (const l of this.frameListeners) l(ts, at);
     }
+    this.gop.push(pkt);
     // Each track parses its own copy: werift's senders rewrite the packet they are given.
     for (const t of this.tracks) t.writeRtp(pkt);
   }
@@ -166,7 +172,15 @@ export class TestVideoSource implements DeviceMedia {
     const track = this.createTrack();
     void transceiver.sender.replaceTrack(track);
     transceiver.setDirection('sendonly');
-    return () => this.removeTrack(track);
+    // Once it can send (DTLS up), the viewer gets the group so far, then the live packets: one
+    // thread, so no live packet comes between. The RTP sequence stays continuous (werift adds
+    // one offset per sender), so the viewer's decoder starts at the group's keyframe.
+    const off = peer.on('state', (s) => {
+      if (s !== 'connected') return;
+      off();
+      if (this.tracks.has(track)) for (const pkt of this.gop.group()) track.writeRtp(Buffer.from(pkt));
+    });
+    return () => { off(); this.removeTrack(track); };
   }
 
   onFrame(listener: (rtpTimestamp: number, atMs: number) => void): () => void {
