@@ -58,8 +58,8 @@ test('refuses an unreadable GeoIP database or a malformed region map with CONFIG
     writeFileSync(map, JSON.stringify({ cidrs: { '10.0.0.0/8': 5 } }));
     assert.throws(() => loadRegionMap(map), (e: unknown) => e instanceof P2pdError && e.code === 'CONFIG_INVALID_VALUE');
     writeFileSync(map, '{');
-    assert.throws(() => loadRegionMap(map), (e: unknown) => e instanceof P2pdError);
-    assert.throws(() => new RegionResolver({ defaultRegion: 'x', regionMap: { cidrs: { '10.0.0.0/40': 'a' } } }), (e: unknown) => e instanceof P2pdError);
+    assert.throws(() => loadRegionMap(map), (e: unknown) => e instanceof P2pdError && e.code.startsWith('CONFIG_'));
+    assert.throws(() => new RegionResolver({ defaultRegion: 'x', regionMap: { cidrs: { '10.0.0.0/40': 'a' } } }), (e: unknown) => e instanceof P2pdError && e.code.startsWith('CONFIG_'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

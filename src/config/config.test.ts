@@ -70,7 +70,7 @@ test('an invalid password is never echoed back', () => {
     loadConfig(['--user', 'secret-without-colon']);
     assert.fail('should throw');
   } catch (err) {
-    assert.ok(err instanceof P2pdError);
+    assert.ok(err instanceof P2pdError && err.code.startsWith('CONFIG_'));
     assert.ok(!err.message.includes('secret-without-colon'));
   }
 });
