@@ -3,7 +3,7 @@
  * request, a WebSocket upgrade's IncomingMessage), so every HTTP entry point checks tokens alike.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { tokenInvalid, tokenMissing } from '../auth/errors.ts';
+import { tokenInvalid, tokenMissing } from '../errors.ts';
 import type { ClientClaims, TokenVerifier } from '../auth/token.ts';
 
 /** The token of `Authorization: Bearer <token>`; TOKEN_MISSING without one, TOKEN_INVALID for another scheme. */

@@ -18,7 +18,7 @@ import type { FastifyInstance } from 'fastify';
 import { CLIENT_ID_PATTERN, createHs256Signer } from '../auth/token.ts';
 import type { Logger } from '../log.ts';
 import { httpRefusedTotal } from '../metrics/metrics.ts';
-import { badRequest, devTokensLoopbackOnly } from './errors.ts';
+import { badRequest, devTokensLoopbackOnly } from '../errors.ts';
 
 /** 127.0.0.0/8, ::1 and IPv4-mapped 127.x: the caller is on this machine. */
 export function isLoopback(ip: string | undefined): boolean {

@@ -5,9 +5,8 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../log.ts';
-import { P2pdError } from '../errors.ts';
+import { P2pdError, notFound, notReady, rateLimited } from '../errors.ts';
 import { httpRateLimitedTotal } from '../metrics/metrics.ts';
-import { notFound, notReady, rateLimited } from './errors.ts';
 import { sourceKey, tokenKey, type RateLimiter } from './rateLimit.ts';
 
 /** A readiness check: returns undefined when ready, or why not. */

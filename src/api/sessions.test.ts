@@ -7,7 +7,7 @@ import { createLogger } from '../log.ts';
 import { createHs256Signer, createVerifier } from '../auth/token.ts';
 import { turnRestPassword } from '../auth/turnRest.ts';
 import { MemorySessionStore } from '../session/memoryStore.ts';
-import { storeUnavailable } from '../session/errors.ts';
+import { storeUnavailable } from '../errors.ts';
 import type { SessionStore } from '../session/store.ts';
 import type { NodeInfo } from '../cluster/nodeInfo.ts';
 import type { ClusterView } from '../cluster/view.ts';

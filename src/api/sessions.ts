@@ -10,13 +10,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
-import { forbidden } from '../auth/errors.ts';
 import { allowsDevice, CLIENT_ID_PATTERN, type ClientClaims, type TokenVerifier } from '../auth/token.ts';
 import { buildIceServers, stunUrl, type IceServer } from '../cluster/iceServers.ts';
 import { pickStunNodes, pickTurnNode } from '../cluster/placement.ts';
 import type { ClusterView } from '../cluster/view.ts';
 import type { Logger } from '../log.ts';
-import { deviceOffline, noTurnNode, SessionError, sessionNotFound } from '../session/errors.ts';
+import { P2pdError, deviceOffline, forbidden, noTurnNode, sessionNotFound } from '../errors.ts';
 import { sessionsRefusedTotal } from '../metrics/metrics.ts';
 import { newSession, type Session } from '../session/model.ts';
 import type { SessionStore } from '../session/store.ts';
@@ -167,7 +166,7 @@ export function sessionActions(opts: SessionApiOptions): SessionActions {
     try {
       await store.create(session, { maxOpenPerApp: opts.maxSessionsPerApp ?? 0 });
     } catch (err) {
-      if (err instanceof SessionError && err.code === 'TOO_MANY_SESSIONS') {
+      if (err instanceof P2pdError && err.code === 'TOO_MANY_SESSIONS') {
         sessionsRefusedTotal.inc({ code: err.code });
         opts.log?.info({ appId: claims.sub, max: opts.maxSessionsPerApp }, 'session refused: TOO_MANY_SESSIONS');
       }

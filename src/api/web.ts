@@ -9,7 +9,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
-import { P2pdError } from '../errors.ts';
+import { P2pdError, webUnavailable } from '../errors.ts';
 import type { Logger } from '../log.ts';
 
 export interface WebOptions {
@@ -24,8 +24,6 @@ interface Bundle {
   readonly js: Buffer;
   readonly map: Buffer | undefined;
 }
-
-const webUnavailable = (why: string): P2pdError => new P2pdError('WEB_UNAVAILABLE', why, 503);
 
 /** Bundles web/src/viewer.ts for the browser into web/dist/viewer.js (+ .map). */
 export async function buildViewer(webDir: string): Promise<Bundle> {

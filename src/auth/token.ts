@@ -4,7 +4,7 @@
  * (tokens then come from the operator's own issuer holding the private key).
  */
 import { SignJWT, jwtVerify, importSPKI, errors as joseErrors, type CryptoKey, type KeyObject } from 'jose';
-import { tokenExpired, tokenInvalid } from './errors.ts';
+import { tokenExpired, tokenInvalid } from '../errors.ts';
 
 export type ClientRole = 'app' | 'device';
 

@@ -19,14 +19,13 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { tokenMissing } from '../auth/errors.ts';
 import type { ClientClaims, TokenVerifier } from '../auth/token.ts';
 import type { Logger } from '../log.ts';
 import { aclRules, type AclRule } from '../signaling/acl.ts';
 import { SERVER_ID } from '../signaling/topics.ts';
 import type { DynsecProvisioner } from './dynsec.ts';
 import { isLoopback } from '../api/devToken.ts';
-import { hookForbidden, loginsRateLimited } from '../api/errors.ts';
+import { hookForbidden, rateLimited, tokenMissing } from '../errors.ts';
 import { LocalRateLimiter } from '../api/rateLimit.ts';
 import { httpRefusedTotal } from '../metrics/metrics.ts';
 
@@ -79,7 +78,7 @@ function sameSecret(a: string, b: string): boolean {
 function tooMany(reply: FastifyReply, waitMs: number): FastifyReply {
   httpRefusedTotal.inc({ code: 'LOGINS_RATE_LIMITED' });
   const retryAfterSec = Math.max(1, Math.ceil(waitMs / 1000));
-  return reply.status(429).header('retry-after', String(retryAfterSec)).send({ result: 'deny', error: loginsRateLimited(retryAfterSec).toJSON() });
+  return reply.status(429).header('retry-after', String(retryAfterSec)).send({ result: 'deny', error: rateLimited('logins', retryAfterSec).toJSON() });
 }
 
 export function registerBrokerRoutes(app: FastifyInstance, opts: BrokerRoutesOptions): void {

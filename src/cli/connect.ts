@@ -7,7 +7,7 @@
  */
 import { formatHelp, type OptionSpec } from '../config/options.ts';
 import { getFlag, getString, parseOptions } from '../config/parse.ts';
-import { conflict, invalidValue, missingValue } from '../config/errors.ts';
+import { conflict, invalidValue, missingValue } from '../errors.ts';
 import { parseInteger } from '../config/values.ts';
 import { CLIENT_ID_PATTERN } from '../auth/token.ts';
 import type { AppConnection, ConnectionStats } from '../sdk/app.ts';

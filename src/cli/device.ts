@@ -6,7 +6,7 @@
  */
 import { formatHelp, type OptionSpec } from '../config/options.ts';
 import { getFlag, getString, parseOptions } from '../config/parse.ts';
-import { invalidValue, missingValue } from '../config/errors.ts';
+import { invalidValue, missingValue } from '../errors.ts';
 import { parseInteger } from '../config/values.ts';
 import { CLIENT_ID_PATTERN } from '../auth/token.ts';
 import type { TestVideoSource } from '../device/testVideo.ts';

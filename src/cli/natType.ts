@@ -1,7 +1,7 @@
 /** `p2pd nat-type --server HOST[:PORT] [--json]`: RFC 5780 discovery and the classic NAT type. */
 import { formatHelp, type OptionSpec } from '../config/options.ts';
 import { getFlag, getString, parseOptions } from '../config/parse.ts';
-import { invalidValue, missingValue } from '../config/errors.ts';
+import { invalidValue, missingValue } from '../errors.ts';
 import { parseInteger } from '../config/values.ts';
 import { discoverNat } from '../nat/discovery.ts';
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createVerifier } from '../auth/token.ts';
-import { ConfigError } from '../config/errors.ts';
+import { P2pdError } from '../errors.ts';
 import { mintToken, TOKEN_HELP } from './token.ts';
 
 test('mints an app token the server verifies, with its devices and ttl', async () => {
@@ -21,7 +21,7 @@ test('takes the secret from P2PD_JWT_SECRET; * allows any device', async () => {
 });
 
 test('refuses missing or bad options with stable codes', async () => {
-  const refuses = (argv: string[], code: string) => assert.rejects(mintToken(argv, {}), (e: unknown) => e instanceof ConfigError && e.code === code, argv.join(' '));
+  const refuses = (argv: string[], code: string) => assert.rejects(mintToken(argv, {}), (e: unknown) => e instanceof P2pdError && e.code === code, argv.join(' '));
   await refuses(['--role', 'app', '--jwt-secret', 'x'], 'CONFIG_MISSING_VALUE');
   await refuses(['--sub', 'a', '--jwt-secret', 'x'], 'CONFIG_MISSING_VALUE');
   await refuses(['--sub', 'a', '--role', 'app'], 'CONFIG_MISSING_VALUE');

@@ -2,7 +2,7 @@
  * `p2pd token --sub ID --role app|device [--devices a,b|*] [--ttl S]`: prints a signed client
  * token (HS256 with --jwt-secret / P2PD_JWT_SECRET, the key `p2pd serve` verifies with).
  */
-import { ConfigError, invalidValue, missingValue } from '../config/errors.ts';
+import { conflict, invalidValue, missingValue } from '../errors.ts';
 import { formatHelp, type OptionSpec } from '../config/options.ts';
 import { getString, parseOptions } from '../config/parse.ts';
 import { parseInteger } from '../config/values.ts';
@@ -32,7 +32,7 @@ export async function mintToken(argv: readonly string[], env: NodeJS.ProcessEnv)
   for (const d of devices) {
     if (d !== '*' && !CLIENT_ID_PATTERN.test(d)) throw invalidValue('devices', devicesRaw as string, 'a comma-separated list of device ids, or *');
   }
-  if (role === 'device' && devices.length > 0) throw new ConfigError('CONFIG_CONFLICT', '--devices is for app tokens');
+  if (role === 'device' && devices.length > 0) throw conflict('--devices is for app tokens');
   const ttlSec = parseInteger('ttl', getString(raw, 'ttl') ?? '3600', 1, 10 * 365 * 86400);
   const secret = getString(raw, 'jwt-secret');
   if (secret === undefined) throw missingValue('jwt-secret (or P2PD_JWT_SECRET)');

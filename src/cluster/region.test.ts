@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildCountryMmdb } from '../../test/helpers/mmdb.ts';
-import { ConfigError } from '../config/errors.ts';
+import { P2pdError } from '../errors.ts';
 import { loadRegionMap, normalizeIp, RegionResolver } from './region.ts';
 
 test('a CIDR table places callers, longest prefix first; others get the node\'s region', () => {
@@ -53,13 +53,13 @@ test('refuses an unreadable GeoIP database or a malformed region map with CONFIG
   try {
     const bad = join(dir, 'bad.mmdb');
     writeFileSync(bad, 'not a database');
-    await assert.rejects(RegionResolver.open({ defaultRegion: 'x', geoipDb: bad }), (e: unknown) => e instanceof ConfigError && e.code === 'CONFIG_INVALID_VALUE');
+    await assert.rejects(RegionResolver.open({ defaultRegion: 'x', geoipDb: bad }), (e: unknown) => e instanceof P2pdError && e.code === 'CONFIG_INVALID_VALUE');
     const map = join(dir, 'map.json');
     writeFileSync(map, JSON.stringify({ cidrs: { '10.0.0.0/8': 5 } }));
-    assert.throws(() => loadRegionMap(map), (e: unknown) => e instanceof ConfigError && e.code === 'CONFIG_INVALID_VALUE');
+    assert.throws(() => loadRegionMap(map), (e: unknown) => e instanceof P2pdError && e.code === 'CONFIG_INVALID_VALUE');
     writeFileSync(map, '{');
-    assert.throws(() => loadRegionMap(map), (e: unknown) => e instanceof ConfigError);
-    assert.throws(() => new RegionResolver({ defaultRegion: 'x', regionMap: { cidrs: { '10.0.0.0/40': 'a' } } }), (e: unknown) => e instanceof ConfigError);
+    assert.throws(() => loadRegionMap(map), (e: unknown) => e instanceof P2pdError && e.code.startsWith('CONFIG_'));
+    assert.throws(() => new RegionResolver({ defaultRegion: 'x', regionMap: { cidrs: { '10.0.0.0/40': 'a' } } }), (e: unknown) => e instanceof P2pdError && e.code.startsWith('CONFIG_'));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

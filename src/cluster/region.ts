@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { open as openMmdb, type Reader, type Response } from 'maxmind';
-import { invalidValue } from '../config/errors.ts';
+import { invalidValue } from '../errors.ts';
 
 export interface RegionMap {
   readonly cidrs?: Readonly<Record<string, string>>;

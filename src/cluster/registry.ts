@@ -4,7 +4,7 @@
  * filtered by age when read (isAlive); long-dead ones are deleted.
  */
 import type { Logger } from '../log.ts';
-import { storeUnavailable } from '../session/errors.ts';
+import { storeUnavailable } from '../errors.ts';
 import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from '../session/redis.ts';
 import type { NodeInfo } from './nodeInfo.ts';
 

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from './config.ts';
-import { ConfigError } from './errors.ts';
+import { P2pdError } from '../errors.ts';
 
 function refuses(argv: string[], code: string, env: NodeJS.ProcessEnv = {}): void {
-  assert.throws(() => loadConfig(argv, env), (err: unknown) => err instanceof ConfigError && err.code === code);
+  assert.throws(() => loadConfig(argv, env), (err: unknown) => err instanceof P2pdError && err.code === code);
 }
 
 test('defaults follow CONTRACT.md §1', () => {
@@ -70,7 +70,7 @@ test('an invalid password is never echoed back', () => {
     loadConfig(['--user', 'secret-without-colon']);
     assert.fail('should throw');
   } catch (err) {
-    assert.ok(err instanceof ConfigError);
+    assert.ok(err instanceof P2pdError && err.code.startsWith('CONFIG_'));
     assert.ok(!err.message.includes('secret-without-colon'));
   }
 });

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism, hostname } from 'node:os';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import type { UdpIo } from '../transport/udp.ts';
-import { conflict, invalidValue } from './errors.ts';
+import { conflict, invalidValue } from '../errors.ts';
 import { SERVE_OPTIONS } from './options.ts';
 import { getFlag, getList, getString, parseOptions } from './parse.ts';
 import {

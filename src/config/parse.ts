@@ -1,5 +1,5 @@
 import { envName, type OptionSpec } from './options.ts';
-import { missingValue, unknownOption } from './errors.ts';
+import { missingValue, unknownOption } from '../errors.ts';
 import { parseBoolean } from './values.ts';
 
 /** Raw option values by name: a string for `value`, strings for `list`, true for a set `flag`. */

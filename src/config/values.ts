@@ -1,9 +1,9 @@
 /**
  * Parsers for option values. Each takes the raw string and the option name and returns the typed
- * value or throws a ConfigError naming the option and what was expected.
+ * value or throws CONFIG_INVALID_VALUE naming the option and what was expected.
  */
 import { isIP } from 'node:net';
-import { invalidValue } from './errors.ts';
+import { invalidValue } from '../errors.ts';
 
 export function parseInteger(name: string, raw: string, min: number, max: number): number {
   if (!/^\d+$/.test(raw)) throw invalidValue(name, raw, `an integer from ${min} to ${max}`);

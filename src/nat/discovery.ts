@@ -13,7 +13,7 @@ import {
   Attr, MessageClass, Method, messageType, decodeMessage, findAttr, attrValue, readXorAddress, readAddress,
   MessageWriter, newTransactionId, StunDecodeError, type TransportAddress,
 } from '../stun/index.ts';
-import { P2pdError } from '../errors.ts';
+import { natBadServer, natNoRfc5780, type P2pdError } from '../errors.ts';
 import { classify, type Behaviour, type ClassicNatType, type NatBehaviour } from './classify.ts';
 
 export interface DiscoveryOptions {
@@ -28,12 +28,6 @@ export interface DiscoveryResult extends NatBehaviour {
   readonly local: TransportAddress;
   readonly mapped: TransportAddress | undefined;
   readonly otherAddress: TransportAddress | undefined;
-}
-
-export class NatDiscoveryError extends P2pdError {
-  constructor(code: 'NAT_NO_RFC5780' | 'NAT_BAD_SERVER', message: string) {
-    super(code, message, 400);
-  }
 }
 
 export interface BindingResult {
@@ -224,10 +218,10 @@ export async function socketsTowards(server: TransportAddress): Promise<OpenSock
 export async function discoverMapping(client: BindingClient, primary: TransportAddress, t1: BindingResult & { other: TransportAddress }): Promise<Behaviour> {
   const other = t1.other;
   const t2 = await client.request({ family: other.family, address: other.address, port: primary.port }, 0);
-  if (!t2) throw new NatDiscoveryError('NAT_BAD_SERVER', `no answer from the alternate address ${other.address}:${primary.port}`);
+  if (!t2) throw natBadServer(`no answer from the alternate address ${other.address}:${primary.port}`);
   if (sameAddress(t2.mapped, t1.mapped)) return 'endpoint-independent';
   const t3 = await client.request(other, 0);
-  if (!t3) throw new NatDiscoveryError('NAT_BAD_SERVER', `no answer from the alternate address ${other.address}:${other.port}`);
+  if (!t3) throw natBadServer(`no answer from the alternate address ${other.address}:${other.port}`);
   return sameAddress(t3.mapped, t2.mapped) ? 'address-dependent' : 'address-and-port-dependent';
 }
 
@@ -239,7 +233,7 @@ export async function discoverMapping(client: BindingClient, primary: TransportA
 export async function discoverFiltering(open: OpenSocket, primary: TransportAddress, timeoutMs: number): Promise<Behaviour> {
   const client = new BindingClient(await open(), timeoutMs);
   try {
-    const noAnswer = (): NatDiscoveryError => new NatDiscoveryError('NAT_BAD_SERVER', `${primary.address}:${primary.port} stopped answering during the filtering test`);
+    const noAnswer = (): P2pdError => natBadServer(`${primary.address}:${primary.port} stopped answering during the filtering test`);
     const both = await client.filtered(primary, CHANGE_IP | CHANGE_PORT);
     if (both === undefined) throw noAnswer();
     if (!both) return 'endpoint-independent';
@@ -267,7 +261,7 @@ export async function discoverNat(opts: DiscoveryOptions): Promise<DiscoveryResu
       return { ...b, type: classify(b), local, mapped: undefined, otherAddress: undefined };
     }
     const other = t1.other;
-    if (!other) throw new NatDiscoveryError('NAT_NO_RFC5780', `${opts.host}:${opts.port} gives no OTHER-ADDRESS: it does not support RFC 5780 (a server needs a second IP)`);
+    if (!other) throw natNoRfc5780(`${opts.host}:${opts.port} gives no OTHER-ADDRESS: it does not support RFC 5780 (a server needs a second IP)`);
     const natted = !sameAddress(t1.mapped, local);
     const mapping: Behaviour = natted ? await discoverMapping(client, primary, { ...t1, other }) : 'endpoint-independent';
     const filtering = await discoverFiltering(open, primary, timeoutMs);

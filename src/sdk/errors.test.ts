@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SdkError, asSdkError, fromRemote } from './errors.ts';
+import { codesOn, isErrorCode } from '../errors.ts';
+import { SDK_ERROR_CODES, SdkError, asSdkError, fromRemote } from './errors.ts';
+import { DEVICE_ERROR_CODES } from './index.ts';
 
 test('codes from the service and the device map to SDK codes, keeping the original', () => {
   assert.equal(fromRemote('DEVICE_OFFLINE', 'gone', 'service').code, 'DEVICE_OFFLINE');
@@ -19,4 +21,10 @@ test('anything thrown becomes an SdkError', () => {
   assert.equal(asSdkError(e), e);
   assert.equal(asSdkError(new Error('boom')).code, 'SESSION_FAILED');
   assert.equal(asSdkError('x', 'ICE_FAILED').code, 'ICE_FAILED');
+});
+
+test('the SDK\'s codes and its device\'s are the catalogue\'s (src/errors.ts)', () => {
+  assert.deepEqual([...SDK_ERROR_CODES].sort(), codesOn('sdk').sort());
+  assert.deepEqual([...DEVICE_ERROR_CODES].sort(), codesOn('device').sort());
+  for (const code of [...SDK_ERROR_CODES, ...DEVICE_ERROR_CODES]) assert.ok(isErrorCode(code), code);
 });

@@ -5,44 +5,22 @@
  * code when it is one of these; others are wrapped in SESSION_FAILED with `serverCode`.
  * Browser-safe: no Node imports.
  */
-import { P2pdError } from '../errors.ts';
+import { P2pdError, type CodeOn, type ErrorCode } from '../errors.ts';
 
+/** The SDK's codes; each is in the catalogue (src/errors.ts) with its meaning, shown on `sdk`. */
 export const SDK_ERROR_CODES = [
-  /** The device is not connected to the service (presence says offline). */
-  'DEVICE_OFFLINE',
-  /** ICE found no working path (direct or relayed), or lost it and could not restore it. */
-  'ICE_FAILED',
-  /** A step did not finish in time (the message names the step). */
-  'TIMEOUT',
-  /** The signaling broker or the HTTP API cannot be reached. */
-  'SIGNALING_UNAVAILABLE',
-  /** The token is missing, malformed, expired or refused by the service. */
-  'AUTH_FAILED',
-  /** The token does not allow this (another device, the wrong role). */
-  'FORBIDDEN',
-  /** The service refused or failed the session (see `serverCode`). */
-  'SESSION_FAILED',
-  /** The device answered with an error (see `serverCode`), e.g. it is full or has no media. */
-  'DEVICE_ERROR',
-  /** The device ended the session (bye), or restarted and no longer knows it. */
-  'PEER_GONE',
-  /** The connection was closed by this side. */
-  'CLOSED',
-  /** The options given to connect()/serve() are unusable. */
-  'BAD_OPTIONS',
-  /** The device's media source could not start (e.g. ffmpeg missing). */
-  'MEDIA_UNAVAILABLE',
-] as const;
+  'DEVICE_OFFLINE', 'ICE_FAILED', 'TIMEOUT', 'SIGNALING_UNAVAILABLE', 'AUTH_FAILED', 'FORBIDDEN',
+  'SESSION_FAILED', 'DEVICE_ERROR', 'PEER_GONE', 'CLOSED', 'BAD_OPTIONS', 'MEDIA_UNAVAILABLE',
+] as const satisfies readonly CodeOn<'sdk'>[];
 
 export type SdkErrorCode = (typeof SDK_ERROR_CODES)[number];
 
-export class SdkError extends P2pdError {
-  declare readonly code: SdkErrorCode;
+export class SdkError extends P2pdError<SdkErrorCode> {
   /** The service's or device's own code when it differs from `code`. */
   readonly serverCode: string | undefined;
 
   constructor(code: SdkErrorCode, message: string, opts: { serverCode?: string; cause?: unknown } = {}) {
-    super(code, message, 400, opts.cause === undefined ? undefined : { cause: opts.cause });
+    super(code, message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.serverCode = opts.serverCode;
   }
 
@@ -61,9 +39,10 @@ export const iceFailed = (why: string): SdkError => new SdkError('ICE_FAILED', w
 export const peerGone = (why: string): SdkError => new SdkError('PEER_GONE', why);
 export const signalingUnavailable = (why: string, cause?: unknown): SdkError => new SdkError('SIGNALING_UNAVAILABLE', why, { cause });
 
-const AUTH_CODES = new Set(['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'UNAUTHORIZED']);
+/** Service codes that mean "the token is not good". */
+const AUTH_CODES = new Set<string>(['TOKEN_MISSING', 'TOKEN_INVALID', 'TOKEN_EXPIRED'] satisfies ErrorCode[]);
 /** Service codes that mean "the other side is not there (any more)". */
-const GONE_CODES = new Set(['SESSION_UNKNOWN', 'SESSION_CLOSED']);
+const GONE_CODES = new Set<string>(['SESSION_UNKNOWN', 'SESSION_CLOSED'] satisfies ErrorCode[]);
 
 /** The SDK error for a code the service (HTTP or MQTT) or the device sent. */
 export function fromRemote(serverCode: string, message: string, source: 'service' | 'device'): SdkError {

@@ -17,7 +17,7 @@ import {
 import { bindUdp, closeUdp } from '../transport/udp.ts';
 import { listenStream, type StreamListener } from '../transport/tcp.ts';
 import { StreamGuard, type GuardedStream, type StreamTransport } from '../transport/streamGuard.ts';
-import { streamCloseLabel, type StreamCloseCode } from '../transport/errors.ts';
+import { streamCloseLabel, type StreamCloseCode } from '../errors.ts';
 import { BindingHandler, type EndpointIndex } from './binding.ts';
 import { isChannelDataFrame, turnFrameLength } from '../turn/channelData.ts';
 

@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../log.ts';
 import { sessionsCreatedTotal } from '../metrics/metrics.ts';
-import { sessionExists, tooManySessions } from './errors.ts';
+import { sessionExists, tooManySessions } from '../errors.ts';
 import { TRACE_MAX_EVENTS, type Session, type SessionUpdate, type TraceEvent } from './model.ts';
 import { countClosed, stateEvent, type CloseOptions, type CreateOptions, type SessionPatch, type SessionStore } from './store.ts';
 

@@ -28,7 +28,7 @@
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../log.ts';
 import { sessionStoreErrorsTotal, sessionsCreatedTotal } from '../metrics/metrics.ts';
-import { SessionError, sessionExists, storeUnavailable, tooManySessions } from './errors.ts';
+import { P2pdError, sessionExists, storeUnavailable, tooManySessions } from '../errors.ts';
 import { TRACE_MAX_EVENTS, type Session, type SessionStatus, type SessionUpdate, type TraceEvent } from './model.ts';
 import { Cluster } from 'ioredis';
 import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from './redis.ts';
@@ -310,7 +310,7 @@ export class RedisSessionStore implements SessionStore {
       this.failures = 0;
       return r;
     } catch (err) {
-      if (err instanceof SessionError && err.code !== 'STORE_UNAVAILABLE') throw err;
+      if (err instanceof P2pdError && err.code !== 'STORE_UNAVAILABLE') throw err;
       this.failures++;
       sessionStoreErrorsTotal.inc();
       this.probeSoon();

@@ -7,7 +7,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { isOpen, newSession, nowSec, TRACE_MAX_EVENTS, type Session, type SessionUpdate } from './model.ts';
-import { SessionError } from './errors.ts';
+import { P2pdError } from '../errors.ts';
 import type { SessionStore } from './store.ts';
 
 export interface StoreHarness {
@@ -73,7 +73,7 @@ export function sessionStoreSuite(name: string, makeHarness: () => Promise<Store
     test('refuses a duplicate id with SESSION_EXISTS', async () => {
       const s = sample();
       await a.create(s);
-      await assert.rejects(b.create({ ...s, appId: 'app_2' }), (e: unknown) => e instanceof SessionError && e.code === 'SESSION_EXISTS' && e.statusCode === 409);
+      await assert.rejects(b.create({ ...s, appId: 'app_2' }), (e: unknown) => e instanceof P2pdError && e.code === 'SESSION_EXISTS' && e.statusCode === 409);
       assert.equal((await a.get(s.sessionId))?.appId, 'app_1', 'the first record is untouched');
     });
 
@@ -211,7 +211,7 @@ export function sessionStoreSuite(name: string, makeHarness: () => Promise<Store
       const ok = tries.filter((_, i) => results[i]?.status === 'fulfilled');
       assert.equal(ok.length, cap, 'two nodes racing for the last slots do not overshoot');
       for (const r of results) {
-        if (r.status === 'rejected') assert.ok(r.reason instanceof SessionError && r.reason.code === 'TOO_MANY_SESSIONS' && r.reason.statusCode === 429, String(r.reason));
+        if (r.status === 'rejected') assert.ok(r.reason instanceof P2pdError && r.reason.code === 'TOO_MANY_SESSIONS' && r.reason.statusCode === 429, String(r.reason));
       }
       assert.equal(await a.countOpenForApp(appId), cap);
       assert.equal(await b.countOpenForApp(appId), cap);
@@ -224,7 +224,7 @@ export function sessionStoreSuite(name: string, makeHarness: () => Promise<Store
       assert.equal(await a.countOpenForApp(appId), cap - 1);
       const again = sample({ appId });
       await a.create(again, { maxOpenPerApp: cap });
-      await assert.rejects(b.create(sample({ appId }), { maxOpenPerApp: cap }), (e: unknown) => e instanceof SessionError && e.code === 'TOO_MANY_SESSIONS');
+      await assert.rejects(b.create(sample({ appId }), { maxOpenPerApp: cap }), (e: unknown) => e instanceof P2pdError && e.code === 'TOO_MANY_SESSIONS');
       // A patch that closes, and the sweeper's batch close.
       await a.update(s2.sessionId, { status: 'closed', closeReason: 'bye', updatedAt: nowSec() });
       assert.deepEqual(await b.closeMany([s3.sessionId, again.sessionId], 'swept', nowSec()), [s3.sessionId, again.sessionId]);
@@ -234,9 +234,9 @@ export function sessionStoreSuite(name: string, makeHarness: () => Promise<Store
       await a.create(kept, { maxOpenPerApp: 1 });
       await b.update(kept.sessionId, { status: 'connected', updatedAt: nowSec(), lastSeenAt: nowSec() });
       assert.equal(await b.countOpenForApp(appId), 1);
-      await assert.rejects(b.create(sample({ appId }), { maxOpenPerApp: 1 }), (e: unknown) => e instanceof SessionError && e.code === 'TOO_MANY_SESSIONS');
+      await assert.rejects(b.create(sample({ appId }), { maxOpenPerApp: 1 }), (e: unknown) => e instanceof P2pdError && e.code === 'TOO_MANY_SESSIONS');
       // A refused duplicate id takes no slot and frees none.
-      await assert.rejects(a.create({ ...kept }, { maxOpenPerApp: 5 }), (e: unknown) => e instanceof SessionError && e.code === 'SESSION_EXISTS');
+      await assert.rejects(a.create({ ...kept }, { maxOpenPerApp: 5 }), (e: unknown) => e instanceof P2pdError && e.code === 'SESSION_EXISTS');
       assert.equal(await a.countOpenForApp(appId), 1);
       await a.close(kept.sessionId, 'deleted', nowSec());
       await a.close(other.sessionId, 'deleted', nowSec());
@@ -248,7 +248,7 @@ export function sessionStoreSuite(name: string, makeHarness: () => Promise<Store
       const s = sample({ appId, ttl: 1 });
       await a.create(s, { maxOpenPerApp: 1 });
       assert.equal(await b.countOpenForApp(appId), 1);
-      await assert.rejects(b.create(sample({ appId }), { maxOpenPerApp: 1 }), (e: unknown) => e instanceof SessionError && e.code === 'TOO_MANY_SESSIONS');
+      await assert.rejects(b.create(sample({ appId }), { maxOpenPerApp: 1 }), (e: unknown) => e instanceof P2pdError && e.code === 'TOO_MANY_SESSIONS');
       await sleep(1300);
       assert.equal(await b.countOpenForApp(appId), 0);
       const next = sample({ appId });

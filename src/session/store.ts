@@ -5,7 +5,7 @@
  * The store owns the record's invariants: nothing leaves `closed`; each status change appends a
  * `state` event to the trace and is published to every node (`onUpdate`) exactly once; a session
  * is closed by exactly one caller however many nodes try at once. Every failure of the backing
- * store surfaces as SessionError STORE_UNAVAILABLE (503).
+ * store surfaces as STORE_UNAVAILABLE (503).
  */
 import { sessionsClosedTotal } from '../metrics/metrics.ts';
 import { CLOSE_REASONS, type CloseReason, type Session, type SessionStatus, type SessionUpdate, type TraceEvent } from './model.ts';

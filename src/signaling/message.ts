@@ -8,7 +8,7 @@
  * Unknown extra fields are kept and forwarded untouched (newer clients may add some).
  */
 import { CLIENT_ID_PATTERN } from '../auth/token.ts';
-import { badJson, badMessage, messageTooLarge, unknownType, type SignalingError } from './errors.ts';
+import { badJson, badMessage, messageTooLarge, unknownType, type SignalingError } from '../errors.ts';
 
 export const MESSAGE_TYPES = ['offer', 'answer', 'candidate', 'bye', 'keepalive', 'error', 'session'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];

@@ -13,16 +13,15 @@
  */
 import { randomUUID } from 'node:crypto';
 import { allowsDevice, type ClientClaims, type ClientRole, type TokenVerifier } from '../auth/token.ts';
-import { P2pdError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { devicesOnline, signalingDuplicatesTotal, signalingErrorsTotal } from '../metrics/metrics.ts';
 import type { SessionStore } from '../session/store.ts';
 import { mayPublish, type AclRule } from './acl.ts';
 import { Deduplicator } from './dedup.ts';
 import {
-  badMessage, deviceOffline, forbidden, forgedFrom, internalError, sessionClosed, sessionNotFound, sessionRequired,
+  P2pdError, badMessage, deviceOffline, forbidden, forgedFrom, internalError, sessionClosed, sessionNotFound, sessionRequired,
   type SignalingError,
-} from './errors.ts';
+} from '../errors.ts';
 import { FlowTracker, type SessionFacts } from './flow.ts';
 import { parseMessage, type MessageHints, type SignalMessage } from './message.ts';
 import { PresenceTracker } from './presence.ts';

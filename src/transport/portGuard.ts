@@ -7,13 +7,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { isIPv6 } from 'node:net';
-import { P2pdError } from '../errors.ts';
-
-export class PortInUseError extends P2pdError {
-  constructor(address: string, port: number, proto: 'udp' | 'tcp') {
-    super('PORT_IN_USE', `${proto} ${address}:${port} is already in use (is another p2pd or a TURN server running?)`, 500);
-  }
-}
+import { portInUse } from '../errors.ts';
 
 function udpFree(address: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -33,7 +27,7 @@ function tcpFree(address: string, port: number): Promise<boolean> {
 
 export async function assertPortsFree(address: string, ports: readonly { port: number; udp: boolean; tcp: boolean }[]): Promise<void> {
   for (const p of ports) {
-    if (p.udp && !(await udpFree(address, p.port))) throw new PortInUseError(address, p.port, 'udp');
-    if (p.tcp && !(await tcpFree(address, p.port))) throw new PortInUseError(address, p.port, 'tcp');
+    if (p.udp && !(await udpFree(address, p.port))) throw portInUse(address, p.port, 'udp');
+    if (p.tcp && !(await tcpFree(address, p.port))) throw portInUse(address, p.port, 'tcp');
   }
 }

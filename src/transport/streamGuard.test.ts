@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
 import { StreamGuard, WRITE_PAUSE_BYTES, type GuardedStream } from './streamGuard.ts';
-import { streamCloseLabel, type StreamCloseCode } from './errors.ts';
+import { streamCloseLabel, type StreamCloseCode } from '../errors.ts';
 
 /** A real loopback connection pair: the server side is what the guard watches. */
 async function pair(): Promise<{ server: net.Socket; client: net.Socket; close: () => void }> {

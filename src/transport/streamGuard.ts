@@ -9,7 +9,7 @@
  * One timer per process sweeps every connection, so the per-frame cost is one assignment.
  */
 import type net from 'node:net';
-import type { StreamCloseCode } from './errors.ts';
+import type { StreamCloseCode } from '../errors.ts';
 
 /**
  * Past this many bytes waiting to be written, the connection stops being read. A Binding answer

@@ -1,5 +1,4 @@
 // The TURN relay (RFC 8656): allocations, permissions, channels, relay sockets, quotas, bandwidth.
-export * from './errors.ts';
 export * from './fiveTuple.ts';
 export * from './peerFilter.ts';
 export * from './bandwidth.ts';

@@ -21,7 +21,7 @@ import { ClosedSessions } from './closedSessions.ts';
 import { TokenBucket } from './bandwidth.ts';
 import { isValidChannel } from './channelData.ts';
 import { ipv4ToNumber } from './fiveTuple.ts';
-import { TurnError, turnError } from './errors.ts';
+import { isTurnError, turnError } from '../errors.ts';
 import { AllocationManager } from './manager.ts';
 import type { PeerPolicy } from './peerPolicy.ts';
 import { turnPeerRefusedTotal } from '../metrics/metrics.ts';
@@ -285,7 +285,7 @@ export class TurnServer implements TurnHandler {
       else if (m === Method.CreatePermission) this.createPermission(msg, source, ingress, auth, alloc as Allocation, now);
       else this.channelBind(msg, source, ingress, auth, alloc as Allocation, now);
     } catch (err) {
-      if (err instanceof TurnError) {
+      if (isTurnError(err)) {
         this.replyError(msg, source, ingress, auth, err.stunCode, err.message);
       } else if (err instanceof StunDecodeError) {
         this.replyError(msg, source, ingress, auth, 400, `Bad Request: ${err.code}`);
