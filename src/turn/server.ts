@@ -11,9 +11,9 @@ import type net from 'node:net';
 import type { Logger } from '../log.ts';
 import type { Ingress, TurnHandler } from '../server/stunServer.ts';
 import {
-  Attr, MessageClass, MessageWriter, Method, StunDecodeError, attrValue, checkFingerprint, findAttr, isKnownAttribute,
+  Attr, MessageClass, MessageWriter, Method, StunDecodeError, attrValue, checkFingerprint, findAttr, unknownAttributes,
   messageType, readAddressFamily, readChannelNumber, readEvenPort, readLifetime, readRequestedTransport,
-  readReservationToken, readXorAddress, writeErrorCodeValue, errorCodeReasonLength, errorReason,
+  readReservationToken, readXorAddress, writeErrorCodeValue, errorCodeReasonLength, errorReason, RFC5780_REQUEST_ATTRIBUTES,
   type StunMessage, type TransportAddress,
 } from '../stun/index.ts';
 import { Allocation, type RelayEndpoint } from './allocation.ts';
@@ -267,7 +267,8 @@ export class TurnServer implements TurnHandler {
       return;
     }
     try {
-      const unknown = this.unknownAttributes(msg);
+      // RFC 8489 §6.3.1.1; CHANGE-REQUEST and RESPONSE-PORT belong to Binding (RFC 5780), not to TURN's methods.
+      const unknown = unknownAttributes(msg, RFC5780_REQUEST_ATTRIBUTES, this.unknown);
       if (unknown.length > 0) {
         const w = this.startResponse(msg, MessageClass.ErrorResponse);
         w.addErrorCode(420);
@@ -292,17 +293,6 @@ export class TurnServer implements TurnHandler {
         this.replyError(msg, source, ingress, auth, 400, `Bad Request: ${err.code}`);
       } else throw err;
     }
-  }
-
-  /** Comprehension-required attributes we do not know (RFC 8489 §6.3.1.1: 420). */
-  private unknownAttributes(msg: StunMessage): number[] {
-    const unknown = this.unknown;
-    unknown.length = 0;
-    for (let i = 0; i < msg.attrCount; i++) {
-      const t = msg.attrTypes[i]!;
-      if (t < 0x8000 && (!isKnownAttribute(t) || t === Attr.ChangeRequest || t === Attr.ResponsePort)) unknown.push(t);
-    }
-    return unknown;
   }
 
   /** 401, 438 or 400 to a request whose credentials did not check out. */
