@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { pino } from 'pino';
-import { decodeMessage, type StunMessage } from '../stun/index.ts';
+import { decodeMessage, isStunMessage } from '../stun/index.ts';
 import { TurnTestClient, TurnError, UdpPeer } from '../../test/helpers/turnClient.ts';
 import { TurnAuthenticator } from './auth.ts';
 import { AuthLimiter } from './authLimiter.ts';
@@ -71,17 +71,8 @@ async function startTurn(limits: { userQuota?: number } = {}): Promise<Harness> 
   const ingress = { endpoint: 0, slot: 0, udp, stream: undefined } as const;
   udp.on('message', (buf, rinfo) => {
     const source = { family: 4 as const, address: rinfo.address, port: rinfo.port };
-    if (isChannelDataFrame(buf)) {
-      turn.onChannelData(buf, source, ingress);
-      return;
-    }
-    let msg: StunMessage;
-    try {
-      msg = decodeMessage(buf);
-    } catch {
-      return;
-    }
-    turn.onStun(msg, source, ingress);
+    if (isChannelDataFrame(buf)) turn.onChannelData(buf, source, ingress);
+    else if (isStunMessage(buf)) turn.onStun(decodeMessage(buf), source, ingress);
   });
   turn.start();
   const clients: TurnTestClient[] = [];
