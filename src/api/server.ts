@@ -7,6 +7,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from '../log.ts';
 import { P2pdError, notFound, notReady, rateLimited } from '../errors.ts';
 import { httpRateLimitedTotal } from '../metrics/metrics.ts';
+import { parseBearer } from './auth.ts';
 import { sourceKey, tokenKey, type RateLimiter } from './rateLimit.ts';
 
 /** A readiness check: returns undefined when ready, or why not. */
@@ -68,9 +69,9 @@ export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
         const wait = await sourceLimit.take(sourceKey(req.socket.remoteAddress ?? req.ip));
         if (wait > 0) return refuse('source', wait);
       }
-      const auth = req.headers.authorization;
-      if (tokenLimit && auth !== undefined && auth.length > 7 && /^bearer /i.test(auth)) {
-        const wait = await tokenLimit.take(tokenKey(auth.slice(7).trim()));
+      const token = tokenLimit ? parseBearer(req.headers.authorization) : undefined;
+      if (tokenLimit && token !== undefined) {
+        const wait = await tokenLimit.take(tokenKey(token));
         if (wait > 0) return refuse('token', wait);
       }
       return undefined;

@@ -44,6 +44,8 @@ test('/v1/mqtt/credentials wants a valid bearer token', async () => {
   assert.deepEqual({ ...ok.json<Record<string, unknown>>(), expiresAt: 0 }, { username: 'device_1', expiresAt: 0, provisioned: false });
   const none = await app.inject({ method: 'POST', url: '/v1/mqtt/credentials' });
   assert.ok(none.statusCode >= 400);
+  const lower = await app.inject({ method: 'POST', url: '/v1/mqtt/credentials', headers: { authorization: `bearer ${tok}` } });
+  assert.equal(lower.statusCode, 200, 'the scheme is case-insensitive (RFC 7235 §2.1), as on every other route');
   await app.close();
 });
 

@@ -18,14 +18,15 @@
  *   checking the password, one more try per LOGIN_FAILURE_INTERVAL_MS. docs/signaling.md "EMQX".
  */
 import { timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ClientClaims, TokenVerifier } from '../auth/token.ts';
 import type { Logger } from '../log.ts';
 import { aclRules, type AclRule } from '../signaling/acl.ts';
 import { SERVER_ID } from '../signaling/topics.ts';
 import type { DynsecProvisioner } from './dynsec.ts';
+import { bearerToken } from '../api/auth.ts';
 import { isLoopback } from '../api/devToken.ts';
-import { hookForbidden, rateLimited, tokenMissing } from '../errors.ts';
+import { hookForbidden, rateLimited } from '../errors.ts';
 import { LocalRateLimiter } from '../api/rateLimit.ts';
 import { httpRefusedTotal } from '../metrics/metrics.ts';
 
@@ -62,12 +63,6 @@ export function emqxAcl(rules: readonly AclRule[]): EmqxAclRule[] {
     : { permission: 'allow', action: r.action, topic: r.topic }));
 }
 
-function bearer(req: FastifyRequest): string {
-  const h = req.headers.authorization;
-  if (typeof h !== 'string' || !h.startsWith('Bearer ')) throw tokenMissing();
-  return h.slice('Bearer '.length).trim();
-}
-
 function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
@@ -85,7 +80,7 @@ export function registerBrokerRoutes(app: FastifyInstance, opts: BrokerRoutesOpt
   const { verifier, provisioner, serviceLogin } = opts;
 
   app.post('/v1/mqtt/credentials', async (req) => {
-    const token = bearer(req);
+    const token = bearerToken(req.headers);
     const claims: ClientClaims = await verifier.verify(token);
     if (provisioner) await provisioner.provision(claims, token);
     return { username: claims.sub, expiresAt: claims.exp, provisioned: provisioner !== undefined };

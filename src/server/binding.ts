@@ -5,9 +5,11 @@
  */
 import {
   Attr, MessageClass, Method, messageType, findAttr, attrValue, MessageWriter,
-  checkFingerprint, isKnownAttribute, readChangeRequest, readResponsePort,
+  checkFingerprint, readChangeRequest, readResponsePort, unknownAttributes, RFC5780_REQUEST_ATTRIBUTES,
   type StunMessage, type TransportAddress,
 } from '../stun/index.ts';
+
+const NONE: ReadonlySet<number> = new Set();
 
 /**
  * Local endpoints, indexed by bits: bit 1 = alternate IP, bit 0 = alternate port. Index 0 is the
@@ -62,13 +64,7 @@ export class BindingHandler {
 
     // RFC 8489 §6.3.1.1: unknown comprehension-required attributes → 420. Without a second
     // address we do not implement RFC 5780, so its request attributes are unknown too.
-    const unknown = this.unknown;
-    unknown.length = 0;
-    for (let i = 0; i < req.attrCount; i++) {
-      const t = req.attrTypes[i] as number;
-      if (t >= 0x8000) continue;
-      if (!isKnownAttribute(t) || (!this.endpoints.rfc5780 && (t === Attr.ChangeRequest || t === Attr.ResponsePort))) unknown.push(t);
-    }
+    const unknown = unknownAttributes(req, this.endpoints.rfc5780 ? NONE : RFC5780_REQUEST_ATTRIBUTES, this.unknown);
     if (unknown.length > 0) {
       w.reset(BINDING_ERROR, req.transactionId);
       w.addErrorCode(420, 'Unknown Attribute');

@@ -11,8 +11,9 @@ import type { WorkerPoolOptions } from '../transport/workers.ts';
 import type { SessionStore } from '../session/store.ts';
 import { TurnServer } from '../turn/server.ts';
 import { ownAddresses, relayAddresses } from '../turn/ownAddresses.ts';
-import { nonceKeyFrom } from '../turn/auth.ts';
-import { serveAuthFailures } from '../turn/authLimiter.ts';
+import { TurnAuthenticator, nonceKeyFrom } from '../turn/auth.ts';
+import { AuthLimiter, serveAuthFailures } from '../turn/authLimiter.ts';
+import { countTurnEvents, turnRelayCounters } from '../metrics/turn.ts';
 import { Reservations, type ReservationLimits } from '../turn/reservations.ts';
 import { PeerPolicy, type RemoteRelay } from '../turn/peerPolicy.ts';
 import { applyLivePorts, LivePortFeed } from '../turn/livePorts.ts';
@@ -39,12 +40,16 @@ export async function startPacketRoles(config: Config, log: Logger, reusePort: b
   if (config.roles.has('turn')) {
     const inWorker = cluster.isWorker;
     peers = new PeerPolicy(config.allowPeers, config.denyPeers, ownAddresses(config));
+    // The policies are built here and handed in (turn/server.ts): credentials, failure budget, peers, book.
     turn = new TurnServer({
-      realm: config.realm,
-      authSecret: config.authSecret,
-      users: config.users,
-      nonceKey: nonceKeyFrom(config.authSecret),
-      nonceLifetimeSec: config.nonceLifetimeSec,
+      auth: new TurnAuthenticator({
+        realm: config.realm,
+        authSecret: config.authSecret,
+        users: config.users,
+        nonceKey: nonceKeyFrom(config.authSecret),
+        nonceLifetimeSec: config.nonceLifetimeSec,
+      }),
+      authLimiter: new AuthLimiter(),
       ...relayAddresses(config),
       maxLifetimeSec: config.maxLifetimeSec,
       permissionLifetimeSec: config.permissionLifetimeSec,
@@ -57,6 +62,7 @@ export async function startPacketRoles(config: Config, log: Logger, reusePort: b
       reservations: reservationClient(config, peers, sessions),
       udpIo: config.udpIo,
       log,
+      relayCounters: turnRelayCounters(),
       // The failure budget is the node's: the primary counts, and tells every worker to block.
       onAuthFailure: inWorker ? (ip) => { if (process.connected) process.send?.({ t: 'turn-auth-failure', ip } satisfies WorkerToPrimary); } : undefined,
     });
@@ -66,6 +72,7 @@ export async function startPacketRoles(config: Config, log: Logger, reusePort: b
         if (typeof m === 'object' && m !== null && m.t === 'turn-auth-block') t.blockSource(m.ip, m.untilSec);
       });
     }
+    countTurnEvents(turn.events);
     stun.setTurnHandler(turn);
     turn.start();
   }

@@ -7,6 +7,7 @@ import type dgram from 'node:dgram';
 import type net from 'node:net';
 import { isIPv6 } from 'node:net';
 import { readFileSync } from 'node:fs';
+import { advertisedAddress } from '../config/advertised.ts';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import { hotCounter, stunDroppedTotal, stunRequestsTotal, stunStreamClosedTotal, stunStreamConnections, stunStreamPaused, type HotCounter } from '../metrics/metrics.ts';
@@ -71,10 +72,13 @@ export class StunServer {
     this.config = config;
     this.log = log;
     const family = isIPv6(config.listen) ? 6 : 4;
-    const ep = (address: string, port: number): TransportAddress => ({ family, address: advertised(config, address), port });
-    this.endpoints = [ep(config.listen, config.port)];
+    // RESPONSE-ORIGIN and OTHER-ADDRESS (RFC 5780 §7): --listen as advertised; --alt-ip as itself
+    // (--external-ip names one address, the one in front of --listen).
+    const primary = advertisedAddress(config, config.listen, family) ?? (family === 4 ? '127.0.0.1' : '::1');
+    const ep = (address: string, port: number): TransportAddress => ({ family, address, port });
+    this.endpoints = [ep(primary, config.port)];
     if (config.alt) {
-      this.endpoints.push(ep(config.listen, config.alt.port), ep(config.alt.ip, config.port), ep(config.alt.ip, config.alt.port));
+      this.endpoints.push(ep(primary, config.alt.port), ep(config.alt.ip, config.port), ep(config.alt.ip, config.alt.port));
     }
     this.binding = new BindingHandler({ addresses: this.endpoints, rfc5780: config.alt !== undefined });
     this.counted = {
@@ -333,10 +337,4 @@ export class StunServer {
 /** Counts a TCP/TLS connection the server closed (docs/turn.md "Connection limits"). */
 function countStreamClose(transport: StreamTransport, code: StreamCloseCode): void {
   stunStreamClosedTotal.labels(transport, streamCloseLabel(code)).inc();
-}
-
-/** The address clients see for a local bind address (the wildcard advertises --external-ip). */
-function advertised(config: Config, bindAddress: string): string {
-  if (bindAddress === config.listen && (bindAddress === '0.0.0.0' || bindAddress === '::')) return config.externalIp === bindAddress ? '127.0.0.1' : config.externalIp;
-  return bindAddress;
 }

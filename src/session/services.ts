@@ -4,8 +4,8 @@
  * heartbeat, the region resolver, the sweeper, the release of TURN allocations when a session
  * closes anywhere, and (with the `api` role) the session API routes. node.ts starts it once.
  */
-import { networkInterfaces } from 'node:os';
 import type { FastifyInstance } from 'fastify';
+import { advertisedHost } from '../config/advertised.ts';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import { createVerifier, type TokenVerifier } from '../auth/token.ts';
@@ -67,15 +67,6 @@ export interface SessionServices {
   stop(): Promise<void>;
 }
 
-/** The address clients can reach: --external-ip, or a real interface when that is a wildcard. */
-export function advertisedHost(externalIp: string): string {
-  if (externalIp !== '0.0.0.0' && externalIp !== '::') return externalIp;
-  for (const addrs of Object.values(networkInterfaces())) {
-    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  return '127.0.0.1';
-}
-
 export async function startSessionServices(opts: SessionServicesOptions): Promise<SessionServices> {
   const { config, log } = opts;
   const waitMs = opts.storeWaitMs ?? 5000;
@@ -107,7 +98,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
       id: config.nodeId,
       region: config.region,
       roles: [...config.roles],
-      host: advertisedHost(config.externalIp),
+      host: advertisedHost(config),
       port: config.port,
       tlsPort: config.tls?.port,
       alt: config.alt ? { host: config.alt.ip, port: config.alt.port } : undefined,

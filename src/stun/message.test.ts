@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { sampleIPv4Response, sampleRequest } from '../../testdata/stun/rfc5769.ts';
 import { Attr, HEADER_LENGTH, MessageClass, Method, messageType } from './constants.ts';
 import { StunDecodeError, type StunDecodeErrorCode } from './errors.ts';
-import { attrValue, decodeMessage, findAttr, isStunMessage, createStunMessage } from './message.ts';
+import { attrValue, decodeMessage, findAttr, isStunMessage, createStunMessage, unknownAttributes, RFC5780_REQUEST_ATTRIBUTES } from './message.ts';
 import { MessageWriter } from './writer.ts';
 
 const TID = Buffer.from('000102030405060708090a0b', 'hex');
@@ -168,5 +168,20 @@ describe('isStunMessage', () => {
     const cookie = Buffer.from(sampleRequest.bytes);
     cookie[4] = 0;
     assert.equal(isStunMessage(cookie), false);
+  });
+});
+
+describe('unknownAttributes (RFC 8489 §6.3.1.1, §14)', () => {
+  it('lists unknown comprehension-required types and those the role does not serve, never comprehension-optional ones', () => {
+    const w = new MessageWriter().reset(REQUEST, TID);
+    w.addAttr(0x7f01, Buffer.alloc(4)); // comprehension-required, unknown
+    w.addAttr(Attr.ChangeRequest, Buffer.alloc(4));
+    w.addAttr(0xc001, Buffer.alloc(4)); // comprehension-optional, unknown: ignored
+    w.addString(Attr.Software, 'x');
+    const msg = decodeMessage(w.toBuffer());
+    const out: number[] = [99];
+    assert.deepEqual(unknownAttributes(msg, new Set(), out), [0x7f01]);
+    assert.deepEqual(unknownAttributes(msg, RFC5780_REQUEST_ATTRIBUTES, out), [0x7f01, Attr.ChangeRequest]);
+    assert.equal(out.length, 2, 'written into the array handed in');
   });
 });

@@ -1,4 +1,4 @@
-import { Attr, HEADER_LENGTH, MAGIC_COOKIE, classOf, methodOf } from './constants.ts';
+import { Attr, HEADER_LENGTH, MAGIC_COOKIE, classOf, isComprehensionRequired, isKnownAttribute, methodOf } from './constants.ts';
 import { StunDecodeError } from './errors.ts';
 
 /** Attributes one message may index unless a bigger {@link createStunMessage} is handed in. */
@@ -163,6 +163,25 @@ export function findAttr(msg: StunMessage, type: number): number {
     if (types[i] === type) return i;
   }
   return -1;
+}
+
+/** The request attributes of RFC 5780 §7: a role without a second address does not serve them. */
+export const RFC5780_REQUEST_ATTRIBUTES: ReadonlySet<number> = new Set([Attr.ChangeRequest, Attr.ResponsePort]);
+
+/**
+ * The comprehension-required attributes of `msg` (RFC 8489 §14: types below 0x8000) that p2pd
+ * does not know, or that the role answering does not serve (`notServed`), written into `out`:
+ * a request with any gets 420 with UNKNOWN-ATTRIBUTES (RFC 8489 §6.3.1.1). Comprehension-optional
+ * ones are ignored. `out` is reused by the caller: nothing is allocated per request.
+ */
+export function unknownAttributes(msg: StunMessage, notServed: ReadonlySet<number>, out: number[]): number[] {
+  out.length = 0;
+  const types = msg.attrTypes;
+  for (let i = 0; i < msg.attrCount; i++) {
+    const t = types[i]!;
+    if (isComprehensionRequired(t) && (!isKnownAttribute(t) || notServed.has(t))) out.push(t);
+  }
+  return out;
 }
 
 /** A view of attribute i's value (no padding), valid as long as the message's buffer. */

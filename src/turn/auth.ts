@@ -73,13 +73,26 @@ export const OFFERED_PASSWORD_ALGORITHMS = encodePasswordAlgorithms([
   { algorithm: PasswordAlgorithm.MD5, params: Buffer.alloc(0) },
 ]);
 
+/**
+ * What the TURN server asks of its credential check (as pion/turn's AuthHandler): who a request
+ * comes from or why not, and the REALM and NONCE of a challenge. {@link TurnAuthenticator} is the
+ * one p2pd runs; the server takes any.
+ */
+export interface Authenticator {
+  readonly realm: string;
+  /** `known`: the principal of the allocation on the request's 5-tuple, if any. */
+  authenticate(msg: StunMessage, clientIp: string, nowSec: number, known?: Principal): Principal | AuthRefusal;
+  /** A NONCE for a 401 or 438 to this client (RFC 8489 §9.2.4). */
+  nonce(clientIp: string, nowSec: number): string;
+}
+
 interface StaticEntry {
   readonly name: string;
   readonly md5: Buffer;
   readonly sha256: Buffer;
 }
 
-export class TurnAuthenticator {
+export class TurnAuthenticator implements Authenticator {
   readonly realm: string;
   readonly nonces: NonceIssuer;
   private readonly secret: string;
@@ -99,6 +112,10 @@ export class TurnAuthenticator {
       this.users.set(u.name, entry);
       this.byUserhash.set(computeUserhash(u.name, opts.realm).toString('hex'), entry);
     }
+  }
+
+  nonce(clientIp: string, nowSec: number): string {
+    return this.nonces.issue(clientIp, nowSec);
   }
 
   /**

@@ -13,4 +13,5 @@ export * from './permission.ts';
 export * from './allocation.ts';
 export * from './manager.ts';
 export * from './relay.ts';
+export * from './events.ts';
 export * from './server.ts';

@@ -2,13 +2,14 @@
  * The allocations of one process: finds them by 5-tuple (numbers for IPv4 UDP clients, text for
  * IPv6 ones, the connection for TCP/TLS) and by session, deletes them (relay sockets closed,
  * ports and quota given back), and once a second reclaims what expired — allocations,
- * permissions, channel bindings. Nothing here runs per packet except the lookups.
+ * permissions, channel bindings. Nothing here runs per packet except the lookups. Each
+ * allocation added or deleted is told to `events` (events.ts).
  */
 import type net from 'node:net';
-import { turnSessionsActive, turnSessionsTotal } from '../metrics/metrics.ts';
 import type { Ingress } from '../server/stunServer.ts';
 import type { TransportAddress } from '../stun/index.ts';
 import type { Allocation } from './allocation.ts';
+import type { TurnEvents } from './events.ts';
 import { ipv4ToNumber, udp6TupleKey, udpTupleKey } from './fiveTuple.ts';
 import type { ReservationClient } from './reservationClient.ts';
 
@@ -23,11 +24,13 @@ export class AllocationManager {
   readonly byStream = new Map<net.Socket, Allocation>();
   private readonly bySession = new Map<string, Set<Allocation>>();
   private readonly reservations: ReservationClient;
+  private readonly events: TurnEvents;
   private count = 0;
   private bps = 0;
 
-  constructor(reservations: ReservationClient) {
+  constructor(reservations: ReservationClient, events: TurnEvents) {
     this.reservations = reservations;
+    this.events = events;
   }
 
   get size(): number {
@@ -65,11 +68,10 @@ export class AllocationManager {
       set.add(a);
     }
     this.count++;
-    turnSessionsActive.inc();
-    turnSessionsTotal.inc();
+    this.events.emit('allocationCreated', a);
   }
 
-  delete(a: Allocation, _reason: DeleteReason): void {
+  delete(a: Allocation, reason: DeleteReason): void {
     if (a.deleted) return;
     a.deleted = true;
     if (typeof a.tupleKey === 'number') this.byTuple.delete(a.tupleKey);
@@ -85,7 +87,7 @@ export class AllocationManager {
     a.relay6?.port.close();
     this.reservations.release(a.grant);
     this.count--;
-    turnSessionsActive.dec();
+    this.events.emit('allocationDeleted', a, reason);
   }
 
   /** Every allocation made with REST credentials of this session. Returns how many went. */

@@ -4,6 +4,7 @@
  * this host's own services (peerPolicy.ts denies those, docs/turn.md "Peer policy").
  */
 import { networkInterfaces } from 'node:os';
+import { advertisedAddress } from '../config/advertised.ts';
 import type { Config } from '../config/config.ts';
 import type { OwnAddresses } from './peerPolicy.ts';
 
@@ -21,30 +22,18 @@ const isWildcard = (ip: string): boolean => ip === '0.0.0.0' || ip === '::';
 
 /**
  * Where relay sockets bind and what XOR-RELAYED-ADDRESS says: --relay-ip (and --relay-ip6), told
- * to clients as --external-ip when that is set to a concrete address of the same family; a
- * wildcard bind is told as the host's first public-facing address of the family.
+ * to clients as config/advertised.ts says (--external-ip when given, of the same family; a
+ * wildcard as the host's first public-facing address of the family).
  */
 export function relayAddresses(config: AddressConfig): { relay4: RelayAddress | undefined; relay6: RelayAddress | undefined } {
   const ip4 = v6(config.relayIp) ? undefined : config.relayIp;
   const ip6 = v6(config.relayIp) ? config.relayIp : config.relayIp6;
-  const ext = config.externalIp;
-  const advertise = (bind: string, family: 4 | 6): string | undefined => {
-    const wildcard = isWildcard(bind);
-    if (v6(ext) === (family === 6) && !isWildcard(ext) && (wildcard || ext !== config.listen)) return ext;
-    return wildcard ? hostAddress(family) : bind;
-  };
   const make = (bind: string | undefined, family: 4 | 6): RelayAddress | undefined => {
     if (bind === undefined) return undefined;
-    const advertised = advertise(bind, family);
+    const advertised = advertisedAddress(config, bind, family);
     return advertised === undefined ? undefined : { bind, advertised };
   };
   return { relay4: make(ip4, 4), relay6: make(ip6, 6) };
-}
-
-function hostAddress(family: 4 | 6): string | undefined {
-  const all = Object.values(networkInterfaces()).flat().filter((i) => i !== undefined);
-  const ofFamily = all.filter((i) => i.family === (family === 4 ? 'IPv4' : 'IPv6') && !(family === 6 && i.address.startsWith('fe80')));
-  return (ofFamily.find((i) => !i.internal) ?? ofFamily[0])?.address;
 }
 
 /** The host's interface addresses of one family (a wildcard listener is reached on each). */

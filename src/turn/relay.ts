@@ -5,7 +5,6 @@
  * counters that are plain increments; refusals are counted, never logged.
  */
 import { randomBytes } from 'node:crypto';
-import { hotCounter, turnDroppedTotal, turnRelayBytesTotal } from '../metrics/metrics.ts';
 import { Attr, Method, MessageClass, MessageWriter, messageType, type TransportAddress } from '../stun/index.ts';
 import type { Ingress } from '../server/stunServer.ts';
 import type { Allocation, LaterSender } from './allocation.ts';
@@ -22,12 +21,35 @@ const MAX_STREAM_BACKLOG = 512 * 1024;
 
 export type DropReason = 'bandwidth' | 'no_permission' | 'no_allocation' | 'no_channel' | 'malformed' | 'backpressure' | 'peer_forbidden';
 
+export const DROP_REASONS: readonly DropReason[] = [
+  'bandwidth', 'no_permission', 'no_allocation', 'no_channel', 'malformed', 'backpressure', 'peer_forbidden',
+];
+
+/** A count on the packet path: a plain increment, read by whoever handed it in (metrics/turn.ts). */
+export interface PacketCount {
+  count: number;
+}
+
+/** What the relay counts: payload bytes each way and datagrams dropped, by reason. */
+export interface RelayCounters {
+  readonly toPeer: PacketCount;
+  readonly toClient: PacketCount;
+  readonly drops: Readonly<Record<DropReason, PacketCount>>;
+}
+
+/** Counters nobody reads yet (a server without metrics, a test). */
+export function plainRelayCounters(): RelayCounters {
+  const drops = {} as Record<DropReason, PacketCount>;
+  for (const r of DROP_REASONS) drops[r] = { count: 0 };
+  return { toPeer: { count: 0 }, toClient: { count: 0 }, drops };
+}
+
 export class Relay {
   private readonly manager: AllocationManager;
   private readonly peers: PeerPolicy;
-  private readonly toPeer = hotCounter(turnRelayBytesTotal, { direction: 'client_to_peer' });
-  private readonly toClient = hotCounter(turnRelayBytesTotal, { direction: 'peer_to_client' });
-  readonly drops: Record<DropReason, { count: number }>;
+  private readonly toPeer: PacketCount;
+  private readonly toClient: PacketCount;
+  readonly drops: Readonly<Record<DropReason, PacketCount>>;
   /** Reused argument of `socket.send([header, payload])`: the sockets copy the list itself. */
   private readonly pair: Buffer[] = [ZEROS, ZEROS];
   private readonly triple: Buffer[] = [ZEROS, ZEROS, ZEROS];
@@ -39,18 +61,12 @@ export class Relay {
   /** Peer datagrams arrive in a buffer that is reused after the call (the batched relay sockets). */
   transientPeerData = false;
 
-  constructor(manager: AllocationManager, peers: PeerPolicy) {
+  constructor(manager: AllocationManager, peers: PeerPolicy, counters: RelayCounters) {
     this.manager = manager;
     this.peers = peers;
-    this.drops = {
-      bandwidth: hotCounter(turnDroppedTotal, { reason: 'bandwidth' }),
-      no_permission: hotCounter(turnDroppedTotal, { reason: 'no_permission' }),
-      no_allocation: hotCounter(turnDroppedTotal, { reason: 'no_allocation' }),
-      no_channel: hotCounter(turnDroppedTotal, { reason: 'no_channel' }),
-      malformed: hotCounter(turnDroppedTotal, { reason: 'malformed' }),
-      backpressure: hotCounter(turnDroppedTotal, { reason: 'backpressure' }),
-      peer_forbidden: hotCounter(turnDroppedTotal, { reason: 'peer_forbidden' }),
-    };
+    this.toPeer = counters.toPeer;
+    this.toClient = counters.toClient;
+    this.drops = counters.drops;
   }
 
   /** Client → peer: one ChannelData frame (RFC 8656 §12.6). */

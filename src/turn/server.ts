@@ -1,31 +1,33 @@
 /**
  * The TURN server of one process (RFC 8656): plugs into the STUN front door as its TurnHandler,
  * authenticates requests, runs Allocate, Refresh, CreatePermission and ChannelBind, takes Send
- * indications, and hands the data plane to the relay. Policy comes in through the options: the
- * credentials, the peer filter, the reservation book (ports and quotas), the bandwidth limit.
+ * indications, and hands the data plane to the relay. Policy comes in through the options (as
+ * pion/turn's AuthHandler, PermissionHandler, QuotaHandler): the credential check, the failure
+ * budget, the peer policy, the reservation book (ports and quotas), the bandwidth limit. What
+ * happens is told on `events` (events.ts), which the metrics subscribe to; the relay's packet
+ * counts go to the counters handed in.
  */
 import type net from 'node:net';
 import type { Logger } from '../log.ts';
-import { turnAuthFailuresTotal, turnLimitRefusalsTotal } from '../metrics/metrics.ts';
 import type { Ingress, TurnHandler } from '../server/stunServer.ts';
 import {
-  Attr, MessageClass, MessageWriter, Method, StunDecodeError, attrValue, checkFingerprint, findAttr, isKnownAttribute,
+  Attr, MessageClass, MessageWriter, Method, StunDecodeError, attrValue, checkFingerprint, findAttr, unknownAttributes,
   messageType, readAddressFamily, readChannelNumber, readEvenPort, readLifetime, readRequestedTransport,
-  readReservationToken, readXorAddress, writeErrorCodeValue, errorCodeReasonLength, errorReason,
+  readReservationToken, readXorAddress, writeErrorCodeValue, errorCodeReasonLength, errorReason, RFC5780_REQUEST_ATTRIBUTES,
   type StunMessage, type TransportAddress,
 } from '../stun/index.ts';
 import { Allocation, type RelayEndpoint } from './allocation.ts';
-import { OFFERED_PASSWORD_ALGORITHMS, TurnAuthenticator, type AuthRefusal, type Principal, type TurnUser } from './auth.ts';
-import { AuthLimiter, DEFAULT_AUTH_LIMITS, type AuthLimits } from './authLimiter.ts';
+import { OFFERED_PASSWORD_ALGORITHMS, type Authenticator, type AuthRefusal, type Principal } from './auth.ts';
+import type { AuthLimiter } from './authLimiter.ts';
 import { ClosedSessions } from './closedSessions.ts';
 import { TokenBucket } from './bandwidth.ts';
 import { isValidChannel } from './channelData.ts';
 import { ipv4ToNumber } from './fiveTuple.ts';
 import { isTurnError, turnError } from '../errors.ts';
+import { TurnEvents } from './events.ts';
 import { AllocationManager } from './manager.ts';
 import type { PeerPolicy } from './peerPolicy.ts';
-import { turnPeerRefusedTotal } from '../metrics/metrics.ts';
-import { Relay } from './relay.ts';
+import { Relay, plainRelayCounters, type RelayCounters } from './relay.ts';
 import { createRelayIo, type RelayIo, type RelayPort } from './relayPorts.ts';
 import type { ReservationClient } from './reservationClient.ts';
 import type { UdpIo } from '../transport/udp.ts';
@@ -39,11 +41,10 @@ export type { RelayAddress } from './ownAddresses.ts';
 import type { RelayAddress } from './ownAddresses.ts';
 
 export interface TurnServerOptions {
-  readonly realm: string;
-  readonly authSecret: string;
-  readonly users: readonly TurnUser[];
-  readonly nonceKey: Buffer;
-  readonly nonceLifetimeSec: number;
+  /** Who a request comes from (static users, TURN REST credentials: auth.ts). */
+  readonly auth: Authenticator;
+  /** Per-source budgets of failures and challenges (authLimiter.ts). */
+  readonly authLimiter: AuthLimiter;
   readonly relay4: RelayAddress | undefined;
   readonly relay6: RelayAddress | undefined;
   readonly maxLifetimeSec: number;
@@ -57,7 +58,8 @@ export interface TurnServerOptions {
   /** Relay socket I/O: batched (the relayio addon) where built, unless 'dgram'. */
   readonly udpIo: UdpIo;
   readonly log: Logger;
-  readonly authLimits?: AuthLimits;
+  /** Where the relay counts bytes and drops (metrics/turn.ts hands in the Prometheus ones); plain counts by default. */
+  readonly relayCounters?: RelayCounters;
   /** Permissions (peer IPs) per allocation, at most (RFC 8656 §9.3: 508 past it). */
   readonly maxPermissions: number;
   /** Channel bindings per allocation, at most (RFC 8656 §11.2: 508 past it). */
@@ -93,9 +95,11 @@ export class TurnServer implements TurnHandler {
   readonly manager: AllocationManager;
   readonly relay: Relay;
   readonly relayIo: RelayIo<Allocation>;
+  /** Allocations created, refreshed, deleted; requests refused (events.ts). */
+  readonly events = new TurnEvents();
   private readonly opts: TurnServerOptions;
   private readonly log: Logger;
-  private readonly auth: TurnAuthenticator;
+  private readonly auth: Authenticator;
   private readonly limiter: AuthLimiter;
   private readonly closedSessions: ClosedSessions;
   private readonly peers: PeerPolicy;
@@ -111,15 +115,12 @@ export class TurnServer implements TurnHandler {
   constructor(opts: TurnServerOptions) {
     this.opts = opts;
     this.log = opts.log;
-    this.auth = new TurnAuthenticator({
-      realm: opts.realm, authSecret: opts.authSecret, users: opts.users,
-      nonceLifetimeSec: opts.nonceLifetimeSec, nonceKey: opts.nonceKey,
-    });
-    this.limiter = new AuthLimiter(opts.authLimits ?? DEFAULT_AUTH_LIMITS);
+    this.auth = opts.auth;
+    this.limiter = opts.authLimiter;
     this.closedSessions = new ClosedSessions(opts.closedSessionTtlSec);
     this.peers = opts.peers;
-    this.manager = new AllocationManager(opts.reservations);
-    this.relay = new Relay(this.manager, opts.peers);
+    this.manager = new AllocationManager(opts.reservations, this.events);
+    this.relay = new Relay(this.manager, opts.peers, opts.relayCounters ?? plainRelayCounters());
     const relay = this.relay;
     this.relayIo = createRelayIo<Allocation>(opts.udpIo, (a, buf, off, len, family, ip4, address, port) => {
       relay.onPeerDatagram(a, buf, off, len, family, ip4, address, port);
@@ -196,7 +197,7 @@ export class TurnServer implements TurnHandler {
     const now = nowSeconds();
     const ip = source.address;
     if (this.limiter.isBlocked(ip, now)) {
-      turnAuthFailuresTotal.labels('rate_limited').inc();
+      this.events.emit('authRefused', 'rate_limited');
       return undefined;
     }
     const auth = this.auth.authenticate(msg, ip, now);
@@ -257,7 +258,7 @@ export class TurnServer implements TurnHandler {
     // A blocked source may still refresh what it holds: the block is against guessing, and an
     // allocation on this 5-tuple proves the client passed authentication already.
     if (alloc === undefined && this.limiter.isBlocked(ip, now)) {
-      turnAuthFailuresTotal.labels('rate_limited').inc();
+      this.events.emit('authRefused', 'rate_limited');
       return;
     }
     const auth = this.auth.authenticate(msg, ip, now, alloc?.principal);
@@ -266,7 +267,8 @@ export class TurnServer implements TurnHandler {
       return;
     }
     try {
-      const unknown = this.unknownAttributes(msg);
+      // RFC 8489 §6.3.1.1; CHANGE-REQUEST and RESPONSE-PORT belong to Binding (RFC 5780), not to TURN's methods.
+      const unknown = unknownAttributes(msg, RFC5780_REQUEST_ATTRIBUTES, this.unknown);
       if (unknown.length > 0) {
         const w = this.startResponse(msg, MessageClass.ErrorResponse);
         w.addErrorCode(420);
@@ -293,27 +295,16 @@ export class TurnServer implements TurnHandler {
     }
   }
 
-  /** Comprehension-required attributes we do not know (RFC 8489 §6.3.1.1: 420). */
-  private unknownAttributes(msg: StunMessage): number[] {
-    const unknown = this.unknown;
-    unknown.length = 0;
-    for (let i = 0; i < msg.attrCount; i++) {
-      const t = msg.attrTypes[i]!;
-      if (t < 0x8000 && (!isKnownAttribute(t) || t === Attr.ChangeRequest || t === Attr.ResponsePort)) unknown.push(t);
-    }
-    return unknown;
-  }
-
   /** 401, 438 or 400 to a request whose credentials did not check out. */
   private refuse(msg: StunMessage, source: TransportAddress, ingress: Ingress, r: AuthRefusal, now: number): void {
     const ip = source.address;
-    turnAuthFailuresTotal.labels(r.reason).inc();
+    this.events.emit('authRefused', r.reason);
     if (COUNTED_FAILURES.has(r.reason)) {
       // The nonce checked out (authenticate tests it before these): the sender saw our 401.
       this.limiter.recordFailure(ip, now);
       this.opts.onAuthFailure?.(ip);
     } else if (!this.limiter.allowChallenge(ip, now)) {
-      turnAuthFailuresTotal.labels('rate_limited').inc();
+      this.events.emit('authRefused', 'rate_limited');
       return;
     }
     if (r.code === 400) {
@@ -323,7 +314,7 @@ export class TurnServer implements TurnHandler {
     const w = this.startResponse(msg, MessageClass.ErrorResponse);
     w.addErrorCode(r.code);
     w.addString(Attr.Realm, this.auth.realm);
-    w.addString(Attr.Nonce, this.auth.nonces.issue(ip, now));
+    w.addString(Attr.Nonce, this.auth.nonce(ip, now));
     w.addAttr(Attr.PasswordAlgorithms, OFFERED_PASSWORD_ALGORITHMS);
     this.send(w, undefined, msg.fingerprintIndex >= 0, source, ingress);
   }
@@ -375,7 +366,7 @@ export class TurnServer implements TurnHandler {
 
     const sid = principal.sessionId;
     if (sid !== undefined && this.closedSessions.has(sid, nowSeconds())) {
-      turnLimitRefusalsTotal.labels('session_closed').inc();
+      this.events.emit('limitRefused', 'session_closed');
       this.refuseClosedSession(msg, source, ingress);
       return;
     }
@@ -412,7 +403,7 @@ export class TurnServer implements TurnHandler {
         quotaKey, principalKey, sessionId, count: p.families.length as 1 | 2, evenPort: p.evenPort, token: p.token,
       });
       if (!res.ok) {
-        turnLimitRefusalsTotal.labels(res.limit).inc();
+        this.events.emit('limitRefused', res.limit);
         if (res.limit === 'session_closed') {
           if (sessionId !== undefined) this.closedSessions.add(sessionId, nowSeconds());
           this.refuseClosedSessionTo(p);
@@ -496,6 +487,7 @@ export class TurnServer implements TurnHandler {
       // Never past the credentials' expiry: the client fetches new ones and allocates again.
       a.expiresAtSec = capAtCredentialExpiry(principal, now + Math.min(asked, this.opts.maxLifetimeSec));
       lifetime = Math.max(0, Math.floor(a.expiresAtSec - now));
+      this.events.emit('allocationRefreshed', a, lifetime);
     }
     const w = this.startResponse(msg, MessageClass.SuccessResponse);
     w.addUint32(Attr.Lifetime, lifetime);
@@ -536,7 +528,7 @@ export class TurnServer implements TurnHandler {
     if (a.permissionCount + added <= max) return;
     a.prune(now);
     if (a.permissionCount + added <= max) return;
-    turnLimitRefusalsTotal.labels('permissions').inc();
+    this.events.emit('limitRefused', 'permissions');
     throw turnError('INSUFFICIENT_CAPACITY', `at most ${max} permissions per allocation`);
   }
 
@@ -547,7 +539,7 @@ export class TurnServer implements TurnHandler {
   private checkPeer(a: Allocation, peer: TransportAddress): TransportAddress {
     const verdict = this.peers.permits(peer.family, peer.address);
     if (verdict !== 'allowed') {
-      turnPeerRefusedTotal.labels(verdict).inc();
+      this.events.emit('peerRefused', verdict);
       throw turnError('PEER_FORBIDDEN', verdict === 'own_address' ? 'Forbidden: an address of this server' : 'Forbidden: peer address denied');
     }
     if (!a.relayFor(peer.family)) throw turnError('PEER_ADDRESS_FAMILY_MISMATCH', 'no relayed address of the peer family');
@@ -566,7 +558,7 @@ export class TurnServer implements TurnHandler {
     // A channel is to one transport address (RFC 8656 §12): an own address only at a live relay port.
     const guarded = this.peers.isOwn(peer.family, peer.address);
     if (guarded && !this.peers.mayReach(peer.family, peer.family === 4 ? ipv4ToNumber(peer.address) : -1, peer.address, peer.port)) {
-      turnPeerRefusedTotal.labels('own_port').inc();
+      this.events.emit('peerRefused', 'own_port');
       throw turnError('PEER_FORBIDDEN', 'Forbidden: not a relay port of this server or its cluster');
     }
     const bound = a.channels.get(number);
@@ -580,7 +572,7 @@ export class TurnServer implements TurnHandler {
       const max = this.opts.maxChannels;
       if (a.channels.size >= max) a.prune(now);
       if (a.channels.size >= max) {
-        turnLimitRefusalsTotal.labels('channels').inc();
+        this.events.emit('limitRefused', 'channels');
         throw turnError('INSUFFICIENT_CAPACITY', `at most ${max} channels per allocation`);
       }
     }
@@ -645,7 +637,7 @@ export class TurnServer implements TurnHandler {
   private finishClosedSession(w: MessageWriter, to: TransportAddress, ingress: Ingress, fingerprint: boolean): void {
     w.addErrorCode(401, reasonFor(401, 'the session of these credentials is closed'));
     w.addString(Attr.Realm, this.auth.realm);
-    w.addString(Attr.Nonce, this.auth.nonces.issue(to.address, nowSeconds()));
+    w.addString(Attr.Nonce, this.auth.nonce(to.address, nowSeconds()));
     this.send(w, undefined, fingerprint, to, ingress);
   }
 

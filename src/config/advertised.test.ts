@@ -1,0 +1,26 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isIP } from 'node:net';
+import { advertisedAddress, advertisedHost } from './advertised.ts';
+
+test('--external-ip stands in front of --listen and --relay-ip once given, for its own family only', () => {
+  const natted = { listen: '10.0.0.5', externalIp: '203.0.113.10' };
+  assert.equal(advertisedAddress(natted, '10.0.0.5', 4), '203.0.113.10', 'the listener');
+  assert.equal(advertisedAddress(natted, '10.0.0.7', 4), '203.0.113.10', 'a relay address behind the same NAT');
+  assert.equal(advertisedAddress(natted, 'fd00::5', 6), 'fd00::5', 'an IPv6 relay is told as itself');
+  const plain = { listen: '127.0.0.1', externalIp: '127.0.0.1' };
+  assert.equal(advertisedAddress(plain, '127.0.0.2', 4), '127.0.0.2', 'by default each address is told as itself');
+  assert.equal(advertisedHost(natted), '203.0.113.10');
+  assert.equal(advertisedHost(plain), '127.0.0.1');
+  assert.equal(advertisedHost({ listen: '::1', externalIp: '::1' }), '::1');
+});
+
+test('a wildcard is told as --external-ip when that is concrete, else as an interface address of the family', () => {
+  assert.equal(advertisedAddress({ listen: '0.0.0.0', externalIp: '198.51.100.1' }, '0.0.0.0', 4), '198.51.100.1');
+  const wild = { listen: '0.0.0.0', externalIp: '0.0.0.0' };
+  assert.equal(isIP(advertisedAddress(wild, '0.0.0.0', 4) ?? ''), 4, 'an IPv4 interface address (loopback at least)');
+  assert.equal(isIP(advertisedHost(wild)), 4);
+  assert.equal(isIP(advertisedHost({ listen: '::', externalIp: '::' })), 4, 'a dual-stack listener is named by IPv4');
+  const six = advertisedAddress({ listen: '0.0.0.0', externalIp: '198.51.100.1' }, '::', 6);
+  assert.ok(six === undefined || isIP(six) === 6, 'never an address of the other family');
+});

@@ -1,0 +1,40 @@
+/**
+ * The address clients are told for one of the node's local addresses (docs/turn.md "Addresses
+ * told to clients"): what XOR-RELAYED-ADDRESS says for a relay socket, what RESPONSE-ORIGIN says
+ * for the STUN listener, and the host a session's ICE servers name. One rule for all three.
+ */
+import { networkInterfaces } from 'node:os';
+import type { Config } from './config.ts';
+
+const isWildcard = (ip: string): boolean => ip === '0.0.0.0' || ip === '::';
+const familyOf = (ip: string): 4 | 6 => (ip.includes(':') ? 6 : 4);
+
+/**
+ * The address of `family` clients reach the local address `local` at:
+ * 1. --external-ip, when it is a concrete address of `family` and either `local` is a wildcard
+ *    or --external-ip was given (it defaults to --listen): a 1:1 NAT or a cloud public IP stands
+ *    in front of --listen and --relay-ip alike;
+ * 2. else, for a wildcard, the host's first non-loopback interface address of `family` (the
+ *    loopback one when there is no other; undefined when there is none of the family);
+ * 3. else `local` itself.
+ */
+export function advertisedAddress(config: Pick<Config, 'listen' | 'externalIp'>, local: string, family: 4 | 6): string | undefined {
+  const ext = config.externalIp;
+  if (!isWildcard(ext) && familyOf(ext) === family && (isWildcard(local) || ext !== config.listen)) return ext;
+  return isWildcard(local) ? hostAddress(family) : local;
+}
+
+/**
+ * The host clients reach the STUN/TURN listener (--listen) at, for URLs: the advertised address
+ * of --external-ip's family, IPv4 for a wildcard (a `::` socket takes IPv4 too).
+ */
+export function advertisedHost(config: Pick<Config, 'listen' | 'externalIp'>): string {
+  const ext = config.externalIp;
+  return advertisedAddress(config, config.listen, isWildcard(ext) ? 4 : familyOf(ext)) ?? '127.0.0.1';
+}
+
+function hostAddress(family: 4 | 6): string | undefined {
+  const all = Object.values(networkInterfaces()).flat().filter((i) => i !== undefined);
+  const ofFamily = all.filter((i) => i.family === (family === 4 ? 'IPv4' : 'IPv6') && !(family === 6 && i.address.startsWith('fe80')));
+  return (ofFamily.find((i) => !i.internal) ?? ofFamily[0])?.address;
+}
