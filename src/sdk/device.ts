@@ -188,7 +188,10 @@ export class DeviceServer extends Emitter<DeviceEvents> {
       if (m.type === 'session') {
         // A session just opened to this device: its ICE servers, before the app's offer.
         const ice = noticeIceServers(m.payload);
-        if (ice) this.noticed.put(m.sessionId, ice, now());
+        if (ice) {
+          this.noticed.put(m.sessionId, ice, now());
+          this.opts.platform.prepare?.(ice);
+        }
       } else if (m.type === 'error') {
         const code = typeof m.payload.code === 'string' ? m.payload.code : 'UNKNOWN';
         // SESSION_NOT_FOUND for our keepalives after a service restart: the app re-creates it.

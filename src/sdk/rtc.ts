@@ -97,4 +97,9 @@ export interface RtcPeer extends Pick<Emitter<PeerEvents>, 'on' | 'once' | 'off'
 export interface RtcPlatform {
   readonly name: 'browser' | 'werift';
   createPeer(config: PeerConfig): RtcPeer;
+  /**
+   * Starts what a peer with these ICE servers will need, before it is created (werift: the
+   * TURN reachability probe of turnReach.ts, remembered for the peer). Optional.
+   */
+  prepare?(iceServers: readonly IceServerInit[]): void;
 }

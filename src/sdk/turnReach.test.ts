@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { parseTurnUrl, probeIceServers } from './turnReach.ts';
+import { REACH_TTL_MS, forgetIceReach, parseTurnUrl, probeIceServers, probeIceServersCached } from './turnReach.ts';
 
 test('TURN URLs parse as RFC 7065 writes them', () => {
   assert.deepEqual(parseTurnUrl('turn:203.0.113.1:3478?transport=udp'), { url: 'turn:203.0.113.1:3478?transport=udp', host: '203.0.113.1', port: 3478, transport: 'udp' });
@@ -99,4 +99,28 @@ test('a TCP port that accepts but never answers STUN is not taken; nothing answe
 test('one TURN URL and no STUN: nothing to probe', async () => {
   const r = await probeIceServers([{ urls: 'turn:127.0.0.1:9?transport=udp', username: 'u', credential: 'c' }]);
   assert.deepEqual(r, { turn: undefined, stunSilent: false });
+});
+
+test('a verdict is remembered per URL list for REACH_TTL_MS, with each session\'s own credentials', async () => {
+  forgetIceReach();
+  const udp = await udpServer(true);
+  const tcp = await tcpServer(true);
+  let t = 0;
+  try {
+    const first = await probeIceServersCached(servers(udp.port, tcp.port), () => t);
+    assert.equal(first.turn?.transport, 'udp');
+    const heard = udp.heard();
+    const other = servers(udp.port, tcp.port).map((s) => ('username' in s ? { ...s, username: 'u2', credential: 'c2' } : s));
+    t = REACH_TTL_MS - 1;
+    const again = await probeIceServersCached(other, () => t);
+    assert.equal(udp.heard(), heard, 'no probe while the verdict stands');
+    assert.deepEqual([again.turn?.url, again.turn?.username, again.turn?.credential], [first.turn?.url, 'u2', 'c2']);
+    t = REACH_TTL_MS + 1;
+    await probeIceServersCached(other, () => t);
+    assert.ok(udp.heard() > heard, 'probed again once it is old');
+  } finally {
+    forgetIceReach();
+    udp.close();
+    tcp.close();
+  }
 });

@@ -211,3 +211,55 @@ export function probeIceServers(servers: readonly IceServerInit[]): Promise<IceR
     }
   });
 }
+
+/** How long a probe's verdict stands for the same URLs (a network change outlives it by little). */
+export const REACH_TTL_MS = 30_000;
+const REACH_CACHE_MAX = 16;
+
+interface ReachVerdict {
+  readonly atMs: number;
+  readonly turnUrl: string | undefined;
+  readonly stunSilent: boolean;
+}
+
+const verdicts = new Map<string, ReachVerdict>();
+const inFlight = new Map<string, Promise<IceReach>>();
+
+/** The URLs a probe looks at, credentials left out: sessions of one service share them. */
+function reachKey(servers: readonly IceServerInit[]): string {
+  return JSON.stringify([firstStunUrl(servers)?.url ?? null, ...turnUrlsOf(servers).slice(0, MAX_PROBES).map((t) => t.url)]);
+}
+
+/**
+ * probeIceServers, remembered per process for REACH_TTL_MS: every session of a service lists the
+ * same URLs (with its own credentials), so a camera's later viewers and an app's later calls
+ * skip the probe's round trip before gathering (docs/client.md "Setup time"). The chosen URL
+ * comes back with the credentials of `servers`; probes of the same URLs at once share one.
+ */
+export function probeIceServersCached(servers: readonly IceServerInit[], nowMs: () => number = Date.now): Promise<IceReach> {
+  const key = reachKey(servers);
+  const v = verdicts.get(key);
+  if (v !== undefined && nowMs() - v.atMs < REACH_TTL_MS) {
+    const turn = v.turnUrl === undefined ? undefined : turnUrlsOf(servers).find((t) => t.url === v.turnUrl);
+    return Promise.resolve({ turn, stunSilent: v.stunSilent });
+  }
+  const running = inFlight.get(key);
+  if (running) return running.then((r) => ({ turn: r.turn === undefined ? undefined : turnUrlsOf(servers).find((t) => t.url === r.turn?.url), stunSilent: r.stunSilent }));
+  const p = probeIceServers(servers).then((r) => {
+    inFlight.delete(key);
+    verdicts.delete(key);
+    verdicts.set(key, { atMs: nowMs(), turnUrl: r.turn?.url, stunSilent: r.stunSilent });
+    for (const k of verdicts.keys()) {
+      if (verdicts.size <= REACH_CACHE_MAX) break;
+      verdicts.delete(k);
+    }
+    return r;
+  });
+  inFlight.set(key, p);
+  return p;
+}
+
+/** Forgets every remembered verdict (tests; a client that knows its network changed). */
+export function forgetIceReach(): void {
+  verdicts.clear();
+}

@@ -12,7 +12,7 @@ import type {
   CandidateInit, ChannelEvents, FrameArrival, PeerConfig, PeerConnectionState, PeerEvents, RemoteTrack, RtcChannel,
   RtcPeer, RtcPlatform, SdpInit, StatsEntry, VideoCodec,
 } from './rtc.ts';
-import { probeIceServers, type IceReach } from './turnReach.ts';
+import { probeIceServersCached, type IceReach } from './turnReach.ts';
 
 /**
  * werift's TURN client refreshes its allocation in a loop around a plain 500 s timer that close()
@@ -173,7 +173,7 @@ class WeriftPeer extends Emitter<PeerEvents> implements RtcPeer {
 
   constructor(config: PeerConfig) {
     super();
-    this.reachProbe = probeIceServers(config.iceServers);
+    this.reachProbe = probeIceServersCached(config.iceServers);
     const video = config.videoCodec ? [weriftVideoCodec(config.videoCodec)] : [weriftVideoCodec('VP8'), weriftVideoCodec('H264')];
     this.raw = new RTCPeerConnection({
       iceServers: config.iceServers.map((s) => ({
@@ -365,4 +365,5 @@ function hostSockets(pc: RTCPeerConnection): Socket[] {
 export const weriftPlatform: RtcPlatform = {
   name: 'werift',
   createPeer: (config) => new WeriftPeer(config),
+  prepare: (iceServers) => { void probeIceServersCached(iceServers); },
 };
