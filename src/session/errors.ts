@@ -41,5 +41,3 @@ export const storeUnavailable = (cause?: unknown): SessionError =>
 
 export const tooManySessions = (appId: string, max: number): SessionError =>
   new SessionError('TOO_MANY_SESSIONS', `app ${JSON.stringify(appId)} has ${max} open sessions, the most --max-sessions-per-app allows: close one first`);
-
-export const isStoreUnavailable = (err: unknown): boolean => err instanceof SessionError && err.code === 'STORE_UNAVAILABLE';

@@ -37,7 +37,6 @@ import { countClosed, type CloseOptions, type CreateOptions, type SessionPatch, 
 export const INDEX_BUCKETS = 16;
 export const sessionKey = (id: string): string => `session:{${id}}`;
 export const traceKey = (id: string): string => `session:{${id}}:trace`;
-export const updatesChannel = (id: string): string => `session_updates:{${id}}`; // (built in Lua too)
 export const indexKey = (bucket: number): string => `sessions:lastseen:{${bucket}}`;
 export const indexKeyOf = (id: string): string => indexKey(crc32(id) % INDEX_BUCKETS);
 export const appKey = (appId: string): string => `sessions:app:{${appId}}`; // (built in Lua too)

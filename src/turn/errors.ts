@@ -51,9 +51,3 @@ export class TurnError extends P2pdError {
 }
 
 export const turnError = (code: TurnErrorCode, message: string): TurnError => new TurnError(code, message);
-
-/** The stable code of a STUN error number (for counting refusals that did not throw). */
-export function turnCodeOf(stunCode: number): TurnErrorCode {
-  for (const [name, n] of Object.entries(TURN_ERRORS)) if (n === stunCode) return name as TurnErrorCode;
-  return 'TURN_BAD_REQUEST';
-}

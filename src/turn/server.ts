@@ -35,7 +35,6 @@ import type { EvenPort } from './reservations.ts';
 export const DEFAULT_LIFETIME_SEC = 600;
 const UDP = 17;
 
-export type { RelayAddress } from './ownAddresses.ts';
 import type { RelayAddress } from './ownAddresses.ts';
 
 export interface TurnServerOptions {
