@@ -9,8 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import { createVerifier, type TokenVerifier } from '../auth/token.ts';
-import { sessionActions, sessionRoutes, type SessionAnswer } from '../api/sessions.ts';
-import type { ClientClaims } from '../auth/token.ts';
+import { sessionRoutes } from '../api/sessions.ts';
 import { Membership } from '../cluster/membership.ts';
 import { ownAddresses } from '../turn/ownAddresses.ts';
 import type { NodeLoad } from '../cluster/nodeInfo.ts';
@@ -18,11 +17,12 @@ import { loadRegionMap, RegionResolver } from '../cluster/region.ts';
 import { MemoryNodeRegistry, RedisNodeRegistry, type NodeRegistry } from '../cluster/registry.ts';
 import { clusterView, type ClusterView } from '../cluster/view.ts';
 import { setSessionsActiveSource } from '../metrics/metrics.ts';
-import { MemorySessionStore } from './memoryStore.ts';
-import type { SessionUpdate } from './model.ts';
-import { RedisSessionStore } from './redisStore.ts';
-import { onSessionClosed, type SessionStore } from './store.ts';
-import { SessionSweeper } from './sweeper.ts';
+import { sessionActions, type SessionActions } from '../session/actions.ts';
+import { MemorySessionStore } from '../session/memoryStore.ts';
+import type { SessionUpdate } from '../session/model.ts';
+import { RedisSessionStore } from '../session/redisStore.ts';
+import { onSessionClosed, type SessionStore } from '../session/store.ts';
+import { SessionSweeper } from '../session/sweeper.ts';
 
 export interface SessionServicesOptions {
   readonly config: Config;
@@ -51,7 +51,7 @@ export interface SessionServices {
    * node by HRW, STUN nearest first, iceServers with TURN REST credentials): signaling's
    * `session` request uses it. `ip` places the caller in a region (the node's own otherwise).
    */
-  createSession(req: { readonly appId: string; readonly deviceId: string; readonly claims: ClientClaims; readonly ip?: string }): Promise<SessionAnswer>;
+  readonly createSession: SessionActions['create'];
   /** Signaling hands in device presence (false = offline → DEVICE_OFFLINE on create). */
   setDevicePresence(isDeviceOnline: (deviceId: string) => boolean | undefined): void;
   /** Listens for sessions closing anywhere in the cluster. */
