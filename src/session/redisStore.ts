@@ -31,7 +31,7 @@ import { sessionStoreErrorsTotal, sessionsCreatedTotal } from '../metrics/metric
 import { SessionError, sessionExists, storeUnavailable, tooManySessions } from './errors.ts';
 import { TRACE_MAX_EVENTS, type Session, type SessionStatus, type SessionUpdate, type TraceEvent } from './model.ts';
 import { Cluster } from 'ioredis';
-import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from './redis.ts';
+import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from '../redis.ts';
 import { countClosed, type CloseOptions, type CreateOptions, type SessionPatch, type SessionStore } from './store.ts';
 
 export const INDEX_BUCKETS = 16;
