@@ -8,12 +8,7 @@ import {
   checkFingerprint, isKnownAttribute, readChangeRequest, readResponsePort,
   type StunMessage, type TransportAddress,
 } from '../stun/index.ts';
-
-/**
- * Local endpoints, indexed by bits: bit 1 = alternate IP, bit 0 = alternate port. Index 0 is the
- * primary address; 1..3 exist only with --alt-ip (RFC 5780).
- */
-export type EndpointIndex = 0 | 1 | 2 | 3;
+import type { EndpointIndex } from '../transport/ingress.ts';
 
 export interface BindingEndpoints {
   readonly addresses: readonly TransportAddress[];

@@ -6,7 +6,7 @@
  */
 import type net from 'node:net';
 import { turnSessionsActive, turnSessionsTotal } from '../metrics/metrics.ts';
-import type { Ingress } from '../server/stunServer.ts';
+import type { Ingress } from '../transport/ingress.ts';
 import type { TransportAddress } from '../stun/index.ts';
 import type { Allocation } from './allocation.ts';
 import { ipv4ToNumber, udp6TupleKey, udpTupleKey } from './fiveTuple.ts';

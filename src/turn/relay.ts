@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { hotCounter, turnDroppedTotal, turnRelayBytesTotal } from '../metrics/metrics.ts';
 import { Attr, Method, MessageClass, MessageWriter, messageType, type TransportAddress } from '../stun/index.ts';
-import type { Ingress } from '../server/stunServer.ts';
+import type { Ingress } from '../transport/ingress.ts';
 import type { Allocation, LaterSender } from './allocation.ts';
 import type { ChannelBinding } from './channelBinding.ts';
 import { CHANNEL_DATA_HEADER, streamPadding } from './channelData.ts';

@@ -7,7 +7,8 @@
 import type net from 'node:net';
 import type { Logger } from '../log.ts';
 import { turnAuthFailuresTotal, turnLimitRefusalsTotal } from '../metrics/metrics.ts';
-import type { Ingress, TurnHandler } from '../server/stunServer.ts';
+import type { Ingress } from '../transport/ingress.ts';
+import type { TurnHandler } from './handler.ts';
 import {
   Attr, MessageClass, MessageWriter, Method, StunDecodeError, attrValue, checkFingerprint, findAttr, isKnownAttribute,
   messageType, readAddressFamily, readChannelNumber, readEvenPort, readLifetime, readRequestedTransport,
