@@ -9,7 +9,7 @@ import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import { createHttpServer } from '../api/server.ts';
 import { enableDefaultMetrics, registry } from '../metrics/metrics.ts';
-import { WorkerPool } from '../transport/workers.ts';
+import { WorkerPool } from './workers.ts';
 import { assertPortsFree } from '../transport/portGuard.ts';
 import { startPacketRoles, storeSessionLookup, turnPrimaryHooks, type PacketRoles, type TurnPrimaryHooks } from './roles.ts';
 import { SessionGate } from '../turn/reservationClient.ts';
