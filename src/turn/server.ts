@@ -29,7 +29,7 @@ import { turnPeerRefusedTotal } from '../metrics/metrics.ts';
 import { Relay } from './relay.ts';
 import { createRelayIo, type RelayIo, type RelayPort } from './relayPorts.ts';
 import type { ReservationClient } from './reservationClient.ts';
-import type { UdpIo } from '../transport/udp.ts';
+import type { UdpIo } from '../config/config.ts';
 import type { EvenPort } from './reservations.ts';
 
 /** RFC 8656 §7.2: an allocation lives 10 minutes unless the client asks otherwise. */
