@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import { httpRateLimitFallbackTotal } from '../metrics/metrics.ts';
 import type { Logger } from '../log.ts';
-import { closeRedisClient, createRedisClient, type RedisClient } from '../session/redis.ts';
+import { closeRedisClient, createRedisClient, type RedisClient } from '../redis.ts';
 
 export interface RateLimiter {
   /** Spends one request of `key`'s budget: 0 when allowed, else the ms until one would be. */

@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../log.ts';
 import { storeUnavailable } from '../errors.ts';
-import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from '../session/redis.ts';
+import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from '../redis.ts';
 import type { NodeInfo } from './nodeInfo.ts';
 
 export interface NodeRegistry {

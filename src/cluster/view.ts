@@ -16,8 +16,3 @@ export function clusterView(membership: Membership, regions: RegionResolver): Cl
     regionOf: (ip) => regions.resolve(ip, membership.regions()),
   };
 }
-
-/** A fixed view (tests, tools). */
-export function staticClusterView(nodes: readonly NodeInfo[], region = 'default'): ClusterView {
-  return { nodes: () => [...nodes], regionOf: () => region };
-}

@@ -5,7 +5,6 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, hostname } from 'node:os';
 import { accessSync, constants, readFileSync } from 'node:fs';
-import type { UdpIo } from '../transport/udp.ts';
 import { conflict, invalidValue } from '../errors.ts';
 import { SERVE_OPTIONS } from './options.ts';
 import { getFlag, getList, getString, parseOptions } from './parse.ts';
@@ -112,6 +111,9 @@ function parseDevTokens(raw: string): DevTokens {
   if (!(DEV_TOKENS as readonly string[]).includes(raw)) throw invalidValue('dev-tokens', raw, DEV_TOKENS.join(', '));
   return raw as DevTokens;
 }
+
+/** `--udp-io`: `batch` the udpbatch addon (recvmmsg/sendmmsg), `dgram` Node's, `auto` batch where built. */
+export type UdpIo = 'auto' | 'batch' | 'dgram';
 
 function parseUdpIo(raw: string): UdpIo {
   if (raw !== 'auto' && raw !== 'batch' && raw !== 'dgram') throw invalidValue('udp-io', raw, 'auto, batch or dgram');

@@ -210,10 +210,6 @@ export const devicesOnline = new Gauge({
 });
 
 // --- Issue 10, area mqtt: bounds of the embedded broker before and after login (src/broker)
-/** Reasons of mqtt_connections_refused_total: the broker's refusals and forced closes. */
-export const MQTT_REFUSAL_REASONS = [
-  'connect_too_large', 'packet_too_large', 'bad_header', 'preauth_per_source', 'client_id_taken', 'token_expired',
-] as const;
 export const mqttConnectionsRefusedTotal = new Counter({
   name: 'mqtt_connections_refused_total',
   help: 'MQTT connections the embedded broker refused or closed: connect_too_large, packet_too_large, bad_header (fixed header), preauth_per_source, client_id_taken, token_expired',

@@ -10,8 +10,6 @@ import type { CandidateInit } from './rtc.ts';
 
 export type IcePolicy = 'all' | 'relay' | 'direct';
 
-export const ICE_POLICIES: readonly IcePolicy[] = ['all', 'relay', 'direct'];
-
 /** The STUN part of a list of ICE servers: TURN URLs (turn:, turns:) removed. */
 export function withoutTurn(servers: readonly IceServerInit[]): IceServerInit[] {
   const out: IceServerInit[] = [];

@@ -8,14 +8,9 @@ import {
   checkFingerprint, readChangeRequest, readResponsePort, unknownAttributes, RFC5780_REQUEST_ATTRIBUTES,
   type StunMessage, type TransportAddress,
 } from '../stun/index.ts';
+import type { EndpointIndex } from '../transport/ingress.ts';
 
 const NONE: ReadonlySet<number> = new Set();
-
-/**
- * Local endpoints, indexed by bits: bit 1 = alternate IP, bit 0 = alternate port. Index 0 is the
- * primary address; 1..3 exist only with --alt-ip (RFC 5780).
- */
-export type EndpointIndex = 0 | 1 | 2 | 3;
 
 export interface BindingEndpoints {
   readonly addresses: readonly TransportAddress[];

@@ -19,36 +19,10 @@ import { bindUdp, closeUdp } from '../transport/udp.ts';
 import { listenStream, type StreamListener } from '../transport/tcp.ts';
 import { StreamGuard, type GuardedStream, type StreamTransport } from '../transport/streamGuard.ts';
 import { streamCloseLabel, type StreamCloseCode } from '../errors.ts';
-import { BindingHandler, type EndpointIndex } from './binding.ts';
+import type { EndpointIndex, Ingress } from '../transport/ingress.ts';
+import { BindingHandler } from './binding.ts';
+import type { TurnHandler } from '../turn/handler.ts';
 import { isChannelDataFrame, turnFrameLength } from '../turn/channelData.ts';
-
-/** Where a packet came in and how to answer on the same path. */
-export interface Ingress {
-  readonly endpoint: EndpointIndex;
-  /** Index of the UDP socket (part of a UDP client's 5-tuple key); -1 for TCP/TLS. */
-  readonly slot: number;
-  /** Set for UDP. */
-  readonly udp: dgram.Socket | undefined;
-  /** Set for TCP/TLS connections. */
-  readonly stream: net.Socket | undefined;
-}
-
-/** The TURN role plugs in here (issue 3); without it, TURN methods get 400 and ChannelData is dropped. */
-export interface TurnHandler {
-  /** Handles a non-Binding STUN message. */
-  onStun(msg: StunMessage, source: TransportAddress, ingress: Ingress): void;
-  /** Handles a ChannelData frame (`buf` holds exactly one frame). */
-  onChannelData(buf: Buffer, source: TransportAddress, ingress: Ingress): void;
-  /** A TCP/TLS client connection closed. */
-  onStreamClosed(socket: net.Socket): void;
-  /** Whether a TCP/TLS connection holds an allocation (or one is being made): then no idle timeout. */
-  holdsAllocation(socket: net.Socket): boolean;
-  /**
-   * --secure-stun: checks a Binding request's long-term credentials. Returns the key to sign the
-   * answer with, or undefined after answering the refusal itself (401 with REALM and NONCE).
-   */
-  authorizeBinding(msg: StunMessage, source: TransportAddress, ingress: Ingress): { key: Buffer; sha256: boolean } | undefined;
-}
 
 /** An incomplete frame may hold this much (a STUN message is at most 20 + 65535 bytes). */
 const MAX_STREAM_BUFFER = 128 * 1024;

@@ -6,7 +6,7 @@
 import { loadConfig } from '../config/config.ts';
 import { createLogger } from '../log.ts';
 import { enableDefaultMetrics, registry } from '../metrics/metrics.ts';
-import { isPrimaryMessage, type WorkerToPrimary } from '../transport/ipc.ts';
+import { isPrimaryMessage, type WorkerToPrimary } from './ipc.ts';
 import { startPacketRoles } from './roles.ts';
 import { P2pdError } from '../errors.ts';
 

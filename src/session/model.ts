@@ -8,8 +8,6 @@
  */
 export type SessionStatus = 'connecting' | 'connected' | 'closed';
 
-export const SESSION_STATUSES: readonly SessionStatus[] = ['connecting', 'connected', 'closed'];
-
 /** Why a session closed. Small fixed set: it is also a metric label. */
 export type CloseReason = 'bye' | 'deleted' | 'timeout' | 'swept' | 'error';
 
@@ -51,8 +49,6 @@ export interface TraceEvent {
   readonly detail?: Readonly<Record<string, unknown>>;
 }
 
-export const TRACE_KINDS: readonly TraceEvent['kind'][] = ['signal', 'turn', 'state', 'api'];
-
 /** The stores keep at most this many trace events per session (the newest). */
 export const TRACE_MAX_EVENTS = 1000;
 
@@ -68,8 +64,6 @@ export interface SessionUpdate {
   /** The close reason when `status` is `closed`, else ''. */
   readonly reason: string;
 }
-
-export const isOpen = (s: Pick<Session, 'status'>): boolean => s.status !== 'closed';
 
 export interface NewSessionInput {
   readonly sessionId: string;

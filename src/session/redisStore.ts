@@ -31,13 +31,12 @@ import { sessionStoreErrorsTotal, sessionsCreatedTotal } from '../metrics/metric
 import { P2pdError, sessionExists, storeUnavailable, tooManySessions } from '../errors.ts';
 import { TRACE_MAX_EVENTS, type Session, type SessionStatus, type SessionUpdate, type TraceEvent } from './model.ts';
 import { Cluster } from 'ioredis';
-import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from './redis.ts';
+import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from '../redis.ts';
 import { countClosed, type CloseOptions, type CreateOptions, type SessionPatch, type SessionStore } from './store.ts';
 
 export const INDEX_BUCKETS = 16;
 export const sessionKey = (id: string): string => `session:{${id}}`;
 export const traceKey = (id: string): string => `session:{${id}}:trace`;
-export const updatesChannel = (id: string): string => `session_updates:{${id}}`; // (built in Lua too)
 export const indexKey = (bucket: number): string => `sessions:lastseen:{${bucket}}`;
 export const indexKeyOf = (id: string): string => indexKey(crc32(id) % INDEX_BUCKETS);
 export const appKey = (appId: string): string => `sessions:app:{${appId}}`; // (built in Lua too)

@@ -204,7 +204,3 @@ export function parseMessage(raw: Buffer | string): ParseResult {
   const message = { ...value, type: t, sessionId: typeof sessionId === 'string' ? sessionId : '', to: typeof to === 'string' ? to : '', payload } as unknown as SignalMessage;
   return { ok: true, message };
 }
-
-export function encodeMessage(m: SignalMessage): string {
-  return JSON.stringify(m);
-}

@@ -7,7 +7,7 @@ import { newSession } from '../session/model.ts';
 import { aclRules } from './acl.ts';
 import { natTypeLabel } from './flow.ts';
 import { SignalingService, type Sender } from './service.ts';
-import { createSessionInStore } from './sessionRequest.ts';
+import { oneNodeSessions } from '../../test/helpers/sessions.ts';
 
 const SECRET = 'unit-secret';
 const log = pino({ level: 'silent' });
@@ -22,7 +22,7 @@ async function setup() {
   const sent: Array<{ topic: string; body: Record<string, unknown> }> = [];
   const service = new SignalingService({
     store, log, verifier: await createVerifier({ secret: SECRET }),
-    createSession: createSessionInStore(store, { region: 'default', ttlSec: 600, stunServer: 'stun:127.0.0.1:3478', turnNode: 'n1' }),
+    createSession: oneNodeSessions(store).create,
   });
   service.setPublisher({ publish: async (topic, payload) => { sent.push({ topic, body: JSON.parse(payload) as Record<string, unknown> }); } });
   const now = Math.floor(Date.now() / 1000);

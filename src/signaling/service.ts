@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { allowsDevice, type ClientClaims, type ClientRole, type TokenVerifier } from '../auth/token.ts';
 import type { Logger } from '../log.ts';
 import { devicesOnline, signalingDuplicatesTotal, signalingErrorsTotal } from '../metrics/metrics.ts';
+import type { SessionActions } from '../session/actions.ts';
 import type { SessionStore } from '../session/store.ts';
 import { mayPublish, type AclRule } from './acl.ts';
 import { Deduplicator } from './dedup.ts';
@@ -25,7 +26,6 @@ import {
 import { FlowTracker, type SessionFacts } from './flow.ts';
 import { parseMessage, type MessageHints, type SignalMessage } from './message.ts';
 import { PresenceTracker } from './presence.ts';
-import type { CreateSession } from './sessionRequest.ts';
 import {
   PRESENCE_OFFLINE, PRESENCE_ONLINE, SERVER_ID, ownTopic, parseTopic, presenceTopic, type ParsedTopic,
 } from './topics.ts';
@@ -45,7 +45,12 @@ export interface Sender {
 
 export interface SignalingServiceOptions {
   readonly store: SessionStore;
-  readonly createSession: CreateSession;
+  /**
+   * The session creation of `POST /v1/sessions` (session/actions.ts), so both doors follow the
+   * same rules and give the same session object; the service checks first what only it can check
+   * (who asks, the device's presence).
+   */
+  readonly createSession: SessionActions['create'];
   /** Verifies the token a `session` request carries behind an external broker. */
   readonly verifier: TokenVerifier;
   readonly log: Logger;
@@ -71,7 +76,7 @@ const REPLY_CACHE_MAX = 20_000;
 export class SignalingService {
   readonly presence: PresenceTracker;
   private readonly store: SessionStore;
-  private readonly createSession: CreateSession;
+  private readonly createSession: SessionActions['create'];
   private readonly verifier: TokenVerifier;
   private readonly log: Logger;
   private readonly nowMs: () => number;
@@ -343,7 +348,7 @@ export class SignalingService {
     }
     try {
       const receivedAt = this.nowMs();
-      const session = await this.createSession({ appId: claims.sub, deviceId: payload.deviceId, claims });
+      const session = await this.createSession({ claims, deviceId: payload.deviceId });
       this.log.info({ sessionId: session.sessionId, appId: claims.sub, deviceId: payload.deviceId }, 'session created over MQTT');
       const facts: CachedSession = { sessionId: session.sessionId, appId: claims.sub, deviceId: payload.deviceId, createdAt: Math.floor(receivedAt / 1000), closed: false };
       this.cache(facts);

@@ -5,6 +5,7 @@
  */
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
+import type { UdpIo } from '../config/config.ts';
 import { ADDON_PATH, BatchUdpSocket, loadUdpBatch } from './batchUdp.ts';
 
 export interface UdpBindOptions {
@@ -38,9 +39,6 @@ export function createLiteralUdpSocket(family: 4 | 6, opts: { reusePort?: boolea
     ipv6Only: opts.ipv6Only ?? false,
   });
 }
-
-/** `batch`: the udpbatch addon (recvmmsg/sendmmsg); `dgram`: Node's; `auto`: batch where built. */
-export type UdpIo = 'auto' | 'batch' | 'dgram';
 
 export function bindUdp(opts: UdpBindOptions): Promise<dgram.Socket> {
   const io = opts.io ?? 'dgram';

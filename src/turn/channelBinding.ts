@@ -5,8 +5,6 @@
  */
 import type { RelayPort } from './relayPorts.ts';
 
-export const CHANNEL_LIFETIME_SEC = 600;
-
 export interface ChannelBinding {
   readonly number: number;
   readonly family: 4 | 6;

@@ -1,7 +1,7 @@
 /**
  * Session ids this process heard closing (the `release-session` broadcast every node and worker
- * gets; src/session/services.ts): an Allocate with REST credentials of one of them is refused at
- * once, without asking the session store. Bounded and expiring: past `maxEntries` the oldest
+ * gets; src/server/sessionServices.ts): an Allocate with REST credentials of one of them is
+ * refused at once, without asking the session store. Bounded and expiring: past `maxEntries` the oldest
  * close is forgotten (the store check in the primary still catches it; docs/turn.md), and an
  * entry lives `ttlSec` (a session's credentials never outlive its closed record).
  */

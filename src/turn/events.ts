@@ -1,6 +1,6 @@
 /**
  * What the TURN server tells observers (as pion/turn's EventHandlers): allocations created,
- * refreshed and deleted, and requests it refused. The server emits; the metrics (metrics/turn.ts)
+ * refreshed and deleted, and requests it refused. The server emits; the metrics (server/turnMetrics.ts)
  * and anyone else subscribe, so the protocol code names no metric. Counts on the packet path are
  * not events: those are the relay's plain counters (relay.ts `RelayCounters`).
  */

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as turn } from 'node:timers/promises';
-import type { PrimaryToWorker } from '../transport/ipc.ts';
+import type { TurnToWorker } from './ipc.ts';
 import { applyLivePorts, LivePortFeed } from './livePorts.ts';
 import { Reservations } from './reservations.ts';
 
@@ -9,7 +9,7 @@ const limits = { minPort: 40000, maxPort: 40009, maxAllocations: 0, userQuota: 0
 const req = { quotaKey: 'k', count: 1 as const, evenPort: 'none' as const, token: undefined };
 
 test('the book tells every worker, once per event-loop turn, which relay ports allocations hold', async () => {
-  const sent: PrimaryToWorker[] = [];
+  const sent: TurnToWorker[] = [];
   const feed = new LivePortFeed((m) => sent.push(m));
   const book = new Reservations(limits, feed.onChange);
   const worker = new Uint8Array(65536);

@@ -7,19 +7,19 @@
  * longer than its socket (each ChannelData to an own address checks again, so a dead port is
  * dropped from then on).
  */
-import type { PrimaryToWorker } from '../transport/ipc.ts';
+import type { TurnToWorker } from './ipc.ts';
 
-type LivePortsMessage = Extract<PrimaryToWorker, { t: 'turn-live-ports' }>;
+type LivePortsMessage = Extract<TurnToWorker, { t: 'turn-live-ports' }>;
 
 /** Primary side: mirrors the book's live ports and sends what changed. */
 export class LivePortFeed {
   private readonly live = new Uint8Array(65536);
   private readonly changes = new Map<number, boolean>();
-  private readonly broadcast: (m: PrimaryToWorker) => void;
+  private readonly broadcast: (m: TurnToWorker) => void;
   private scheduled = false;
   private readonly flushNow = (): void => this.flush();
 
-  constructor(broadcast: (m: PrimaryToWorker) => void) {
+  constructor(broadcast: (m: TurnToWorker) => void) {
     this.broadcast = broadcast;
   }
 

@@ -6,7 +6,7 @@
  * allocation added or deleted is told to `events` (events.ts).
  */
 import type net from 'node:net';
-import type { Ingress } from '../server/stunServer.ts';
+import type { Ingress } from '../transport/ingress.ts';
 import type { TransportAddress } from '../stun/index.ts';
 import type { Allocation } from './allocation.ts';
 import type { TurnEvents } from './events.ts';

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Attr, Method, MessageClass, MessageWriter, messageType, type TransportAddress } from '../stun/index.ts';
-import type { Ingress } from '../server/stunServer.ts';
+import type { Ingress } from '../transport/ingress.ts';
 import type { Allocation, LaterSender } from './allocation.ts';
 import type { ChannelBinding } from './channelBinding.ts';
 import { CHANNEL_DATA_HEADER, streamPadding } from './channelData.ts';
@@ -25,7 +25,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'bandwidth', 'no_permission', 'no_allocation', 'no_channel', 'malformed', 'backpressure', 'peer_forbidden',
 ];
 
-/** A count on the packet path: a plain increment, read by whoever handed it in (metrics/turn.ts). */
+/** A count on the packet path: a plain increment, read by whoever handed it in (server/turnMetrics.ts). */
 export interface PacketCount {
   count: number;
 }

@@ -17,7 +17,8 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { formatIPv6, parseIPv6 } from '../stun/index.ts';
-import { createLiteralUdpSocket, type UdpIo } from '../transport/udp.ts';
+import type { UdpIo } from '../config/config.ts';
+import { createLiteralUdpSocket } from '../transport/udp.ts';
 import { ipv4ToNumber } from './fiveTuple.ts';
 
 export interface RelayPort {

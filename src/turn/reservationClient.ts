@@ -7,7 +7,7 @@
  * (closedSessions.ts) does not. A session's credentials ("<expiry>:<sessionId>") are charged to
  * the session's app under --principal-quota (docs/turn.md "REST credentials").
  */
-import type { PrimaryToWorker, WorkerToPrimary } from '../transport/ipc.ts';
+import type { TurnToPrimary, TurnToWorker } from './ipc.ts';
 import { Reservations, type ReserveRequest, type ReserveResult } from './reservations.ts';
 
 /** A session in the store: its state ('unknown' for ids it does not hold: outside issuers, expired) and its app. */
@@ -98,11 +98,11 @@ const NO_ANSWER: ReserveResult = { ok: false, code: 508, reason: 'the primary di
 
 /** The book is in the primary; requests go over the worker's IPC channel. */
 export class IpcReservationClient implements ReservationClient {
-  private readonly send: (m: WorkerToPrimary) => void;
+  private readonly send: (m: TurnToPrimary) => void;
   private readonly pending = new Map<number, (r: ReserveResult) => void>();
   private nextId = 1;
 
-  constructor(send: (m: WorkerToPrimary) => void) {
+  constructor(send: (m: TurnToPrimary) => void) {
     this.send = send;
   }
 
@@ -126,7 +126,7 @@ export class IpcReservationClient implements ReservationClient {
   }
 
   /** Feed every `turn-reserved` message from the primary here. */
-  onAnswer(m: Extract<PrimaryToWorker, { t: 'turn-reserved' }>): void {
+  onAnswer(m: Extract<TurnToWorker, { t: 'turn-reserved' }>): void {
     const done = this.pending.get(m.rid);
     if (!done) return;
     this.pending.delete(m.rid);
@@ -136,7 +136,7 @@ export class IpcReservationClient implements ReservationClient {
 
 /** The primary's side: answers workers' requests from one book; frees a dead worker's share. */
 export function serveReservations(book: Reservations, gate?: SessionGate): {
-  onRequest(workerId: number, m: WorkerToPrimary, reply: (answer: PrimaryToWorker) => void): void;
+  onRequest(workerId: number, m: TurnToPrimary, reply: (answer: TurnToWorker) => void): void;
   onExit(workerId: number): void;
 } {
   // Worker ids are not reused (node:cluster counts up): a grant made for one that exited while

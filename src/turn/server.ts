@@ -9,7 +9,8 @@
  */
 import type net from 'node:net';
 import type { Logger } from '../log.ts';
-import type { Ingress, TurnHandler } from '../server/stunServer.ts';
+import type { Ingress } from '../transport/ingress.ts';
+import type { TurnHandler } from './handler.ts';
 import {
   Attr, MessageClass, MessageWriter, Method, StunDecodeError, attrValue, checkFingerprint, findAttr, unknownAttributes,
   messageType, readAddressFamily, readChannelNumber, readEvenPort, readLifetime, readRequestedTransport,
@@ -30,14 +31,13 @@ import type { PeerPolicy } from './peerPolicy.ts';
 import { Relay, plainRelayCounters, type RelayCounters } from './relay.ts';
 import { createRelayIo, type RelayIo, type RelayPort } from './relayPorts.ts';
 import type { ReservationClient } from './reservationClient.ts';
-import type { UdpIo } from '../transport/udp.ts';
+import type { UdpIo } from '../config/config.ts';
 import type { EvenPort } from './reservations.ts';
 
 /** RFC 8656 §7.2: an allocation lives 10 minutes unless the client asks otherwise. */
 export const DEFAULT_LIFETIME_SEC = 600;
 const UDP = 17;
 
-export type { RelayAddress } from './ownAddresses.ts';
 import type { RelayAddress } from './ownAddresses.ts';
 
 export interface TurnServerOptions {
@@ -58,7 +58,7 @@ export interface TurnServerOptions {
   /** Relay socket I/O: batched (the relayio addon) where built, unless 'dgram'. */
   readonly udpIo: UdpIo;
   readonly log: Logger;
-  /** Where the relay counts bytes and drops (metrics/turn.ts hands in the Prometheus ones); plain counts by default. */
+  /** Where the relay counts bytes and drops (server/turnMetrics.ts hands in the Prometheus ones); plain counts by default. */
   readonly relayCounters?: RelayCounters;
   /** Permissions (peer IPs) per allocation, at most (RFC 8656 §9.3: 508 past it). */
   readonly maxPermissions: number;

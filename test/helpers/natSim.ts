@@ -4,7 +4,8 @@
  * (src/server/binding.ts) — an RFC 5780 server with four endpoints and a second, plain server.
  * No I/O: datagrams are delivered on the next turn of the event loop. Counts what clients send.
  */
-import { BindingHandler, type EndpointIndex } from '../../src/server/binding.ts';
+import { BindingHandler } from '../../src/server/binding.ts';
+import type { EndpointIndex } from '../../src/transport/ingress.ts';
 import { decodeMessage, type TransportAddress } from '../../src/stun/index.ts';
 import type { Behaviour } from '../../src/nat/classify.ts';
 import type { DatagramSocket, OpenSocket } from '../../src/nat/discovery.ts';

@@ -1,7 +1,8 @@
 /**
  * Signaling test kit: a signaling node in this process (the embedded broker, or the service
  * client of an external broker) on free loopback ports, real MQTT.js clients, and an inbox to
- * wait for messages. The node is the production code (signaling/start.ts) with a memory store.
+ * wait for messages. The node is the production code (server/signalingRole.ts) with a memory store
+ * and the production session creation over a cluster of this one node (helpers/sessions.ts).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -12,8 +13,9 @@ import { createHs256Signer, createVerifier, type ClientRole, type TokenSigner } 
 import { loadConfig } from '../../src/config/config.ts';
 import { MemorySessionStore } from '../../src/session/memoryStore.ts';
 import type { SessionStore } from '../../src/session/store.ts';
-import { startSignaling, type SignalingRole } from '../../src/signaling/start.ts';
+import { startSignaling, type SignalingRole } from '../../src/server/signalingRole.ts';
 import { appTopic, deviceTopic, presenceTopic } from '../../src/signaling/topics.ts';
+import { oneNodeSessions } from './sessions.ts';
 
 export const JWT_SECRET = 'signaling-test-secret-0123456789abcdef';
 
@@ -48,7 +50,8 @@ export async function startSignalingNode(opts: { external?: { serviceUrl: string
   const store = opts.store ?? new MemorySessionStore();
   const http = Fastify({ logger: false });
   const verifier = await createVerifier({ secret: JWT_SECRET });
-  const role = await startSignaling({ config, log: silentLog, http, store, verifier });
+  const sessions = oneNodeSessions(store, { nodeId: config.nodeId, region: config.region, port: config.port, authSecret: config.authSecret, sessionTtlSec: config.sessionTtlSec });
+  const role = await startSignaling({ config, log: silentLog, http, store, verifier, createSession: (req) => sessions.create(req) });
   await http.listen({ host, port: 0 });
   const addr = http.server.address();
   const httpPort = typeof addr === 'object' && addr ? addr.port : 0;

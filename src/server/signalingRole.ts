@@ -10,19 +10,19 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.ts'
 import { registerBrokerRoutes } from '../broker/routes.ts';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
+import type { SessionActions } from '../session/actions.ts';
 import type { SessionStore } from '../session/store.ts';
-import { connectExternalBroker, redact, type ExternalBroker } from './external.ts';
-import { PresenceTracker } from './presence.ts';
-import { SignalingService } from './service.ts';
-import { createSessionInStore, type CreateSession } from './sessionRequest.ts';
+import { connectExternalBroker, redact, type ExternalBroker } from '../signaling/external.ts';
+import { PresenceTracker } from '../signaling/presence.ts';
+import { SignalingService } from '../signaling/service.ts';
 
 export interface SignalingRoleOptions {
   readonly config: Config;
   readonly log: Logger;
   readonly http: FastifyInstance;
   readonly store: SessionStore;
-  /** The session API's creation (same rules as POST /v1/sessions); a bare store record otherwise. */
-  readonly createSession?: CreateSession;
+  /** The session creation of POST /v1/sessions (session/actions.ts), for `session` requests. */
+  readonly createSession: SessionActions['create'];
   readonly verifier?: TokenVerifier;
 }
 
@@ -37,11 +37,8 @@ export interface SignalingRole {
 }
 
 export async function startSignaling(opts: SignalingRoleOptions): Promise<SignalingRole> {
-  const { config, log, http, store } = opts;
+  const { config, log, http, store, createSession } = opts;
   const verifier = opts.verifier ?? await createVerifier({ secret: config.jwtSecret, publicKeyPem: config.jwtPublicKeyPem });
-  const createSession = opts.createSession ?? createSessionInStore(store, {
-    region: config.region, ttlSec: config.sessionTtlSec, stunServer: `stun:${config.externalIp}:${config.port}`, turnNode: 'local',
-  });
   const external = config.mqttUrl !== undefined;
   const service = new SignalingService({ store, createSession, verifier, log, presence: new PresenceTracker({ ready: !external }) });
 

@@ -6,6 +6,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from '../log.ts';
+import type { TurnToPrimary } from '../turn/ipc.ts';
 import { isWorkerMessage, type MetricsJson, type PrimaryToWorker, type WorkerStats, type WorkerToPrimary } from './ipc.ts';
 
 export interface WorkerPoolOptions {
@@ -21,7 +22,7 @@ export interface WorkerPoolOptions {
    * worker, `broadcast` tells every worker.
    */
   readonly onRequest?: (
-    workerId: number, m: WorkerToPrimary, reply: (answer: PrimaryToWorker) => void, broadcast: (m: PrimaryToWorker) => void,
+    workerId: number, m: TurnToPrimary, reply: (answer: PrimaryToWorker) => void, broadcast: (m: PrimaryToWorker) => void,
   ) => void;
   /** A worker exited (whatever it held for others can be freed). */
   readonly onExit?: (workerId: number) => void;

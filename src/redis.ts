@@ -5,7 +5,7 @@
  * One URL = a single Redis; several = the seed nodes of a Redis Cluster.
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
-import type { Logger } from '../log.ts';
+import type { Logger } from './log.ts';
 
 export type RedisClient = Redis | Cluster;
 

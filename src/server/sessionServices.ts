@@ -9,8 +9,7 @@ import { advertisedHost } from '../config/advertised.ts';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import { createVerifier, type TokenVerifier } from '../auth/token.ts';
-import { sessionActions, sessionRoutes, type SessionAnswer } from '../api/sessions.ts';
-import type { ClientClaims } from '../auth/token.ts';
+import { sessionRoutes } from '../api/sessions.ts';
 import { Membership } from '../cluster/membership.ts';
 import { ownAddresses } from '../turn/ownAddresses.ts';
 import type { NodeLoad } from '../cluster/nodeInfo.ts';
@@ -18,11 +17,12 @@ import { loadRegionMap, RegionResolver } from '../cluster/region.ts';
 import { MemoryNodeRegistry, RedisNodeRegistry, type NodeRegistry } from '../cluster/registry.ts';
 import { clusterView, type ClusterView } from '../cluster/view.ts';
 import { setSessionsActiveSource } from '../metrics/metrics.ts';
-import { MemorySessionStore } from './memoryStore.ts';
-import type { Session, SessionUpdate } from './model.ts';
-import { RedisSessionStore } from './redisStore.ts';
-import { onSessionClosed, type SessionStore } from './store.ts';
-import { SessionSweeper } from './sweeper.ts';
+import { sessionActions, type SessionActions, type SessionAnswer } from '../session/actions.ts';
+import { MemorySessionStore } from '../session/memoryStore.ts';
+import type { Session, SessionUpdate } from '../session/model.ts';
+import { RedisSessionStore } from '../session/redisStore.ts';
+import { onSessionClosed, type SessionStore } from '../session/store.ts';
+import { SessionSweeper } from '../session/sweeper.ts';
 
 export interface SessionServicesOptions {
   readonly config: Config;
@@ -51,7 +51,7 @@ export interface SessionServices {
    * node by HRW, STUN nearest first, iceServers with TURN REST credentials): signaling's
    * `session` request uses it. `ip` places the caller in a region (the node's own otherwise).
    */
-  createSession(req: { readonly appId: string; readonly deviceId: string; readonly claims: ClientClaims; readonly ip?: string }): Promise<SessionAnswer>;
+  readonly createSession: SessionActions['create'];
   /**
    * Listens for sessions opened on this node, each presented to its device (ICE servers minted
    * for the device, in the node's own region): signaling announces them (docs/signaling.md

@@ -8,7 +8,7 @@ import { DROP_REASONS, type DropReason, type PacketCount, type RelayCounters } f
 import {
   hotCounter, turnAuthFailuresTotal, turnDroppedTotal, turnLimitRefusalsTotal, turnPeerRefusedTotal, turnRelayBytesTotal,
   turnSessionsActive, turnSessionsTotal,
-} from './metrics.ts';
+} from '../metrics/metrics.ts';
 
 /** Counts what `events` tells into turn_sessions_*, turn_auth_failures_total, turn_limit_refusals_total, turn_peer_refused_total. */
 export function countTurnEvents(events: TurnEvents): void {

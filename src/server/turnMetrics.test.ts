@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Allocation } from '../turn/allocation.ts';
 import { TurnEvents } from '../turn/events.ts';
-import { turnAuthFailuresTotal, turnDroppedTotal, turnLimitRefusalsTotal, turnPeerRefusedTotal, turnSessionsActive, turnSessionsTotal } from './metrics.ts';
-import { countTurnEvents, turnRelayCounters } from './turn.ts';
+import { turnAuthFailuresTotal, turnDroppedTotal, turnLimitRefusalsTotal, turnPeerRefusedTotal, turnSessionsActive, turnSessionsTotal } from '../metrics/metrics.ts';
+import { countTurnEvents, turnRelayCounters } from './turnMetrics.ts';
 
 /** The value of one series of a metric now (after its collect hook ran). */
 async function value(metric: { get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> }, labels: Record<string, string> = {}): Promise<number> {
