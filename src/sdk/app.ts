@@ -27,7 +27,7 @@ import type { CandidateInit, PathKind, PeerConnectionState, RemoteTrack, RtcChan
 import { SignalingClient, newMsgId, type SignalMessage } from './signaling.ts';
 import { isRelayCandidate, withoutRelayCandidates, withoutTurn, type IcePolicy } from './icePolicy.ts';
 import { SetupTimeline } from './setupTimeline.ts';
-import { inboundVideo, selectedPair } from './stats.ts';
+import { inboundVideo, pathSettled, selectedPair } from './stats.ts';
 import { KeepaliveTelemetry, settleWithin, LAST_REPORT_WAIT_MS } from './telemetry.ts';
 import type { NatDetector } from './natDetect.ts';
 import { readTokenClaims } from './token.ts';
@@ -200,6 +200,9 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   /** The NAT detection in flight or done (undefined when there is none). */
   private readonly natDetection: Promise<void> | undefined;
   private iceRttMs: number | undefined;
+  /** The path is final (stats.ts pathSettled): keepalives carry it from then on. */
+  private pathFinal = false;
+  private connectedAt = 0;
 
   /** Use `connect()`. */
   constructor(args: { opts: ConnectOptions; server: string; session: SessionInfo; appId: string; signaling: SignalingClient; ownsSignaling: boolean; startedAt: number; setup: SetupTimeline }) {
@@ -286,6 +289,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     }
     this.setupMs = now() - this.startedAt;
     this.lastPongAt = now();
+    this.connectedAt = now();
     await this.refreshPath();
     this.setState('connected');
     this.startTimers();
@@ -560,12 +564,21 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   private async refreshPath(): Promise<void> {
     try {
-      const pair = selectedPair(await this.pc.getStats());
+      const stats = await this.pc.getStats();
+      const pair = selectedPair(stats);
       if (pair && pair.path !== this.path) {
         this.path = pair.path;
         this.emit('path', pair.path);
       }
+      this.settlePath(pathSettled(stats, pair, now() - this.connectedAt));
     } catch { /* stats are best effort */ }
+  }
+
+  /** Once the path is final, the next keepalive (this one, when it just became so) carries it. */
+  private settlePath(settled: boolean): void {
+    if (this.pathFinal || !settled) return;
+    this.pathFinal = true;
+    if (this.state === 'connected') this.sendKeepalive();
   }
 
   // ---- data channel -----------------------------------------------------------------------
@@ -725,7 +738,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   private keepalivePayload(state?: PeerConnectionState): Record<string, unknown> {
     return { ...this.telemetry.payload({
-      state: state ?? (this.state === 'connected' ? 'connected' : this.pc.connectionState), path: this.path, setupMs: this.setupMs, iceRttMs: this.iceRttMs,
+      state: state ?? (this.state === 'connected' ? 'connected' : this.pc.connectionState), path: this.pathFinal ? this.path : undefined, setupMs: this.setupMs, iceRttMs: this.iceRttMs,
     }) };
   }
 
@@ -737,7 +750,10 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   /** Before a bye: the NAT type (waited for briefly) and a first RTT no keepalive carried yet. */
   private async lastKeepalive(): Promise<void> {
     if (this.natDetection) await settleWithin(this.natDetection, LAST_REPORT_WAIT_MS);
-    if (!this.telemetry.unreported || !this.signaling.connected) return;
+    // Ending: the path is what it was (a call shorter than PATH_SETTLE_MS reports it now).
+    const pathUnreported = !this.pathFinal && this.path !== undefined;
+    this.pathFinal = true;
+    if ((!this.telemetry.unreported && !pathUnreported) || !this.signaling.connected) return;
     await settleWithin(this.signaling.send(this.deviceId, 'keepalive', this.sessionId, this.keepalivePayload(), {}), LAST_REPORT_WAIT_MS);
   }
 
@@ -757,6 +773,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
       this.path = pair.path;
       this.emit('path', pair.path);
     }
+    if (this.state === 'connected') this.settlePath(pathSettled(stats, pair, now() - this.connectedAt));
     return {
       at: now(),
       state: this.state,

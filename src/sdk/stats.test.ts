@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { inboundVideo, percentile, selectedPair } from './stats.ts';
+import { inboundVideo, percentile, selectedPair, PATH_SETTLE_MS, pathSettled } from './stats.ts';
 import type { StatsEntry } from './rtc.ts';
 
 const chromeRelay: StatsEntry[] = [
@@ -41,4 +41,21 @@ test('inbound video and percentiles', () => {
   assert.equal(percentile(xs, 50), 3);
   assert.equal(percentile(xs, 95), 5);
   assert.equal(percentile([], 50), undefined);
+});
+
+test('pathSettled: direct at once; relayed once no direct pair is still checked, or after the grace', () => {
+  const cands = [
+    { id: 'lh', type: 'local-candidate', candidateType: 'srflx' },
+    { id: 'lr', type: 'local-candidate', candidateType: 'relay' },
+    { id: 'rh', type: 'remote-candidate', candidateType: 'prflx' },
+  ];
+  const relayPair = { id: 'p1', type: 'candidate-pair', localCandidateId: 'lr', remoteCandidateId: 'rh', state: 'succeeded', nominated: true };
+  const directPair = (state: string) => ({ id: 'p2', type: 'candidate-pair', localCandidateId: 'lh', remoteCandidateId: 'rh', state });
+  const relayed = { path: 'relay', localType: 'relay', remoteType: 'prflx', local: '', remote: '', rttMs: undefined, bytesSent: 0, bytesReceived: 0 } as const;
+  assert.equal(pathSettled([...cands, relayPair, directPair('in-progress')], { ...relayed, path: 'direct' }, 0), true);
+  assert.equal(pathSettled([...cands, relayPair, directPair('in-progress')], relayed, 100), false, 'a direct pair is still being checked');
+  assert.equal(pathSettled([...cands, relayPair, directPair('waiting')], relayed, PATH_SETTLE_MS), true, 'the grace is over');
+  assert.equal(pathSettled([...cands, relayPair, directPair('failed')], relayed, 100), true, 'nothing direct left to try');
+  assert.equal(pathSettled([...cands, relayPair, { ...directPair('in-progress'), localCandidateId: 'lr' }], relayed, 100), true, 'only relay pairs in progress');
+  assert.equal(pathSettled([], undefined, 100), false);
 });

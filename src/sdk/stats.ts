@@ -93,3 +93,21 @@ export function percentile(sorted: readonly number[], p: number): number | undef
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[rank];
 }
+
+/** A relayed path counts as final at the latest this long after connecting. */
+export const PATH_SETTLE_MS = 3000;
+
+/**
+ * Is the path one to report? A browser may nominate a relayed pair first and move to a direct
+ * one a moment later, once that pair's checks succeed. Direct is final; relayed is once no pair of
+ * two non-relay candidates is still being checked (`frozen`, `waiting`, `in-progress`, RFC 8445
+ * §6.1.2.6), or `graceMs` after connecting.
+ */
+export function pathSettled(stats: readonly StatsEntry[], pair: SelectedPair | undefined, sinceConnectedMs: number, graceMs = PATH_SETTLE_MS): boolean {
+  if (pair === undefined) return sinceConnectedMs >= graceMs;
+  if (pair.path === 'direct' || sinceConnectedMs >= graceMs) return true;
+  const byId = new Map(stats.map((s) => [s.id, s]));
+  const relay = (id: unknown): boolean => str(byId.get(str(id))?.candidateType) === 'relay';
+  return !stats.some((s) => s.type === 'candidate-pair' && ['frozen', 'waiting', 'in-progress'].includes(str(s.state))
+    && !relay(s.localCandidateId) && !relay(s.remoteCandidateId));
+}
