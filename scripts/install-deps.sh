@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the system packages the test suite drives for real (DESIGN.md "Testing"): coturn's
+# Installs the system packages the test suite drives for real (README.md "The two commands"): coturn's
 # clients and server, Redis, Mosquitto and its clients, Chromium, ffmpeg, iproute2, promtool, and
 # for the lab (docs/lab.md): iptables and ipset (its NATs), libnetfilter_queue (its delay stage).
 # As root it installs what is missing with apt-get; otherwise it prints what to install.

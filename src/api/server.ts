@@ -1,7 +1,7 @@
 /**
  * The HTTP side of p2pd (fastify): health, readiness and metrics here; the session API, MQTT over
  * WebSocket and the web pages register themselves as plugins. Every error leaves as
- * `{"error": {"code", "message"}}` with a stable code (CONTRACT.md §2).
+ * `{"error": {"code", "message"}}` with a stable code (docs/reference.md "HTTP API").
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../log.ts';

@@ -1,5 +1,5 @@
 /**
- * The session API (CONTRACT.md §2), a fastify plugin:
+ * The session API (docs/reference.md "HTTP API"), a fastify plugin:
  *   POST   /v1/sessions            app token; only to devices the token allows
  *   GET    /v1/sessions/:id        the session's app or device
  *   DELETE /v1/sessions/:id        the session's app or device; 204, idempotent

@@ -1,5 +1,5 @@
 /**
- * TURN REST credentials (CONTRACT.md §2; draft-uberti-behave-turn-rest-00, as coturn's
+ * TURN REST credentials (docs/turn.md "Credentials"; draft-uberti-behave-turn-rest-00, as coturn's
  * `use-auth-secret` / `static-auth-secret` accept them): the HTTP API mints them, the TURN server
  * checks them with the same shared secret.
  *

@@ -1,10 +1,10 @@
 /**
  * The embedded MQTT broker (aedes) of a one-machine p2pd: MQTT over TCP on `--mqtt` and over
- * WebSocket at `/mqtt` on the HTTP server. Policy is handed in (STYLE.md): tokens are checked by
+ * WebSocket at `/mqtt` on the HTTP server. Policy is handed in: tokens are checked by
  * a TokenVerifier, topic rights come from signaling/acl.ts, and every publish passes the
  * signaling gate before aedes forwards it.
  *
- * Login (CONTRACT.md §3): username = the token's `sub`, password = the token. The client
+ * Login (docs/signaling.md): username = the token's `sub`, password = the token. The client
  * identifier is free, but one that a connection (or a persistent session) of another username
  * holds is refused (CONNACK 2, "identifier rejected"): MQTT's takeover would otherwise let anyone
  * disconnect anyone. The same username reusing its id keeps the takeover of MQTT 3.1.1 §3.1.4.

@@ -25,7 +25,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { name: 'bitrate-kbps', kind: 'value', metavar: 'N', defaultText: '600', help: 'video bitrate' },
   { name: 'no-video', kind: 'flag', help: 'data channel only (no ffmpeg)' },
   { name: 'max-viewers', kind: 'value', metavar: 'N', defaultText: '8', help: 'viewers at once' },
-  { name: 'punch-ttl', kind: 'value', metavar: 'N', defaultText: '2', help: 'IP TTL of the hole-punching datagram (docs/nat.md); 0: no punching' },
+  { name: 'punch-ttl', kind: 'value', metavar: 'N', defaultText: '2', help: 'IP TTL of the hole-punching datagram (docs/client.md "Hole punching"); 0: no punching' },
   { name: 'json', kind: 'flag', help: 'print events as JSON lines' },
 ];
 

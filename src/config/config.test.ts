@@ -7,7 +7,7 @@ function refuses(argv: string[], code: string, env: NodeJS.ProcessEnv = {}): voi
   assert.throws(() => loadConfig(argv, env), (err: unknown) => err instanceof P2pdError && err.code === code);
 }
 
-test('defaults follow CONTRACT.md §1', () => {
+test('defaults follow docs/reference.md "Commands"', () => {
   const c = loadConfig([]);
   assert.deepEqual([...c.roles], ['stun', 'turn', 'signal', 'api']);
   assert.equal(c.listen, '0.0.0.0');

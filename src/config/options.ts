@@ -1,5 +1,5 @@
 /**
- * The options of `p2pd serve` (CONTRACT.md §1): one table used for parsing, environment
+ * The options of `p2pd serve` (docs/reference.md "Commands"): one table used for parsing, environment
  * variables (`P2PD_<NAME>`) and `--help`. Values stay raw strings here; config.ts types them.
  */
 export interface OptionSpec {

@@ -1,5 +1,5 @@
 /**
- * Every metric of p2pd, defined once (CONTRACT.md §5). Label values come from small fixed sets:
+ * Every metric of p2pd, defined once (docs/reference.md "Metrics"). Label values come from small fixed sets:
  * never a user id, session id or IP. Workers keep their own copy of this registry; the primary
  * merges them for /metrics (see aggregate.ts).
  */

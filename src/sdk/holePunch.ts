@@ -1,5 +1,5 @@
 /**
- * The camera's side of UDP hole punching (docs/nat.md "Hole punching: the conntrack clash").
+ * The camera's side of UDP hole punching (docs/lab.md "The conntrack clash, and what the camera does about it").
  *
  * Between two NATs that keep one mapping per socket (RFC 4787 §4.1 endpoint-independent mapping)
  * but filter by address, or by address and port (§5), a direct path exists (RFC 5128 §3.3). A

@@ -1,5 +1,5 @@
 /**
- * The SDK's calls to the HTTP API (CONTRACT.md §2) with fetch, in the browser and in Node.
+ * The SDK's calls to the HTTP API (docs/reference.md "HTTP API") with fetch, in the browser and in Node.
  * Every failure becomes an SdkError: unreachable → SIGNALING_UNAVAILABLE, slow → TIMEOUT, an
  * `{"error": {"code"}}` answer → that code (errors.ts fromRemote).
  */

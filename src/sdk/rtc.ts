@@ -15,7 +15,7 @@ export interface SdpInit {
   readonly sdp: string;
 }
 
-/** The fields of RTCIceCandidateInit (CONTRACT.md §3 `candidate` payload). */
+/** The fields of RTCIceCandidateInit (docs/signaling.md `candidate` payload). */
 export interface CandidateInit {
   readonly candidate: string;
   readonly sdpMid?: string | null;

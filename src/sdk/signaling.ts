@@ -1,5 +1,5 @@
 /**
- * The SDK's MQTT side (CONTRACT.md §3) with MQTT.js, over WebSocket in the browser and over
+ * The SDK's MQTT side (docs/signaling.md) with MQTT.js, over WebSocket in the browser and over
  * WebSocket or TCP in Node. Login: username = own id, password = token; a fresh client id per
  * connection. Subscribes to its own topic on every (re)connect; a device publishes its retained
  * `online` presence and leaves `offline` as its will. Reconnects by itself after a network or

@@ -1,5 +1,5 @@
 /**
- * A session: one app-to-device connection (CONTRACT.md §2, the design's Redis record).
+ * A session: one app-to-device connection (docs/reference.md "HTTP API", the design's Redis record).
  *
  * Lifecycle: `connecting` (created by the app) → `connected` (a peer reports a working path) →
  * `closed` (bye, DELETE, sweep or timeout). `connected` may fall back to `connecting` (an ICE

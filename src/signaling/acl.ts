@@ -1,5 +1,5 @@
 /**
- * The topic rights of CONTRACT.md §3, written once as rules and used three ways: the embedded
+ * The topic rights of docs/signaling.md, written once as rules and used three ways: the embedded
  * broker checks them directly, Mosquitto receives them as a dynamic-security role, EMQX as the
  * `acl` of its HTTP authentication answer. Everything not allowed here is denied.
  *

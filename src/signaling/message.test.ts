@@ -9,7 +9,7 @@ const code = (raw: unknown): string | undefined => {
   return r.ok ? undefined : r.error.code;
 };
 
-test('accepts every message type of CONTRACT.md §3', () => {
+test('accepts every message type of docs/signaling.md', () => {
   const ok = [
     { ...base, type: 'offer', payload: { type: 'offer', sdp: 'v=0\r\n' } },
     { ...base, type: 'answer', payload: { sdp: 'v=0\r\n' } },

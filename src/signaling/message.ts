@@ -1,5 +1,5 @@
 /**
- * The signaling message of CONTRACT.md §3: its types, and the validation every message passes
+ * The signaling message of docs/signaling.md: its types, and the validation every message passes
  * before anything acts on it. Pure: no sockets, timers, loggers or metrics.
  *
  *   { "type": "offer", "sessionId": "uuid", "from": "app_1", "to": "device_1", "msgId": "m1",

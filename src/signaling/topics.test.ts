@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ownTopic, parseTopic, sharedFilter } from './topics.ts';
 
-test('reads the topics of CONTRACT.md §3 and nothing else', () => {
+test('reads the topics of docs/signaling.md and nothing else', () => {
   assert.deepEqual(parseTopic('p2p/signal/app/app_1'), { kind: 'peer', role: 'app', id: 'app_1' });
   assert.deepEqual(parseTopic('p2p/signal/device/SN-42'), { kind: 'peer', role: 'device', id: 'SN-42' });
   assert.deepEqual(parseTopic('p2p/signal/server'), { kind: 'server' });

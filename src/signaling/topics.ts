@@ -1,5 +1,5 @@
 /**
- * The topics of CONTRACT.md §3 and the reserved names around them. Ids are already safe in
+ * The topics of docs/signaling.md and the reserved names around them. Ids are already safe in
  * topics (auth/token.ts CLIENT_ID_PATTERN: no `/`, `+`, `#`).
  */
 import type { ClientRole } from '../auth/token.ts';

@@ -1,5 +1,5 @@
 /**
- * Rate limits on 401s per source IP (DESIGN.md "Security defaults"). Two budgets:
+ * Rate limits on 401s per source IP (docs/security.md). Two budgets:
  *
  * - failures (wrong password, unknown user, expired REST credentials): after `maxFailures` in one
  *   window the source's new requests are dropped until the window ends — password guessing gets a

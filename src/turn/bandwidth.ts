@@ -1,5 +1,5 @@
 /**
- * One token bucket per allocation (DESIGN.md "Hot path notes"): payload bytes relayed in either
+ * One token bucket per allocation (docs/turn.md "Workers and speed"): payload bytes relayed in either
  * direction take tokens; a packet that finds too few is dropped, never queued. The clock is read
  * only when the bucket runs dry, so a busy allocation looks at the time a few times a second, not
  * once per packet.

@@ -1,5 +1,5 @@
 /**
- * Keys for 5-tuples and peer addresses (DESIGN.md "Hot path notes": numbers, not strings).
+ * Keys for 5-tuples and peer addresses (docs/turn.md "Workers and speed": numbers, not strings).
  *
  * An allocation is identified by its 5-tuple (RFC 8656 §2): client address and port, server
  * address and port, transport. Over UDP the server side is one of our listening sockets, given

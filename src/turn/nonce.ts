@@ -1,5 +1,5 @@
 /**
- * Stateless nonces (DESIGN.md "Security defaults"): a nonce carries its own expiry and an HMAC
+ * Stateless nonces (docs/security.md): a nonce carries its own expiry and an HMAC
  * over that expiry and the client's IP address, so any worker of any node sharing the key can
  * check it without storing anything, and a nonce does not travel to another source address.
  *

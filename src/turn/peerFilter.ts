@@ -1,5 +1,5 @@
 /**
- * Which peers the relay may talk to (DESIGN.md "Security defaults"): deny by default every range
+ * Which peers the relay may talk to (docs/security.md): deny by default every range
  * that is not the public Internet — loopback, unspecified, private, CGNAT, link-local (cloud
  * metadata at 169.254.169.254), multicast, broadcast, documentation, benchmarking and reserved
  * ranges, their IPv6 equivalents — and IPv4 written inside IPv6 (IPv4-mapped ::ffff:0:0/96,

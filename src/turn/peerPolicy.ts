@@ -1,5 +1,5 @@
 /**
- * Which peer transport addresses the relay may send to (DESIGN.md "Security defaults",
+ * Which peer transport addresses the relay may send to (docs/security.md,
  * docs/turn.md "Peer policy"): the ranges of peerFilter.ts, plus the server's own addresses.
  *
  * - The server's own addresses (--listen, --external-ip, --alt-ip, --relay-ip/--relay-ip6, every

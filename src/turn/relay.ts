@@ -1,5 +1,5 @@
 /**
- * The data plane (DESIGN.md "Hot path notes"): ChannelData and Send indications from clients to
+ * The data plane (docs/turn.md "Workers and speed"): ChannelData and Send indications from clients to
  * peers, datagrams from peers back to clients as ChannelData or Data indications. Per datagram:
  * no closures, no objects of ours beyond the views the socket APIs need, map lookups by number,
  * counters that are plain increments; refusals are counted, never logged.

@@ -154,7 +154,7 @@ export class TurnServer implements TurnHandler {
   }
 
   /**
-   * The session closed (CONTRACT.md §2): deletes every allocation whose REST username names it in
+   * The session closed (docs/reference.md "HTTP API"): deletes every allocation whose REST username names it in
    * its session field, and refuses its credentials from now on.
    */
   releaseSession(sessionId: string): number {

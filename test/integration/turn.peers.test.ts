@@ -1,5 +1,5 @@
 /**
- * Safe by default (DESIGN.md "Security defaults"): every denied peer range gets 403, in each of
+ * Safe by default (docs/security.md): every denied peer range gets 403, in each of
  * its spellings; --allow-peer opens a range, and then the same peer works.
  */
 import { test, describe, before, after } from 'node:test';

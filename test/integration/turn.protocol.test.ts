@@ -182,7 +182,7 @@ describe('TURN protocol (one worker)', () => {
     assert.deepEqual(c.errors, [438]);
   });
 
-  test('TURN REST credentials (CONTRACT.md §2) work; expired ones get 401', async () => {
+  test('TURN REST credentials (docs/reference.md "HTTP API") work; expired ones get 401', async () => {
     const good = mintTurnRestCredentials(SECRET, 'session-1', Date.now() / 1000 + 600);
     const c = await client({ username: good.username, password: good.credential });
     await c.allocate();
