@@ -17,7 +17,9 @@
  * Every failure rejects connect() or emits `error` (then `close`) with an SdkError code.
  * Platform-neutral: the RTC stack comes in as an RtcPlatform (node.ts, browser.ts).
  */
-import { CHANNEL_LABEL, encodeChannelMessage, readChannelMessage, type ChannelMessage } from './channelProtocol.ts';
+import { AppChannel } from './appChannel.ts';
+import { CHANNEL_LABEL } from './channelProtocol.ts';
+import { realClock } from './clock.ts';
 import { Emitter } from './emitter.ts';
 import {
   SdkError, asSdkError, badOptions, closedError, fromRemote, iceFailed, isSdkError, peerGone, timeout,
@@ -120,7 +122,6 @@ const RESTART_ATTEMPT_MS = 8000;
 /** Errors that end a recovery at once: retrying cannot change them. */
 const RECOVERY_FATAL: readonly string[] = ['PEER_GONE', 'DEVICE_ERROR', 'AUTH_FAILED', 'FORBIDDEN'];
 const RECREATE_MIN_INTERVAL_MS = 3000;
-const FRAME_STAMPS_KEPT = 600;
 
 interface Waiter {
   readonly check: () => boolean;
@@ -142,8 +143,6 @@ interface PendingOffer {
 }
 
 const now = (): number => Date.now();
-/** Monotonic, sub-millisecond: for round trips. */
-const mono = (): number => performance.now();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 export class AppConnection extends Emitter<AppConnectionEvents> {
@@ -182,20 +181,14 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   private disconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private failedSince: number | undefined;
   private lastRemoteCandidateAt = 0;
-  private pingSeq = 0;
-  /** Pings in flight: id → performance.now() when sent. */
-  private readonly pings = new Map<number, number>();
-  private readonly pingWaiters = new Map<number, (rttMs: number) => void>();
+  /** Our end of the data channel protocol (appChannel.ts). */
+  private readonly proto: AppChannel;
   private lastPongAt = 0;
   private lastRecreateAt = 0;
   private lastBytes: { bytes: number; at: number } | undefined;
   private framesReceived = 0;
-  private readonly frameStamps = new Map<number, number>();
-  private readonly unmatchedFrames = new Map<number, number>();
-  private readonly echoes = new Map<number, (data: unknown) => void>();
   /** iceTransportPolicy `direct`: no TURN here, none asked of the device, relayed candidates dropped. */
   private readonly direct: boolean;
-  private echoSeq = 0;
   private readonly telemetry: KeepaliveTelemetry;
   /** The NAT detection in flight or done (undefined when there is none). */
   private readonly natDetection: Promise<void> | undefined;
@@ -230,7 +223,19 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     if (args.opts.video !== false) this.pc.addVideoReceiver();
     this.dc = this.pc.createDataChannel(CHANNEL_LABEL);
     this.dc.on('open', () => { this.setup.mark('channelOpen'); this.poke(); });
-    this.dc.on('message', (d) => this.onChannelMessage(d));
+    this.proto = new AppChannel({
+      channel: this.dc,
+      clock: realClock,
+      onRtt: (rtt) => {
+        this.rttMs = rtt;
+        this.lastPongAt = now();
+        if (this.telemetry.notePing(rtt) && this.state === 'connected') this.sendKeepalive();
+      },
+      onFrame: (f) => this.emit('frame', f),
+      onHello: (m) => { this.deviceCodec = m.codec; },
+      onData: (d) => this.emit('message', d),
+    });
+    this.dc.on('message', (d) => this.proto.handle(d));
 
     this.cleanups.push(
       this.signaling.on('message', (m) => this.onSignal(m)),
@@ -540,7 +545,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
         await this.ping(Math.max(1, attemptEnd - now()));
         this.recovering = false;
         this.lastPongAt = now();
-        this.pings.clear();
+        this.proto.forgetPings();
         await this.refreshPath();
         this.setState('connected');
         this.sendKeepalive();
@@ -583,48 +588,6 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   // ---- data channel -----------------------------------------------------------------------
 
-  private onChannelMessage(data: string | Uint8Array): void {
-    const m = readChannelMessage(data);
-    if (!m) {
-      this.emit('message', data);
-      return;
-    }
-    switch (m.t) {
-      case 'pong': {
-        const sent = this.pings.get(m.id);
-        if (sent === undefined) return;
-        this.pings.delete(m.id);
-        this.rttMs = mono() - sent;
-        this.lastPongAt = now();
-        if (this.telemetry.notePing(this.rttMs) && this.state === 'connected') this.sendKeepalive();
-        this.pingWaiters.get(m.id)?.(this.rttMs);
-        this.pingWaiters.delete(m.id);
-        return;
-      }
-      case 'echo':
-        this.echoes.get(m.id)?.(m.data);
-        return;
-      case 'frame':
-        this.onFrameStamp(m.rtp, m.at);
-        return;
-      case 'hello':
-        this.deviceCodec = m.codec;
-        return;
-      default:
-        return;
-    }
-  }
-
-  private sendChannel(m: ChannelMessage): boolean {
-    if (this.dc.readyState !== 'open') return false;
-    try {
-      this.dc.send(encodeChannelMessage(m));
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   /** Application data to the device (the simulated camera echoes it). */
   send(data: string | Uint8Array): void {
     if (this.closed) throw closedError();
@@ -634,75 +597,25 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   /** One data-channel round trip through the device's echo; resolves with what came back. */
   echo(data: unknown, timeoutMs = 5000): Promise<unknown> {
     if (this.closed) return Promise.reject(closedError());
-    const id = ++this.echoSeq;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.echoes.delete(id);
-        reject(timeout('the echo', timeoutMs));
-      }, timeoutMs);
-      this.echoes.set(id, (d) => {
-        clearTimeout(timer);
-        this.echoes.delete(id);
-        resolve(d);
-      });
-      if (!this.sendChannel({ t: 'echo', id, data })) {
-        clearTimeout(timer);
-        this.echoes.delete(id);
-        reject(new SdkError('CLOSED', 'the data channel is not open'));
-      }
-    });
+    return this.proto.echo(data, timeoutMs);
   }
 
   /** One RTT probe: resolves with the round trip in ms. */
   ping(timeoutMs = 5000): Promise<number> {
     if (this.closed) return Promise.reject(closedError());
-    const id = ++this.pingSeq;
-    this.pings.set(id, mono());
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pingWaiters.delete(id);
-        this.pings.delete(id);
-        reject(timeout('the ping', timeoutMs));
-      }, timeoutMs);
-      this.pingWaiters.set(id, (rtt) => {
-        clearTimeout(timer);
-        resolve(rtt);
-      });
-      if (!this.sendChannel({ t: 'ping', id, at: now() })) {
-        clearTimeout(timer);
-        this.pingWaiters.delete(id);
-        this.pings.delete(id);
-        reject(new SdkError('CLOSED', 'the data channel is not open'));
-      }
-    });
+    return this.proto.ping(timeoutMs);
   }
 
   // ---- video latency ----------------------------------------------------------------------
 
   /** Asks the device for per-frame timestamps; `frame` events then carry the video latency. */
   enableFrameTimestamps(on = true): void {
-    this.sendChannel({ t: 'frames', on });
+    this.proto.frameStamps(on);
   }
 
   /** Browser: a decoded frame (requestVideoFrameCallback's rtpTimestamp and time, unix ms). */
   noteFrame(rtpTimestamp: number, atMs: number): void {
-    const sentAt = this.frameStamps.get(rtpTimestamp);
-    if (sentAt === undefined) {
-      this.unmatchedFrames.set(rtpTimestamp, atMs);
-      trim(this.unmatchedFrames);
-      return;
-    }
-    this.emit('frame', { rtpTimestamp, latencyMs: atMs - sentAt });
-  }
-
-  private onFrameStamp(rtp: number, at: number): void {
-    this.frameStamps.set(rtp, at);
-    trim(this.frameStamps);
-    const arrived = this.unmatchedFrames.get(rtp);
-    if (arrived !== undefined) {
-      this.unmatchedFrames.delete(rtp);
-      this.emit('frame', { rtpTimestamp: rtp, latencyMs: arrived - at });
-    }
+    this.proto.noteFrame(rtpTimestamp, atMs);
   }
 
   private onTrack(t: RemoteTrack): void {
@@ -726,10 +639,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     const livenessMs = this.opts.livenessMs ?? 5000;
     every(this.opts.pingMs ?? 1000, () => {
       if (this.state !== 'connected') return;
-      const id = ++this.pingSeq;
-      this.pings.set(id, mono());
-      if (this.pings.size > 50) this.pings.delete(this.pings.keys().next().value as number);
-      this.sendChannel({ t: 'ping', id, at: now() });
+      this.proto.probe();
       if (livenessMs > 0 && now() - this.lastPongAt > livenessMs) void this.recover(`no answer to pings for ${livenessMs} ms`);
     });
     every(this.opts.statsMs ?? 1000, () => { void this.emitStats(); });
@@ -879,10 +789,6 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     if (!wasConnecting) this.emit('close', error ? { reason, error } : { reason });
     this.removeAllListeners();
   }
-}
-
-function trim(m: Map<number, number>): void {
-  while (m.size > FRAME_STAMPS_KEPT) m.delete(m.keys().next().value as number);
 }
 
 /**

@@ -8,12 +8,13 @@
  * RTT and the device's NAT type (telemetry.ts), detected once at start (natDetect.ts).
  * Platform-neutral; media comes in as a DeviceMedia.
  */
-import { encodeChannelMessage, readChannelMessage } from './channelProtocol.ts';
+import { realClock } from './clock.ts';
+import { DeviceChannel, type FrameSource } from './deviceChannel.ts';
 import { Emitter } from './emitter.ts';
 import { SdkError, asSdkError, badOptions } from './errors.ts';
 import { mqttUrlFor, normalizeServer, requestJson, type IceServerInit, type SessionInfo } from './http.ts';
 import type {
-  CandidateInit, PathKind, PeerConnectionState, RtcChannel, RtcPeer, RtcPlatform, SdpInit, VideoCodec,
+  CandidateInit, PathKind, PeerConnectionState, RtcChannel, RtcPeer, RtcPlatform, SdpInit,
 } from './rtc.ts';
 import { DEFAULT_PUNCH_TTL, HolePuncher, mappingOf } from './holePunch.ts';
 import { withoutTurn } from './icePolicy.ts';
@@ -24,13 +25,10 @@ import { readTokenClaims } from './token.ts';
 import { KeepaliveTelemetry } from './telemetry.ts';
 import type { NatDetector } from './natDetect.ts';
 
-/** What a device streams. */
-export interface DeviceMedia {
-  readonly videoCodec: VideoCodec;
+/** What a device streams: its codec and frames (deviceChannel.ts), and the tracks it adds to each viewer. */
+export interface DeviceMedia extends FrameSource {
   /** Adds one viewer's outgoing tracks to a peer whose remote offer is applied; returns the detach. */
   attach(peer: RtcPeer): () => void;
-  /** Each frame's RTP timestamp and the device clock (unix ms) when it left the encoder. */
-  onFrame?(listener: (rtpTimestamp: number, atMs: number) => void): () => void;
 }
 
 export interface ServeOptions {
@@ -89,7 +87,8 @@ interface Viewer {
   pc: RtcPeer | undefined;
   dc: RtcChannel | undefined;
   detach: (() => void) | undefined;
-  framesOff: (() => void) | undefined;
+  /** Its end of the data channel protocol (deviceChannel.ts). */
+  channel: DeviceChannel | undefined;
   lastOfferSdp: string | undefined;
   lastAnswer: SdpInit | undefined;
   remoteSet: boolean;
@@ -235,7 +234,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
 
   private newViewer(sessionId: string, appId: string): Viewer {
     return {
-      sessionId, appId, createdAt: now(), pc: undefined, dc: undefined, detach: undefined, framesOff: undefined,
+      sessionId, appId, createdAt: now(), pc: undefined, dc: undefined, detach: undefined, channel: undefined,
       lastOfferSdp: undefined, lastAnswer: undefined, remoteSet: false, heldRemote: [], heldLocal: [], puncher: undefined,
       chain: Promise.resolve(), path: undefined, setupMs: undefined, lastSignAt: now(), closed: false,
       telemetry: new KeepaliveTelemetry({ natType: this.natType }),
@@ -382,45 +381,16 @@ export class DeviceServer extends Emitter<DeviceEvents> {
 
   private onChannel(v: Viewer, ch: RtcChannel): void {
     v.dc = ch;
-    const hello = (): void => {
-      try {
-        ch.send(encodeChannelMessage({ t: 'hello', device: this.id, ...(this.opts.media ? { codec: this.opts.media.videoCodec } : {}) }));
-      } catch { /* closed */ }
-    };
-    if (ch.readyState === 'open') hello();
-    else ch.once('open', hello);
+    const protocol = new DeviceChannel({ channel: ch, deviceId: this.id, media: this.opts.media, clock: realClock });
+    v.channel = protocol;
+    if (ch.readyState === 'open') protocol.hello();
+    else ch.once('open', () => protocol.hello());
     ch.on('message', (data) => {
       v.lastSignAt = now();
-      const m = readChannelMessage(data);
-      try {
-        if (!m) {
-          ch.send(data); // the simulated camera echoes application data
-          return;
-        }
-        switch (m.t) {
-          case 'ping':
-            ch.send(encodeChannelMessage({ t: 'pong', id: m.id, at: now() }));
-            return;
-          case 'echo':
-            ch.send(data);
-            return;
-          case 'frames':
-            v.framesOff?.();
-            v.framesOff = undefined;
-            if (m.on && this.opts.media?.onFrame) {
-              v.framesOff = this.opts.media.onFrame((rtp, at) => {
-                if (ch.readyState === 'open') ch.send(encodeChannelMessage({ t: 'frame', rtp, at }));
-              });
-            }
-            return;
-          default:
-            return;
-        }
-      } catch { /* the channel closed under us */ }
+      protocol.handle(data);
     });
     ch.on('close', () => {
-      v.framesOff?.();
-      v.framesOff = undefined;
+      protocol.stopFrames();
       // The app never closes its channel while it watches: it is gone (a closed tab says no bye).
       this.closeViewer(v, 'channel-closed', false);
     });
@@ -453,7 +423,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
     const info = this.info(v);
     v.closed = true;
     this.viewersById.delete(v.sessionId);
-    v.framesOff?.();
+    v.channel?.stopFrames();
     v.detach?.();
     v.puncher?.close();
     if (sendBye) this.signaling.send(v.appId, 'bye', v.sessionId, { reason }).catch(() => undefined);
