@@ -20,14 +20,16 @@
 import { AppChannel } from './appChannel.ts';
 import { CHANNEL_LABEL } from './channelProtocol.ts';
 import { realClock } from './clock.ts';
+import { Negotiator } from './negotiator.ts';
+import { Waiters } from './waiters.ts';
 import { Emitter } from './emitter.ts';
 import {
-  SdkError, asSdkError, badOptions, closedError, fromRemote, iceFailed, isSdkError, peerGone, timeout,
+  SdkError, asSdkError, badOptions, closedError, fromRemote, iceFailed, isSdkError, peerGone,
 } from './errors.ts';
 import { mqttUrlFor, normalizeServer, requestJson, type SessionInfo } from './http.ts';
 import type { CandidateInit, PathKind, PeerConnectionState, RemoteTrack, RtcChannel, RtcPeer, RtcPlatform } from './rtc.ts';
 import { SignalingClient, newMsgId, type SignalMessage } from './signaling.ts';
-import { isRelayCandidate, withoutRelayCandidates, withoutTurn, type IcePolicy } from './icePolicy.ts';
+import { withoutTurn, type IcePolicy } from './icePolicy.ts';
 import { SetupTimeline } from './setupTimeline.ts';
 import { inboundVideo, pathSettled, selectedPair } from './stats.ts';
 import { KeepaliveTelemetry, settleWithin, LAST_REPORT_WAIT_MS } from './telemetry.ts';
@@ -113,34 +115,12 @@ export type AppConnectionEvents = {
   close: [{ reason: string; error?: SdkError }];
 };
 
-const OFFER_RESEND_MS = 1500;
-/** Sends of one offer under one msgId before a fresh msgId is used. */
-const SENDS_PER_MSG_ID = 2;
 const DISCONNECTED_GRACE_MS = 2500;
 const FAILED_GRACE_MS = 1500;
 const RESTART_ATTEMPT_MS = 8000;
 /** Errors that end a recovery at once: retrying cannot change them. */
 const RECOVERY_FATAL: readonly string[] = ['PEER_GONE', 'DEVICE_ERROR', 'AUTH_FAILED', 'FORBIDDEN'];
 const RECREATE_MIN_INTERVAL_MS = 3000;
-
-interface Waiter {
-  readonly check: () => boolean;
-  readonly resolve: () => void;
-  readonly reject: (err: SdkError) => void;
-}
-
-interface PendingOffer {
-  readonly sdp: string;
-  readonly iceRestart: boolean;
-  /** msgIds this offer went out under (answers name one in replyTo). */
-  readonly ids: Set<string>;
-  msgId: string;
-  sends: number;
-  answered: boolean;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  /** Sends it (again) and schedules the next send. */
-  resend: () => void;
-}
 
 const now = (): number => Date.now();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
@@ -169,11 +149,10 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   private readonly dc: RtcChannel;
   private readonly startedAt: number;
   private readonly cleanups: Array<() => void> = [];
-  private readonly waiters = new Set<Waiter>();
-  private pendingOffer: PendingOffer | undefined;
-  private remoteDescriptionSet = false;
-  private heldRemoteCandidates: CandidateInit[] = [];
-  private heldLocalCandidates: Array<CandidateInit | null> | undefined = [];
+  /** What start() and a recovery wait for (waiters.ts). */
+  private readonly waiters = new Waiters(realClock);
+  /** Offer, answer and the candidates held around them (negotiator.ts). */
+  private readonly negotiator: Negotiator;
   private recovering = false;
   /** An error the service or device sent while recovering (reported if recovery fails). */
   private lastRecoveryError: SdkError | undefined;
@@ -216,7 +195,20 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
       iceServers: this.direct ? withoutTurn(args.session.iceServers) : args.session.iceServers,
       iceTransportPolicy: policy === 'relay' ? 'relay' : 'all',
     });
-    this.pc.on('candidate', (c) => this.onLocalCandidate(c));
+    this.negotiator = new Negotiator({
+      peer: this.pc,
+      remoteId: this.deviceId,
+      send: (type, payload, o) => this.signaling.send(this.deviceId, type, this.sessionId, payload, o).then(() => undefined),
+      newMsgId,
+      direct: this.direct,
+      waiters: this.waiters,
+      clock: realClock,
+      closed: () => this.closed,
+      onOfferSent: () => this.setup.mark('offerSent'),
+      onAnswer: () => this.setup.mark('answer'),
+      warn: (err) => this.emit('warning', err),
+    });
+    this.pc.on('candidate', (c) => this.negotiator.localCandidate(c));
     this.pc.on('state', (s) => this.onPeerState(s));
     this.pc.on('iceState', (s) => { if (s === 'connected' || s === 'completed') this.setup.mark('iceConnected'); });
     this.pc.on('track', (t) => this.onTrack(t));
@@ -315,48 +307,8 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     return now() - Math.max(this.failedSince, this.lastRemoteCandidateAt);
   }
 
-  private pokeLater(ms: number): void {
-    const t = setTimeout(() => this.poke(), ms);
-    this.cleanups.push(() => clearTimeout(t));
-  }
-
-  /** Creates and sends an offer (retrying), resolves once its answer is applied. */
-  private async negotiate(iceRestart: boolean, deadline: number): Promise<void> {
-    if (this.pendingOffer?.timer) clearTimeout(this.pendingOffer.timer);
-    this.heldLocalCandidates = [];
-    const offer = await this.pc.createOffer({ iceRestart });
-    // werift gathers inside setLocalDescription (STUN and TURN: a round trip or two); the offer
-    // carries no candidates, so it leaves now and the candidates trickle after it.
-    const applied = this.pc.setLocalDescription(offer);
-    applied.catch(() => undefined); // awaited below, after the offer went out
-    this.remoteDescriptionSet = false;
-    const pending: PendingOffer = { sdp: offer.sdp, iceRestart, ids: new Set(), msgId: newMsgId(), sends: 0, answered: false, timer: undefined, resend: () => send() };
-    this.pendingOffer = pending;
-    const send = (): void => {
-      if (this.closed || this.pendingOffer !== pending || pending.answered) return;
-      if (pending.sends >= SENDS_PER_MSG_ID) {
-        pending.msgId = newMsgId();
-        pending.sends = 0;
-      }
-      pending.sends++;
-      pending.ids.add(pending.msgId);
-      const payload: Record<string, unknown> = { type: 'offer', sdp: pending.sdp };
-      if (iceRestart) payload.iceRestart = true;
-      if (this.direct) payload.iceTransportPolicy = 'direct';
-      this.setup.mark('offerSent');
-      this.signaling.send(this.deviceId, 'offer', this.sessionId, payload, { msgId: pending.msgId })
-        .catch((err: unknown) => this.emit('warning', asSdkError(err, 'SIGNALING_UNAVAILABLE')));
-      this.flushLocalCandidates();
-      pending.timer = setTimeout(send, OFFER_RESEND_MS);
-    };
-    send();
-    try {
-      await applied;
-      await this.waitFor(() => this.pendingOffer !== pending, deadline, iceRestart ? 'the answer to an ICE restart' : 'the device\'s answer');
-    } finally {
-      if (pending.timer) clearTimeout(pending.timer);
-      if (this.pendingOffer === pending) this.pendingOffer = undefined;
-    }
+  private negotiate(iceRestart: boolean, deadline: number): Promise<void> {
+    return this.negotiator.negotiate(iceRestart, deadline);
   }
 
   // ---- signaling -------------------------------------------------------------------------
@@ -365,10 +317,10 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     if (this.closed || m.sessionId !== this.sessionId) return;
     switch (m.type) {
       case 'answer':
-        void this.onAnswer(m);
+        void this.negotiator.answer(m);
         return;
       case 'candidate':
-        void this.onRemoteCandidate(m.payload as unknown as CandidateInit);
+        this.onRemoteCandidate(m.payload as unknown as CandidateInit);
         return;
       case 'bye':
         if (m.from === this.deviceId) this.fail(peerGone('the device ended the session'), 'peer-bye');
@@ -381,70 +333,12 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     }
   }
 
-  private async onAnswer(m: SignalMessage): Promise<void> {
-    const pending = this.pendingOffer;
-    if (!pending || pending.answered || m.from !== this.deviceId) return;
-    if (m.replyTo !== undefined && !pending.ids.has(m.replyTo)) return; // an answer to an older offer
-    if (this.pc.signalingState !== 'have-local-offer') return;
-    const raw = typeof m.payload.sdp === 'string' ? m.payload.sdp : '';
-    const sdp = this.direct ? withoutRelayCandidates(raw) : raw;
-    this.setup.mark('answer');
-    pending.answered = true; // later copies of the answer (to retried offers) are ignored
-    if (pending.timer) clearTimeout(pending.timer);
-    try {
-      await this.pc.setRemoteDescription({ type: 'answer', sdp });
-    } catch (err) {
-      this.failWaiters(new SdkError('DEVICE_ERROR', `the device's answer was not usable: ${(err as Error).message}`, { cause: err }));
-      return;
-    }
-    this.remoteDescriptionSet = true;
-    const held = this.heldRemoteCandidates;
-    this.heldRemoteCandidates = [];
-    for (const c of held) await this.addRemoteCandidate(c);
-    if (this.pendingOffer === pending) this.pendingOffer = undefined;
-    this.poke();
-  }
-
-  private async onRemoteCandidate(c: CandidateInit): Promise<void> {
-    if (typeof c.candidate !== 'string' || c.candidate === '') return; // end of candidates: nothing to do
-    if (this.direct && isRelayCandidate(c)) return; // a device that ignored `direct`
+  private onRemoteCandidate(c: CandidateInit): void {
+    if (!this.negotiator.accepts(c)) return;
     this.lastRemoteCandidateAt = now();
     this.setup.mark('remoteCandidate');
-    if (this.pc.connectionState === 'failed') this.pokeLater(FAILED_GRACE_MS + 10);
-    if (!this.remoteDescriptionSet) {
-      this.heldRemoteCandidates.push(c);
-      return;
-    }
-    await this.addRemoteCandidate(c);
-  }
-
-  private async addRemoteCandidate(c: CandidateInit): Promise<void> {
-    try {
-      await this.pc.addIceCandidate(c);
-    } catch {
-      // A candidate of an earlier ICE generation (after a restart): harmless.
-    }
-  }
-
-  private onLocalCandidate(c: CandidateInit | null): void {
-    if (this.heldLocalCandidates) {
-      this.heldLocalCandidates.push(c);
-      return;
-    }
-    this.sendCandidate(c);
-  }
-
-  private flushLocalCandidates(): void {
-    const held = this.heldLocalCandidates;
-    this.heldLocalCandidates = undefined;
-    for (const c of held ?? []) this.sendCandidate(c);
-  }
-
-  private sendCandidate(c: CandidateInit | null): void {
-    if (this.closed) return;
-    const payload = c === null ? { candidate: '' } : { candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null };
-    this.signaling.send(this.deviceId, 'candidate', this.sessionId, payload)
-      .catch((err: unknown) => this.emit('warning', asSdkError(err, 'SIGNALING_UNAVAILABLE')));
+    if (this.pc.connectionState === 'failed') this.waiters.pokeLater(FAILED_GRACE_MS + 10);
+    void this.negotiator.remoteCandidate(c);
   }
 
   private onSignalError(m: SignalMessage): void {
@@ -487,14 +381,9 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   private onSignalingBack(): void {
     this.emit('signaling', 'up');
-    const pending = this.pendingOffer;
-    if (pending) {
-      // It may have been lost with the connection, or forwarded while the device was away:
-      // a fresh msgId gets past the service's de-duplication; the device re-answers a repeat.
-      if (pending.timer) clearTimeout(pending.timer);
-      pending.sends = SENDS_PER_MSG_ID;
-      pending.resend();
-    }
+    // The offer in flight may have been lost with the connection, or forwarded while the device
+    // was away: a fresh msgId gets past the service's de-duplication; the device re-answers a repeat.
+    this.negotiator.resendFresh();
     this.sendKeepalive();
   }
 
@@ -502,7 +391,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   private onPeerState(s: PeerConnectionState): void {
     if (s === 'connected') this.setup.mark('connected');
-    if (s === 'failed') this.pokeLater(FAILED_GRACE_MS + 10);
+    if (s === 'failed') this.waiters.pokeLater(FAILED_GRACE_MS + 10);
     this.poke();
     if (this.state !== 'connected' || this.recovering) return;
     if (s === 'failed') {
@@ -715,42 +604,16 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   // ---- waiting and ending --------------------------------------------------------------------
 
-  /** Resolves when `check()` holds (re-checked on every event), rejects at `deadline` or on `failed()`. */
   private waitFor(check: () => boolean, deadline: number, what: string, failed?: () => SdkError | undefined): Promise<void> {
-    if (this.closed) return Promise.reject(closedError());
-    if (check()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const ms = Math.max(0, deadline - now());
-      const timer = setTimeout(() => finish(timeout(`waiting for ${what}`, ms)), ms);
-      const waiter: Waiter = {
-        check: () => {
-          if (check()) return true;
-          const err = failed?.();
-          if (err) {
-            finish(err);
-            return false;
-          }
-          return false;
-        },
-        resolve: () => finish(),
-        reject: (err) => finish(err),
-      };
-      const finish = (err?: SdkError): void => {
-        if (!this.waiters.delete(waiter)) return;
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve();
-      };
-      this.waiters.add(waiter);
-    });
+    return this.waiters.waitFor(check, deadline, what, failed);
   }
 
   private poke(): void {
-    for (const w of [...this.waiters]) if (w.check()) w.resolve();
+    this.waiters.poke();
   }
 
   private failWaiters(err: SdkError): void {
-    for (const w of [...this.waiters]) w.reject(err);
+    this.waiters.failAll(err);
   }
 
   private setState(s: ConnectionState): void {
@@ -771,8 +634,8 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   async close(reason = 'closed', error?: SdkError): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.failWaiters(closedError());
-    if (this.pendingOffer?.timer) clearTimeout(this.pendingOffer.timer);
+    this.waiters.close();
+    this.negotiator.close();
     if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
     for (const c of this.cleanups.splice(0)) c();
     if (this.state === 'connected' || this.state === 'reconnecting') await this.lastKeepalive();

@@ -18,6 +18,7 @@ import type {
 } from './rtc.ts';
 import { DEFAULT_PUNCH_TTL, HolePuncher, mappingOf } from './holePunch.ts';
 import { withoutTurn } from './icePolicy.ts';
+import { candidatePayload } from './negotiator.ts';
 import { NoticedSessions, noticeIceServers } from './noticedSessions.ts';
 import { SignalingClient, type SignalMessage } from './signaling.ts';
 import { selectedPair } from './stats.ts';
@@ -357,8 +358,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
 
   private sendCandidate(v: Viewer, c: CandidateInit | null): void {
     if (v.closed) return;
-    const payload = c === null ? { candidate: '' } : { candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null };
-    this.signaling.send(v.appId, 'candidate', v.sessionId, payload).catch(() => undefined);
+    this.signaling.send(v.appId, 'candidate', v.sessionId, candidatePayload(c)).catch(() => undefined);
   }
 
   private async onPeerState(v: Viewer, s: PeerConnectionState): Promise<void> {
