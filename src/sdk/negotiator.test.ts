@@ -76,7 +76,7 @@ test('our candidates wait for the offer to leave; the device\'s wait for its ans
   const { clock, n, answer, sent, peerLog } = rig();
   const negotiated = n.negotiate(false, clock.now() + 20_000);
   n.localCandidate(cand('host')); // before the offer left: held
-  assert.deepEqual(sent, []);
+  assert.equal(sent.length, 0);
   await settle();
   assert.deepEqual(sent.map((m) => m.type), ['offer', 'candidate']);
   n.localCandidate(null);
