@@ -19,12 +19,13 @@
  */
 import { AppChannel } from './appChannel.ts';
 import { CHANNEL_LABEL } from './channelProtocol.ts';
-import { realClock } from './clock.ts';
+import { realClock, sleepOn } from './clock.ts';
 import { Negotiator } from './negotiator.ts';
+import { PathSupervisor } from './pathSupervisor.ts';
 import { Waiters } from './waiters.ts';
 import { Emitter } from './emitter.ts';
 import {
-  SdkError, asSdkError, badOptions, closedError, fromRemote, iceFailed, isSdkError, peerGone,
+  SdkError, asSdkError, badOptions, closedError, fromRemote, isSdkError, peerGone,
 } from './errors.ts';
 import { mqttUrlFor, normalizeServer, requestJson, type SessionInfo } from './http.ts';
 import type { CandidateInit, PathKind, PeerConnectionState, RemoteTrack, RtcChannel, RtcPeer, RtcPlatform } from './rtc.ts';
@@ -115,15 +116,9 @@ export type AppConnectionEvents = {
   close: [{ reason: string; error?: SdkError }];
 };
 
-const DISCONNECTED_GRACE_MS = 2500;
-const FAILED_GRACE_MS = 1500;
-const RESTART_ATTEMPT_MS = 8000;
-/** Errors that end a recovery at once: retrying cannot change them. */
-const RECOVERY_FATAL: readonly string[] = ['PEER_GONE', 'DEVICE_ERROR', 'AUTH_FAILED', 'FORBIDDEN'];
 const RECREATE_MIN_INTERVAL_MS = 3000;
 
 const now = (): number => Date.now();
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 export class AppConnection extends Emitter<AppConnectionEvents> {
   readonly sessionId: string;
@@ -153,16 +148,11 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   private readonly waiters = new Waiters(realClock);
   /** Offer, answer and the candidates held around them (negotiator.ts). */
   private readonly negotiator: Negotiator;
-  private recovering = false;
-  /** An error the service or device sent while recovering (reported if recovery fails). */
-  private lastRecoveryError: SdkError | undefined;
+  /** Liveness, ICE restarts and recovery (pathSupervisor.ts). */
+  private readonly supervisor: PathSupervisor;
   private closed = false;
-  private disconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  private failedSince: number | undefined;
-  private lastRemoteCandidateAt = 0;
   /** Our end of the data channel protocol (appChannel.ts). */
   private readonly proto: AppChannel;
-  private lastPongAt = 0;
   private lastRecreateAt = 0;
   private lastBytes: { bytes: number; at: number } | undefined;
   private framesReceived = 0;
@@ -214,13 +204,13 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     this.pc.on('track', (t) => this.onTrack(t));
     if (args.opts.video !== false) this.pc.addVideoReceiver();
     this.dc = this.pc.createDataChannel(CHANNEL_LABEL);
-    this.dc.on('open', () => { this.setup.mark('channelOpen'); this.poke(); });
+    this.dc.on('open', () => { this.setup.mark('channelOpen'); this.waiters.poke(); });
     this.proto = new AppChannel({
       channel: this.dc,
       clock: realClock,
       onRtt: (rtt) => {
         this.rttMs = rtt;
-        this.lastPongAt = now();
+        this.supervisor.pong();
         if (this.telemetry.notePing(rtt) && this.state === 'connected') this.sendKeepalive();
       },
       onFrame: (f) => this.emit('frame', f),
@@ -228,6 +218,33 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
       onData: (d) => this.emit('message', d),
     });
     this.dc.on('message', (d) => this.proto.handle(d));
+    this.supervisor = new PathSupervisor({
+      clock: realClock,
+      waiters: this.waiters,
+      peer: this.pc,
+      channelOpen: () => this.dc.readyState === 'open',
+      connected: () => this.state === 'connected',
+      connecting: () => this.state === 'connecting',
+      closed: () => this.closed,
+      restart: (deadline) => {
+        this.iceRestarts++;
+        return this.negotiator.negotiate(true, deadline);
+      },
+      probe: (ms) => this.ping(ms),
+      recoveryMs: args.opts.recoveryMs ?? 20_000,
+      setupTimeoutMs: args.opts.timeoutMs ?? 20_000,
+      onLost: () => {
+        this.setState('reconnecting');
+        this.sendKeepalive('disconnected');
+      },
+      onRestored: async () => {
+        this.proto.forgetPings();
+        await this.refreshPath();
+        this.setState('connected');
+        this.sendKeepalive();
+      },
+      fail: (err, reason) => this.fail(err, reason),
+    });
 
     this.cleanups.push(
       this.signaling.on('message', (m) => this.onSignal(m)),
@@ -266,49 +283,15 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   /** Offer, answer, connectivity; rejects with an SdkError. Called once by connect(). */
   async start(deadline: number): Promise<void> {
-    await this.negotiate(false, deadline);
-    let restarted = false;
-    for (;;) {
-      try {
-        await this.waitFor(() => this.pc.connectionState === 'connected' && this.dc.readyState === 'open', deadline,
-          'ICE connectivity checks and DTLS', () => (this.failedForMs() >= FAILED_GRACE_MS ? iceFailed('no candidate pair worked (ICE failed)') : undefined));
-        break;
-      } catch (err) {
-        // The answer came, but no candidate pair worked in time: that is ICE failing, not slowness.
-        if (isSdkError(err, 'TIMEOUT')) throw iceFailed(`no working path within ${this.opts.timeoutMs ?? 20_000} ms of setup (ICE ${this.pc.connectionState})`);
-        // A browser may give up before the device's last candidates (its relay) arrived; one
-        // ICE restart, with every candidate known by then, usually finds the path.
-        if (!isSdkError(err, 'ICE_FAILED') || restarted || deadline - now() < RESTART_ATTEMPT_MS / 2) throw err;
-        restarted = true;
-        this.iceRestarts++;
-        await this.negotiate(true, deadline);
-      }
-    }
+    await this.negotiator.negotiate(false, deadline);
+    await this.supervisor.establish(deadline);
     this.setupMs = now() - this.startedAt;
-    this.lastPongAt = now();
+    this.supervisor.up();
     this.connectedAt = now();
     await this.refreshPath();
     this.setState('connected');
     this.startTimers();
     this.sendKeepalive();
-  }
-
-  /**
-   * How long the peer has been `failed` with no new remote candidate: a stack may declare
-   * failure when its first pairs fail (e.g. TURN refuses a host address) while better
-   * candidates are still on their way; it gets FAILED_GRACE_MS to take them.
-   */
-  private failedForMs(): number {
-    if (this.pc.connectionState !== 'failed') {
-      this.failedSince = undefined;
-      return 0;
-    }
-    this.failedSince ??= now();
-    return now() - Math.max(this.failedSince, this.lastRemoteCandidateAt);
-  }
-
-  private negotiate(iceRestart: boolean, deadline: number): Promise<void> {
-    return this.negotiator.negotiate(iceRestart, deadline);
   }
 
   // ---- signaling -------------------------------------------------------------------------
@@ -335,9 +318,8 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   private onRemoteCandidate(c: CandidateInit): void {
     if (!this.negotiator.accepts(c)) return;
-    this.lastRemoteCandidateAt = now();
+    this.supervisor.remoteCandidate();
     this.setup.mark('remoteCandidate');
-    if (this.pc.connectionState === 'failed') this.waiters.pokeLater(FAILED_GRACE_MS + 10);
     void this.negotiator.remoteCandidate(c);
   }
 
@@ -352,15 +334,10 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     }
     const err = fromRemote(code, message, fromDevice ? 'device' : 'service');
     if (this.state === 'connecting') {
-      this.failWaiters(err);
+      this.waiters.failAll(err);
       return;
     }
-    if (this.recovering) {
-      // E.g. DEVICE_OFFLINE while the device restarts: the recovery loop decides.
-      if (err.code === 'PEER_GONE' || err.code === 'DEVICE_ERROR') this.failWaiters(err);
-      else this.lastRecoveryError = err;
-      return;
-    }
+    if (this.supervisor.heard(err)) return;
     if (err.code === 'PEER_GONE') this.fail(err, 'peer-gone');
     else this.emit('warning', err);
   }
@@ -391,69 +368,12 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   private onPeerState(s: PeerConnectionState): void {
     if (s === 'connected') this.setup.mark('connected');
-    if (s === 'failed') this.waiters.pokeLater(FAILED_GRACE_MS + 10);
-    this.poke();
-    if (this.state !== 'connected' || this.recovering) return;
-    if (s === 'failed') {
-      void this.recover('ICE failed');
-    } else if (s === 'disconnected') {
-      if (this.disconnectTimer) return;
-      this.disconnectTimer = setTimeout(() => {
-        this.disconnectTimer = undefined;
-        if (this.pc.connectionState === 'disconnected' || this.pc.connectionState === 'failed') void this.recover('ICE disconnected');
-      }, DISCONNECTED_GRACE_MS);
-    }
+    this.supervisor.peerState(s);
   }
 
   /** Restarts ICE now (also done by itself when the path fails). */
   async restartIce(): Promise<void> {
-    await this.recover('restart requested');
-  }
-
-  private async recover(reason: string): Promise<void> {
-    if (this.recovering || this.closed || this.state === 'connecting') return;
-    const recoveryMs = this.opts.recoveryMs ?? 20_000;
-    if (recoveryMs <= 0) {
-      this.fail(iceFailed(`the path was lost (${reason}) and recovery is off`), 'ice-failed');
-      return;
-    }
-    this.recovering = true;
-    this.lastRecoveryError = undefined;
-    this.setState('reconnecting');
-    this.sendKeepalive('disconnected');
-    const until = now() + recoveryMs;
-    let lastError: SdkError | undefined;
-    while (!this.closed && now() < until) {
-      try {
-        this.iceRestarts++;
-        const attemptEnd = Math.min(until, now() + RESTART_ATTEMPT_MS);
-        await this.negotiate(true, attemptEnd);
-        await this.waitFor(() => this.pc.connectionState === 'connected', attemptEnd, 'ICE restart connectivity checks');
-        // The state may never have left `connected` (a restart of a working path): only a round
-        // trip through the device proves the path.
-        await this.ping(Math.max(1, attemptEnd - now()));
-        this.recovering = false;
-        this.lastPongAt = now();
-        this.proto.forgetPings();
-        await this.refreshPath();
-        this.setState('connected');
-        this.sendKeepalive();
-        return;
-      } catch (err) {
-        // A decisive answer (the device is back and does not know the session) wins over what an
-        // earlier attempt heard (DEVICE_OFFLINE while the device was restarting).
-        const thrown = asSdkError(err);
-        lastError = RECOVERY_FATAL.includes(thrown.code) ? thrown : this.lastRecoveryError ?? thrown;
-        if (this.closed || RECOVERY_FATAL.includes(lastError.code)) break;
-        await sleep(Math.min(1000, until - now()));
-      }
-    }
-    this.recovering = false;
-    if (this.closed) return;
-    const err = lastError && lastError.code !== 'TIMEOUT'
-      ? lastError
-      : iceFailed(`the path was lost (${reason}) and could not be restored within ${recoveryMs} ms`);
-    this.fail(err, 'recovery-failed');
+    await this.supervisor.recover('restart requested');
   }
 
   private async refreshPath(): Promise<void> {
@@ -529,7 +449,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     every(this.opts.pingMs ?? 1000, () => {
       if (this.state !== 'connected') return;
       this.proto.probe();
-      if (livenessMs > 0 && now() - this.lastPongAt > livenessMs) void this.recover(`no answer to pings for ${livenessMs} ms`);
+      this.supervisor.checkLiveness(livenessMs);
     });
     every(this.opts.statsMs ?? 1000, () => { void this.emitStats(); });
     every(this.opts.keepaliveMs ?? 10_000, () => this.sendKeepalive());
@@ -604,18 +524,6 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   // ---- waiting and ending --------------------------------------------------------------------
 
-  private waitFor(check: () => boolean, deadline: number, what: string, failed?: () => SdkError | undefined): Promise<void> {
-    return this.waiters.waitFor(check, deadline, what, failed);
-  }
-
-  private poke(): void {
-    this.waiters.poke();
-  }
-
-  private failWaiters(err: SdkError): void {
-    this.waiters.failAll(err);
-  }
-
   private setState(s: ConnectionState): void {
     if (this.state === s) return;
     this.state = s;
@@ -624,7 +532,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   private fail(err: SdkError, reason: string): void {
     if (this.closed) return;
-    this.failWaiters(err);
+    this.waiters.failAll(err);
     if (this.state === 'connecting') return; // connect() rejects with it
     this.emit('error', err);
     void this.close(reason, err);
@@ -636,13 +544,13 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     this.closed = true;
     this.waiters.close();
     this.negotiator.close();
-    if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
+    this.supervisor.close();
     for (const c of this.cleanups.splice(0)) c();
     if (this.state === 'connected' || this.state === 'reconnecting') await this.lastKeepalive();
     if (this.signaling.connected) {
       await Promise.race([
         this.signaling.send(this.deviceId, 'bye', this.sessionId, { reason }).catch(() => undefined),
-        sleep(1000),
+        sleepOn(realClock, 1000),
       ]);
     }
     this.pc.close();

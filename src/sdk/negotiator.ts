@@ -1,5 +1,5 @@
 /**
- * The app's offer/answer exchange (docs/signaling.md "Offer and answer"): each offer is sent
+ * The app's offer/answer exchange (docs/signaling.md "Delivery"): each offer is sent
  * (again every OFFER_RESEND_MS until answered) under one msgId for SENDS_PER_MSG_ID sends, which
  * the service de-duplicates, then under a fresh one, which the device answers with the answer it
  * gave; an answer names the msgId it answers (`replyTo`), so one to an older offer is ignored.
