@@ -32,7 +32,7 @@ import type { CandidateInit, PathKind, PeerConnectionState, RemoteTrack, RtcChan
 import { SignalingClient, newMsgId, type SignalMessage } from './signaling.ts';
 import { withoutTurn, type IcePolicy } from './icePolicy.ts';
 import { SetupTimeline } from './setupTimeline.ts';
-import { inboundVideo, pathSettled, selectedPair } from './stats.ts';
+import { StatsSampler } from './statsSampler.ts';
 import { KeepaliveTelemetry, settleWithin, LAST_REPORT_WAIT_MS } from './telemetry.ts';
 import type { NatDetector } from './natDetect.ts';
 import { readTokenClaims } from './token.ts';
@@ -154,17 +154,14 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   /** Our end of the data channel protocol (appChannel.ts). */
   private readonly proto: AppChannel;
   private lastRecreateAt = 0;
-  private lastBytes: { bytes: number; at: number } | undefined;
   private framesReceived = 0;
   /** iceTransportPolicy `direct`: no TURN here, none asked of the device, relayed candidates dropped. */
   private readonly direct: boolean;
   private readonly telemetry: KeepaliveTelemetry;
   /** The NAT detection in flight or done (undefined when there is none). */
   private readonly natDetection: Promise<void> | undefined;
-  private iceRttMs: number | undefined;
-  /** The path is final (stats.ts pathSettled): keepalives carry it from then on. */
-  private pathFinal = false;
-  private connectedAt = 0;
+  /** Bitrate, the path and when it is final (statsSampler.ts). */
+  private readonly sampler: StatsSampler;
 
   /** Use `connect()`. */
   constructor(args: { opts: ConnectOptions; server: string; session: SessionInfo; appId: string; signaling: SignalingClient; ownsSignaling: boolean; startedAt: number; setup: SetupTimeline }) {
@@ -218,6 +215,16 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
       onData: (d) => this.emit('message', d),
     });
     this.dc.on('message', (d) => this.proto.handle(d));
+    this.sampler = new StatsSampler({
+      peer: this.pc,
+      clock: realClock,
+      onPath: (p) => {
+        this.path = p;
+        this.emit('path', p);
+      },
+      // Once the path is final, the next keepalive (this one, when it just became so) carries it.
+      onFinal: () => { if (this.state === 'connected') this.sendKeepalive(); },
+    });
     this.supervisor = new PathSupervisor({
       clock: realClock,
       waiters: this.waiters,
@@ -239,7 +246,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
       },
       onRestored: async () => {
         this.proto.forgetPings();
-        await this.refreshPath();
+        await this.sampler.refresh();
         this.setState('connected');
         this.sendKeepalive();
       },
@@ -287,8 +294,8 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     await this.supervisor.establish(deadline);
     this.setupMs = now() - this.startedAt;
     this.supervisor.up();
-    this.connectedAt = now();
-    await this.refreshPath();
+    this.sampler.connected();
+    await this.sampler.refresh();
     this.setState('connected');
     this.startTimers();
     this.sendKeepalive();
@@ -376,25 +383,6 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     await this.supervisor.recover('restart requested');
   }
 
-  private async refreshPath(): Promise<void> {
-    try {
-      const stats = await this.pc.getStats();
-      const pair = selectedPair(stats);
-      if (pair && pair.path !== this.path) {
-        this.path = pair.path;
-        this.emit('path', pair.path);
-      }
-      this.settlePath(pathSettled(stats, pair, now() - this.connectedAt));
-    } catch { /* stats are best effort */ }
-  }
-
-  /** Once the path is final, the next keepalive (this one, when it just became so) carries it. */
-  private settlePath(settled: boolean): void {
-    if (this.pathFinal || !settled) return;
-    this.pathFinal = true;
-    if (this.state === 'connected') this.sendKeepalive();
-  }
-
   // ---- data channel -----------------------------------------------------------------------
 
   /** Application data to the device (the simulated camera echoes it). */
@@ -457,7 +445,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   private keepalivePayload(state?: PeerConnectionState): Record<string, unknown> {
     return { ...this.telemetry.payload({
-      state: state ?? (this.state === 'connected' ? 'connected' : this.pc.connectionState), path: this.pathFinal ? this.path : undefined, setupMs: this.setupMs, iceRttMs: this.iceRttMs,
+      state: state ?? (this.state === 'connected' ? 'connected' : this.pc.connectionState), path: this.sampler.final ? this.path : undefined, setupMs: this.setupMs, iceRttMs: this.sampler.iceRttMs,
     }) };
   }
 
@@ -470,29 +458,14 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   private async lastKeepalive(): Promise<void> {
     if (this.natDetection) await settleWithin(this.natDetection, LAST_REPORT_WAIT_MS);
     // Ending: the path is what it was (a call shorter than PATH_SETTLE_MS reports it now).
-    const pathUnreported = !this.pathFinal && this.path !== undefined;
-    this.pathFinal = true;
+    const pathUnreported = this.sampler.end();
     if ((!this.telemetry.unreported && !pathUnreported) || !this.signaling.connected) return;
     await settleWithin(this.signaling.send(this.deviceId, 'keepalive', this.sessionId, this.keepalivePayload(), {}), LAST_REPORT_WAIT_MS);
   }
 
   /** A snapshot of the connection's numbers now. */
   async getStats(): Promise<ConnectionStats> {
-    const stats = await this.pc.getStats();
-    const pair = selectedPair(stats);
-    const video = inboundVideo(stats);
-    let bitrateKbps: number | undefined;
-    if (video) {
-      const at = now();
-      if (this.lastBytes && at > this.lastBytes.at) bitrateKbps = ((video.bytesReceived - this.lastBytes.bytes) * 8) / (at - this.lastBytes.at);
-      this.lastBytes = { bytes: video.bytesReceived, at };
-    }
-    this.iceRttMs = pair?.rttMs ?? this.iceRttMs;
-    if (pair && pair.path !== this.path && this.state === 'connected') {
-      this.path = pair.path;
-      this.emit('path', pair.path);
-    }
-    if (this.state === 'connected') this.settlePath(pathSettled(stats, pair, now() - this.connectedAt));
+    const { pair, video, bitrateKbps } = await this.sampler.sample(this.state === 'connected');
     return {
       at: now(),
       state: this.state,
