@@ -14,11 +14,11 @@ import { Emitter } from './emitter.ts';
 import { SdkError, asSdkError, badOptions } from './errors.ts';
 import { mqttUrlFor, normalizeServer, requestJson, type IceServerInit, type SessionInfo } from './http.ts';
 import type {
-  CandidateInit, PathKind, PeerConnectionState, RtcChannel, RtcPeer, RtcPlatform, SdpInit,
+  CandidateInit, PathKind, PeerConnectionState, RtcChannel, RtcPeer, RtcPlatform,
 } from './rtc.ts';
 import { DEFAULT_PUNCH_TTL, HolePuncher, mappingOf } from './holePunch.ts';
 import { withoutTurn } from './icePolicy.ts';
-import { candidatePayload } from './negotiator.ts';
+import { Answerer, candidatePayload } from './negotiator.ts';
 import { NoticedSessions, noticeIceServers } from './noticedSessions.ts';
 import { SignalingClient, type SignalMessage } from './signaling.ts';
 import { selectedPair } from './stats.ts';
@@ -90,11 +90,8 @@ interface Viewer {
   detach: (() => void) | undefined;
   /** Its end of the data channel protocol (deviceChannel.ts). */
   channel: DeviceChannel | undefined;
-  lastOfferSdp: string | undefined;
-  lastAnswer: SdpInit | undefined;
-  remoteSet: boolean;
-  heldRemote: CandidateInit[];
-  heldLocal: Array<CandidateInit | null> | undefined;
+  /** Its offers answered, and the candidates held meanwhile (negotiator.ts). */
+  readonly answerer: Answerer;
   /** Orders this viewer's first packets (holePunch.ts); absent where the stack cannot punch. */
   puncher: HolePuncher | undefined;
   chain: Promise<void>;
@@ -218,8 +215,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
         if (!v) return;
         const c = m.payload as unknown as CandidateInit;
         if (typeof c.candidate !== 'string') return;
-        if (!v.remoteSet || !v.pc) v.heldRemote.push(c);
-        else this.addRemoteCandidate(v, c);
+        v.answerer.remoteCandidate(c);
         return;
       }
       case 'keepalive':
@@ -234,12 +230,19 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   }
 
   private newViewer(sessionId: string, appId: string): Viewer {
-    return {
+    const answerer = new Answerer({
+      sendAnswer: (payload, replyTo) => this.signaling.send(appId, 'answer', sessionId, payload, replyTo === undefined ? {} : { replyTo }).then(() => undefined),
+      sendCandidate: (c) => this.sendCandidate(v, c),
+      addRemote: (c) => this.addRemoteCandidate(v, c),
+      warn: (err) => this.emit('warning', err),
+    });
+    const v: Viewer = {
       sessionId, appId, createdAt: now(), pc: undefined, dc: undefined, detach: undefined, channel: undefined,
-      lastOfferSdp: undefined, lastAnswer: undefined, remoteSet: false, heldRemote: [], heldLocal: [], puncher: undefined,
+      answerer, puncher: undefined,
       chain: Promise.resolve(), path: undefined, setupMs: undefined, lastSignAt: now(), closed: false,
       telemetry: new KeepaliveTelemetry({ natType: this.natType }),
     };
+    return v;
   }
 
   private async sendError(v: Viewer, code: (typeof DEVICE_ERROR_CODES)[number], message: string, replyTo: string | undefined): Promise<void> {
@@ -249,9 +252,9 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   private async onOffer(v: Viewer, m: SignalMessage): Promise<void> {
     if (v.closed) return;
     const sdp = typeof m.payload.sdp === 'string' ? m.payload.sdp : '';
-    if (v.lastAnswer && v.lastOfferSdp === sdp) {
-      // A retried offer: the answer may have been lost.
-      await this.signaling.send(v.appId, 'answer', v.sessionId, { ...v.lastAnswer }, m.msgId === undefined ? {} : { replyTo: m.msgId });
+    const again = v.answerer.answerAgain(sdp, m.msgId);
+    if (again) {
+      await again;
       return;
     }
     if (!v.pc) {
@@ -276,39 +279,10 @@ export class DeviceServer extends Emitter<DeviceEvents> {
       this.createPeer(v, m.payload.iceTransportPolicy === 'direct' ? withoutTurn(iceServers) : iceServers);
     }
     const pc = v.pc as RtcPeer;
-    let applied: Promise<void>;
-    try {
-      v.heldLocal ??= [];
-      await pc.setRemoteDescription({ type: 'offer', sdp });
-      v.remoteSet = true;
+    const failed = await v.answerer.answer(pc, sdp, m.msgId, () => {
       if (!v.detach && this.opts.media) v.detach = this.opts.media.attach(pc);
-      const answer = await pc.createAnswer();
-      // werift gathers inside setLocalDescription (STUN and TURN: a round trip or two); the
-      // answer carries no candidates, so it leaves now and the candidates trickle after it.
-      applied = pc.setLocalDescription(answer);
-      applied.catch(() => undefined); // awaited below, after the answer went out
-      v.lastOfferSdp = sdp;
-      v.lastAnswer = answer;
-    } catch (err) {
-      await this.failNegotiation(v, err, m.msgId);
-      return;
-    }
-    // Not waiting for the broker's PUBACK (a round trip): the candidates follow the answer at
-    // once, and the app holds any that overtake it until the answer is applied.
-    this.signaling.send(v.appId, 'answer', v.sessionId, { type: 'answer', sdp: v.lastAnswer.sdp }, m.msgId === undefined ? {} : { replyTo: m.msgId })
-      .catch((err: unknown) => this.emit('warning', asSdkError(err, 'SIGNALING_UNAVAILABLE')));
-    const local = v.heldLocal;
-    v.heldLocal = undefined;
-    for (const c of local ?? []) this.sendCandidate(v, c);
-    try {
-      await applied;
-    } catch (err) {
-      await this.failNegotiation(v, err, m.msgId);
-      return;
-    }
-    const remote = v.heldRemote;
-    v.heldRemote = [];
-    for (const c of remote) this.addRemoteCandidate(v, c);
+    });
+    if (failed) await this.failNegotiation(v, failed.error, m.msgId);
   }
 
   private async iceServers(sessionId: string): Promise<readonly IceServerInit[]> {
@@ -327,10 +301,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   private createPeer(v: Viewer, iceServers: readonly IceServerInit[]): void {
     const pc = this.opts.platform.createPeer({ iceServers, ...(this.opts.media ? { videoCodec: this.opts.media.videoCodec } : {}) });
     v.pc = pc;
-    const sendLocal = (c: CandidateInit | null): void => {
-      if (v.heldLocal) v.heldLocal.push(c);
-      else this.sendCandidate(v, c);
-    };
+    const sendLocal = (c: CandidateInit | null): void => v.answerer.localCandidate(c);
     const punchTtl = this.opts.punchTtl ?? DEFAULT_PUNCH_TTL;
     if (pc.punch && punchTtl > 0) {
       v.puncher = new HolePuncher({

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fakeClock, settle } from '../../test/helpers/fakeClock.ts';
-import { Negotiator, OFFER_RESEND_MS, SENDS_PER_MSG_ID, candidatePayload } from './negotiator.ts';
+import { Answerer, Negotiator, OFFER_RESEND_MS, SENDS_PER_MSG_ID, candidatePayload } from './negotiator.ts';
 import type { CandidateInit, SdpInit } from './rtc.ts';
 import type { SignalMessage } from './signaling.ts';
 import { Waiters } from './waiters.ts';
@@ -148,4 +148,74 @@ test('an unusable answer fails the negotiation with DEVICE_ERROR; no answer fail
 test('candidatePayload: the fields of docs/signaling.md, and an empty candidate for the end', () => {
   assert.deepEqual(candidatePayload({ candidate: 'candidate:1 1 udp 1 192.0.2.1 1 typ host' }), { candidate: 'candidate:1 1 udp 1 192.0.2.1 1 typ host', sdpMid: null, sdpMLineIndex: null });
   assert.deepEqual(candidatePayload(null), { candidate: '' });
+});
+
+/** The device's side: a fake peer whose setLocalDescription (werift's gathering) ends when the test says. */
+function answerRig(opts: { failRemote?: boolean; failLocal?: boolean } = {}) {
+  const log: string[] = [];
+  let endGathering: (() => void) | undefined;
+  let answers = 0;
+  const peer = {
+    async setRemoteDescription(d: SdpInit) { if (opts.failRemote) throw new Error('bad offer'); log.push(`remote ${d.sdp}`); },
+    async createAnswer(): Promise<SdpInit> { answers++; return { type: 'answer', sdp: `answer ${answers}` }; },
+    setLocalDescription(d: SdpInit) {
+      log.push(`local ${d.sdp}`);
+      return new Promise<void>((resolve, reject) => { endGathering = opts.failLocal ? () => reject(new Error('gathering failed')) : resolve; });
+    },
+  };
+  const a = new Answerer({
+    sendAnswer: async (payload, replyTo) => { log.push(`answer ${String(payload.sdp)} to ${replyTo}`); },
+    sendCandidate: (c) => log.push(`send ${c === null ? 'end' : c.candidate.split(' ').at(-1)}`),
+    addRemote: (c) => log.push(`ice ${c.candidate.split(' ').at(-1)}`),
+    warn: () => undefined,
+  });
+  return { a, peer, log, gathered: () => endGathering?.() };
+}
+
+test('answering: the answer leaves before gathering ends; our candidates follow it, the app\'s wait until it is applied', async () => {
+  const { a, peer, log, gathered } = answerRig();
+  a.remoteCandidate(cand('host')); // overtook the offer
+  let attached = 0;
+  const done = a.answer(peer, 'offer 1', 'm1', () => { attached++; });
+  a.localCandidate(cand('host'));
+  await settle();
+  a.localCandidate(cand('srflx'));
+  a.remoteCandidate(cand('srflx', 2)); // the offer is applied: straight to ICE
+  assert.deepEqual(log, ['remote offer 1', 'local answer 1', 'answer answer 1 to m1', 'send host', 'send srflx', 'ice srflx']);
+  gathered();
+  assert.equal(await done, undefined);
+  assert.deepEqual(log.slice(6), ['ice host']);
+  assert.equal(attached, 1);
+});
+
+test('a retried offer gets the answer already given; a new one (an ICE restart) a new answer', async () => {
+  const { a, peer, log, gathered } = answerRig();
+  assert.equal(a.answerAgain('offer 1', 'm1'), undefined, 'nothing answered yet');
+  const first = a.answer(peer, 'offer 1', 'm1', () => undefined);
+  await settle();
+  gathered();
+  await first;
+  await a.answerAgain('offer 1', 'm2');
+  assert.equal(log.at(-1), 'answer answer 1 to m2');
+  assert.equal(a.answerAgain('offer 2', 'm3'), undefined);
+  const restart = a.answer(peer, 'offer 2', 'm3', () => undefined);
+  a.localCandidate(null); // held again until the new answer left
+  await settle();
+  assert.deepEqual(log.slice(-3), ['local answer 2', 'answer answer 2 to m3', 'send end']);
+  gathered();
+  assert.equal(await restart, undefined);
+});
+
+test('an offer the peer refuses, or a gathering that fails, is returned as the error', async () => {
+  const bad = answerRig({ failRemote: true });
+  const r = await bad.a.answer(bad.peer, 'offer', 'm1', () => undefined);
+  assert.match(String((r?.error as Error).message), /bad offer/);
+  assert.deepEqual(bad.log, []);
+
+  const late = answerRig({ failLocal: true });
+  const done = late.a.answer(late.peer, 'offer', 'm1', () => undefined);
+  await settle();
+  late.gathered();
+  assert.match(String(((await done)?.error as Error).message), /gathering failed/);
+  assert.ok(late.log.includes('answer answer 1 to m1'), 'the answer had left');
 });

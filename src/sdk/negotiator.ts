@@ -1,15 +1,17 @@
 /**
- * The app's offer/answer exchange (docs/signaling.md "Delivery"): each offer is sent
+ * The offer/answer exchange of both peers. The app's Negotiator (docs/signaling.md "Delivery"):
+ * each offer is sent
  * (again every OFFER_RESEND_MS until answered) under one msgId for SENDS_PER_MSG_ID sends, which
  * the service de-duplicates, then under a fresh one, which the device answers with the answer it
  * gave; an answer names the msgId it answers (`replyTo`), so one to an older offer is ignored.
  * Trickled candidates are held on both sides of the exchange: ours until the offer has left, the
- * device's until its answer is applied. `negotiate` resolves once the answer is applied.
+ * device's until its answer is applied. `negotiate` resolves once the answer is applied. The
+ * device's Answerer answers each viewer's offers (below). Both send candidates as candidatePayload.
  */
 import type { Clock } from './clock.ts';
 import { SdkError, asSdkError } from './errors.ts';
 import { isRelayCandidate, withoutRelayCandidates } from './icePolicy.ts';
-import type { CandidateInit, RtcPeer } from './rtc.ts';
+import type { CandidateInit, RtcPeer, SdpInit } from './rtc.ts';
 import type { SignalMessage } from './signaling.ts';
 import type { Waiters } from './waiters.ts';
 
@@ -189,5 +191,91 @@ export class Negotiator {
     if (this.opts.closed()) return;
     this.opts.send('candidate', candidatePayload(c), {})
       .catch((err: unknown) => this.opts.warn(asSdkError(err, 'SIGNALING_UNAVAILABLE')));
+  }
+}
+
+export interface AnswererOptions {
+  /** Sends an `answer` (replying to the offer's msgId); the first send of each is not awaited. */
+  readonly sendAnswer: (payload: Record<string, unknown>, replyTo: string | undefined) => Promise<void>;
+  readonly sendCandidate: (c: CandidateInit | null) => void;
+  /** Hands one of the app's candidates to the peer (or what stands before it, holePunch.ts). */
+  readonly addRemote: (c: CandidateInit) => void;
+  readonly warn: (err: SdkError) => void;
+}
+
+/**
+ * The device's side of the exchange, for one viewer: each new offer is applied and answered (the
+ * answer leaves before werift's gathering in setLocalDescription ends, the candidates trickle
+ * after it); a repeated offer (the app re-sends under a fresh msgId) gets the answer already
+ * given. Our candidates are held until the answer has left, the app's until it is applied.
+ */
+export class Answerer {
+  private readonly opts: AnswererOptions;
+  private lastOfferSdp: string | undefined;
+  private lastAnswer: SdpInit | undefined;
+  private remoteSet = false;
+  private heldRemote: CandidateInit[] = [];
+  private heldLocal: Array<CandidateInit | null> | undefined = [];
+
+  constructor(opts: AnswererOptions) {
+    this.opts = opts;
+  }
+
+  /** When `sdp` is the offer already answered (retried: the answer may have been lost), that answer again. */
+  answerAgain(sdp: string, msgId: string | undefined): Promise<void> | undefined {
+    if (!this.lastAnswer || this.lastOfferSdp !== sdp) return undefined;
+    return this.opts.sendAnswer({ ...this.lastAnswer }, msgId);
+  }
+
+  /**
+   * Applies the offer and answers it; `attach` adds our media once the offer is applied. Returns
+   * the error when the peer could not (the caller tells the app and closes the viewer).
+   */
+  async answer(peer: Pick<RtcPeer, 'setRemoteDescription' | 'createAnswer' | 'setLocalDescription'>, sdp: string, msgId: string | undefined, attach: () => void): Promise<{ error: unknown } | undefined> {
+    let applied: Promise<void>;
+    let answer: SdpInit;
+    try {
+      this.heldLocal ??= [];
+      await peer.setRemoteDescription({ type: 'offer', sdp });
+      this.remoteSet = true;
+      attach();
+      answer = await peer.createAnswer();
+      // werift gathers inside setLocalDescription (STUN and TURN: a round trip or two); the
+      // answer carries no candidates, so it leaves now and the candidates trickle after it.
+      applied = peer.setLocalDescription(answer);
+      applied.catch(() => undefined); // awaited below, after the answer went out
+      this.lastOfferSdp = sdp;
+      this.lastAnswer = answer;
+    } catch (error) {
+      return { error };
+    }
+    // Not waiting for the broker's PUBACK (a round trip): the candidates follow the answer at
+    // once, and the app holds any that overtake it until the answer is applied.
+    this.opts.sendAnswer({ type: 'answer', sdp: answer.sdp }, msgId)
+      .catch((err: unknown) => this.opts.warn(asSdkError(err, 'SIGNALING_UNAVAILABLE')));
+    const local = this.heldLocal;
+    this.heldLocal = undefined;
+    for (const c of local ?? []) this.opts.sendCandidate(c);
+    try {
+      await applied;
+    } catch (error) {
+      return { error };
+    }
+    const remote = this.heldRemote;
+    this.heldRemote = [];
+    for (const c of remote) this.opts.addRemote(c);
+    return undefined;
+  }
+
+  /** One of ours (null: gathering is complete): held while an answer is being made. */
+  localCandidate(c: CandidateInit | null): void {
+    if (this.heldLocal) this.heldLocal.push(c);
+    else this.opts.sendCandidate(c);
+  }
+
+  /** One of the app's: held until the first offer is applied. */
+  remoteCandidate(c: CandidateInit): void {
+    if (!this.remoteSet) this.heldRemote.push(c);
+    else this.opts.addRemote(c);
   }
 }
