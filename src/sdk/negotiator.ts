@@ -1,12 +1,12 @@
 /**
- * The offer/answer exchange of both peers. The app's Negotiator (docs/signaling.md "Delivery"):
- * each offer is sent
- * (again every OFFER_RESEND_MS until answered) under one msgId for SENDS_PER_MSG_ID sends, which
- * the service de-duplicates, then under a fresh one, which the device answers with the answer it
- * gave; an answer names the msgId it answers (`replyTo`), so one to an older offer is ignored.
- * Trickled candidates are held on both sides of the exchange: ours until the offer has left, the
- * device's until its answer is applied. `negotiate` resolves once the answer is applied. The
- * device's Answerer answers each viewer's offers (below). Both send candidates as candidatePayload.
+ * The offer/answer exchange of both peers. The app's Negotiator (docs/signaling.md "Delivery")
+ * sends each offer (again every OFFER_RESEND_MS until answered) under one msgId for
+ * SENDS_PER_MSG_ID sends, which the service de-duplicates, then under a fresh one, which the
+ * device answers with the answer it gave; an answer names the msgId it answers (`replyTo`), so
+ * one to an older offer is ignored. Trickled candidates are held on both sides of the exchange:
+ * ours until the offer has left, the device's until its answer is applied. `negotiate` resolves
+ * once the answer is applied. The device's Answerer answers each viewer's offers (below). Both
+ * send candidates as candidatePayload.
  */
 import type { Clock } from './clock.ts';
 import { SdkError, asSdkError } from './errors.ts';
