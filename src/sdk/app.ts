@@ -6,9 +6,10 @@
  * - signaling: MQTT (SignalingClient) reconnects by itself; on its return the pending offer is
  *   sent again and a keepalive reports the state;
  * - offers are re-sent with the same msgId (the service de-duplicates), then with a fresh one
- *   (the device answers a repeated offer with the answer it gave);
+ *   (the device answers a repeated offer with the answer it gave): negotiator.ts;
  * - the path: when ICE fails, stays `disconnected`, or pings go unanswered, an ICE restart runs
- *   (repeatedly, within `recoveryMs`);
+ *   (repeatedly, within `recoveryMs`): pathSupervisor.ts;
+ * - the data channel: pings, echoes and frame latency (appChannel.ts); stats (statsSampler.ts);
  * - the session: if the service forgot it (a restart of a one-node p2pd), it is created again
  *   under the same id;
  * - outcomes: keepalives carry state, path, rttMs, setupMs, natType (telemetry.ts); the NAT type

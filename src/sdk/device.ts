@@ -2,10 +2,11 @@
  * The device side of the SDK: `serve()` keeps a device online (retained presence, `offline` as
  * its will) and answers every app that offers: one peer connection per session, several viewers
  * at once, each with the device's media and the `p2pd` data channel (ping → pong, echo, frame
- * timestamps). A repeated offer gets the answer already given; an ICE-restart offer for a
- * session this device does not know (it restarted) gets `error` SESSION_UNKNOWN, so the app
- * fails fast and can open a new session. Keepalives report each viewer's path, setup time, ICE
- * RTT and the device's NAT type (telemetry.ts), detected once at start (natDetect.ts).
+ * timestamps: deviceChannel.ts). A repeated offer gets the answer already given (negotiator.ts's
+ * Answerer); an ICE-restart offer for a session this device does not know (it restarted) gets
+ * `error` SESSION_UNKNOWN, so the app fails fast and can open a new session. Keepalives report
+ * each viewer's path, setup time, ICE RTT and the device's NAT type (telemetry.ts), detected once
+ * at start (natDetect.ts).
  * Platform-neutral; media comes in as a DeviceMedia.
  */
 import { realClock } from './clock.ts';
