@@ -26,13 +26,14 @@ import { PathSupervisor } from './pathSupervisor.ts';
 import { Waiters } from './waiters.ts';
 import { Emitter } from './emitter.ts';
 import {
-  SdkError, asSdkError, badOptions, closedError, fromRemote, isSdkError, peerGone,
+  SdkError, asSdkError, badOptions, closedError, peerGone,
 } from './errors.ts';
 import { mqttUrlFor, normalizeServer, requestJson, type SessionInfo } from './http.ts';
 import type { CandidateInit, PathKind, PeerConnectionState, RemoteTrack, RtcChannel, RtcPeer, RtcPlatform } from './rtc.ts';
 import { SignalingClient, newMsgId, type SignalMessage } from './signaling.ts';
 import { withoutTurn, type IcePolicy } from './icePolicy.ts';
 import { SetupTimeline } from './setupTimeline.ts';
+import { SessionRecreator, readSignalError } from './signalErrors.ts';
 import { StatsSampler } from './statsSampler.ts';
 import { KeepaliveTelemetry, settleWithin, LAST_REPORT_WAIT_MS } from './telemetry.ts';
 import type { NatDetector } from './natDetect.ts';
@@ -117,7 +118,6 @@ export type AppConnectionEvents = {
   close: [{ reason: string; error?: SdkError }];
 };
 
-const RECREATE_MIN_INTERVAL_MS = 3000;
 
 const now = (): number => Date.now();
 
@@ -154,7 +154,8 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   private closed = false;
   /** Our end of the data channel protocol (appChannel.ts). */
   private readonly proto: AppChannel;
-  private lastRecreateAt = 0;
+  /** A session the service lost, created again (signalErrors.ts). */
+  private readonly recreator: SessionRecreator;
   private framesReceived = 0;
   /** iceTransportPolicy `direct`: no TURN here, none asked of the device, relayed candidates dropped. */
   private readonly direct: boolean;
@@ -216,6 +217,14 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
       onData: (d) => this.emit('message', d),
     });
     this.dc.on('message', (d) => this.proto.handle(d));
+    this.recreator = new SessionRecreator({
+      clock: realClock,
+      create: () => requestJson('POST', `${this.server}/v1/sessions`, {
+        token: this.opts.token, body: { deviceId: this.deviceId, sessionId: this.sessionId }, timeoutMs: 5000,
+      }),
+      onCreated: () => this.sendKeepalive(),
+      warn: (err) => this.emit('warning', err),
+    });
     this.sampler = new StatsSampler({
       peer: this.pc,
       clock: realClock,
@@ -332,15 +341,13 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   }
 
   private onSignalError(m: SignalMessage): void {
-    const code = typeof m.payload.code === 'string' ? m.payload.code : 'UNKNOWN';
-    const message = typeof m.payload.message === 'string' ? m.payload.message : code;
-    const fromDevice = m.from === this.deviceId;
-    if (!fromDevice && code === 'SESSION_NOT_FOUND' && this.state !== 'connecting') {
+    const verdict = readSignalError(m, this.deviceId, this.state === 'connecting');
+    if (verdict.kind === 'session-lost') {
       // The service lost the session (a one-node p2pd restarted): create it again under its id.
-      void this.recreateSession();
+      void this.recreator.lost();
       return;
     }
-    const err = fromRemote(code, message, fromDevice ? 'device' : 'service');
+    const err = verdict.error;
     if (this.state === 'connecting') {
       this.waiters.failAll(err);
       return;
@@ -348,20 +355,6 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     if (this.supervisor.heard(err)) return;
     if (err.code === 'PEER_GONE') this.fail(err, 'peer-gone');
     else this.emit('warning', err);
-  }
-
-  private async recreateSession(): Promise<void> {
-    if (now() - this.lastRecreateAt < RECREATE_MIN_INTERVAL_MS) return;
-    this.lastRecreateAt = now();
-    try {
-      await requestJson('POST', `${this.server}/v1/sessions`, {
-        token: this.opts.token, body: { deviceId: this.deviceId, sessionId: this.sessionId }, timeoutMs: 5000,
-      });
-      this.sendKeepalive();
-    } catch (err) {
-      if (isSdkError(err) && err.serverCode === 'SESSION_EXISTS') return;
-      this.emit('warning', asSdkError(err));
-    }
   }
 
   private onSignalingBack(): void {
