@@ -424,8 +424,8 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   private startTimers(): void {
     const every = (ms: number, fn: () => void): void => {
-      const t = setInterval(fn, ms);
-      this.cleanups.push(() => clearInterval(t));
+      const t = realClock.setInterval(fn, ms);
+      this.cleanups.push(() => realClock.clearInterval(t));
     };
     const livenessMs = this.opts.livenessMs ?? 5000;
     every(this.opts.pingMs ?? 1000, () => {
