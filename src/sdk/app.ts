@@ -6,9 +6,10 @@
  * - signaling: MQTT (SignalingClient) reconnects by itself; on its return the pending offer is
  *   sent again and a keepalive reports the state;
  * - offers are re-sent with the same msgId (the service de-duplicates), then with a fresh one
- *   (the device answers a repeated offer with the answer it gave);
+ *   (the device answers a repeated offer with the answer it gave): negotiator.ts;
  * - the path: when ICE fails, stays `disconnected`, or pings go unanswered, an ICE restart runs
- *   (repeatedly, within `recoveryMs`);
+ *   (repeatedly, within `recoveryMs`): pathSupervisor.ts;
+ * - the data channel: pings, echoes and frame latency (appChannel.ts); stats (statsSampler.ts);
  * - the session: if the service forgot it (a restart of a one-node p2pd), it is created again
  *   under the same id;
  * - outcomes: keepalives carry state, path, rttMs, setupMs, natType (telemetry.ts); the NAT type
@@ -17,17 +18,23 @@
  * Every failure rejects connect() or emits `error` (then `close`) with an SdkError code.
  * Platform-neutral: the RTC stack comes in as an RtcPlatform (node.ts, browser.ts).
  */
-import { CHANNEL_LABEL, encodeChannelMessage, readChannelMessage, type ChannelMessage } from './channelProtocol.ts';
+import { AppChannel } from './appChannel.ts';
+import { CHANNEL_LABEL } from './channelProtocol.ts';
+import { realClock, sleepOn } from './clock.ts';
+import { Negotiator } from './negotiator.ts';
+import { PathSupervisor } from './pathSupervisor.ts';
+import { Waiters } from './waiters.ts';
 import { Emitter } from './emitter.ts';
 import {
-  SdkError, asSdkError, badOptions, closedError, fromRemote, iceFailed, isSdkError, peerGone, timeout,
+  SdkError, asSdkError, badOptions, closedError, peerGone,
 } from './errors.ts';
 import { mqttUrlFor, normalizeServer, requestJson, type SessionInfo } from './http.ts';
 import type { CandidateInit, PathKind, PeerConnectionState, RemoteTrack, RtcChannel, RtcPeer, RtcPlatform } from './rtc.ts';
 import { SignalingClient, newMsgId, type SignalMessage } from './signaling.ts';
-import { isRelayCandidate, withoutRelayCandidates, withoutTurn, type IcePolicy } from './icePolicy.ts';
+import { withoutTurn, type IcePolicy } from './icePolicy.ts';
 import { SetupTimeline } from './setupTimeline.ts';
-import { inboundVideo, pathSettled, selectedPair } from './stats.ts';
+import { SessionRecreator, readSignalError } from './signalErrors.ts';
+import { StatsSampler } from './statsSampler.ts';
 import { KeepaliveTelemetry, settleWithin, LAST_REPORT_WAIT_MS } from './telemetry.ts';
 import type { NatDetector } from './natDetect.ts';
 import { readTokenClaims } from './token.ts';
@@ -111,40 +118,8 @@ export type AppConnectionEvents = {
   close: [{ reason: string; error?: SdkError }];
 };
 
-const OFFER_RESEND_MS = 1500;
-/** Sends of one offer under one msgId before a fresh msgId is used. */
-const SENDS_PER_MSG_ID = 2;
-const DISCONNECTED_GRACE_MS = 2500;
-const FAILED_GRACE_MS = 1500;
-const RESTART_ATTEMPT_MS = 8000;
-/** Errors that end a recovery at once: retrying cannot change them. */
-const RECOVERY_FATAL: readonly string[] = ['PEER_GONE', 'DEVICE_ERROR', 'AUTH_FAILED', 'FORBIDDEN'];
-const RECREATE_MIN_INTERVAL_MS = 3000;
-const FRAME_STAMPS_KEPT = 600;
-
-interface Waiter {
-  readonly check: () => boolean;
-  readonly resolve: () => void;
-  readonly reject: (err: SdkError) => void;
-}
-
-interface PendingOffer {
-  readonly sdp: string;
-  readonly iceRestart: boolean;
-  /** msgIds this offer went out under (answers name one in replyTo). */
-  readonly ids: Set<string>;
-  msgId: string;
-  sends: number;
-  answered: boolean;
-  timer: ReturnType<typeof setTimeout> | undefined;
-  /** Sends it (again) and schedules the next send. */
-  resend: () => void;
-}
 
 const now = (): number => Date.now();
-/** Monotonic, sub-millisecond: for round trips. */
-const mono = (): number => performance.now();
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 export class AppConnection extends Emitter<AppConnectionEvents> {
   readonly sessionId: string;
@@ -170,39 +145,25 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   private readonly dc: RtcChannel;
   private readonly startedAt: number;
   private readonly cleanups: Array<() => void> = [];
-  private readonly waiters = new Set<Waiter>();
-  private pendingOffer: PendingOffer | undefined;
-  private remoteDescriptionSet = false;
-  private heldRemoteCandidates: CandidateInit[] = [];
-  private heldLocalCandidates: Array<CandidateInit | null> | undefined = [];
-  private recovering = false;
-  /** An error the service or device sent while recovering (reported if recovery fails). */
-  private lastRecoveryError: SdkError | undefined;
+  /** What start() and a recovery wait for (waiters.ts). */
+  private readonly waiters = new Waiters(realClock);
+  /** Offer, answer and the candidates held around them (negotiator.ts). */
+  private readonly negotiator: Negotiator;
+  /** Liveness, ICE restarts and recovery (pathSupervisor.ts). */
+  private readonly supervisor: PathSupervisor;
   private closed = false;
-  private disconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  private failedSince: number | undefined;
-  private lastRemoteCandidateAt = 0;
-  private pingSeq = 0;
-  /** Pings in flight: id → performance.now() when sent. */
-  private readonly pings = new Map<number, number>();
-  private readonly pingWaiters = new Map<number, (rttMs: number) => void>();
-  private lastPongAt = 0;
-  private lastRecreateAt = 0;
-  private lastBytes: { bytes: number; at: number } | undefined;
+  /** Our end of the data channel protocol (appChannel.ts). */
+  private readonly proto: AppChannel;
+  /** A session the service lost, created again (signalErrors.ts). */
+  private readonly recreator: SessionRecreator;
   private framesReceived = 0;
-  private readonly frameStamps = new Map<number, number>();
-  private readonly unmatchedFrames = new Map<number, number>();
-  private readonly echoes = new Map<number, (data: unknown) => void>();
   /** iceTransportPolicy `direct`: no TURN here, none asked of the device, relayed candidates dropped. */
   private readonly direct: boolean;
-  private echoSeq = 0;
   private readonly telemetry: KeepaliveTelemetry;
   /** The NAT detection in flight or done (undefined when there is none). */
   private readonly natDetection: Promise<void> | undefined;
-  private iceRttMs: number | undefined;
-  /** The path is final (stats.ts pathSettled): keepalives carry it from then on. */
-  private pathFinal = false;
-  private connectedAt = 0;
+  /** Bitrate, the path and when it is final (statsSampler.ts). */
+  private readonly sampler: StatsSampler;
 
   /** Use `connect()`. */
   constructor(args: { opts: ConnectOptions; server: string; session: SessionInfo; appId: string; signaling: SignalingClient; ownsSignaling: boolean; startedAt: number; setup: SetupTimeline }) {
@@ -223,14 +184,84 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
       iceServers: this.direct ? withoutTurn(args.session.iceServers) : args.session.iceServers,
       iceTransportPolicy: policy === 'relay' ? 'relay' : 'all',
     });
-    this.pc.on('candidate', (c) => this.onLocalCandidate(c));
+    this.negotiator = new Negotiator({
+      peer: this.pc,
+      remoteId: this.deviceId,
+      send: (type, payload, o) => this.signaling.send(this.deviceId, type, this.sessionId, payload, o).then(() => undefined),
+      newMsgId,
+      direct: this.direct,
+      waiters: this.waiters,
+      clock: realClock,
+      closed: () => this.closed,
+      onOfferSent: () => this.setup.mark('offerSent'),
+      onAnswer: () => this.setup.mark('answer'),
+      warn: (err) => this.emit('warning', err),
+    });
+    this.pc.on('candidate', (c) => this.negotiator.localCandidate(c));
     this.pc.on('state', (s) => this.onPeerState(s));
     this.pc.on('iceState', (s) => { if (s === 'connected' || s === 'completed') this.setup.mark('iceConnected'); });
     this.pc.on('track', (t) => this.onTrack(t));
     if (args.opts.video !== false) this.pc.addVideoReceiver();
     this.dc = this.pc.createDataChannel(CHANNEL_LABEL);
-    this.dc.on('open', () => { this.setup.mark('channelOpen'); this.poke(); });
-    this.dc.on('message', (d) => this.onChannelMessage(d));
+    this.dc.on('open', () => { this.setup.mark('channelOpen'); this.waiters.poke(); });
+    this.proto = new AppChannel({
+      channel: this.dc,
+      clock: realClock,
+      onRtt: (rtt) => {
+        this.rttMs = rtt;
+        this.supervisor.pong();
+        if (this.telemetry.notePing(rtt) && this.state === 'connected') this.sendKeepalive();
+      },
+      onFrame: (f) => this.emit('frame', f),
+      onHello: (m) => { this.deviceCodec = m.codec; },
+      onData: (d) => this.emit('message', d),
+    });
+    this.dc.on('message', (d) => this.proto.handle(d));
+    this.recreator = new SessionRecreator({
+      clock: realClock,
+      create: () => requestJson('POST', `${this.server}/v1/sessions`, {
+        token: this.opts.token, body: { deviceId: this.deviceId, sessionId: this.sessionId }, timeoutMs: 5000,
+      }),
+      onCreated: () => this.sendKeepalive(),
+      warn: (err) => this.emit('warning', err),
+    });
+    this.sampler = new StatsSampler({
+      peer: this.pc,
+      clock: realClock,
+      onPath: (p) => {
+        this.path = p;
+        this.emit('path', p);
+      },
+      // Once the path is final, the next keepalive (this one, when it just became so) carries it.
+      onFinal: () => { if (this.state === 'connected') this.sendKeepalive(); },
+    });
+    this.supervisor = new PathSupervisor({
+      clock: realClock,
+      waiters: this.waiters,
+      peer: this.pc,
+      channelOpen: () => this.dc.readyState === 'open',
+      connected: () => this.state === 'connected',
+      connecting: () => this.state === 'connecting',
+      closed: () => this.closed,
+      restart: (deadline) => {
+        this.iceRestarts++;
+        return this.negotiator.negotiate(true, deadline);
+      },
+      probe: (ms) => this.ping(ms),
+      recoveryMs: args.opts.recoveryMs ?? 20_000,
+      setupTimeoutMs: args.opts.timeoutMs ?? 20_000,
+      onLost: () => {
+        this.setState('reconnecting');
+        this.sendKeepalive('disconnected');
+      },
+      onRestored: async () => {
+        this.proto.forgetPings();
+        await this.sampler.refresh();
+        this.setState('connected');
+        this.sendKeepalive();
+      },
+      fail: (err, reason) => this.fail(err, reason),
+    });
 
     this.cleanups.push(
       this.signaling.on('message', (m) => this.onSignal(m)),
@@ -269,89 +300,15 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   /** Offer, answer, connectivity; rejects with an SdkError. Called once by connect(). */
   async start(deadline: number): Promise<void> {
-    await this.negotiate(false, deadline);
-    let restarted = false;
-    for (;;) {
-      try {
-        await this.waitFor(() => this.pc.connectionState === 'connected' && this.dc.readyState === 'open', deadline,
-          'ICE connectivity checks and DTLS', () => (this.failedForMs() >= FAILED_GRACE_MS ? iceFailed('no candidate pair worked (ICE failed)') : undefined));
-        break;
-      } catch (err) {
-        // The answer came, but no candidate pair worked in time: that is ICE failing, not slowness.
-        if (isSdkError(err, 'TIMEOUT')) throw iceFailed(`no working path within ${this.opts.timeoutMs ?? 20_000} ms of setup (ICE ${this.pc.connectionState})`);
-        // A browser may give up before the device's last candidates (its relay) arrived; one
-        // ICE restart, with every candidate known by then, usually finds the path.
-        if (!isSdkError(err, 'ICE_FAILED') || restarted || deadline - now() < RESTART_ATTEMPT_MS / 2) throw err;
-        restarted = true;
-        this.iceRestarts++;
-        await this.negotiate(true, deadline);
-      }
-    }
+    await this.negotiator.negotiate(false, deadline);
+    await this.supervisor.establish(deadline);
     this.setupMs = now() - this.startedAt;
-    this.lastPongAt = now();
-    this.connectedAt = now();
-    await this.refreshPath();
+    this.supervisor.up();
+    this.sampler.connected();
+    await this.sampler.refresh();
     this.setState('connected');
     this.startTimers();
     this.sendKeepalive();
-  }
-
-  /**
-   * How long the peer has been `failed` with no new remote candidate: a stack may declare
-   * failure when its first pairs fail (e.g. TURN refuses a host address) while better
-   * candidates are still on their way; it gets FAILED_GRACE_MS to take them.
-   */
-  private failedForMs(): number {
-    if (this.pc.connectionState !== 'failed') {
-      this.failedSince = undefined;
-      return 0;
-    }
-    this.failedSince ??= now();
-    return now() - Math.max(this.failedSince, this.lastRemoteCandidateAt);
-  }
-
-  private pokeLater(ms: number): void {
-    const t = setTimeout(() => this.poke(), ms);
-    this.cleanups.push(() => clearTimeout(t));
-  }
-
-  /** Creates and sends an offer (retrying), resolves once its answer is applied. */
-  private async negotiate(iceRestart: boolean, deadline: number): Promise<void> {
-    if (this.pendingOffer?.timer) clearTimeout(this.pendingOffer.timer);
-    this.heldLocalCandidates = [];
-    const offer = await this.pc.createOffer({ iceRestart });
-    // werift gathers inside setLocalDescription (STUN and TURN: a round trip or two); the offer
-    // carries no candidates, so it leaves now and the candidates trickle after it.
-    const applied = this.pc.setLocalDescription(offer);
-    applied.catch(() => undefined); // awaited below, after the offer went out
-    this.remoteDescriptionSet = false;
-    const pending: PendingOffer = { sdp: offer.sdp, iceRestart, ids: new Set(), msgId: newMsgId(), sends: 0, answered: false, timer: undefined, resend: () => send() };
-    this.pendingOffer = pending;
-    const send = (): void => {
-      if (this.closed || this.pendingOffer !== pending || pending.answered) return;
-      if (pending.sends >= SENDS_PER_MSG_ID) {
-        pending.msgId = newMsgId();
-        pending.sends = 0;
-      }
-      pending.sends++;
-      pending.ids.add(pending.msgId);
-      const payload: Record<string, unknown> = { type: 'offer', sdp: pending.sdp };
-      if (iceRestart) payload.iceRestart = true;
-      if (this.direct) payload.iceTransportPolicy = 'direct';
-      this.setup.mark('offerSent');
-      this.signaling.send(this.deviceId, 'offer', this.sessionId, payload, { msgId: pending.msgId })
-        .catch((err: unknown) => this.emit('warning', asSdkError(err, 'SIGNALING_UNAVAILABLE')));
-      this.flushLocalCandidates();
-      pending.timer = setTimeout(send, OFFER_RESEND_MS);
-    };
-    send();
-    try {
-      await applied;
-      await this.waitFor(() => this.pendingOffer !== pending, deadline, iceRestart ? 'the answer to an ICE restart' : 'the device\'s answer');
-    } finally {
-      if (pending.timer) clearTimeout(pending.timer);
-      if (this.pendingOffer === pending) this.pendingOffer = undefined;
-    }
   }
 
   // ---- signaling -------------------------------------------------------------------------
@@ -360,10 +317,10 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     if (this.closed || m.sessionId !== this.sessionId) return;
     switch (m.type) {
       case 'answer':
-        void this.onAnswer(m);
+        void this.negotiator.answer(m);
         return;
       case 'candidate':
-        void this.onRemoteCandidate(m.payload as unknown as CandidateInit);
+        this.onRemoteCandidate(m.payload as unknown as CandidateInit);
         return;
       case 'bye':
         if (m.from === this.deviceId) this.fail(peerGone('the device ended the session'), 'peer-bye');
@@ -376,120 +333,35 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     }
   }
 
-  private async onAnswer(m: SignalMessage): Promise<void> {
-    const pending = this.pendingOffer;
-    if (!pending || pending.answered || m.from !== this.deviceId) return;
-    if (m.replyTo !== undefined && !pending.ids.has(m.replyTo)) return; // an answer to an older offer
-    if (this.pc.signalingState !== 'have-local-offer') return;
-    const raw = typeof m.payload.sdp === 'string' ? m.payload.sdp : '';
-    const sdp = this.direct ? withoutRelayCandidates(raw) : raw;
-    this.setup.mark('answer');
-    pending.answered = true; // later copies of the answer (to retried offers) are ignored
-    if (pending.timer) clearTimeout(pending.timer);
-    try {
-      await this.pc.setRemoteDescription({ type: 'answer', sdp });
-    } catch (err) {
-      this.failWaiters(new SdkError('DEVICE_ERROR', `the device's answer was not usable: ${(err as Error).message}`, { cause: err }));
-      return;
-    }
-    this.remoteDescriptionSet = true;
-    const held = this.heldRemoteCandidates;
-    this.heldRemoteCandidates = [];
-    for (const c of held) await this.addRemoteCandidate(c);
-    if (this.pendingOffer === pending) this.pendingOffer = undefined;
-    this.poke();
-  }
-
-  private async onRemoteCandidate(c: CandidateInit): Promise<void> {
-    if (typeof c.candidate !== 'string' || c.candidate === '') return; // end of candidates: nothing to do
-    if (this.direct && isRelayCandidate(c)) return; // a device that ignored `direct`
-    this.lastRemoteCandidateAt = now();
+  private onRemoteCandidate(c: CandidateInit): void {
+    if (!this.negotiator.accepts(c)) return;
+    this.supervisor.remoteCandidate();
     this.setup.mark('remoteCandidate');
-    if (this.pc.connectionState === 'failed') this.pokeLater(FAILED_GRACE_MS + 10);
-    if (!this.remoteDescriptionSet) {
-      this.heldRemoteCandidates.push(c);
-      return;
-    }
-    await this.addRemoteCandidate(c);
-  }
-
-  private async addRemoteCandidate(c: CandidateInit): Promise<void> {
-    try {
-      await this.pc.addIceCandidate(c);
-    } catch {
-      // A candidate of an earlier ICE generation (after a restart): harmless.
-    }
-  }
-
-  private onLocalCandidate(c: CandidateInit | null): void {
-    if (this.heldLocalCandidates) {
-      this.heldLocalCandidates.push(c);
-      return;
-    }
-    this.sendCandidate(c);
-  }
-
-  private flushLocalCandidates(): void {
-    const held = this.heldLocalCandidates;
-    this.heldLocalCandidates = undefined;
-    for (const c of held ?? []) this.sendCandidate(c);
-  }
-
-  private sendCandidate(c: CandidateInit | null): void {
-    if (this.closed) return;
-    const payload = c === null ? { candidate: '' } : { candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null };
-    this.signaling.send(this.deviceId, 'candidate', this.sessionId, payload)
-      .catch((err: unknown) => this.emit('warning', asSdkError(err, 'SIGNALING_UNAVAILABLE')));
+    void this.negotiator.remoteCandidate(c);
   }
 
   private onSignalError(m: SignalMessage): void {
-    const code = typeof m.payload.code === 'string' ? m.payload.code : 'UNKNOWN';
-    const message = typeof m.payload.message === 'string' ? m.payload.message : code;
-    const fromDevice = m.from === this.deviceId;
-    if (!fromDevice && code === 'SESSION_NOT_FOUND' && this.state !== 'connecting') {
+    const verdict = readSignalError(m, this.deviceId, this.state === 'connecting');
+    if (verdict.kind === 'session-lost') {
       // The service lost the session (a one-node p2pd restarted): create it again under its id.
-      void this.recreateSession();
+      void this.recreator.lost();
       return;
     }
-    const err = fromRemote(code, message, fromDevice ? 'device' : 'service');
+    const err = verdict.error;
     if (this.state === 'connecting') {
-      this.failWaiters(err);
+      this.waiters.failAll(err);
       return;
     }
-    if (this.recovering) {
-      // E.g. DEVICE_OFFLINE while the device restarts: the recovery loop decides.
-      if (err.code === 'PEER_GONE' || err.code === 'DEVICE_ERROR') this.failWaiters(err);
-      else this.lastRecoveryError = err;
-      return;
-    }
+    if (this.supervisor.heard(err)) return;
     if (err.code === 'PEER_GONE') this.fail(err, 'peer-gone');
     else this.emit('warning', err);
   }
 
-  private async recreateSession(): Promise<void> {
-    if (now() - this.lastRecreateAt < RECREATE_MIN_INTERVAL_MS) return;
-    this.lastRecreateAt = now();
-    try {
-      await requestJson('POST', `${this.server}/v1/sessions`, {
-        token: this.opts.token, body: { deviceId: this.deviceId, sessionId: this.sessionId }, timeoutMs: 5000,
-      });
-      this.sendKeepalive();
-    } catch (err) {
-      if (isSdkError(err) && err.serverCode === 'SESSION_EXISTS') return;
-      this.emit('warning', asSdkError(err));
-    }
-  }
-
   private onSignalingBack(): void {
     this.emit('signaling', 'up');
-    const pending = this.pendingOffer;
-    if (pending) {
-      // It may have been lost with the connection, or forwarded while the device was away:
-      // a fresh msgId gets past the service's de-duplication; the device re-answers a repeat.
-      if (pending.timer) clearTimeout(pending.timer);
-      pending.sends = SENDS_PER_MSG_ID;
-      pending.resend();
-    }
+    // The offer in flight may have been lost with the connection, or forwarded while the device
+    // was away: a fresh msgId gets past the service's de-duplication; the device re-answers a repeat.
+    this.negotiator.resendFresh();
     this.sendKeepalive();
   }
 
@@ -497,133 +369,15 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   private onPeerState(s: PeerConnectionState): void {
     if (s === 'connected') this.setup.mark('connected');
-    if (s === 'failed') this.pokeLater(FAILED_GRACE_MS + 10);
-    this.poke();
-    if (this.state !== 'connected' || this.recovering) return;
-    if (s === 'failed') {
-      void this.recover('ICE failed');
-    } else if (s === 'disconnected') {
-      if (this.disconnectTimer) return;
-      this.disconnectTimer = setTimeout(() => {
-        this.disconnectTimer = undefined;
-        if (this.pc.connectionState === 'disconnected' || this.pc.connectionState === 'failed') void this.recover('ICE disconnected');
-      }, DISCONNECTED_GRACE_MS);
-    }
+    this.supervisor.peerState(s);
   }
 
   /** Restarts ICE now (also done by itself when the path fails). */
   async restartIce(): Promise<void> {
-    await this.recover('restart requested');
-  }
-
-  private async recover(reason: string): Promise<void> {
-    if (this.recovering || this.closed || this.state === 'connecting') return;
-    const recoveryMs = this.opts.recoveryMs ?? 20_000;
-    if (recoveryMs <= 0) {
-      this.fail(iceFailed(`the path was lost (${reason}) and recovery is off`), 'ice-failed');
-      return;
-    }
-    this.recovering = true;
-    this.lastRecoveryError = undefined;
-    this.setState('reconnecting');
-    this.sendKeepalive('disconnected');
-    const until = now() + recoveryMs;
-    let lastError: SdkError | undefined;
-    while (!this.closed && now() < until) {
-      try {
-        this.iceRestarts++;
-        const attemptEnd = Math.min(until, now() + RESTART_ATTEMPT_MS);
-        await this.negotiate(true, attemptEnd);
-        await this.waitFor(() => this.pc.connectionState === 'connected', attemptEnd, 'ICE restart connectivity checks');
-        // The state may never have left `connected` (a restart of a working path): only a round
-        // trip through the device proves the path.
-        await this.ping(Math.max(1, attemptEnd - now()));
-        this.recovering = false;
-        this.lastPongAt = now();
-        this.pings.clear();
-        await this.refreshPath();
-        this.setState('connected');
-        this.sendKeepalive();
-        return;
-      } catch (err) {
-        // A decisive answer (the device is back and does not know the session) wins over what an
-        // earlier attempt heard (DEVICE_OFFLINE while the device was restarting).
-        const thrown = asSdkError(err);
-        lastError = RECOVERY_FATAL.includes(thrown.code) ? thrown : this.lastRecoveryError ?? thrown;
-        if (this.closed || RECOVERY_FATAL.includes(lastError.code)) break;
-        await sleep(Math.min(1000, until - now()));
-      }
-    }
-    this.recovering = false;
-    if (this.closed) return;
-    const err = lastError && lastError.code !== 'TIMEOUT'
-      ? lastError
-      : iceFailed(`the path was lost (${reason}) and could not be restored within ${recoveryMs} ms`);
-    this.fail(err, 'recovery-failed');
-  }
-
-  private async refreshPath(): Promise<void> {
-    try {
-      const stats = await this.pc.getStats();
-      const pair = selectedPair(stats);
-      if (pair && pair.path !== this.path) {
-        this.path = pair.path;
-        this.emit('path', pair.path);
-      }
-      this.settlePath(pathSettled(stats, pair, now() - this.connectedAt));
-    } catch { /* stats are best effort */ }
-  }
-
-  /** Once the path is final, the next keepalive (this one, when it just became so) carries it. */
-  private settlePath(settled: boolean): void {
-    if (this.pathFinal || !settled) return;
-    this.pathFinal = true;
-    if (this.state === 'connected') this.sendKeepalive();
+    await this.supervisor.recover('restart requested');
   }
 
   // ---- data channel -----------------------------------------------------------------------
-
-  private onChannelMessage(data: string | Uint8Array): void {
-    const m = readChannelMessage(data);
-    if (!m) {
-      this.emit('message', data);
-      return;
-    }
-    switch (m.t) {
-      case 'pong': {
-        const sent = this.pings.get(m.id);
-        if (sent === undefined) return;
-        this.pings.delete(m.id);
-        this.rttMs = mono() - sent;
-        this.lastPongAt = now();
-        if (this.telemetry.notePing(this.rttMs) && this.state === 'connected') this.sendKeepalive();
-        this.pingWaiters.get(m.id)?.(this.rttMs);
-        this.pingWaiters.delete(m.id);
-        return;
-      }
-      case 'echo':
-        this.echoes.get(m.id)?.(m.data);
-        return;
-      case 'frame':
-        this.onFrameStamp(m.rtp, m.at);
-        return;
-      case 'hello':
-        this.deviceCodec = m.codec;
-        return;
-      default:
-        return;
-    }
-  }
-
-  private sendChannel(m: ChannelMessage): boolean {
-    if (this.dc.readyState !== 'open') return false;
-    try {
-      this.dc.send(encodeChannelMessage(m));
-      return true;
-    } catch {
-      return false;
-    }
-  }
 
   /** Application data to the device (the simulated camera echoes it). */
   send(data: string | Uint8Array): void {
@@ -634,75 +388,25 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   /** One data-channel round trip through the device's echo; resolves with what came back. */
   echo(data: unknown, timeoutMs = 5000): Promise<unknown> {
     if (this.closed) return Promise.reject(closedError());
-    const id = ++this.echoSeq;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.echoes.delete(id);
-        reject(timeout('the echo', timeoutMs));
-      }, timeoutMs);
-      this.echoes.set(id, (d) => {
-        clearTimeout(timer);
-        this.echoes.delete(id);
-        resolve(d);
-      });
-      if (!this.sendChannel({ t: 'echo', id, data })) {
-        clearTimeout(timer);
-        this.echoes.delete(id);
-        reject(new SdkError('CLOSED', 'the data channel is not open'));
-      }
-    });
+    return this.proto.echo(data, timeoutMs);
   }
 
   /** One RTT probe: resolves with the round trip in ms. */
   ping(timeoutMs = 5000): Promise<number> {
     if (this.closed) return Promise.reject(closedError());
-    const id = ++this.pingSeq;
-    this.pings.set(id, mono());
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pingWaiters.delete(id);
-        this.pings.delete(id);
-        reject(timeout('the ping', timeoutMs));
-      }, timeoutMs);
-      this.pingWaiters.set(id, (rtt) => {
-        clearTimeout(timer);
-        resolve(rtt);
-      });
-      if (!this.sendChannel({ t: 'ping', id, at: now() })) {
-        clearTimeout(timer);
-        this.pingWaiters.delete(id);
-        this.pings.delete(id);
-        reject(new SdkError('CLOSED', 'the data channel is not open'));
-      }
-    });
+    return this.proto.ping(timeoutMs);
   }
 
   // ---- video latency ----------------------------------------------------------------------
 
   /** Asks the device for per-frame timestamps; `frame` events then carry the video latency. */
   enableFrameTimestamps(on = true): void {
-    this.sendChannel({ t: 'frames', on });
+    this.proto.frameStamps(on);
   }
 
   /** Browser: a decoded frame (requestVideoFrameCallback's rtpTimestamp and time, unix ms). */
   noteFrame(rtpTimestamp: number, atMs: number): void {
-    const sentAt = this.frameStamps.get(rtpTimestamp);
-    if (sentAt === undefined) {
-      this.unmatchedFrames.set(rtpTimestamp, atMs);
-      trim(this.unmatchedFrames);
-      return;
-    }
-    this.emit('frame', { rtpTimestamp, latencyMs: atMs - sentAt });
-  }
-
-  private onFrameStamp(rtp: number, at: number): void {
-    this.frameStamps.set(rtp, at);
-    trim(this.frameStamps);
-    const arrived = this.unmatchedFrames.get(rtp);
-    if (arrived !== undefined) {
-      this.unmatchedFrames.delete(rtp);
-      this.emit('frame', { rtpTimestamp: rtp, latencyMs: arrived - at });
-    }
+    this.proto.noteFrame(rtpTimestamp, atMs);
   }
 
   private onTrack(t: RemoteTrack): void {
@@ -720,17 +424,14 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   private startTimers(): void {
     const every = (ms: number, fn: () => void): void => {
-      const t = setInterval(fn, ms);
-      this.cleanups.push(() => clearInterval(t));
+      const t = realClock.setInterval(fn, ms);
+      this.cleanups.push(() => realClock.clearInterval(t));
     };
     const livenessMs = this.opts.livenessMs ?? 5000;
     every(this.opts.pingMs ?? 1000, () => {
       if (this.state !== 'connected') return;
-      const id = ++this.pingSeq;
-      this.pings.set(id, mono());
-      if (this.pings.size > 50) this.pings.delete(this.pings.keys().next().value as number);
-      this.sendChannel({ t: 'ping', id, at: now() });
-      if (livenessMs > 0 && now() - this.lastPongAt > livenessMs) void this.recover(`no answer to pings for ${livenessMs} ms`);
+      this.proto.probe();
+      this.supervisor.checkLiveness(livenessMs);
     });
     every(this.opts.statsMs ?? 1000, () => { void this.emitStats(); });
     every(this.opts.keepaliveMs ?? 10_000, () => this.sendKeepalive());
@@ -738,7 +439,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   private keepalivePayload(state?: PeerConnectionState): Record<string, unknown> {
     return { ...this.telemetry.payload({
-      state: state ?? (this.state === 'connected' ? 'connected' : this.pc.connectionState), path: this.pathFinal ? this.path : undefined, setupMs: this.setupMs, iceRttMs: this.iceRttMs,
+      state: state ?? (this.state === 'connected' ? 'connected' : this.pc.connectionState), path: this.sampler.final ? this.path : undefined, setupMs: this.setupMs, iceRttMs: this.sampler.iceRttMs,
     }) };
   }
 
@@ -751,29 +452,14 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   private async lastKeepalive(): Promise<void> {
     if (this.natDetection) await settleWithin(this.natDetection, LAST_REPORT_WAIT_MS);
     // Ending: the path is what it was (a call shorter than PATH_SETTLE_MS reports it now).
-    const pathUnreported = !this.pathFinal && this.path !== undefined;
-    this.pathFinal = true;
+    const pathUnreported = this.sampler.end();
     if ((!this.telemetry.unreported && !pathUnreported) || !this.signaling.connected) return;
     await settleWithin(this.signaling.send(this.deviceId, 'keepalive', this.sessionId, this.keepalivePayload(), {}), LAST_REPORT_WAIT_MS);
   }
 
   /** A snapshot of the connection's numbers now. */
   async getStats(): Promise<ConnectionStats> {
-    const stats = await this.pc.getStats();
-    const pair = selectedPair(stats);
-    const video = inboundVideo(stats);
-    let bitrateKbps: number | undefined;
-    if (video) {
-      const at = now();
-      if (this.lastBytes && at > this.lastBytes.at) bitrateKbps = ((video.bytesReceived - this.lastBytes.bytes) * 8) / (at - this.lastBytes.at);
-      this.lastBytes = { bytes: video.bytesReceived, at };
-    }
-    this.iceRttMs = pair?.rttMs ?? this.iceRttMs;
-    if (pair && pair.path !== this.path && this.state === 'connected') {
-      this.path = pair.path;
-      this.emit('path', pair.path);
-    }
-    if (this.state === 'connected') this.settlePath(pathSettled(stats, pair, now() - this.connectedAt));
+    const { pair, video, bitrateKbps } = await this.sampler.sample(this.state === 'connected');
     return {
       at: now(),
       state: this.state,
@@ -805,44 +491,6 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   // ---- waiting and ending --------------------------------------------------------------------
 
-  /** Resolves when `check()` holds (re-checked on every event), rejects at `deadline` or on `failed()`. */
-  private waitFor(check: () => boolean, deadline: number, what: string, failed?: () => SdkError | undefined): Promise<void> {
-    if (this.closed) return Promise.reject(closedError());
-    if (check()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const ms = Math.max(0, deadline - now());
-      const timer = setTimeout(() => finish(timeout(`waiting for ${what}`, ms)), ms);
-      const waiter: Waiter = {
-        check: () => {
-          if (check()) return true;
-          const err = failed?.();
-          if (err) {
-            finish(err);
-            return false;
-          }
-          return false;
-        },
-        resolve: () => finish(),
-        reject: (err) => finish(err),
-      };
-      const finish = (err?: SdkError): void => {
-        if (!this.waiters.delete(waiter)) return;
-        clearTimeout(timer);
-        if (err) reject(err);
-        else resolve();
-      };
-      this.waiters.add(waiter);
-    });
-  }
-
-  private poke(): void {
-    for (const w of [...this.waiters]) if (w.check()) w.resolve();
-  }
-
-  private failWaiters(err: SdkError): void {
-    for (const w of [...this.waiters]) w.reject(err);
-  }
-
   private setState(s: ConnectionState): void {
     if (this.state === s) return;
     this.state = s;
@@ -851,7 +499,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   private fail(err: SdkError, reason: string): void {
     if (this.closed) return;
-    this.failWaiters(err);
+    this.waiters.failAll(err);
     if (this.state === 'connecting') return; // connect() rejects with it
     this.emit('error', err);
     void this.close(reason, err);
@@ -861,15 +509,15 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   async close(reason = 'closed', error?: SdkError): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.failWaiters(closedError());
-    if (this.pendingOffer?.timer) clearTimeout(this.pendingOffer.timer);
-    if (this.disconnectTimer) clearTimeout(this.disconnectTimer);
+    this.waiters.close();
+    this.negotiator.close();
+    this.supervisor.close();
     for (const c of this.cleanups.splice(0)) c();
     if (this.state === 'connected' || this.state === 'reconnecting') await this.lastKeepalive();
     if (this.signaling.connected) {
       await Promise.race([
         this.signaling.send(this.deviceId, 'bye', this.sessionId, { reason }).catch(() => undefined),
-        sleep(1000),
+        sleepOn(realClock, 1000),
       ]);
     }
     this.pc.close();
@@ -879,10 +527,6 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     if (!wasConnecting) this.emit('close', error ? { reason, error } : { reason });
     this.removeAllListeners();
   }
-}
-
-function trim(m: Map<number, number>): void {
-  while (m.size > FRAME_STAMPS_KEPT) m.delete(m.keys().next().value as number);
 }
 
 /**

@@ -2,21 +2,24 @@
  * The device side of the SDK: `serve()` keeps a device online (retained presence, `offline` as
  * its will) and answers every app that offers: one peer connection per session, several viewers
  * at once, each with the device's media and the `p2pd` data channel (ping → pong, echo, frame
- * timestamps). A repeated offer gets the answer already given; an ICE-restart offer for a
- * session this device does not know (it restarted) gets `error` SESSION_UNKNOWN, so the app
- * fails fast and can open a new session. Keepalives report each viewer's path, setup time, ICE
- * RTT and the device's NAT type (telemetry.ts), detected once at start (natDetect.ts).
+ * timestamps: deviceChannel.ts). A repeated offer gets the answer already given (negotiator.ts's
+ * Answerer); an ICE-restart offer for a session this device does not know (it restarted) gets
+ * `error` SESSION_UNKNOWN, so the app fails fast and can open a new session. Keepalives report
+ * each viewer's path, setup time, ICE RTT and the device's NAT type (telemetry.ts), detected once
+ * at start (natDetect.ts).
  * Platform-neutral; media comes in as a DeviceMedia.
  */
-import { encodeChannelMessage, readChannelMessage } from './channelProtocol.ts';
+import { realClock } from './clock.ts';
+import { DeviceChannel, type FrameSource } from './deviceChannel.ts';
 import { Emitter } from './emitter.ts';
 import { SdkError, asSdkError, badOptions } from './errors.ts';
 import { mqttUrlFor, normalizeServer, requestJson, type IceServerInit, type SessionInfo } from './http.ts';
 import type {
-  CandidateInit, PathKind, PeerConnectionState, RtcChannel, RtcPeer, RtcPlatform, SdpInit, VideoCodec,
+  CandidateInit, PathKind, PeerConnectionState, RtcChannel, RtcPeer, RtcPlatform,
 } from './rtc.ts';
 import { DEFAULT_PUNCH_TTL, HolePuncher, mappingOf } from './holePunch.ts';
 import { withoutTurn } from './icePolicy.ts';
+import { Answerer, candidatePayload } from './negotiator.ts';
 import { NoticedSessions, noticeIceServers } from './noticedSessions.ts';
 import { SignalingClient, type SignalMessage } from './signaling.ts';
 import { selectedPair } from './stats.ts';
@@ -24,13 +27,10 @@ import { readTokenClaims } from './token.ts';
 import { KeepaliveTelemetry } from './telemetry.ts';
 import type { NatDetector } from './natDetect.ts';
 
-/** What a device streams. */
-export interface DeviceMedia {
-  readonly videoCodec: VideoCodec;
+/** What a device streams: its codec and frames (deviceChannel.ts), and the tracks it adds to each viewer. */
+export interface DeviceMedia extends FrameSource {
   /** Adds one viewer's outgoing tracks to a peer whose remote offer is applied; returns the detach. */
   attach(peer: RtcPeer): () => void;
-  /** Each frame's RTP timestamp and the device clock (unix ms) when it left the encoder. */
-  onFrame?(listener: (rtpTimestamp: number, atMs: number) => void): () => void;
 }
 
 export interface ServeOptions {
@@ -89,12 +89,10 @@ interface Viewer {
   pc: RtcPeer | undefined;
   dc: RtcChannel | undefined;
   detach: (() => void) | undefined;
-  framesOff: (() => void) | undefined;
-  lastOfferSdp: string | undefined;
-  lastAnswer: SdpInit | undefined;
-  remoteSet: boolean;
-  heldRemote: CandidateInit[];
-  heldLocal: Array<CandidateInit | null> | undefined;
+  /** Its end of the data channel protocol (deviceChannel.ts). */
+  channel: DeviceChannel | undefined;
+  /** Its offers answered, and the candidates held meanwhile (negotiator.ts). */
+  readonly answerer: Answerer;
   /** Orders this viewer's first packets (holePunch.ts); absent where the stack cannot punch. */
   puncher: HolePuncher | undefined;
   chain: Promise<void>;
@@ -218,8 +216,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
         if (!v) return;
         const c = m.payload as unknown as CandidateInit;
         if (typeof c.candidate !== 'string') return;
-        if (!v.remoteSet || !v.pc) v.heldRemote.push(c);
-        else this.addRemoteCandidate(v, c);
+        v.answerer.remoteCandidate(c);
         return;
       }
       case 'keepalive':
@@ -234,12 +231,19 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   }
 
   private newViewer(sessionId: string, appId: string): Viewer {
-    return {
-      sessionId, appId, createdAt: now(), pc: undefined, dc: undefined, detach: undefined, framesOff: undefined,
-      lastOfferSdp: undefined, lastAnswer: undefined, remoteSet: false, heldRemote: [], heldLocal: [], puncher: undefined,
+    const answerer = new Answerer({
+      sendAnswer: (payload, replyTo) => this.signaling.send(appId, 'answer', sessionId, payload, replyTo === undefined ? {} : { replyTo }).then(() => undefined),
+      sendCandidate: (c) => this.sendCandidate(v, c),
+      addRemote: (c) => this.addRemoteCandidate(v, c),
+      warn: (err) => this.emit('warning', err),
+    });
+    const v: Viewer = {
+      sessionId, appId, createdAt: now(), pc: undefined, dc: undefined, detach: undefined, channel: undefined,
+      answerer, puncher: undefined,
       chain: Promise.resolve(), path: undefined, setupMs: undefined, lastSignAt: now(), closed: false,
       telemetry: new KeepaliveTelemetry({ natType: this.natType }),
     };
+    return v;
   }
 
   private async sendError(v: Viewer, code: (typeof DEVICE_ERROR_CODES)[number], message: string, replyTo: string | undefined): Promise<void> {
@@ -249,9 +253,9 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   private async onOffer(v: Viewer, m: SignalMessage): Promise<void> {
     if (v.closed) return;
     const sdp = typeof m.payload.sdp === 'string' ? m.payload.sdp : '';
-    if (v.lastAnswer && v.lastOfferSdp === sdp) {
-      // A retried offer: the answer may have been lost.
-      await this.signaling.send(v.appId, 'answer', v.sessionId, { ...v.lastAnswer }, m.msgId === undefined ? {} : { replyTo: m.msgId });
+    const again = v.answerer.answerAgain(sdp, m.msgId);
+    if (again) {
+      await again;
       return;
     }
     if (!v.pc) {
@@ -276,39 +280,10 @@ export class DeviceServer extends Emitter<DeviceEvents> {
       this.createPeer(v, m.payload.iceTransportPolicy === 'direct' ? withoutTurn(iceServers) : iceServers);
     }
     const pc = v.pc as RtcPeer;
-    let applied: Promise<void>;
-    try {
-      v.heldLocal ??= [];
-      await pc.setRemoteDescription({ type: 'offer', sdp });
-      v.remoteSet = true;
+    const failed = await v.answerer.answer(pc, sdp, m.msgId, () => {
       if (!v.detach && this.opts.media) v.detach = this.opts.media.attach(pc);
-      const answer = await pc.createAnswer();
-      // werift gathers inside setLocalDescription (STUN and TURN: a round trip or two); the
-      // answer carries no candidates, so it leaves now and the candidates trickle after it.
-      applied = pc.setLocalDescription(answer);
-      applied.catch(() => undefined); // awaited below, after the answer went out
-      v.lastOfferSdp = sdp;
-      v.lastAnswer = answer;
-    } catch (err) {
-      await this.failNegotiation(v, err, m.msgId);
-      return;
-    }
-    // Not waiting for the broker's PUBACK (a round trip): the candidates follow the answer at
-    // once, and the app holds any that overtake it until the answer is applied.
-    this.signaling.send(v.appId, 'answer', v.sessionId, { type: 'answer', sdp: v.lastAnswer.sdp }, m.msgId === undefined ? {} : { replyTo: m.msgId })
-      .catch((err: unknown) => this.emit('warning', asSdkError(err, 'SIGNALING_UNAVAILABLE')));
-    const local = v.heldLocal;
-    v.heldLocal = undefined;
-    for (const c of local ?? []) this.sendCandidate(v, c);
-    try {
-      await applied;
-    } catch (err) {
-      await this.failNegotiation(v, err, m.msgId);
-      return;
-    }
-    const remote = v.heldRemote;
-    v.heldRemote = [];
-    for (const c of remote) this.addRemoteCandidate(v, c);
+    });
+    if (failed) await this.failNegotiation(v, failed.error, m.msgId);
   }
 
   private async iceServers(sessionId: string): Promise<readonly IceServerInit[]> {
@@ -327,10 +302,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   private createPeer(v: Viewer, iceServers: readonly IceServerInit[]): void {
     const pc = this.opts.platform.createPeer({ iceServers, ...(this.opts.media ? { videoCodec: this.opts.media.videoCodec } : {}) });
     v.pc = pc;
-    const sendLocal = (c: CandidateInit | null): void => {
-      if (v.heldLocal) v.heldLocal.push(c);
-      else this.sendCandidate(v, c);
-    };
+    const sendLocal = (c: CandidateInit | null): void => v.answerer.localCandidate(c);
     const punchTtl = this.opts.punchTtl ?? DEFAULT_PUNCH_TTL;
     if (pc.punch && punchTtl > 0) {
       v.puncher = new HolePuncher({
@@ -358,8 +330,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
 
   private sendCandidate(v: Viewer, c: CandidateInit | null): void {
     if (v.closed) return;
-    const payload = c === null ? { candidate: '' } : { candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null };
-    this.signaling.send(v.appId, 'candidate', v.sessionId, payload).catch(() => undefined);
+    this.signaling.send(v.appId, 'candidate', v.sessionId, candidatePayload(c)).catch(() => undefined);
   }
 
   private async onPeerState(v: Viewer, s: PeerConnectionState): Promise<void> {
@@ -382,45 +353,16 @@ export class DeviceServer extends Emitter<DeviceEvents> {
 
   private onChannel(v: Viewer, ch: RtcChannel): void {
     v.dc = ch;
-    const hello = (): void => {
-      try {
-        ch.send(encodeChannelMessage({ t: 'hello', device: this.id, ...(this.opts.media ? { codec: this.opts.media.videoCodec } : {}) }));
-      } catch { /* closed */ }
-    };
-    if (ch.readyState === 'open') hello();
-    else ch.once('open', hello);
+    const protocol = new DeviceChannel({ channel: ch, deviceId: this.id, media: this.opts.media, clock: realClock });
+    v.channel = protocol;
+    if (ch.readyState === 'open') protocol.hello();
+    else ch.once('open', () => protocol.hello());
     ch.on('message', (data) => {
       v.lastSignAt = now();
-      const m = readChannelMessage(data);
-      try {
-        if (!m) {
-          ch.send(data); // the simulated camera echoes application data
-          return;
-        }
-        switch (m.t) {
-          case 'ping':
-            ch.send(encodeChannelMessage({ t: 'pong', id: m.id, at: now() }));
-            return;
-          case 'echo':
-            ch.send(data);
-            return;
-          case 'frames':
-            v.framesOff?.();
-            v.framesOff = undefined;
-            if (m.on && this.opts.media?.onFrame) {
-              v.framesOff = this.opts.media.onFrame((rtp, at) => {
-                if (ch.readyState === 'open') ch.send(encodeChannelMessage({ t: 'frame', rtp, at }));
-              });
-            }
-            return;
-          default:
-            return;
-        }
-      } catch { /* the channel closed under us */ }
+      protocol.handle(data);
     });
     ch.on('close', () => {
-      v.framesOff?.();
-      v.framesOff = undefined;
+      protocol.stopFrames();
       // The app never closes its channel while it watches: it is gone (a closed tab says no bye).
       this.closeViewer(v, 'channel-closed', false);
     });
@@ -453,7 +395,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
     const info = this.info(v);
     v.closed = true;
     this.viewersById.delete(v.sessionId);
-    v.framesOff?.();
+    v.channel?.stopFrames();
     v.detach?.();
     v.puncher?.close();
     if (sendBye) this.signaling.send(v.appId, 'bye', v.sessionId, { reason }).catch(() => undefined);

@@ -1,0 +1,281 @@
+/**
+ * The offer/answer exchange of both peers. The app's Negotiator (docs/signaling.md "Delivery")
+ * sends each offer (again every OFFER_RESEND_MS until answered) under one msgId for
+ * SENDS_PER_MSG_ID sends, which the service de-duplicates, then under a fresh one, which the
+ * device answers with the answer it gave; an answer names the msgId it answers (`replyTo`), so
+ * one to an older offer is ignored. Trickled candidates are held on both sides of the exchange:
+ * ours until the offer has left, the device's until its answer is applied. `negotiate` resolves
+ * once the answer is applied. The device's Answerer answers each viewer's offers (below). Both
+ * send candidates as candidatePayload.
+ */
+import type { Clock } from './clock.ts';
+import { SdkError, asSdkError } from './errors.ts';
+import { isRelayCandidate, withoutRelayCandidates } from './icePolicy.ts';
+import type { CandidateInit, RtcPeer, SdpInit } from './rtc.ts';
+import type { SignalMessage } from './signaling.ts';
+import type { Waiters } from './waiters.ts';
+
+export const OFFER_RESEND_MS = 1500;
+/** Sends of one offer under one msgId before a fresh msgId is used. */
+export const SENDS_PER_MSG_ID = 2;
+
+/** A `candidate` payload (docs/signaling.md): an empty candidate is the end of candidates (RFC 8838 §8.2). */
+export function candidatePayload(c: CandidateInit | null): Record<string, unknown> {
+  return c === null ? { candidate: '' } : { candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null };
+}
+
+export interface NegotiatorOptions {
+  readonly peer: Pick<RtcPeer, 'createOffer' | 'setLocalDescription' | 'setRemoteDescription' | 'addIceCandidate' | 'signalingState'>;
+  /** Who answers (answers from anyone else are ignored). */
+  readonly remoteId: string;
+  /** Sends one signaling message to the device. */
+  readonly send: (type: 'offer' | 'candidate', payload: Record<string, unknown>, opts: { msgId?: string }) => Promise<void>;
+  readonly newMsgId: () => string;
+  /** iceTransportPolicy `direct` (icePolicy.ts): asked of the device, relayed candidates dropped. */
+  readonly direct: boolean;
+  readonly waiters: Waiters;
+  readonly clock: Clock;
+  readonly closed: () => boolean;
+  readonly onOfferSent: () => void;
+  readonly onAnswer: () => void;
+  readonly warn: (err: SdkError) => void;
+}
+
+interface PendingOffer {
+  readonly sdp: string;
+  readonly iceRestart: boolean;
+  /** msgIds this offer went out under (answers name one in replyTo). */
+  readonly ids: Set<string>;
+  msgId: string;
+  sends: number;
+  answered: boolean;
+  timer: unknown;
+  /** Sends it (again) and schedules the next send. */
+  resend: () => void;
+}
+
+export class Negotiator {
+  private readonly opts: NegotiatorOptions;
+  private readonly clock: Clock;
+  private pending: PendingOffer | undefined;
+  private remoteDescriptionSet = false;
+  private heldRemote: CandidateInit[] = [];
+  private heldLocal: Array<CandidateInit | null> | undefined = [];
+
+  constructor(opts: NegotiatorOptions) {
+    this.opts = opts;
+    this.clock = opts.clock;
+  }
+
+  /** Creates and sends an offer (retrying), resolves once its answer is applied. */
+  async negotiate(iceRestart: boolean, deadline: number): Promise<void> {
+    const { peer, waiters } = this.opts;
+    this.clearTimer();
+    this.heldLocal = [];
+    const offer = await peer.createOffer({ iceRestart });
+    // werift gathers inside setLocalDescription (STUN and TURN: a round trip or two); the offer
+    // carries no candidates, so it leaves now and the candidates trickle after it.
+    const applied = peer.setLocalDescription(offer);
+    applied.catch(() => undefined); // awaited below, after the offer went out
+    this.remoteDescriptionSet = false;
+    const pending: PendingOffer = { sdp: offer.sdp, iceRestart, ids: new Set(), msgId: this.opts.newMsgId(), sends: 0, answered: false, timer: undefined, resend: () => send() };
+    this.pending = pending;
+    const send = (): void => {
+      if (this.opts.closed() || this.pending !== pending || pending.answered) return;
+      if (pending.sends >= SENDS_PER_MSG_ID) {
+        pending.msgId = this.opts.newMsgId();
+        pending.sends = 0;
+      }
+      pending.sends++;
+      pending.ids.add(pending.msgId);
+      const payload: Record<string, unknown> = { type: 'offer', sdp: pending.sdp };
+      if (iceRestart) payload.iceRestart = true;
+      if (this.opts.direct) payload.iceTransportPolicy = 'direct';
+      this.opts.onOfferSent();
+      this.opts.send('offer', payload, { msgId: pending.msgId })
+        .catch((err: unknown) => this.opts.warn(asSdkError(err, 'SIGNALING_UNAVAILABLE')));
+      this.flushLocal();
+      pending.timer = this.clock.setTimeout(send, OFFER_RESEND_MS);
+    };
+    send();
+    try {
+      await applied;
+      await waiters.waitFor(() => this.pending !== pending, deadline, iceRestart ? 'the answer to an ICE restart' : 'the device\'s answer');
+    } finally {
+      if (pending.timer !== undefined) this.clock.clearTimeout(pending.timer);
+      if (this.pending === pending) this.pending = undefined;
+    }
+  }
+
+  /** The device's answer (to this offer or, ignored, to an older one). */
+  async answer(m: SignalMessage): Promise<void> {
+    const pending = this.pending;
+    if (!pending || pending.answered || m.from !== this.opts.remoteId) return;
+    if (m.replyTo !== undefined && !pending.ids.has(m.replyTo)) return; // an answer to an older offer
+    if (this.opts.peer.signalingState !== 'have-local-offer') return;
+    const raw = typeof m.payload.sdp === 'string' ? m.payload.sdp : '';
+    const sdp = this.opts.direct ? withoutRelayCandidates(raw) : raw;
+    this.opts.onAnswer();
+    pending.answered = true; // later copies of the answer (to retried offers) are ignored
+    if (pending.timer !== undefined) this.clock.clearTimeout(pending.timer);
+    try {
+      await this.opts.peer.setRemoteDescription({ type: 'answer', sdp });
+    } catch (err) {
+      this.opts.waiters.failAll(new SdkError('DEVICE_ERROR', `the device's answer was not usable: ${(err as Error).message}`, { cause: err }));
+      return;
+    }
+    this.remoteDescriptionSet = true;
+    const held = this.heldRemote;
+    this.heldRemote = [];
+    for (const c of held) await this.addRemote(c);
+    if (this.pending === pending) this.pending = undefined;
+    this.opts.waiters.poke();
+  }
+
+  /** Whether a trickled candidate of the device's is one to use (not the end, not relayed under `direct`). */
+  accepts(c: CandidateInit): boolean {
+    if (typeof c.candidate !== 'string' || c.candidate === '') return false; // end of candidates: nothing to do
+    return !(this.opts.direct && isRelayCandidate(c)); // a device that ignored `direct`
+  }
+
+  /** One of the device's candidates (accepted): held until the answer is applied. */
+  async remoteCandidate(c: CandidateInit): Promise<void> {
+    if (!this.remoteDescriptionSet) {
+      this.heldRemote.push(c);
+      return;
+    }
+    await this.addRemote(c);
+  }
+
+  /** One of ours (null: gathering is complete): held until the offer has left. */
+  localCandidate(c: CandidateInit | null): void {
+    if (this.heldLocal) {
+      this.heldLocal.push(c);
+      return;
+    }
+    this.sendCandidate(c);
+  }
+
+  /** Sends the offer in flight again under a fresh msgId (signaling came back: it may have been lost). */
+  resendFresh(): void {
+    const pending = this.pending;
+    if (!pending) return;
+    this.clearTimer();
+    pending.sends = SENDS_PER_MSG_ID;
+    pending.resend();
+  }
+
+  close(): void {
+    this.clearTimer();
+  }
+
+  private clearTimer(): void {
+    if (this.pending?.timer !== undefined) this.clock.clearTimeout(this.pending.timer);
+  }
+
+  private async addRemote(c: CandidateInit): Promise<void> {
+    try {
+      await this.opts.peer.addIceCandidate(c);
+    } catch {
+      // A candidate of an earlier ICE generation (after a restart): harmless.
+    }
+  }
+
+  private flushLocal(): void {
+    const held = this.heldLocal;
+    this.heldLocal = undefined;
+    for (const c of held ?? []) this.sendCandidate(c);
+  }
+
+  private sendCandidate(c: CandidateInit | null): void {
+    if (this.opts.closed()) return;
+    this.opts.send('candidate', candidatePayload(c), {})
+      .catch((err: unknown) => this.opts.warn(asSdkError(err, 'SIGNALING_UNAVAILABLE')));
+  }
+}
+
+export interface AnswererOptions {
+  /** Sends an `answer` (replying to the offer's msgId); the first send of each is not awaited. */
+  readonly sendAnswer: (payload: Record<string, unknown>, replyTo: string | undefined) => Promise<void>;
+  readonly sendCandidate: (c: CandidateInit | null) => void;
+  /** Hands one of the app's candidates to the peer (or what stands before it, holePunch.ts). */
+  readonly addRemote: (c: CandidateInit) => void;
+  readonly warn: (err: SdkError) => void;
+}
+
+/**
+ * The device's side of the exchange, for one viewer: each new offer is applied and answered (the
+ * answer leaves before werift's gathering in setLocalDescription ends, the candidates trickle
+ * after it); a repeated offer (the app re-sends under a fresh msgId) gets the answer already
+ * given. Our candidates are held until the answer has left, the app's until it is applied.
+ */
+export class Answerer {
+  private readonly opts: AnswererOptions;
+  private lastOfferSdp: string | undefined;
+  private lastAnswer: SdpInit | undefined;
+  private remoteSet = false;
+  private heldRemote: CandidateInit[] = [];
+  private heldLocal: Array<CandidateInit | null> | undefined = [];
+
+  constructor(opts: AnswererOptions) {
+    this.opts = opts;
+  }
+
+  /** When `sdp` is the offer already answered (retried: the answer may have been lost), that answer again. */
+  answerAgain(sdp: string, msgId: string | undefined): Promise<void> | undefined {
+    if (!this.lastAnswer || this.lastOfferSdp !== sdp) return undefined;
+    return this.opts.sendAnswer({ ...this.lastAnswer }, msgId);
+  }
+
+  /**
+   * Applies the offer and answers it; `attach` adds our media once the offer is applied. Returns
+   * the error when the peer could not (the caller tells the app and closes the viewer).
+   */
+  async answer(peer: Pick<RtcPeer, 'setRemoteDescription' | 'createAnswer' | 'setLocalDescription'>, sdp: string, msgId: string | undefined, attach: () => void): Promise<{ error: unknown } | undefined> {
+    let applied: Promise<void>;
+    let answer: SdpInit;
+    try {
+      this.heldLocal ??= [];
+      await peer.setRemoteDescription({ type: 'offer', sdp });
+      this.remoteSet = true;
+      attach();
+      answer = await peer.createAnswer();
+      // werift gathers inside setLocalDescription (STUN and TURN: a round trip or two); the
+      // answer carries no candidates, so it leaves now and the candidates trickle after it.
+      applied = peer.setLocalDescription(answer);
+      applied.catch(() => undefined); // awaited below, after the answer went out
+      this.lastOfferSdp = sdp;
+      this.lastAnswer = answer;
+    } catch (error) {
+      return { error };
+    }
+    // Not waiting for the broker's PUBACK (a round trip): the candidates follow the answer at
+    // once, and the app holds any that overtake it until the answer is applied.
+    this.opts.sendAnswer({ type: 'answer', sdp: answer.sdp }, msgId)
+      .catch((err: unknown) => this.opts.warn(asSdkError(err, 'SIGNALING_UNAVAILABLE')));
+    const local = this.heldLocal;
+    this.heldLocal = undefined;
+    for (const c of local ?? []) this.opts.sendCandidate(c);
+    try {
+      await applied;
+    } catch (error) {
+      return { error };
+    }
+    const remote = this.heldRemote;
+    this.heldRemote = [];
+    for (const c of remote) this.opts.addRemote(c);
+    return undefined;
+  }
+
+  /** One of ours (null: gathering is complete): held while an answer is being made. */
+  localCandidate(c: CandidateInit | null): void {
+    if (this.heldLocal) this.heldLocal.push(c);
+    else this.opts.sendCandidate(c);
+  }
+
+  /** One of the app's: held until the first offer is applied. */
+  remoteCandidate(c: CandidateInit): void {
+    if (!this.remoteSet) this.heldRemote.push(c);
+    else this.opts.addRemote(c);
+  }
+}
