@@ -24,6 +24,36 @@ export function candidatePayload(c: CandidateInit | null): Record<string, unknow
   return c === null ? { candidate: '' } : { candidate: c.candidate, sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null };
 }
 
+/**
+ * Trickled candidates held while one side of the exchange is not ready (from the start): held until `open`, which
+ * hands back what was held and lets the rest pass; `shut` holds again keeping what is held,
+ * `reset` holds again dropping it (candidates of an earlier offer).
+ */
+class Held<T> {
+  private items: T[] | undefined = [];
+
+  /** True when `item` was held (not to be used now). */
+  hold(item: T): boolean {
+    if (this.items === undefined) return false;
+    this.items.push(item);
+    return true;
+  }
+
+  shut(): void {
+    this.items ??= [];
+  }
+
+  reset(): void {
+    this.items = [];
+  }
+
+  open(): T[] {
+    const held = this.items ?? [];
+    this.items = undefined;
+    return held;
+  }
+}
+
 export interface NegotiatorOptions {
   readonly peer: Pick<RtcPeer, 'createOffer' | 'setLocalDescription' | 'setRemoteDescription' | 'addIceCandidate' | 'signalingState'>;
   /** Who answers (answers from anyone else are ignored). */
@@ -58,9 +88,9 @@ export class Negotiator {
   private readonly opts: NegotiatorOptions;
   private readonly clock: Clock;
   private pending: PendingOffer | undefined;
-  private remoteDescriptionSet = false;
-  private heldRemote: CandidateInit[] = [];
-  private heldLocal: Array<CandidateInit | null> | undefined = [];
+  /** The device's, until its answer is applied; ours, until the offer has left. */
+  private readonly remote = new Held<CandidateInit>();
+  private readonly local = new Held<CandidateInit | null>();
 
   constructor(opts: NegotiatorOptions) {
     this.opts = opts;
@@ -71,13 +101,13 @@ export class Negotiator {
   async negotiate(iceRestart: boolean, deadline: number): Promise<void> {
     const { peer, waiters } = this.opts;
     this.clearTimer();
-    this.heldLocal = [];
+    this.local.reset();
     const offer = await peer.createOffer({ iceRestart });
     // werift gathers inside setLocalDescription (STUN and TURN: a round trip or two); the offer
     // carries no candidates, so it leaves now and the candidates trickle after it.
     const applied = peer.setLocalDescription(offer);
     applied.catch(() => undefined); // awaited below, after the offer went out
-    this.remoteDescriptionSet = false;
+    this.remote.shut();
     const pending: PendingOffer = { sdp: offer.sdp, iceRestart, ids: new Set(), msgId: this.opts.newMsgId(), sends: 0, answered: false, timer: undefined, resend: () => send() };
     this.pending = pending;
     const send = (): void => {
@@ -124,10 +154,7 @@ export class Negotiator {
       this.opts.waiters.failAll(new SdkError('DEVICE_ERROR', `the device's answer was not usable: ${(err as Error).message}`, { cause: err }));
       return;
     }
-    this.remoteDescriptionSet = true;
-    const held = this.heldRemote;
-    this.heldRemote = [];
-    for (const c of held) await this.addRemote(c);
+    for (const c of this.remote.open()) await this.addRemote(c);
     if (this.pending === pending) this.pending = undefined;
     this.opts.waiters.poke();
   }
@@ -140,20 +167,12 @@ export class Negotiator {
 
   /** One of the device's candidates (accepted): held until the answer is applied. */
   async remoteCandidate(c: CandidateInit): Promise<void> {
-    if (!this.remoteDescriptionSet) {
-      this.heldRemote.push(c);
-      return;
-    }
-    await this.addRemote(c);
+    if (!this.remote.hold(c)) await this.addRemote(c);
   }
 
   /** One of ours (null: gathering is complete): held until the offer has left. */
   localCandidate(c: CandidateInit | null): void {
-    if (this.heldLocal) {
-      this.heldLocal.push(c);
-      return;
-    }
-    this.sendCandidate(c);
+    if (!this.local.hold(c)) this.sendCandidate(c);
   }
 
   /** Sends the offer in flight again under a fresh msgId (signaling came back: it may have been lost). */
@@ -182,9 +201,7 @@ export class Negotiator {
   }
 
   private flushLocal(): void {
-    const held = this.heldLocal;
-    this.heldLocal = undefined;
-    for (const c of held ?? []) this.sendCandidate(c);
+    for (const c of this.local.open()) this.sendCandidate(c);
   }
 
   private sendCandidate(c: CandidateInit | null): void {
@@ -213,9 +230,9 @@ export class Answerer {
   private readonly opts: AnswererOptions;
   private lastOfferSdp: string | undefined;
   private lastAnswer: SdpInit | undefined;
-  private remoteSet = false;
-  private heldRemote: CandidateInit[] = [];
-  private heldLocal: Array<CandidateInit | null> | undefined = [];
+  /** The app's, until the first offer is applied; ours, while an answer is being made. */
+  private readonly remote = new Held<CandidateInit>();
+  private readonly local = new Held<CandidateInit | null>();
 
   constructor(opts: AnswererOptions) {
     this.opts = opts;
@@ -234,10 +251,12 @@ export class Answerer {
   async answer(peer: Pick<RtcPeer, 'setRemoteDescription' | 'createAnswer' | 'setLocalDescription'>, sdp: string, msgId: string | undefined, attach: () => void): Promise<{ error: unknown } | undefined> {
     let applied: Promise<void>;
     let answer: SdpInit;
+    let early: CandidateInit[];
     try {
-      this.heldLocal ??= [];
+      this.local.shut();
       await peer.setRemoteDescription({ type: 'offer', sdp });
-      this.remoteSet = true;
+      // Later candidates are added at once; the ones held so far once the answer is applied.
+      early = this.remote.open();
       attach();
       answer = await peer.createAnswer();
       // werift gathers inside setLocalDescription (STUN and TURN: a round trip or two); the
@@ -253,29 +272,23 @@ export class Answerer {
     // once, and the app holds any that overtake it until the answer is applied.
     this.opts.sendAnswer({ type: 'answer', sdp: answer.sdp }, msgId)
       .catch((err: unknown) => this.opts.warn(asSdkError(err, 'SIGNALING_UNAVAILABLE')));
-    const local = this.heldLocal;
-    this.heldLocal = undefined;
-    for (const c of local ?? []) this.opts.sendCandidate(c);
+    for (const c of this.local.open()) this.opts.sendCandidate(c);
     try {
       await applied;
     } catch (error) {
       return { error };
     }
-    const remote = this.heldRemote;
-    this.heldRemote = [];
-    for (const c of remote) this.opts.addRemote(c);
+    for (const c of early) this.opts.addRemote(c);
     return undefined;
   }
 
   /** One of ours (null: gathering is complete): held while an answer is being made. */
   localCandidate(c: CandidateInit | null): void {
-    if (this.heldLocal) this.heldLocal.push(c);
-    else this.opts.sendCandidate(c);
+    if (!this.local.hold(c)) this.opts.sendCandidate(c);
   }
 
   /** One of the app's: held until the first offer is applied. */
   remoteCandidate(c: CandidateInit): void {
-    if (!this.remoteSet) this.heldRemote.push(c);
-    else this.opts.addRemote(c);
+    if (!this.remote.hold(c)) this.opts.addRemote(c);
   }
 }
