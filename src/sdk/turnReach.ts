@@ -239,12 +239,9 @@ function reachKey(servers: readonly IceServerInit[]): string {
 export function probeIceServersCached(servers: readonly IceServerInit[], nowMs: () => number = Date.now): Promise<IceReach> {
   const key = reachKey(servers);
   const v = verdicts.get(key);
-  if (v !== undefined && nowMs() - v.atMs < REACH_TTL_MS) {
-    const turn = v.turnUrl === undefined ? undefined : turnUrlsOf(servers).find((t) => t.url === v.turnUrl);
-    return Promise.resolve({ turn, stunSilent: v.stunSilent });
-  }
+  if (v !== undefined && nowMs() - v.atMs < REACH_TTL_MS) return Promise.resolve({ turn: withCredentials(servers, v.turnUrl), stunSilent: v.stunSilent });
   const running = inFlight.get(key);
-  if (running) return running.then((r) => ({ turn: r.turn === undefined ? undefined : turnUrlsOf(servers).find((t) => t.url === r.turn?.url), stunSilent: r.stunSilent }));
+  if (running) return running.then((r) => ({ turn: withCredentials(servers, r.turn?.url), stunSilent: r.stunSilent }));
   const p = probeIceServers(servers).then((r) => {
     inFlight.delete(key);
     verdicts.delete(key);
@@ -257,6 +254,11 @@ export function probeIceServersCached(servers: readonly IceServerInit[], nowMs: 
   });
   inFlight.set(key, p);
   return p;
+}
+
+/** The TURN URL `url` of `servers`, with the credentials of its entry there. */
+function withCredentials(servers: readonly IceServerInit[], url: string | undefined): TurnChoice | undefined {
+  return url === undefined ? undefined : turnUrlsOf(servers).find((t) => t.url === url);
 }
 
 /** Forgets every remembered verdict (tests; a client that knows its network changed). */
