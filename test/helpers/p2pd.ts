@@ -41,7 +41,24 @@ export interface StartOptions {
   readonly netns?: string;
 }
 
+/** A port taken between choosing and binding it: a start with other free ports may succeed. */
+export const portTaken = (err: unknown): boolean => /EADDRINUSE|already in use|PORT_IN_USE/.test(String(err));
+
+/**
+ * Starts p2pd; when a port this helper chose was taken before p2pd bound it, starts again on
+ * other free ports (at most 4 tries). Ports the caller gave are the caller's to retry.
+ */
 export async function startP2pd(opts: StartOptions = {}): Promise<P2pdProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      if (attempt >= 4 || !portTaken(err)) throw err;
+    }
+  }
+}
+
+async function startOnce(opts: StartOptions): Promise<P2pdProcess> {
   const args = [...(opts.args ?? [])];
   const has = (name: string): boolean => args.some((a) => a === `--${name}` || a.startsWith(`--${name}=`));
   const port = opts.port ?? (await freePort());

@@ -8,7 +8,8 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, Socket } from 'node:net';
+import { Socket } from 'node:net';
+import { freePort, freePortWith } from './ports.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -27,23 +28,6 @@ export function haveRedis(): boolean {
 }
 
 export const REDIS_MISSING = 'redis-server not found: apt-get install redis-server (or set P2PD_REDIS_SERVER)';
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => resolve(true)));
-  });
-}
-
-/** A free loopback port; with `busOffset`, port + busOffset is free too (the Cluster bus). */
-export async function freePort(busOffset = 0): Promise<number> {
-  for (let i = 0; i < 200; i++) {
-    const port = 20000 + Math.floor(Math.random() * (busOffset > 0 ? 35000 - 20000 : 60000 - 20000));
-    if (await portFree(port) && (busOffset === 0 || await portFree(port + busOffset))) return port;
-  }
-  throw new Error('no free port found');
-}
 
 function ping(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -160,7 +144,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
   try {
     for (let i = 0; i < masters; i++) {
       const dir = mkdtempSync(join(tmpdir(), 'p2pd-redis-cluster-'));
-      const s = new Server(await freePort(10000), dir, [
+      const s = new Server(await freePortWith(10000), dir, [
         '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-node-timeout', '2000',
       ]);
       servers.push(s);

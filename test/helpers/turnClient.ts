@@ -343,25 +343,16 @@ export class UdpPeer {
   }
 }
 
-/**
- * startP2pd, again on other free ports when one was taken between choosing it and binding it
- * (other tests' clients pick ephemeral ports from the same range).
- */
+/** startP2pd with relay ports below Linux's ephemeral range (32768-60999) unless given. */
 export async function startTurnServer(opts: StartOptions = {}): Promise<P2pdProcess> {
-  for (let attempt = 1; ; attempt++) {
-    // Relay ports below Linux's ephemeral range (32768-60999): clients' sockets (a hundred
-    // uclients, say) cannot take a port the relay reserved for an EVEN-PORT token.
-    const args = [...(opts.args ?? [])];
-    if (!args.includes('--relay-ports')) {
-      const base = 10000 + Math.floor(Math.random() * 21000);
-      args.push('--relay-ports', `${base}-${base + 1499}`);
-    }
-    try {
-      return await startP2pd({ ...opts, args });
-    } catch (err) {
-      if (attempt >= 4 || !/EADDRINUSE|already in use|PORT_IN_USE/.test(String(err))) throw err;
-    }
+  // Clients' sockets (a hundred uclients, say) cannot take a port the relay reserved for an
+  // EVEN-PORT token.
+  const args = [...(opts.args ?? [])];
+  if (!args.includes('--relay-ports')) {
+    const base = 10000 + Math.floor(Math.random() * 21000);
+    args.push('--relay-ports', `${base}-${base + 1499}`);
   }
+  return startP2pd({ ...opts, args });
 }
 
 /** Starts several servers at once; each that started is in `started` even when another failed. */

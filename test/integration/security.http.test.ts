@@ -9,7 +9,7 @@ import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHs256Signer } from '../../src/auth/token.ts';
 import { createNetNs, netnsSupported, type NetNs } from '../helpers/netns.ts';
-import { startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
+import { portTaken, startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
 import { freePort } from '../helpers/ports.ts';
 import { metricValue } from '../helpers/stunClient.ts';
 import { haveRedis, REDIS_MISSING, startRedis } from '../helpers/redis.ts';
@@ -73,9 +73,14 @@ const code = (a: Answer): unknown => (a.body.error as { code?: string } | undefi
 
 /** `p2pd serve` on 0.0.0.0:PORT, so the namespace reaches it at hostIp. */
 async function startOpen(args: string[]): Promise<{ p2pd: P2pdProcess; port: number }> {
-  const port = await freePort();
-  const p2pd = await startP2pd({ args: ['--http', `0.0.0.0:${port}`, ...args], readyTimeoutMs: READY_MS });
-  return { p2pd, port };
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    try {
+      return { p2pd: await startP2pd({ args: ['--http', `0.0.0.0:${port}`, ...args], readyTimeoutMs: READY_MS }), port };
+    } catch (err) {
+      if (attempt >= 4 || !portTaken(err)) throw err;
+    }
+  }
 }
 
 async function rssBytes(httpUrl: string): Promise<number> {

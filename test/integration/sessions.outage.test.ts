@@ -8,7 +8,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHs256Signer } from '../../src/auth/token.ts';
-import { freePort, startRedis, type RedisServer } from '../helpers/redis.ts';
+import { freePort } from '../helpers/ports.ts';
+import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
 
 const JWT = 'outage-test-secret';
