@@ -269,6 +269,12 @@ export class DeviceServer extends Emitter<DeviceEvents> {
       // The app asked for a path without TURN at either end (icePolicy.ts).
       this.createPeer(v, m.payload.iceTransportPolicy === 'direct' ? withoutTurn(iceServers) : iceServers);
     }
+    else if (m.payload.iceRestart === true) {
+      // The session's TURN node may have moved (drained or gone: docs/turn.md "Draining").
+      const iceServers = await this.iceServers(v.sessionId);
+      if (v.closed) return;
+      if (iceServers.length > 0) v.pc.setIceServers(m.payload.iceTransportPolicy === 'direct' ? withoutTurn(iceServers) : iceServers);
+    }
     const pc = v.pc as RtcPeer;
     const failed = await v.answerer.answer(pc, sdp, m.msgId, () => {
       if (!v.detach && this.opts.media) v.detach = this.opts.media.attach(pc);
