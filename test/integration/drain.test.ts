@@ -4,7 +4,8 @@
  * 300 Try Alternate naming the other node, and allocate there; the relay already open keeps
  * flowing through the grace; once it ends the process exits 0 without waiting for the rest. And
  * the issue's evidence: a relay-only call (Node SDK both ends, test video) on the TURN node that
- * drains moves to the other node by ICE restart and keeps playing.
+ * drains moves to the other node by ICE restart and keeps playing, with the Node SDK and with the
+ * web viewer in Chromium.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +16,7 @@ import { createHs256Signer } from '../../src/auth/token.ts';
 import { TestVideoSource } from '../../src/device/testVideo.ts';
 import type { AppConnection } from '../../src/sdk/app.ts';
 import { connect, serve } from '../../src/sdk/node.ts';
+import { chromiumAvailable, launchChromium } from '../helpers/chromium.ts';
 import { startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
 import { TurnError, TurnTestClient, UdpPeer, startTurnServer, startTurnServers } from '../helpers/turnClient.ts';
 import { haveRedis, REDIS_MISSING, startRedis, type RedisServer } from '../helpers/redis.ts';
@@ -112,6 +114,63 @@ async function untilFrames(conn: AppConnection, want: number, timeoutMs = 90_000
   await eventually(`${want} video frames`, async () => (await conn.getStats()).framesReceived >= want, timeoutMs);
 }
 
+interface Cluster {
+  readonly api: P2pdProcess;
+  readonly turn: ReadonlyMap<string, P2pdProcess>;
+  readonly token: string;
+  /** The session's TURN node as the service says now. */
+  turnNode(sessionId: string): Promise<string>;
+  /** SIGTERM the node; resolves with its exit code (or 'still running' after 30 s). */
+  drain(nodeId: string): Promise<unknown>;
+}
+
+/**
+ * An API/signaling node and two TURN nodes (--drain-grace 3) over one real Redis, and a camera
+ * (the SDK's device with the test video) on the API node. Everything is stopped through `stops`.
+ */
+async function startCluster(stops: Array<() => Promise<unknown>>, deviceId: string, appId: string): Promise<Cluster> {
+  const redis = await startRedis();
+  stops.push(() => redis.stop());
+  const common = ['--redis-url', redis.url, '--heartbeat-interval', '0.2', '--jwt-secret', JWT, '--auth-secret', 'drain-turn',
+    '--allow-peer', '127.0.0.0/8', '--external-ip', '127.0.0.1'];
+  const started: P2pdProcess[] = [];
+  stops.push(() => Promise.all(started.map((s) => s.stop())));
+  const keep = (p: Promise<P2pdProcess>): Promise<P2pdProcess> => p.then((s) => { started.push(s); return s; });
+  const [api, t1, t2] = await Promise.all([
+    keep(startP2pd({ readyTimeoutMs: READY_MS, args: [...common, '--roles', 'signal,api', '--node-id', 'api'] })),
+    keep(startTurnServer({ readyTimeoutMs: READY_MS, args: [...common, '--roles', 'stun,turn', '--node-id', 't1', '--drain-grace', '3'] })),
+    keep(startTurnServer({ readyTimeoutMs: READY_MS, args: [...common, '--roles', 'stun,turn', '--node-id', 't2', '--drain-grace', '3'] })),
+  ]) as [P2pdProcess, P2pdProcess, P2pdProcess];
+  await eventually('the API node sees both TURN nodes', async () =>
+    /cluster_nodes_healthy\{role="turn"\} 2/.test(await (await fetch(`${api.httpUrl}/metrics`)).text()));
+  const media = new TestVideoSource({ width: 320, height: 240, fps: 15, bitrateKbps: 300 });
+  await media.start();
+  stops.push(() => media.stop());
+  const dev = await serve({ server: api.httpUrl, token: await signer.sign({ sub: deviceId, role: 'device' }), media });
+  stops.push(() => dev.close());
+  const token = await signer.sign({ sub: appId, role: 'app', devices: [deviceId] });
+  const turn = new Map([['t1', t1], ['t2', t2]]);
+  return {
+    api, turn, token,
+    turnNode: async (sessionId) =>
+      ((await (await fetch(`${api.httpUrl}/v1/sessions/${sessionId}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { turnNode: string }).turnNode,
+    drain: async (nodeId) => {
+      const node = turn.get(nodeId) as P2pdProcess;
+      const exited = once(node.child, 'exit');
+      node.child.kill('SIGTERM');
+      const [code] = await Promise.race([exited, sleep(30_000).then(() => ['still running'])]);
+      return code;
+    },
+  };
+}
+
+interface ViewerState {
+  state: string;
+  path: string | undefined;
+  sessionId: string | undefined;
+  stats: { framesDecoded?: number; iceRestarts?: number } | undefined;
+}
+
 // No suite-wide timeout: each step has its own bound, and the runner's --test-timeout guards a hang.
 describe('drain: a relayed call on the draining TURN node moves to the other by ICE restart and keeps playing', { skip: haveRedis() ? false : REDIS_MISSING }, () => {
   const stops: Array<() => Promise<unknown>> = [];
@@ -119,56 +178,66 @@ describe('drain: a relayed call on the draining TURN node moves to the other by 
     for (const stop of stops.reverse()) await stop().catch(() => undefined);
   });
 
-  test('SIGTERM the TURN node carrying a relay-only call: it exits 0 after its grace, the call comes back through the other node', async () => {
-    const redis = await startRedis();
-    stops.push(() => redis.stop());
-    const common = ['--redis-url', redis.url, '--heartbeat-interval', '0.2', '--jwt-secret', JWT, '--auth-secret', 'drain-turn',
-      '--allow-peer', '127.0.0.0/8', '--external-ip', '127.0.0.1'];
-    const started: P2pdProcess[] = [];
-    stops.push(() => Promise.all(started.map((s) => s.stop())));
-    const [api, t1, t2] = await Promise.all([
-      startP2pd({ readyTimeoutMs: READY_MS, args: [...common, '--roles', 'signal,api', '--node-id', 'api'] }),
-      startTurnServer({ readyTimeoutMs: READY_MS, args: [...common, '--roles', 'stun,turn', '--node-id', 't1', '--drain-grace', '3'] }),
-      startTurnServer({ readyTimeoutMs: READY_MS, args: [...common, '--roles', 'stun,turn', '--node-id', 't2', '--drain-grace', '3'] }),
-    ].map((p) => p.then((s) => { started.push(s); return s; })));
-    const turnNodes = new Map([['t1', t1 as P2pdProcess], ['t2', t2 as P2pdProcess]]);
-    await eventually('the API node sees both TURN nodes', async () =>
-      /cluster_nodes_healthy\{role="turn"\} 2/.test(await (await fetch(`${(api as P2pdProcess).httpUrl}/metrics`)).text()));
-
-    const media = new TestVideoSource({ width: 320, height: 240, fps: 15, bitrateKbps: 300 });
-    await media.start();
-    stops.push(() => media.stop());
-    const dev = await serve({ server: (api as P2pdProcess).httpUrl, token: await signer.sign({ sub: 'cam-d1', role: 'device' }), media });
-    stops.push(() => dev.close());
-    const token = await signer.sign({ sub: 'app-d1', role: 'app', devices: ['cam-d1'] });
+  test('Node SDK: SIGTERM the TURN node carrying a relay-only call; it exits 0 after its grace, the call comes back through the other node', async () => {
+    const c = await startCluster(stops, 'cam-d1', 'app-d1');
     const conn = await connect({
-      server: (api as P2pdProcess).httpUrl, token, deviceId: 'cam-d1', iceTransportPolicy: 'relay',
+      server: c.api.httpUrl, token: c.token, deviceId: 'cam-d1', iceTransportPolicy: 'relay',
       timeoutMs: 20_000, livenessMs: 3000, recoveryMs: 60_000,
     });
     stops.push(() => conn.close());
     assert.equal(conn.path, 'relay');
     await untilFrames(conn, 10);
 
-    const turnNode = async (): Promise<string> =>
-      ((await (await fetch(`${(api as P2pdProcess).httpUrl}/v1/sessions/${conn.sessionId}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { turnNode: string }).turnNode;
-    const carrying = await turnNode();
-    const other = carrying === 't1' ? 't2' : 't1';
-    const node = turnNodes.get(carrying) as P2pdProcess;
-    const exited = once(node.child, 'exit');
+    const carrying = await c.turnNode(conn.sessionId);
     const restarts = conn.iceRestarts;
-    node.child.kill('SIGTERM');
     // The relay flows through the grace; then the node stops on its own, exit code 0.
-    const [code] = await Promise.race([exited, sleep(30_000).then(() => ['still running'])]);
-    assert.equal(code, 0, `the drained node ${carrying} exits 0`);
+    assert.equal(await c.drain(carrying), 0, `the drained node ${carrying} exits 0`);
 
     // The path died with the node: an ICE restart asks for the session again, gets the other
     // node's TURN, and the video goes on.
     await eventually('the call is connected again after an ICE restart', async () => conn.state === 'connected' && conn.iceRestarts > restarts, 60_000);
     const framesBack = (await conn.getStats()).framesReceived;
     await untilFrames(conn, framesBack + 30);
-    assert.ok(conn.iceRestarts > restarts, 'an ICE restart moved the call');
-    assert.equal(await turnNode(), other, `the session moved from ${carrying} to ${other}`);
+    assert.notEqual(await c.turnNode(conn.sessionId), carrying, `the session moved off ${carrying}`);
     assert.equal((await conn.getStats()).path, 'relay');
     assert.equal(await conn.echo('after the move'), 'after the move');
+  });
+
+  test('Chromium: the web viewer\'s relay-only call moves the same way and keeps decoding', { skip: chromiumAvailable() ? false : 'no Chromium at /usr/bin/chromium (set CHROMIUM_PATH)' }, async () => {
+    const c = await startCluster(stops, 'cam-d2', 'app-d2');
+    const browser = await launchChromium();
+    stops.push(() => browser.close());
+    const page = await browser.context.newPage();
+    const logs: string[] = [];
+    page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+    const read = (): Promise<ViewerState> => page.evaluate(() => {
+      const v = (window as unknown as { p2pdViewer: { state: string; path?: string; stats?: ViewerState['stats']; setupPhases?: unknown } }).p2pdViewer;
+      const details = document.getElementById('details')?.textContent ?? '';
+      return { state: v.state, path: v.path, sessionId: /session (\S+)/.exec(details)?.[1], stats: v.stats ? { ...v.stats } : undefined };
+    });
+    const until = async (what: string, check: (s: ViewerState) => boolean, timeoutMs: number): Promise<ViewerState> => {
+      let last: ViewerState | undefined;
+      try {
+        await eventually(what, async () => check(last = await read()), timeoutMs);
+      } catch (err) {
+        throw new Error(`${(err as Error).message}; viewer: ${JSON.stringify(last)}\nbrowser console:\n${logs.slice(-30).join('\n')}`);
+      }
+      return last as ViewerState;
+    };
+    await page.goto(`${c.api.httpUrl}/#token=${c.token}&relay=1`);
+    const button = page.locator('button[data-device="cam-d2"]');
+    await button.waitFor({ timeout: 15_000 });
+    await button.click();
+    const up = await until('connected', (s) => s.state === 'connected' && s.sessionId !== undefined, 30_000);
+    assert.equal(up.path, 'relay');
+    const playing = await until('decoded frames', (s) => (s.stats?.framesDecoded ?? 0) > 10, 30_000);
+
+    const carrying = await c.turnNode(up.sessionId as string);
+    assert.equal(await c.drain(carrying), 0, `the drained node ${carrying} exits 0`);
+    const back = await until('connected again after an ICE restart',
+      (s) => s.state === 'connected' && (s.stats?.iceRestarts ?? 0) > (playing.stats?.iceRestarts ?? 0), 60_000);
+    await until('frames decoded after the move', (s) => (s.stats?.framesDecoded ?? 0) >= (back.stats?.framesDecoded ?? 0) + 30, 30_000);
+    assert.notEqual(await c.turnNode(up.sessionId as string), carrying, `the session moved off ${carrying}`);
+    assert.equal((await read()).path, 'relay');
   });
 });
