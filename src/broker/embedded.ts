@@ -128,6 +128,8 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   };
   const holdId = (client: Client, username: string): void => {
     idHolders.set(client.id, { username, client });
+    // Across nodes the fabric's leases keep persistent sessions' ids, and forget them at expiry.
+    if (fabric !== undefined) return;
     if (!client.clean) {
       persistentOwners.delete(client.id);
       persistentOwners.set(client.id, username);
