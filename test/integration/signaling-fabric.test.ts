@@ -48,7 +48,6 @@ function fabricSuite(name: string, start: () => Promise<{ url: string; stop(): P
       [a, b] = await Promise.all([startNode(redis.url), startNode(redis.url)]);
     });
     after(async () => {
-      if (process.env.FABRIC_DEBUG) console.log(a?.p2pd.output().slice(-6000), '=====', b?.p2pd.output().slice(-6000));
       await Promise.allSettled(peers.map((p) => p.close()));
       await Promise.allSettled([a?.p2pd.stop(), b?.p2pd.stop()]);
       await redis?.stop();
