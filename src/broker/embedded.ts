@@ -13,6 +13,11 @@
  * Before login a stranger holds little: the fixed-header guard (packetGuard.ts) cuts a CONNECT
  * above 16 KiB and any packet above `maxPacketBytes`, one source holds at most
  * `preauthPerSource` connections not logged in, and aedes' connect timeout ends the rest.
+ *
+ * With a `fabric` (fabric.ts) the brokers of all nodes are one: aedes' bus and store are Redis,
+ * client ids are leased across nodes (clientIds.ts), and every node hears every device's presence
+ * (docs/signaling.md "One broker across nodes"). Every check above still runs at the node where
+ * a client is connected, before its publish enters the fabric.
  */
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
@@ -24,7 +29,9 @@ import type { Logger } from '../log.ts';
 import { mqttClientsConnected, mqttConnectionsRefusedTotal } from '../metrics/metrics.ts';
 import { aclRules, maySubscribe } from '../signaling/acl.ts';
 import type { Sender, SignalingPublisher } from '../signaling/service.ts';
-import { SERVER_ID, parseTopic } from '../signaling/topics.ts';
+import { PRESENCE_ONLINE, PRESENCE_PREFIX, SERVER_ID, parseTopic, presenceTopic } from '../signaling/topics.ts';
+import type { BrokerFabric } from './fabric.ts';
+import type { Lease } from './clientIds.ts';
 import { PacketGuard } from './packetGuard.ts';
 import { PreauthLimiter } from './preauth.ts';
 import { attachWebSocket } from './websocket.ts';
@@ -54,6 +61,8 @@ export interface EmbeddedBrokerOptions {
   readonly maxPacketBytes?: number;
   /** Connections per source not logged in yet (`--mqtt-preauth-per-source`). */
   readonly preauthPerSource?: number;
+  /** The Redis fabric that joins this broker to the other nodes' (fabric.ts); one node alone without. */
+  readonly fabric?: BrokerFabric;
 }
 
 export interface EmbeddedBroker extends SignalingPublisher {
@@ -80,6 +89,7 @@ const PERSISTENT_OWNERS_MAX = 200_000;
 
 // CONNACK return codes of MQTT 3.1.1 §3.2.2.3.
 const IDENTIFIER_REJECTED = 2;
+const SERVER_UNAVAILABLE = 3;
 const BAD_USERNAME_OR_PASSWORD = 4;
 const NOT_AUTHORIZED = 5;
 
@@ -94,7 +104,9 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   const chains = new WeakMap<Client, Promise<unknown>>();
   const connections = new Map<string, number>();
   const offlineGraceMs = opts.offlineGraceMs ?? 1000;
-  const { gate, verifier } = opts;
+  const { gate, verifier, fabric } = opts;
+  /** The fabric-wide hold of each connection on its client id. */
+  const leases = new WeakMap<Client, Lease>();
   const maxPacketBytes = opts.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
   const preauth = new PreauthLimiter(opts.preauthPerSource ?? DEFAULT_PREAUTH_PER_SOURCE);
   /** The pre-login slot of each connection (keyed by the guard aedes sees as `client.conn`). */
@@ -116,6 +128,8 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   };
   const holdId = (client: Client, username: string): void => {
     idHolders.set(client.id, { username, client });
+    // Across nodes the fabric's leases keep persistent sessions' ids, and forget them at expiry.
+    if (fabric !== undefined) return;
     if (!client.clean) {
       persistentOwners.delete(client.id);
       persistentOwners.set(client.id, username);
@@ -153,14 +167,39 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       const timer = expiryTimers.get(client);
       if (timer !== undefined) clearTimeout(timer);
       if (idHolders.get(client.id)?.client === client) idHolders.delete(client.id);
+      leases.get(client)?.release().catch((err: unknown) => log.warn({ err, client: client.id }, 'could not release a client id lease'));
     });
+  };
+
+  /** Takes the client id on every node (fabric), or answers the CONNACK error that refuses it. */
+  const claimAcrossNodes = async (client: Client, username: string): Promise<AuthenticateError | undefined> => {
+    if (fabric === undefined) return undefined;
+    let lease: Lease | undefined;
+    try {
+      lease = await fabric.leases.claim(client.id, username, !client.clean);
+    } catch (err) {
+      log.warn({ err }, 'client id lease: redis did not answer');
+      return authError('the broker fabric is unavailable', SERVER_UNAVAILABLE);
+    }
+    if (lease === undefined) {
+      mqttConnectionsRefusedTotal.inc({ reason: 'client_id_taken' });
+      return authError('CLIENT_ID_TAKEN: another user holds this client identifier', IDENTIFIER_REJECTED);
+    }
+    if (client.closed) {
+      void lease.release().catch(() => undefined);
+      return authError('closed while logging in', SERVER_UNAVAILABLE);
+    }
+    leases.set(client, lease);
+    return undefined;
   };
 
   const aedes = await Aedes.createBroker({
     connectTimeout: 10_000,
     drainTimeout: 30_000,
     concurrency: 1000,
-    heartbeatInterval: 60_000,
+    // Across nodes the heartbeat also says which brokers live: a dead node's wills go out after 3 missed beats.
+    heartbeatInterval: fabric === undefined ? 60_000 : 15_000,
+    ...(fabric === undefined ? {} : { mq: fabric.mq, persistence: fabric.persistence }),
 
     authenticate(client, username, password, done) {
       if (username === undefined || password === undefined) {
@@ -178,10 +217,16 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
           done(authError('CLIENT_ID_TAKEN: another user holds this client identifier', IDENTIFIER_REJECTED), null);
           return;
         }
-        const sender: Sender = { id: claims.sub, role: claims.role, claims, rules: aclRules(claims) };
-        senders.set(client, sender);
-        loggedIn(client, sender);
-        done(null, true);
+        return claimAcrossNodes(client, claims.sub).then((refused) => {
+          if (refused !== undefined) {
+            done(refused, null);
+            return;
+          }
+          const sender: Sender = { id: claims.sub, role: claims.role, claims, rules: aclRules(claims) };
+          senders.set(client, sender);
+          loggedIn(client, sender);
+          done(null, true);
+        });
       }, (err: unknown) => {
         log.debug({ err, username }, 'MQTT login refused');
         done(authError((err as Error).message, BAD_USERNAME_OR_PASSWORD), null);
@@ -210,6 +255,12 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
         divert(packet);
         return done(null);
       }
+      const willOf = (packet as { brokerId?: unknown }).brokerId;
+      if (typeof willOf === 'string' && willOf !== aedes.id) {
+        // The will of a dead node's connection, while the client is connected here again: stale.
+        divert(packet);
+        return done(null);
+      }
       // MQTT 3.1.1 cannot refuse one publish; closing the connection is aedes' only error path.
       if (sender.claims.exp * 1000 <= Date.now()) return done(new Error('token expired'));
       const decide = (): Promise<boolean> => gate.authorizePublish(sender, packet.topic, toBuffer(packet.payload), packet.retain);
@@ -233,6 +284,32 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       return packet;
     },
   });
+
+  /**
+   * Across nodes: the device's latest `online` came in through another broker (it moved there),
+   * so this node's last connection closing says nothing. aedes stamps each packet with the id of
+   * the broker it entered by, and the retained copy keeps it.
+   */
+  const onlineElsewhere = async (deviceId: string): Promise<boolean> => {
+    if (fabric === undefined) return false;
+    for await (const retained of fabric.persistence.createRetainedStream(presenceTopic(deviceId))) {
+      return retained.payload.toString('utf8') === PRESENCE_ONLINE && retained.brokerId !== aedes.id;
+    }
+    return false;
+  };
+  if (fabric !== undefined) {
+    // Every node hears every presence message, wherever its device is connected; first the
+    // retained ones, so that this node knows the fleet before it takes its first client.
+    const presenceFilter = `${PRESENCE_PREFIX}+`;
+    await new Promise<void>((resolve) => {
+      aedes.subscribe(presenceFilter, (packet: AedesPublishPacket, cb: () => void) => {
+        gate.observe(packet.topic, toBuffer(packet.payload)).then(cb, cb);
+      }, resolve);
+    });
+    for await (const retained of fabric.persistence.createRetainedStream(presenceFilter)) {
+      await gate.observe(retained.topic, Buffer.from(retained.payload));
+    }
+  }
 
   const pendingOffline = new Map<string, NodeJS.Timeout>();
   aedes.on('client', (client) => {
@@ -258,7 +335,10 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     // A device that disconnected cleanly sends no will; its retained `online` would lie.
     const timer = setTimeout(() => {
       pendingOffline.delete(sender.id);
-      if (!connections.has(sender.id)) gate.markOffline(sender.id).catch((err: unknown) => log.warn({ err }, 'could not mark a device offline'));
+      if (connections.has(sender.id)) return;
+      onlineElsewhere(sender.id)
+        .then((elsewhere) => (elsewhere || connections.has(sender.id) ? undefined : gate.markOffline(sender.id)))
+        .catch((err: unknown) => log.warn({ err }, 'could not mark a device offline'));
     }, offlineGraceMs);
     timer.unref();
     pendingOffline.set(sender.id, timer);

@@ -98,6 +98,8 @@ export interface Config {
   readonly mqttMaxPacketBytes: number;
   /** MQTT connections per source IP before login. */
   readonly mqttPreauthPerSource: number;
+  /** `--mqtt-fabric`: the embedded brokers of all nodes joined over Redis (`redis`, with --redis-url), or each alone (`off`). */
+  readonly mqttFabric: MqttFabric;
   /** Idle seconds before a STUN/TURN TCP/TLS connection without an allocation is closed; also how long any may leave our answers unread. */
   readonly tcpIdleTimeoutSec: number;
   /** Seconds a TLS client has to finish its handshake on the STUN/TURN TLS port. */
@@ -119,6 +121,14 @@ export type UdpIo = 'auto' | 'batch' | 'dgram';
 
 function parseUdpIo(raw: string): UdpIo {
   if (raw !== 'auto' && raw !== 'batch' && raw !== 'dgram') throw invalidValue('udp-io', raw, 'auto, batch or dgram');
+  return raw;
+}
+
+/** `--mqtt-fabric`: `redis` joins the embedded brokers of all nodes over --redis-url (docs/signaling.md), `off` keeps each alone. */
+export type MqttFabric = 'redis' | 'off';
+
+function parseMqttFabric(raw: string): MqttFabric {
+  if (raw !== 'redis' && raw !== 'off') throw invalidValue('mqtt-fabric', raw, 'redis or off');
   return raw;
 }
 
@@ -282,6 +292,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     brokerHookSecret: str('broker-hook-secret'),
     mqttMaxPacketBytes: parseInteger('mqtt-max-packet', str('mqtt-max-packet') ?? '262144', 1024, 268_435_455),
     mqttPreauthPerSource: parseInteger('mqtt-preauth-per-source', str('mqtt-preauth-per-source') ?? '32', 1, 1_000_000),
+    mqttFabric: parseMqttFabric(str('mqtt-fabric') ?? 'redis'),
     tcpIdleTimeoutSec: parseSeconds('tcp-idle-timeout', str('tcp-idle-timeout') ?? '30', 0.1, 86400),
     tlsHandshakeTimeoutSec: parseSeconds('tls-handshake-timeout', str('tls-handshake-timeout') ?? '10', 0.1, 3600),
     tcpMaxPerSource: parseInteger('tcp-max-per-source', str('tcp-max-per-source') ?? '256', 0, 1_000_000),

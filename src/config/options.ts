@@ -68,6 +68,7 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { name: 'http-timeout', kind: 'value', metavar: 'S', defaultText: '10', help: 'seconds a client has to send the headers and the body of an HTTP request' },
   { name: 'broker-hook-secret', kind: 'value', metavar: 'S', help: 'secret an external broker sends (header x-p2pd-hook-secret) to POST /v1/mqtt/auth; without it only loopback callers are answered' },
   { name: 'mqtt-max-packet', kind: 'value', metavar: 'BYTES', defaultText: '262144', help: 'largest MQTT packet accepted after login (CONNECT is capped at 16 KiB); larger closes the connection (messages above 64 KiB are refused with MESSAGE_TOO_LARGE first)' },
+  { name: 'mqtt-fabric', kind: 'value', metavar: 'redis|off', defaultText: 'redis', help: "with --redis-url and the embedded broker: the brokers of all nodes are one over Redis (off: each node's broker serves only its own clients)" },
   { name: 'mqtt-preauth-per-source', kind: 'value', metavar: 'N', defaultText: '32', help: 'MQTT connections one source IP may hold before they log in' },
   { name: 'tcp-idle-timeout', kind: 'value', metavar: 'S', defaultText: '30', help: 'STUN/TURN TCP and TLS connections without an allocation are closed after this many idle seconds; any connection that leaves our answers unread this long is closed' },
   { name: 'tls-handshake-timeout', kind: 'value', metavar: 'S', defaultText: '10', help: 'seconds a STUN/TURN TLS client has to finish its handshake' },

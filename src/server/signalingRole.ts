@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { createVerifier, type TokenVerifier } from '../auth/token.ts';
 import { DynsecProvisioner } from '../broker/dynsec.ts';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.ts';
+import { createBrokerFabric, type BrokerFabric } from '../broker/fabric.ts';
 import { registerBrokerRoutes } from '../broker/routes.ts';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
@@ -43,10 +44,14 @@ export async function startSignaling(opts: SignalingRoleOptions): Promise<Signal
   const service = new SignalingService({ store, createSession, verifier, log, presence: new PresenceTracker({ ready: !external }) });
 
   let broker: EmbeddedBroker | ExternalBroker;
+  let fabric: BrokerFabric | undefined;
   if (config.mqttUrl === undefined) {
+    // Several nodes over one Redis are one service: their brokers are one too (docs/signaling.md).
+    if (config.redisUrls.length > 0 && config.mqttFabric === 'redis') fabric = await createBrokerFabric({ urls: config.redisUrls, log });
     broker = await startEmbeddedBroker({
       verifier, gate: service, log, tcp: config.mqtt, http: http.server,
       maxPacketBytes: config.mqttMaxPacketBytes, preauthPerSource: config.mqttPreauthPerSource,
+      ...(fabric === undefined ? {} : { fabric }),
     });
     registerBrokerRoutes(http, { verifier, log, hookSecret: config.brokerHookSecret });
   } else {
@@ -71,6 +76,7 @@ export async function startSignaling(opts: SignalingRoleOptions): Promise<Signal
     isDeviceOnline: (id) => service.isDeviceOnline(id),
     async stop() {
       await broker.close();
+      await fabric?.close();
       await service.stop();
     },
   };

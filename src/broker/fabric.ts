@@ -1,0 +1,136 @@
+/**
+ * The broker fabric (docs/signaling.md "One broker across nodes"): the embedded brokers of all
+ * signaling nodes share the cluster's Redis, so an app on one node and a device on another signal
+ * as on one node. aedes is built for this: it takes its message bus (`mq`) and its store
+ * (`persistence`) from outside.
+ *
+ * - `mq` is mqemitter-redis: a publish goes to Redis pub/sub and comes back to every node that
+ *   subscribed its topic, the ingress node included; nothing is delivered locally on the way out,
+ *   so a message reaches each subscriber once. Classic pub/sub works on a single Redis and on
+ *   Redis Cluster alike (a cluster forwards PUBLISH to every node), so the emitter takes the same
+ *   client either way. Channels carry the prefix `p2pd:mqtt:`.
+ * - `persistence` is aedes-persistence-redis: retained messages (presence), the subscriptions and
+ *   queued QoS 1 messages of persistent sessions, wills. It does Redis Cluster when told (`cluster`
+ *   option: retained messages as one key each, no multi-key commands); we hand it our own client.
+ *
+ * Bounds added here, since the library keeps everything forever: a queued packet lives
+ * `sessionExpirySec`; a client's queue holds at most `maxQueued` packets (the oldest go) and
+ * disappears `sessionExpirySec` after its last enqueue; QoS 2 state of an unfinished exchange
+ * lives as long. Persistent sessions themselves expire in clientIds.ts.
+ */
+import { createRequire } from 'node:module';
+import type { Logger } from '../log.ts';
+import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from '../redis.ts';
+import { ClientIdLeases } from './clientIds.ts';
+
+const require = createRequire(import.meta.url);
+
+/** How aedes-persistence-redis names a client's queue and QoS 2 state (its asyncPersistence.js). */
+const outgoingKey = (clientId: string): string => `outgoing:${encodeURIComponent(clientId)}`;
+const incomingKey = (clientId: string, messageId: number): string => `incoming:${encodeURIComponent(clientId)}:${messageId}`;
+
+/** The parts of aedes-persistence-redis' async persistence this file overrides or calls. */
+interface AsyncRedisPersistence {
+  setup(broker: unknown): Promise<void>;
+  outgoingEnqueueCombi(subs: ReadonlyArray<{ readonly clientId: string }>, packet: unknown): Promise<void>;
+  incomingStorePacket(client: { readonly id: string }, packet: { readonly messageId: number }): Promise<void>;
+  cleanSubscriptions(client: { readonly id: string }): Promise<unknown>;
+  createRetainedStream(pattern: string): AsyncIterable<{ readonly topic: string; readonly payload: Buffer; readonly brokerId?: string }>;
+  destroy(): Promise<void>;
+}
+/** aedes 1.x takes the library's callback wrapper (streams for retained and queued messages), around the async store. */
+interface RedisPersistence extends AsyncRedisPersistence {
+  readonly asyncPersistence: AsyncRedisPersistence;
+}
+type PersistenceFactory = (opts: { conn: RedisClient; cluster?: boolean; packetTTL: () => number; maxSessionDelivery: number }) => RedisPersistence;
+const redisPersistence = require('aedes-persistence-redis') as PersistenceFactory;
+
+interface RedisEmitter {
+  close(cb: () => void): void;
+}
+type EmitterClass = new (prefix: string, opts: { subConn: RedisClient; pubConn: RedisClient; matchEmptyLevels: boolean; concurrency: number }) => RedisEmitter;
+const { MQEmitterRedisPrefix } = require('mqemitter-redis') as { MQEmitterRedisPrefix: EmitterClass };
+
+export const FABRIC_CHANNEL_PREFIX = 'p2pd:mqtt:';
+/** A persistent session away this long is gone: its subscriptions and queue are deleted. */
+export const DEFAULT_SESSION_EXPIRY_SEC = 24 * 3600;
+/** Packets queued per persistent session (aedes hands at most 1,000 to a reconnecting client anyway). */
+export const DEFAULT_MAX_QUEUED = 1000;
+
+export interface BrokerFabricOptions {
+  /** `--redis-url`: one URL (Redis) or several (Redis Cluster seed nodes). */
+  readonly urls: readonly string[];
+  readonly log: Logger;
+  readonly sessionExpirySec?: number;
+  readonly maxQueued?: number;
+  /** How often live client ids are refreshed and expired sessions swept (tests shorten it). */
+  readonly leaseRefreshMs?: number;
+}
+
+export interface BrokerFabric {
+  /** aedes' `mq`. */
+  readonly mq: unknown;
+  /** aedes' `persistence`. */
+  readonly persistence: RedisPersistence;
+  /** Who holds which client id across all nodes, and when a persistent session expires. */
+  readonly leases: ClientIdLeases;
+  close(): Promise<void>;
+}
+
+/** How long a starting node waits for Redis: the broker's store lives there, it cannot start without. */
+const START_TIMEOUT_MS = 30_000;
+
+/**
+ * Connects to Redis and builds aedes' bus and store. Throws when Redis is not reachable within
+ * 30 s. While Redis is briefly away later, commands wait (at most 2 s) for it to come back.
+ */
+export async function createBrokerFabric(opts: BrokerFabricOptions): Promise<BrokerFabric> {
+  const log = opts.log.child({ role: 'fabric' });
+  const cluster = opts.urls.length > 1;
+  const sessionExpirySec = opts.sessionExpirySec ?? DEFAULT_SESSION_EXPIRY_SEC;
+  const maxQueued = opts.maxQueued ?? DEFAULT_MAX_QUEUED;
+  // The subscriber must keep its SUBSCRIBEs across reconnects: it queues while disconnected.
+  const subConn = createRedisClient({ urls: opts.urls, log, name: 'p2pd-fabric-sub', offlineQueue: true });
+  const pubConn = createRedisClient({ urls: opts.urls, log, name: 'p2pd-fabric-pub', offlineQueue: true, commandTimeoutMs: 2000 });
+  const db = createRedisClient({ urls: opts.urls, log, name: 'p2pd-fabric-db', offlineQueue: true, commandTimeoutMs: 2000 });
+  const ready = await Promise.all([subConn, pubConn, db].map((c) => waitReady(c, START_TIMEOUT_MS)));
+  if (ready.includes(false)) {
+    await Promise.all([subConn, pubConn, db].map((c) => closeRedisClient(c)));
+    throw new Error('the broker fabric needs Redis (--redis-url) at start, and it did not answer within 30 s (or run with --mqtt-fabric off)');
+  }
+
+  // `cluster: true` (not an array) makes the library use our client in its cluster-safe mode.
+  const persistence = redisPersistence({ conn: db, ...(cluster ? { cluster: true } : {}), packetTTL: () => sessionExpirySec, maxSessionDelivery: maxQueued });
+  // The bounds, around the two writes the library leaves without one.
+  const store = persistence.asyncPersistence;
+  const enqueue = store.outgoingEnqueueCombi.bind(store);
+  store.outgoingEnqueueCombi = async (subs, packet) => {
+    await enqueue(subs, packet);
+    await Promise.all(subs.map(async (s) => {
+      const key = outgoingKey(s.clientId);
+      await db.ltrim(key, -maxQueued, -1);
+      await db.expire(key, sessionExpirySec);
+    }));
+  };
+  const storeIncoming = store.incomingStorePacket.bind(store);
+  store.incomingStorePacket = async (client, packet) => {
+    await storeIncoming(client, packet);
+    await db.expire(incomingKey(client.id, packet.messageId), sessionExpirySec);
+  };
+  const mq = new MQEmitterRedisPrefix(FABRIC_CHANNEL_PREFIX, { subConn, pubConn, matchEmptyLevels: true, concurrency: 1000 });
+  const leases = new ClientIdLeases({
+    db, log, sessionExpirySec, refreshMs: opts.leaseRefreshMs,
+    forget: (clientId) => persistence.cleanSubscriptions({ id: clientId }).then(() => undefined),
+  });
+  log.info({ redis: cluster ? 'cluster' : 'single', sessionExpirySec, maxQueued }, 'broker fabric over redis');
+
+  return {
+    mq, persistence, leases,
+    async close() {
+      leases.stop();
+      await new Promise<void>((resolve) => mq.close(() => resolve()));
+      // aedes does not destroy its persistence; its destroy() would disconnect `db` at once.
+      await Promise.all([closeRedisClient(db), closeRedisClient(subConn), closeRedisClient(pubConn)]);
+    },
+  };
+}
