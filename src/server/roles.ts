@@ -45,6 +45,7 @@ export async function startPacketRoles(config: Config, log: Logger, reusePort: b
       auth: new TurnAuthenticator({
         realm: config.realm,
         authSecret: config.authSecret,
+        previousAuthSecret: config.authSecretPrevious,
         users: config.users,
         nonceKey: nonceKeyFrom(config.authSecret),
         nonceLifetimeSec: config.nonceLifetimeSec,
