@@ -2,7 +2,7 @@
 import { loadConfig } from '../config/config.ts';
 import { SERVE_OPTIONS, formatHelp } from '../config/options.ts';
 import { createLogger } from '../log.ts';
-import { startNode } from '../server/node.ts';
+import { startNode, type RunningNode } from '../server/node.ts';
 
 export const SERVE_HELP = formatHelp('serve', 'Runs the p2pd server: STUN, TURN, signaling and the HTTP API.', SERVE_OPTIONS);
 
@@ -17,8 +17,13 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   if (config.jwtSecretGenerated) {
     log.warn('no --jwt-secret: generated a random token key; tokens will not survive a restart or work across nodes');
   }
-  const node = await startNode(config, log, { argv, env: workerEnv });
+  // SIGHUP reloads the TLS certificate and key (docs/operations.md "Reloading the TLS certificate");
+  // one that comes while the node starts finds the files it is reading anyway.
+  let node: RunningNode | undefined;
   let stopping = false;
+  process.on('SIGHUP', () => { if (!stopping) node?.reload(); });
+  node = await startNode(config, log, { argv, env: workerEnv });
+  const running = node;
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
@@ -28,7 +33,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
       process.exit(1);
     }, 10_000);
     force.unref();
-    node.stop().then(
+    running.stop().then(
       () => { log.info('stopped'); process.exit(0); },
       (err: unknown) => { log.error({ err }, 'error while stopping'); process.exit(1); },
     );

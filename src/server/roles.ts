@@ -26,6 +26,8 @@ export interface PacketRoles {
   releaseSession(sessionId: string): void;
   /** The cluster's other TURN nodes (their relay ports are peers: peerPolicy.ts). */
   setRemoteRelays(relays: readonly RemoteRelay[]): void;
+  /** A reloaded TLS certificate and key for new connections (tlsReload.ts); throws when they do not load. */
+  setTlsCredentials(cert: Buffer, key: Buffer): void;
   stop(): Promise<void>;
 }
 
@@ -82,6 +84,7 @@ export async function startPacketRoles(config: Config, log: Logger, reusePort: b
     stats: () => turn?.stats() ?? { allocations: 0, bps: 0 },
     releaseSession: (sessionId) => { turn?.releaseSession(sessionId); },
     setRemoteRelays: (relays) => { peers?.setRemoteRelays(relays); },
+    setTlsCredentials: (cert, key) => { stun.setTlsCredentials(cert, key); },
     stop: async () => {
       turn?.stop();
       await stun.stop();
