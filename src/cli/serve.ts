@@ -2,7 +2,7 @@
 import { loadConfig } from '../config/config.ts';
 import { SERVE_OPTIONS, formatHelp } from '../config/options.ts';
 import { createLogger } from '../log.ts';
-import { startNode, type RunningNode } from '../server/node.ts';
+import { startNode } from '../server/node.ts';
 
 export const SERVE_HELP = formatHelp('serve', 'Runs the p2pd server: STUN, TURN, signaling and the HTTP API.', SERVE_OPTIONS);
 
@@ -19,11 +19,11 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   }
   // SIGHUP reloads the TLS certificate and key (docs/operations.md "Reloading the TLS certificate");
   // one that comes while the node starts finds the files it is reading anyway.
-  let node: RunningNode | undefined;
+  let reload = (): void => undefined;
   let stopping = false;
-  process.on('SIGHUP', () => { if (!stopping) node?.reload(); });
-  node = await startNode(config, log, { argv, env: workerEnv });
-  const running = node;
+  process.on('SIGHUP', () => { if (!stopping) reload(); });
+  const node = await startNode(config, log, { argv, env: workerEnv });
+  reload = () => node.reload();
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
@@ -33,7 +33,7 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
       process.exit(1);
     }, 10_000);
     force.unref();
-    running.stop().then(
+    node.stop().then(
       () => { log.info('stopped'); process.exit(0); },
       (err: unknown) => { log.error({ err }, 'error while stopping'); process.exit(1); },
     );
