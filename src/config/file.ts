@@ -96,11 +96,14 @@ function scalarText(key: string, node: unknown, expected: string): string {
 
 /**
  * The option `key` was probably meant to be: the same name with `_` written as `-` or in another
- * case (`redis_url`, `REDIS-URL`), else the nearest within an edit distance of 3.
+ * case (`redis_url`, `REDIS-URL`), else the one option it begins (`jwt-secret-prev`), else the
+ * nearest within an edit distance of 3.
  */
 export function closestKey(key: string, names: readonly string[]): string | undefined {
   const folded = key.toLowerCase().replace(/_/g, '-').replace(/^-+/, '');
   if (names.includes(folded)) return folded;
+  const extended = names.filter((n) => folded.length >= 4 && n.startsWith(folded));
+  if (extended.length === 1) return extended[0];
   let best: string | undefined;
   let bestDistance = 4;
   for (const n of names) {
