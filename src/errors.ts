@@ -102,6 +102,11 @@ export const ERROR_CODES = {
   ALLOCATION_MISMATCH: { on: ['turn'], stun: 437 },
   /** 438: the NONCE expired or was never ours. */
   STALE_NONCE: { on: ['turn'], stun: 438 },
+  /**
+   * 300: the node drains; ALTERNATE-SERVER names another TURN node (RFC 8489 §10; sent only
+   * after authentication, with MESSAGE-INTEGRITY).
+   */
+  TRY_ALTERNATE: { on: ['turn'], stun: 300 },
   /** 440: the relay has no address of the requested family. */
   ADDRESS_FAMILY_NOT_SUPPORTED: { on: ['turn'], stun: 440 },
   /** 441: USERNAME differs from the one that created the allocation. */

@@ -24,10 +24,12 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   process.on('SIGHUP', () => { if (!stopping) reload(); });
   const node = await startNode(config, log, { argv, env: workerEnv });
   reload = () => node.reload();
-  const shutdown = (signal: string): void => {
+  // SIGTERM/SIGINT drain (docs/turn.md "Draining"): new sessions and allocations go elsewhere,
+  // live relays get --drain-grace to end, then the node stops; a second signal skips the grace.
+  let signals = 0;
+  const stopNow = (): void => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'stopping');
     const force = setTimeout(() => {
       log.error('shutdown took too long; exiting');
       process.exit(1);
@@ -37,6 +39,18 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
       () => { log.info('stopped'); process.exit(0); },
       (err: unknown) => { log.error({ err }, 'error while stopping'); process.exit(1); },
     );
+  };
+  const shutdown = (signal: string): void => {
+    signals++;
+    if (signals === 2 && config.drainGraceSec > 0) {
+      log.info({ signal }, 'second signal: stopping without the rest of the drain grace');
+      stopNow();
+    }
+    if (signals !== 1) return;
+    log.info({ signal, drainGraceSec: config.drainGraceSec }, 'stopping');
+    node.drain();
+    if (config.drainGraceSec === 0) stopNow();
+    else void node.settled().then(stopNow);
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));

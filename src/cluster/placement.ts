@@ -47,6 +47,15 @@ export function pickTurnNode(nodes: readonly NodeInfo[], key: string, region: st
 }
 
 /**
+ * Where a draining node sends new allocations (300 Try Alternate, docs/turn.md "Draining"): the
+ * TURN node the HRW order of its own id picks among the others that can take sessions, in its
+ * region first. Undefined when none can (the node then keeps allocating).
+ */
+export function pickAlternateTurn(nodes: readonly NodeInfo[], self: NodeInfo): NodeInfo | undefined {
+  return pickTurnNode(nodes.filter((n) => n.id !== self.id), self.id, self.region);
+}
+
+/**
  * STUN servers for `key`, nearest first: the caller's region's choice, then one from another
  * region as a fallback (ICE gathering survives a region whose STUN is unreachable).
  */

@@ -73,6 +73,8 @@ export interface Config {
   readonly sweepIntervalSec: number;
   /** Seconds between cluster heartbeats (fractions allowed, for tests). */
   readonly heartbeatIntervalSec: number;
+  /** On SIGTERM: how long live relays may go on before the node stops (docs/turn.md "Draining"). */
+  readonly drainGraceSec: number;
   /** Relay bits/s past which the node takes no new sessions; 0 = unlimited. */
   readonly turnCapacityBps: number;
   readonly geoipDb: string | undefined;
@@ -281,6 +283,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     nodeId: parseNodeId(str('node-id') ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'node'}-${port}`),
     sweepIntervalSec: parseSeconds('sweep-interval', str('sweep-interval') ?? '300', 0.05, 86400),
     heartbeatIntervalSec: parseSeconds('heartbeat-interval', str('heartbeat-interval') ?? '5', 0.05, 3600),
+    drainGraceSec: parseSeconds('drain-grace', str('drain-grace') ?? '0', 0, 86400),
     turnCapacityBps: parseInteger('turn-capacity-bps', str('turn-capacity-bps') ?? '0', 0, 1_000_000_000_000),
     geoipDb: readableFile('geoip-db', str('geoip-db')),
     regionMapFile: readableFile('region-map', str('region-map')),

@@ -56,6 +56,7 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { name: 'node-id', kind: 'value', metavar: 'ID', defaultText: 'hostname-port', help: "this node's id in the cluster (unique per node)" },
   { name: 'sweep-interval', kind: 'value', metavar: 'S', defaultText: '300', help: 'seconds between sweeps for stale sessions (stale: no keepalive for 3 intervals)' },
   { name: 'heartbeat-interval', kind: 'value', metavar: 'S', defaultText: '5', help: 'seconds between cluster heartbeats (a node silent for 3 drops out)' },
+  { name: 'drain-grace', kind: 'value', metavar: 'S', defaultText: '0', help: 'on SIGTERM, seconds the relays already here keep flowing while new allocations are sent to another TURN node (300 Try Alternate)' },
   { name: 'turn-capacity-bps', kind: 'value', metavar: 'N', defaultText: '0', help: 'relay bandwidth, bits/s, past which this node takes no new sessions (0 = unlimited)' },
   { name: 'geoip-db', kind: 'value', metavar: 'FILE', help: "MaxMind-format GeoIP database (City or Country) to place callers in regions" },
   { name: 'region-map', kind: 'value', metavar: 'FILE', help: 'JSON region table: {"cidrs": {"CIDR": "region"}, "countries": {"DE": "region"}, "continents": {"EU": "region"}}' },

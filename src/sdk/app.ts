@@ -120,6 +120,8 @@ export type AppConnectionEvents = {
 
 
 const now = (): number => Date.now();
+/** The longest an ICE restart waits for the session's current ICE servers. */
+const ICE_REFRESH_MS = 2000;
 
 export class AppConnection extends Emitter<AppConnectionEvents> {
   readonly sessionId: string;
@@ -243,8 +245,9 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
       connected: () => this.state === 'connected',
       connecting: () => this.state === 'connecting',
       closed: () => this.closed,
-      restart: (deadline) => {
+      restart: async (deadline) => {
         this.iceRestarts++;
+        await this.refreshIceServers(deadline);
         return this.negotiator.negotiate(true, deadline);
       },
       probe: (ms) => this.ping(ms),
@@ -373,6 +376,20 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   }
 
   /** Restarts ICE now (also done by itself when the path fails). */
+  /**
+   * Before an ICE restart: the session's ICE servers as the service gives them now, since its
+   * TURN node may have moved (drained or gone: docs/turn.md "Draining"). The ones we have stay
+   * when the service does not answer in time.
+   */
+  private async refreshIceServers(deadline: number): Promise<void> {
+    const timeoutMs = Math.min(ICE_REFRESH_MS, deadline - now());
+    if (timeoutMs <= 0) return;
+    try {
+      const s = await requestJson<SessionInfo>('GET', `${this.server}/v1/sessions/${encodeURIComponent(this.sessionId)}`, { token: this.opts.token, timeoutMs });
+      if (!this.closed) this.pc.setIceServers(this.direct ? withoutTurn(s.iceServers) : s.iceServers);
+    } catch { /* the servers we have, then */ }
+  }
+
   async restartIce(): Promise<void> {
     await this.supervisor.recover('restart requested');
   }

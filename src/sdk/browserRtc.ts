@@ -2,6 +2,7 @@
  * The SDK's RTC platform in the browser: the native RTCPeerConnection. No Node imports.
  */
 import { Emitter } from './emitter.ts';
+import type { IceServerInit } from './http.ts';
 import type {
   CandidateInit, ChannelEvents, PeerConfig, PeerConnectionState, PeerEvents, RemoteTrack, RtcChannel, RtcPeer,
   RtcPlatform, SdpInit, StatsEntry,
@@ -40,17 +41,19 @@ class BrowserChannel extends Emitter<ChannelEvents> implements RtcChannel {
   }
 }
 
+const browserIceServers = (servers: readonly IceServerInit[]): RTCIceServer[] => servers.map((s) => ({
+  urls: typeof s.urls === 'string' ? s.urls : [...s.urls],
+  ...(s.username === undefined ? {} : { username: s.username }),
+  ...(s.credential === undefined ? {} : { credential: s.credential }),
+}));
+
 class BrowserPeer extends Emitter<PeerEvents> implements RtcPeer {
   readonly raw: RTCPeerConnection;
 
   constructor(config: PeerConfig) {
     super();
     this.raw = new RTCPeerConnection({
-      iceServers: config.iceServers.map((s) => ({
-        urls: typeof s.urls === 'string' ? s.urls : [...s.urls],
-        ...(s.username === undefined ? {} : { username: s.username }),
-        ...(s.credential === undefined ? {} : { credential: s.credential }),
-      })),
+      iceServers: browserIceServers(config.iceServers),
       iceTransportPolicy: config.iceTransportPolicy ?? 'all',
       bundlePolicy: 'max-bundle',
     });
@@ -66,6 +69,10 @@ class BrowserPeer extends Emitter<PeerEvents> implements RtcPeer {
       const t: RemoteTrack = { kind: e.track.kind === 'audio' ? 'audio' : 'video', track: e.track };
       this.emit('track', t);
     };
+  }
+
+  setIceServers(servers: readonly IceServerInit[]): void {
+    this.raw.setConfiguration({ ...this.raw.getConfiguration(), iceServers: browserIceServers(servers) });
   }
 
   get connectionState(): PeerConnectionState {

@@ -9,7 +9,7 @@
  * at start (natDetect.ts).
  * Platform-neutral; media comes in as a DeviceMedia.
  */
-import { realClock } from './clock.ts';
+import { realClock, type Clock } from './clock.ts';
 import { DeviceChannel, type FrameSource } from './deviceChannel.ts';
 import { Emitter } from './emitter.ts';
 import { SdkError, asSdkError, badOptions } from './errors.ts';
@@ -25,6 +25,7 @@ import { SignalingClient, type SignalMessage } from './signaling.ts';
 import { selectedPair } from './stats.ts';
 import { readTokenClaims } from './token.ts';
 import { KeepaliveTelemetry } from './telemetry.ts';
+import { ViewerRoster, type Refusal } from './viewerRoster.ts';
 import type { NatDetector } from './natDetect.ts';
 
 /** What a device streams: its codec and frames (deviceChannel.ts), and the tracks it adds to each viewer. */
@@ -86,6 +87,7 @@ interface Viewer {
   readonly sessionId: string;
   readonly appId: string;
   readonly createdAt: number;
+  lastSignAt: number;
   pc: RtcPeer | undefined;
   dc: RtcChannel | undefined;
   detach: (() => void) | undefined;
@@ -98,12 +100,9 @@ interface Viewer {
   chain: Promise<void>;
   path: PathKind | undefined;
   setupMs: number | undefined;
-  lastSignAt: number;
   closed: boolean;
   readonly telemetry: KeepaliveTelemetry;
 }
-
-const now = (): number => Date.now();
 
 export class DeviceServer extends Emitter<DeviceEvents> {
   readonly id: string;
@@ -111,7 +110,9 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   private readonly server: string;
   private readonly signaling: SignalingClient;
   private readonly ownsSignaling: boolean;
-  private readonly viewersById = new Map<string, Viewer>();
+  private readonly clock: Clock;
+  /** Who is a viewer: admission, the sender check, the idle sweep (viewerRoster.ts). */
+  private readonly roster: ViewerRoster<Viewer>;
   /** ICE servers of sessions the service announced, for their offers (noticedSessions.ts). */
   private readonly noticed = new NoticedSessions();
   private readonly cleanups: Array<() => void> = [];
@@ -120,9 +121,14 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   private natDetecting = false;
 
   /** Use `serve()`. */
-  constructor(args: { opts: ServeOptions; server: string; id: string; signaling: SignalingClient; ownsSignaling: boolean }) {
+  constructor(args: { opts: ServeOptions; server: string; id: string; signaling: SignalingClient; ownsSignaling: boolean; clock?: Clock }) {
     super();
     this.opts = args.opts;
+    this.clock = args.clock ?? realClock;
+    this.roster = new ViewerRoster<Viewer>({
+      clock: this.clock, maxViewers: this.opts.maxViewers, idleMs: this.opts.idleMs,
+      onIdle: (v) => this.closeViewer(v, 'idle', true),
+    });
     this.server = args.server;
     this.id = args.id;
     this.signaling = args.signaling;
@@ -133,14 +139,8 @@ export class DeviceServer extends Emitter<DeviceEvents> {
       this.signaling.on('down', () => this.emit('signaling', 'down')),
       this.signaling.on('error', (err) => this.emit('warning', err)),
     );
-    const keepalive = setInterval(() => this.keepalives(), this.opts.keepaliveMs ?? 10_000);
-    const idleMs = this.opts.idleMs ?? 30_000;
-    const sweep = setInterval(() => {
-      for (const v of this.viewersById.values()) {
-        if (now() - v.lastSignAt > idleMs) this.closeViewer(v, 'idle', true);
-      }
-    }, Math.min(5000, idleMs));
-    this.cleanups.push(() => clearInterval(keepalive), () => clearInterval(sweep));
+    const keepalive = this.clock.setInterval(() => this.keepalives(), this.opts.keepaliveMs ?? 10_000);
+    this.cleanups.push(() => this.clock.clearInterval(keepalive), () => this.roster.close());
     this.natType = this.opts.natType;
     if (this.natType === undefined && this.opts.natDetector) void this.detectNatAtStart();
   }
@@ -164,14 +164,14 @@ export class DeviceServer extends Emitter<DeviceEvents> {
         this.natType = t;
         this.emit('nat', t);
       }
-      for (const v of this.viewersById.values()) {
+      for (const v of this.roster.values()) {
         if (v.telemetry.setNatType(t) && v.pc?.connectionState === 'connected') this.keepalive(v);
       }
     });
   }
 
   viewers(): ViewerInfo[] {
-    return [...this.viewersById.values()].map((v) => this.info(v));
+    return [...this.roster.values()].map((v) => this.info(v));
   }
 
   private info(v: Viewer): ViewerInfo {
@@ -187,7 +187,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
         // A session just opened to this device: its ICE servers, before the app's offer.
         const ice = noticeIceServers(m.payload);
         if (ice) {
-          this.noticed.put(m.sessionId, ice, now());
+          this.noticed.put(m.sessionId, ice, this.clock.now());
           this.opts.platform.prepare?.(ice);
         }
       } else if (m.type === 'error') {
@@ -197,16 +197,12 @@ export class DeviceServer extends Emitter<DeviceEvents> {
       }
       return;
     }
-    let v = this.viewersById.get(m.sessionId);
-    if (v && v.appId !== m.from) return;
+    if (this.roster.foreign(m.sessionId, m.from)) return;
+    const v = this.roster.of(m.sessionId, m.from);
     switch (m.type) {
       case 'offer': {
-        if (!v) {
-          v = this.newViewer(m.sessionId, m.from);
-          this.viewersById.set(m.sessionId, v);
-        }
-        const viewer = v;
-        viewer.lastSignAt = now();
+        const viewer = v ?? this.roster.join(m.sessionId, () => this.newViewer(m.sessionId, m.from));
+        this.roster.touch(viewer);
         viewer.chain = viewer.chain.then(() => this.onOffer(viewer, m)).catch((err: unknown) => {
           this.emit('warning', asSdkError(err));
         });
@@ -220,7 +216,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
         return;
       }
       case 'keepalive':
-        if (v) v.lastSignAt = now();
+        if (v) this.roster.touch(v);
         return;
       case 'bye':
         if (v) this.closeViewer(v, 'bye', false);
@@ -238,15 +234,15 @@ export class DeviceServer extends Emitter<DeviceEvents> {
       warn: (err) => this.emit('warning', err),
     });
     const v: Viewer = {
-      sessionId, appId, createdAt: now(), pc: undefined, dc: undefined, detach: undefined, channel: undefined,
+      sessionId, appId, createdAt: this.clock.now(), lastSignAt: this.clock.now(), pc: undefined, dc: undefined, detach: undefined, channel: undefined,
       answerer, puncher: undefined,
-      chain: Promise.resolve(), path: undefined, setupMs: undefined, lastSignAt: now(), closed: false,
+      chain: Promise.resolve(), path: undefined, setupMs: undefined, closed: false,
       telemetry: new KeepaliveTelemetry({ natType: this.natType }),
     };
     return v;
   }
 
-  private async sendError(v: Viewer, code: (typeof DEVICE_ERROR_CODES)[number], message: string, replyTo: string | undefined): Promise<void> {
+  private async sendError(v: Viewer, code: (typeof DEVICE_ERROR_CODES)[number] | Refusal, message: string, replyTo: string | undefined): Promise<void> {
     await this.signaling.send(v.appId, 'error', v.sessionId, { code, message }, replyTo === undefined ? {} : { replyTo }).catch(() => undefined);
   }
 
@@ -259,18 +255,12 @@ export class DeviceServer extends Emitter<DeviceEvents> {
       return;
     }
     if (!v.pc) {
-      if (m.payload.iceRestart === true) {
-        // We restarted and lost this session's peer: a restart cannot work, the app must start over.
-        this.viewersById.delete(v.sessionId);
+      const refused = this.roster.refuse(v, m.payload.iceRestart === true);
+      if (refused) {
         v.closed = true;
-        await this.sendError(v, 'SESSION_UNKNOWN', `device ${this.id} does not know session ${v.sessionId} (it restarted); open a new session`, m.msgId);
-        return;
-      }
-      const max = this.opts.maxViewers ?? 8;
-      if (this.viewersById.size > max) {
-        this.viewersById.delete(v.sessionId);
-        v.closed = true;
-        await this.sendError(v, 'DEVICE_BUSY', `device ${this.id} already serves ${max} viewers`, m.msgId);
+        await this.sendError(v, refused, refused === 'DEVICE_BUSY'
+          ? `device ${this.id} already serves ${this.roster.maxViewers} viewers`
+          : `device ${this.id} does not know session ${v.sessionId} (it restarted); open a new session`, m.msgId);
         return;
       }
       const iceServers = await this.iceServers(v.sessionId);
@@ -278,6 +268,12 @@ export class DeviceServer extends Emitter<DeviceEvents> {
       this.detectNat(iceServers);
       // The app asked for a path without TURN at either end (icePolicy.ts).
       this.createPeer(v, m.payload.iceTransportPolicy === 'direct' ? withoutTurn(iceServers) : iceServers);
+    }
+    else if (m.payload.iceRestart === true) {
+      // The session's TURN node may have moved (drained or gone: docs/turn.md "Draining").
+      const iceServers = await this.iceServers(v.sessionId);
+      if (v.closed) return;
+      if (iceServers.length > 0) v.pc.setIceServers(m.payload.iceTransportPolicy === 'direct' ? withoutTurn(iceServers) : iceServers);
     }
     const pc = v.pc as RtcPeer;
     const failed = await v.answerer.answer(pc, sdp, m.msgId, () => {
@@ -287,7 +283,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   }
 
   private async iceServers(sessionId: string): Promise<readonly IceServerInit[]> {
-    const noticed = this.noticed.take(sessionId, now());
+    const noticed = this.noticed.take(sessionId, this.clock.now());
     if (noticed) return noticed;
     try {
       const s = await requestJson<SessionInfo>('GET', `${this.server}/v1/sessions/${encodeURIComponent(sessionId)}`, { token: this.opts.token, timeoutMs: 5000 });
@@ -337,8 +333,8 @@ export class DeviceServer extends Emitter<DeviceEvents> {
     if (v.closed) return;
     if (s === 'connected') {
       v.puncher?.connected();
-      v.lastSignAt = now();
-      v.setupMs ??= now() - v.createdAt;
+      this.roster.touch(v);
+      v.setupMs ??= this.clock.now() - v.createdAt;
       try {
         v.path = selectedPair(await (v.pc as RtcPeer).getStats())?.path ?? v.path;
       } catch { /* closed meanwhile */ }
@@ -353,12 +349,12 @@ export class DeviceServer extends Emitter<DeviceEvents> {
 
   private onChannel(v: Viewer, ch: RtcChannel): void {
     v.dc = ch;
-    const protocol = new DeviceChannel({ channel: ch, deviceId: this.id, media: this.opts.media, clock: realClock });
+    const protocol = new DeviceChannel({ channel: ch, deviceId: this.id, media: this.opts.media, clock: this.clock });
     v.channel = protocol;
     if (ch.readyState === 'open') protocol.hello();
     else ch.once('open', () => protocol.hello());
     ch.on('message', (data) => {
-      v.lastSignAt = now();
+      this.roster.touch(v);
       protocol.handle(data);
     });
     ch.on('close', () => {
@@ -382,7 +378,7 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   }
 
   private keepalives(): void {
-    for (const v of this.viewersById.values()) this.keepalive(v);
+    for (const v of this.roster.values()) this.keepalive(v);
   }
 
   private async failNegotiation(v: Viewer, err: unknown, msgId: string | undefined): Promise<void> {
@@ -391,10 +387,9 @@ export class DeviceServer extends Emitter<DeviceEvents> {
   }
 
   private closeViewer(v: Viewer, reason: string, sendBye: boolean): void {
-    if (v.closed && !this.viewersById.has(v.sessionId)) return;
+    if (!this.roster.leave(v) && v.closed) return;
     const info = this.info(v);
     v.closed = true;
-    this.viewersById.delete(v.sessionId);
     v.channel?.stopFrames();
     v.detach?.();
     v.puncher?.close();
@@ -408,10 +403,10 @@ export class DeviceServer extends Emitter<DeviceEvents> {
     if (this.closed) return;
     this.closed = true;
     for (const c of this.cleanups.splice(0)) c();
-    const byes = [...this.viewersById.values()].map((v) =>
+    const byes = [...this.roster.values()].map((v) =>
       this.signaling.send(v.appId, 'bye', v.sessionId, { reason: 'device stopping' }).catch(() => undefined));
-    await Promise.race([Promise.all(byes), new Promise((r) => setTimeout(r, 1000))]);
-    for (const v of [...this.viewersById.values()]) this.closeViewer(v, 'device stopping', false);
+    await Promise.race([Promise.all(byes), new Promise<void>((r) => { this.clock.setTimeout(() => r(), 1000); })]);
+    for (const v of [...this.roster.values()]) this.closeViewer(v, 'device stopping', false);
     if (this.ownsSignaling) await this.signaling.close();
     this.emit('close');
     this.removeAllListeners();

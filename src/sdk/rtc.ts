@@ -84,6 +84,11 @@ export interface RtcPeer extends Pick<Emitter<PeerEvents>, 'on' | 'once' | 'off'
   addVideoReceiver(): void;
   createDataChannel(label: string): RtcChannel;
   getStats(): Promise<StatsEntry[]>;
+  /**
+   * ICE servers for the next gathering: an ICE restart gathers with them (a session moved to
+   * another TURN node: docs/client.md "Recovery"). Connectivity in place is untouched.
+   */
+  setIceServers(servers: readonly IceServerInit[]): void;
   close(): void;
   /** The platform's own peer connection (media sources attach to it). */
   readonly raw: unknown;

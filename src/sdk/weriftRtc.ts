@@ -13,6 +13,7 @@ import type {
   RtcPeer, RtcPlatform, SdpInit, StatsEntry, VideoCodec,
 } from './rtc.ts';
 import { probeIceServersCached, type IceReach } from './turnReach.ts';
+import type { IceServerInit } from './http.ts';
 
 /**
  * werift's TURN client refreshes its allocation in a loop around a plain 500 s timer that close()
@@ -192,6 +193,11 @@ class WeriftPeer extends Emitter<PeerEvents> implements RtcPeer {
     pc.iceConnectionStateChange.subscribe((s) => this.emit('iceState', s));
     pc.onDataChannel.subscribe((dc) => this.emit('datachannel', new WeriftChannel(dc)));
     pc.onTrack.subscribe((t) => this.emit('track', new WeriftRemoteTrack(t)));
+  }
+
+  /** Probed again; the agents take the answer at the next setLocalDescription (useReachableTurn). */
+  setIceServers(servers: readonly IceServerInit[]): void {
+    this.reachProbe = probeIceServersCached(servers);
   }
 
   get connectionState(): PeerConnectionState {

@@ -20,15 +20,21 @@ import { registerWebRoutes } from '../api/web.ts';
 import { remoteRelays } from '../cluster/nodeInfo.ts';
 import { createHttpRateLimits } from '../api/rateLimit.ts';
 import { TlsReloader } from './tlsReload.ts';
+import { Drain } from './drain.ts';
 
 export interface RunningNode {
   readonly http: FastifyInstance;
   /** Base URL of the HTTP server as bound (with the real port when --http asked for port 0). */
   readonly httpUrl: string;
-  /** Marks the node as draining: /readyz goes red; in-flight work continues. */
+  /**
+   * Marks the node as draining: /readyz goes red, new sessions and allocations go to other nodes
+   * (drain.ts); in-flight work continues.
+   */
   drain(): void;
   /** SIGHUP: reloads the TLS certificate and key (docs/operations.md); nothing else is reread. */
   reload(): void;
+  /** After drain(): resolves once no relay is left here or --drain-grace has run out. */
+  settled(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -87,6 +93,7 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
   // --- end TLS reload
 
   let draining = false;
+  const loadNow = async (): Promise<{ allocations: number; bps: number }> => (pool ? pool.stats() : local?.stats() ?? { allocations: 0, bps: 0 });
   // Budgets per token and per source (issue 10): shared through Redis when the sessions are.
   const rateLimits = createHttpRateLimits({ tokenPerSec: config.rateLimitToken, sourcePerSec: config.rateLimitSource, redisUrls: config.redisUrls, log });
   const http = createHttpServer({
@@ -106,7 +113,7 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
   // allocations whenever a session closes anywhere in the cluster.
   const sessions: SessionServices = await startSessionServices({
     config, log, http,
-    load: async () => (pool ? pool.stats() : local?.stats() ?? { allocations: 0, bps: 0 }),
+    load: loadNow,
     releaseSession: (sessionId) => {
       pool?.broadcast({ t: 'release-session', sessionId });
       local?.releaseSession(sessionId);
@@ -159,21 +166,35 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
   const httpUrl = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info({ http: httpUrl, stun: `${config.listen}:${config.port}`, workers: pool ? config.workers : 1, roles: [...config.roles] }, 'p2pd ready');
 
+  const drainer = new Drain({
+    membership: sessions.membership,
+    setAlternate: (alt) => {
+      turnHooks.setAlternate?.(alt);
+      local?.setAlternate(alt);
+    },
+    allocations: async () => (await loadNow()).allocations,
+    graceSec: config.drainGraceSec,
+    intervalMs: config.heartbeatIntervalSec * 1000,
+    log,
+  });
+
   return {
     http,
     httpUrl,
     drain: () => {
       draining = true;
-      void sessions.drain();
+      void drainer.start();
     },
     reload: () => {
       if (tlsReloader) tlsReloader.reload('SIGHUP');
       else log.info('SIGHUP: nothing to reload (no TURN TLS listener)');
     },
+    settled: () => drainer.settled(),
     async stop() {
       draining = true;
       tlsReloader?.stop();
       clearInterval(relaySync);
+      drainer.stop();
       await sessions.drain();
       await signaling?.stop();
       await http.close();

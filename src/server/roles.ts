@@ -9,7 +9,7 @@ import { StunServer } from './stunServer.ts';
 import type { PrimaryToWorker, WorkerStats, WorkerToPrimary } from './ipc.ts';
 import type { WorkerPoolOptions } from './workers.ts';
 import type { SessionStore } from '../session/store.ts';
-import { TurnServer } from '../turn/server.ts';
+import { TurnServer, type AlternateServer } from '../turn/server.ts';
 import { ownAddresses, relayAddresses } from '../turn/ownAddresses.ts';
 import { TurnAuthenticator, nonceKeyFrom } from '../turn/auth.ts';
 import { AuthLimiter, serveAuthFailures } from '../turn/authLimiter.ts';
@@ -28,6 +28,8 @@ export interface PacketRoles {
   setRemoteRelays(relays: readonly RemoteRelay[]): void;
   /** A reloaded TLS certificate and key for new connections (tlsReload.ts); throws when they do not load. */
   setTlsCredentials(cert: Buffer, key: Buffer): void;
+  /** Where new allocations go while the node drains (turn/server.ts setAlternate). */
+  setAlternate(alt: AlternateServer | undefined): void;
   stop(): Promise<void>;
 }
 
@@ -72,7 +74,9 @@ export async function startPacketRoles(config: Config, log: Logger, reusePort: b
     if (inWorker) {
       const t = turn;
       process.on('message', (m: PrimaryToWorker) => {
-        if (typeof m === 'object' && m !== null && m.t === 'turn-auth-block') t.blockSource(m.ip, m.untilSec);
+        if (typeof m !== 'object' || m === null) return;
+        if (m.t === 'turn-auth-block') t.blockSource(m.ip, m.untilSec);
+        else if (m.t === 'turn-alternate') t.setAlternate(m.alternate);
       });
     }
     countTurnEvents(turn.events);
@@ -85,6 +89,7 @@ export async function startPacketRoles(config: Config, log: Logger, reusePort: b
     releaseSession: (sessionId) => { turn?.releaseSession(sessionId); },
     setRemoteRelays: (relays) => { peers?.setRemoteRelays(relays); },
     setTlsCredentials: (cert, key) => { stun.setTlsCredentials(cert, key); },
+    setAlternate: (alt) => { turn?.setAlternate(alt); },
     stop: async () => {
       turn?.stop();
       await stun.stop();
@@ -129,6 +134,8 @@ function reservationClient(config: Config, peers: PeerPolicy, sessions: SessionG
 export interface TurnPrimaryHooks extends Pick<WorkerPoolOptions, 'onRequest' | 'onExit'> {
   /** The cluster's other TURN nodes changed: every worker is told. */
   readonly setRemoteRelays?: (relays: readonly RemoteRelay[]) => void;
+  /** The node drains (or stops draining): every worker is told where new allocations go. */
+  readonly setAlternate?: (alt: AlternateServer | undefined) => void;
 }
 
 /** What the TURN role asks the session store: has this session closed, and whose is it? */
@@ -153,18 +160,24 @@ export function turnPrimaryHooks(config: Config, sessions: SessionGate, broadcas
   const failures = serveAuthFailures();
   setInterval(() => failures.sweep(), 1000).unref();
   let relays: readonly RemoteRelay[] = [];
+  let alternate: AlternateServer | undefined;
   return {
     onRequest(workerId, m, reply) {
       if (m.t === 'turn-auth-failure') failures.onFailure(m.ip, (ip, untilSec) => broadcast({ t: 'turn-auth-block', ip, untilSec }));
       else if (m.t === 'turn-sync') {
         reply(feed.snapshot());
         reply({ t: 'turn-cluster-relays', relays });
+        if (alternate) reply({ t: 'turn-alternate', alternate });
       } else book.onRequest(workerId, m, reply);
     },
     onExit: (workerId) => book.onExit(workerId),
     setRemoteRelays(r) {
       relays = r;
       broadcast({ t: 'turn-cluster-relays', relays });
+    },
+    setAlternate(alt) {
+      alternate = alt;
+      broadcast({ t: 'turn-alternate', alternate });
     },
   };
 }

@@ -63,11 +63,14 @@ export function sessionActions(opts: SessionActionsOptions): SessionActions {
   async function present(session: Session, callerIp: string | undefined, callerSub: string): Promise<SessionAnswer> {
     const nodes = cluster.nodes();
     let s = session;
-    let turn = nodes.find((n) => n.id === s.turnNode && n.roles.includes('turn'));
+    const current = nodes.find((n) => n.id === s.turnNode && n.roles.includes('turn'));
+    let turn = current?.draining ? undefined : current;
     if (!turn && s.status !== 'closed') {
-      // Its node is gone: every node picks the same successor (HRW over the same live set).
-      turn = pickTurnNode(nodes, s.sessionId, s.region);
-      if (turn) {
+      // Its node is gone or draining: every node picks the same successor (HRW over the same
+      // live set). A peer asking now (an ICE restart, docs/client.md) relays there; with no
+      // successor a draining node serves on.
+      turn = pickTurnNode(nodes, s.sessionId, s.region) ?? current;
+      if (turn && turn !== current) {
         s = (await store.update(s.sessionId, { turnNode: turn.id, updatedAt: Math.floor(nowMs() / 1000) })) ?? s;
         opts.log?.info({ sessionId: s.sessionId, from: session.turnNode, to: turn.id }, 'session moved to another TURN node');
       }

@@ -24,23 +24,13 @@ export interface RelayEndpoint {
   readonly address: TransportAddress;
 }
 
-export interface AllocationInit {
-  readonly id: number;
-  /** 5-tuple key for UDP clients (see fiveTuple.ts); undefined for TCP/TLS (keyed by connection). */
-  readonly tupleKey: number | string | undefined;
-  readonly client: TransportAddress;
-  readonly udp: dgram.Socket | undefined;
-  readonly stream: net.Socket | undefined;
-  readonly principal: Principal;
-  readonly quotaKey: string | undefined;
-  readonly grant: number;
-  readonly transactionId: Buffer;
-  readonly expiresAtSec: number;
-  readonly bucket: TokenBucket | undefined;
-}
+/** What the manager knows when it creates an allocation: the fields the rest derive from. */
+export type AllocationInit = Pick<Allocation, 'id' | 'tupleKey' | 'client' | 'udp' | 'stream' | 'principal' | 'quotaKey'
+  | 'grant' | 'transactionId' | 'expiresAtSec' | 'bucket'>;
 
 export class Allocation {
   readonly id: number;
+  /** 5-tuple key for UDP clients (see fiveTuple.ts); undefined for TCP/TLS (keyed by connection). */
   readonly tupleKey: number | string | undefined;
   readonly client: TransportAddress;
   readonly udp: dgram.Socket | undefined;

@@ -15,7 +15,7 @@ import type { ReserveLimit } from './reservations.ts';
 export type AuthRefusalReason = AuthFailureReason | 'rate_limited';
 
 /** Which bound refused a request: one of the reservation book's, or a per-allocation cap (RFC 8656 §9.3, §11.2: 508). */
-export type TurnLimit = ReserveLimit | 'permissions' | 'channels';
+export type TurnLimit = ReserveLimit | 'permissions' | 'channels' | 'draining';
 
 /** Why a CreatePermission or ChannelBind got 403 (docs/turn.md "Peer policy"). */
 export type PeerRefusalReason = Exclude<PeerVerdict, 'allowed'> | 'own_port';
@@ -29,7 +29,7 @@ export interface TurnEventMap {
   allocationDeleted: [allocation: Allocation, reason: DeleteReason];
   /** A request refused for its credentials (401, 438, 400) or dropped by the source's failure budget. */
   authRefused: [reason: AuthRefusalReason];
-  /** A request refused by a bound (486, 508, or 401 for a closed session). */
+  /** A request refused by a bound (486, 508, 401 for a closed session, or 300 while the node drains). */
   limitRefused: [limit: TurnLimit];
   /** A CreatePermission or ChannelBind refused with 403 for its peer. */
   peerRefused: [reason: PeerRefusalReason];

@@ -6,6 +6,7 @@
  * the node's own messages.
  */
 import type { RemoteRelay } from './peerPolicy.ts';
+import type { AlternateServer } from './server.ts';
 import type { ReserveRequest, ReserveResult } from './reservations.ts';
 
 export type TurnToWorker =
@@ -16,7 +17,9 @@ export type TurnToWorker =
   /** Relay ports that went live or dead on the node (all of them with `reset`): peerPolicy.ts. */
   | { readonly t: 'turn-live-ports'; readonly reset: boolean; readonly live: readonly number[]; readonly dead: readonly number[] }
   /** The cluster's other TURN nodes, whose relay ports are peers too. */
-  | { readonly t: 'turn-cluster-relays'; readonly relays: readonly RemoteRelay[] };
+  | { readonly t: 'turn-cluster-relays'; readonly relays: readonly RemoteRelay[] }
+  /** The node drains: new Allocates go to this node (300 Try Alternate), or here again (undefined). */
+  | { readonly t: 'turn-alternate'; readonly alternate: AlternateServer | undefined };
 
 export type TurnToPrimary =
   /** A worker asks for a relay port and a quota slot for a new TURN allocation. */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { pino } from 'pino';
-import { decodeMessage, isStunMessage } from '../stun/index.ts';
+import { Attr, attrValue, checkMessageIntegrity, decodeMessage, findAttr, isStunMessage, readAddress } from '../stun/index.ts';
 import { TurnTestClient, TurnError, UdpPeer } from '../../test/helpers/turnClient.ts';
 import { TurnAuthenticator } from './auth.ts';
 import { AuthLimiter } from './authLimiter.ts';
@@ -196,4 +196,38 @@ test('a request of a method TURN does not serve gets 400 without authentication'
   // Connect (RFC 6062 §4.3) is not offered.
   await assert.rejects(c.request(0x000a), (err: unknown) => err instanceof TurnError && err.code === 400);
   assert.equal(named(h, 'authRefused').length, 0);
+});
+
+test('while the node drains, a new Allocate gets 300 Try Alternate naming the other node, integrity-protected; allocations already here keep refreshing', async (t) => {
+  const h = await startTurn();
+  t.after(() => h.close());
+  const before = await h.client();
+  await before.allocate({ lifetime: 300 });
+  h.turn.setAlternate({ ip4: '192.0.2.7', port: 3478, tlsPort: 5349, tlsHost: 'turn-b.example' });
+
+  const c = await h.client();
+  const err = await c.allocate().then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof TurnError && err.code === 300, `300, got ${String(err)}`);
+  const alt = readAddress(attrValue(err.response, findAttr(err.response, Attr.AlternateServer)));
+  assert.deepEqual(alt, { family: 4, address: '192.0.2.7', port: 3478 });
+  assert.equal(findAttr(err.response, Attr.AlternateDomain), -1, 'ALTERNATE-DOMAIN is for TLS clients only');
+  // RFC 8489 §10: a client must be able to tell our redirect from a forged one.
+  assert.ok(checkMessageIntegrity(err.response, c.credentials.key as Buffer), 'the 300 carries MESSAGE-INTEGRITY with the client\'s key');
+  assert.deepEqual(told(h, 'limitRefused'), ['draining']);
+
+  assert.equal(await before.refresh(600), 600, 'an allocation made before the drain refreshes as usual');
+  assert.equal(h.turn.stats().allocations, 1, 'the redirected client holds nothing here');
+
+  h.turn.setAlternate(undefined);
+  const a = await c.allocate();
+  assert.equal(a.relayed.length, 1, 'with the drain called off, allocations are made here again');
+});
+
+test('a drain with no alternate for the client\'s family serves it here rather than send it nowhere', async (t) => {
+  const h = await startTurn();
+  t.after(() => h.close());
+  h.turn.setAlternate({ ip6: '2001:db8::7', port: 3478 });
+  const c = await h.client();
+  assert.equal((await c.allocate()).relayed.length, 1);
+  assert.deepEqual(told(h, 'limitRefused'), []);
 });

@@ -8,6 +8,7 @@
  * counts go to the counters handed in.
  */
 import type net from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Logger } from '../log.ts';
 import type { Ingress } from '../transport/ingress.ts';
 import type { TurnHandler } from './handler.ts';
@@ -73,6 +74,21 @@ export interface TurnServerOptions {
   readonly onAuthFailure?: (ip: string) => void;
 }
 
+/**
+ * Where new allocations go while this node drains (RFC 8489 §10, RFC 8656 §7.2 step 2's 300):
+ * another TURN node of the cluster, at its advertised address.
+ */
+export interface AlternateServer {
+  /** Its address per family; a client of a family it lacks is served here. */
+  readonly ip4?: string | undefined;
+  readonly ip6?: string | undefined;
+  /** UDP and TCP port. */
+  readonly port: number;
+  /** TURN over TLS port, and the certificate's host (ALTERNATE-DOMAIN, RFC 8489 §14.16). */
+  readonly tlsPort?: number | undefined;
+  readonly tlsHost?: string | undefined;
+}
+
 /** What an Allocate needs once its relay port is granted (the decoded message is reused by then). */
 interface PendingAllocate {
   readonly transactionId: Buffer;
@@ -111,6 +127,7 @@ export class TurnServer implements TurnHandler {
   private sweeper: NodeJS.Timeout | undefined;
   private lastSweepSec = nowSeconds();
   private stopped = false;
+  private alternate: AlternateServer | undefined;
 
   constructor(opts: TurnServerOptions) {
     this.opts = opts;
@@ -147,6 +164,14 @@ export class TurnServer implements TurnHandler {
     this.stopped = true;
     if (this.sweeper) clearInterval(this.sweeper);
     this.manager.deleteAll('shutdown');
+  }
+
+  /**
+   * While set, a new Allocate gets 300 Try Alternate naming `alt` (the node drains: docs/turn.md
+   * "Draining"); allocations already here keep relaying and refreshing. undefined: allocate here.
+   */
+  setAlternate(alt: AlternateServer | undefined): void {
+    this.alternate = alt;
   }
 
   stats(): { allocations: number; bps: number } {
@@ -331,6 +356,7 @@ export class TurnServer implements TurnHandler {
       }
       throw turnError('ALLOCATION_MISMATCH', 'this 5-tuple has an allocation already');
     }
+    if (this.alternate !== undefined && this.tryAlternate(msg, source, ingress, principal, this.alternate)) return;
     const tupleKey = this.manager.tupleKeyFor(source, ingress);
     const pendingKey = tupleKey ?? (ingress.stream as net.Socket);
     if (this.pending.has(pendingKey)) return; // a retransmission: the answer is on its way
@@ -388,6 +414,26 @@ export class TurnServer implements TurnHandler {
         this.log.error({ err, sessionId: principal.sessionId }, 'allocate failed');
       },
     );
+  }
+
+  /**
+   * 300 with ALTERNATE-SERVER (of the client's family, RFC 8489 §14.15) and, over TLS,
+   * ALTERNATE-DOMAIN; only after authentication and with MESSAGE-INTEGRITY (RFC 8489 §10), so an
+   * on-path attacker cannot forge a redirect. False when the alternate has no way in for this client.
+   */
+  private tryAlternate(msg: StunMessage, source: TransportAddress, ingress: Ingress, principal: Principal, alt: AlternateServer): boolean {
+    const ip = source.family === 4 ? alt.ip4 : alt.ip6;
+    const tls = ingress.stream instanceof TLSSocket;
+    const port = tls ? alt.tlsPort : alt.port;
+    if (ip === undefined || port === undefined) return false;
+    const w = this.startResponse(msg, MessageClass.ErrorResponse);
+    const refusal = turnError('TRY_ALTERNATE', 'this node is draining');
+    w.addErrorCode(refusal.stunCode, reasonFor(refusal.stunCode, refusal.message));
+    w.addAddress(Attr.AlternateServer, { family: source.family, address: ip, port });
+    if (tls && alt.tlsHost !== undefined) w.addString(Attr.AlternateDomain, alt.tlsHost);
+    this.events.emit('limitRefused', 'draining');
+    this.send(w, principal, msg.fingerprintIndex >= 0, source, ingress);
+    return true;
   }
 
   private relayAddress(family: 4 | 6): RelayAddress | undefined {
