@@ -4,7 +4,8 @@ import { SERVE_OPTIONS, formatHelp } from '../config/options.ts';
 import { createLogger } from '../log.ts';
 import { startNode } from '../server/node.ts';
 
-export const SERVE_HELP = formatHelp('serve', 'Runs the p2pd server: STUN, TURN, signaling and the HTTP API.', SERVE_OPTIONS);
+export const SERVE_HELP = formatHelp('serve', 'Runs the p2pd server: STUN, TURN, signaling and the HTTP API.\n'
+  + 'Options also come from --config FILE (YAML; keys are the option names without dashes). SIGHUP reloads the TLS certificate.', SERVE_OPTIONS);
 
 export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const config = loadConfig(argv, env);

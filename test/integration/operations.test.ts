@@ -217,6 +217,8 @@ describe('reloading the TLS certificate (two workers)', () => {
     assert.equal(live.peerCertificate()?.subject.CN, 'old.test');
     await relays('before');
     install('new.test');
+    // The file watch sees the renames too; whichever reloads first, the other finds the pair in
+    // use. That SIGHUP alone reloads is shown by the next test, where the files do not change.
     p.child.kill('SIGHUP');
     await until('new.test');
     await relays('after');
