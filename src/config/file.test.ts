@@ -101,7 +101,7 @@ test('a value of the wrong shape is refused, naming the option', () => {
 test('an unknown key is an error naming it and the option it was probably meant to be', () => {
   const e = thrown(() => loadConfig(['--config', file('port: 3478\nalow-peer: [10.0.0.0/8]\n')]));
   assert.equal(e.code, 'CONFIG_UNKNOWN_OPTION');
-  assert.match(e.message, /"alow-peer".*did you mean allow-peer\?/);
+  assert.match(e.message, /"alow-peer" in .*line 2 \(did you mean allow-peer\?\)/);
   assert.match(thrown(() => parseConfigText('redis_url: redis://r\n', 'f.yaml', SERVE_OPTIONS)).message, /did you mean redis-url\?/);
   assert.match(thrown(() => parseConfigText('--port: 1\n', 'f.yaml', SERVE_OPTIONS)).message, /did you mean port\?/);
   assert.doesNotMatch(thrown(() => parseConfigText('colour: blue\n', 'f.yaml', SERVE_OPTIONS)).message, /did you mean/);

@@ -59,7 +59,7 @@ export function parseConfigText(text: string, file: string, specs: readonly Opti
     const spec = byName.get(key);
     if (!spec) {
       if (NOT_IN_FILE.has(key)) throw configFileInvalid(file, `${lineOf(keyNode)}: "${key}" cannot be set in a config file`);
-      throw unknownConfigKey(file, key, closestKey(key, [...byName.keys()]));
+      throw unknownConfigKey(`${file} ${lineOf(keyNode)}`, key, closestKey(key, [...byName.keys()]));
     }
     const value = resolve(pair.value, doc, file);
     if (spec.kind === 'list') {

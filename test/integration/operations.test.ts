@@ -68,7 +68,7 @@ describe('--config FILE', () => {
     writeFileSync(broken, 'port: 3478\nallow-peer: [10.0.0.0/8,\n');
     const [a, b] = await Promise.all([serveFails(['--config', typo]), serveFails(['--config', broken])]);
     assert.equal(a.code, 2, a.stderr);
-    assert.match(a.stderr, /unknown key "alow-peer" in .*typo\.yaml \(did you mean allow-peer\?\).*\[CONFIG_UNKNOWN_OPTION\]/);
+    assert.match(a.stderr, /unknown key "alow-peer" in .*typo\.yaml line 2 \(did you mean allow-peer\?\).*\[CONFIG_UNKNOWN_OPTION\]/);
     assert.equal(b.code, 2, b.stderr);
     assert.match(b.stderr, /broken\.yaml: not valid YAML: .* at line 3, column 1 \[CONFIG_FILE_INVALID\]/);
   });
