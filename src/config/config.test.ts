@@ -130,3 +130,14 @@ test('--tls-host names the TLS listener: a DNS name or an IP, only with a certif
   refuses([...tls, '--tls-host', 'bad_name.example'], 'CONFIG_INVALID_VALUE');
   refuses([...tls, '--tls-host', 'https://turn.example.com'], 'CONFIG_INVALID_VALUE');
 });
+
+test('rotation: a previous secret parses only beside the current one, and the HS256 one not with --jwt-public-key', () => {
+  const c = loadConfig(['--auth-secret', 'new', '--auth-secret-previous', 'old'], { P2PD_JWT_SECRET: 'jnew', P2PD_JWT_SECRET_PREVIOUS: 'jold' });
+  assert.equal(c.authSecret, 'new');
+  assert.equal(c.authSecretPrevious, 'old');
+  assert.equal(c.jwtSecretPrevious, 'jold');
+  assert.equal(loadConfig([]).authSecretPrevious, undefined);
+  refuses(['--auth-secret-previous', 'old'], 'CONFIG_CONFLICT');
+  refuses(['--jwt-secret-previous', 'old'], 'CONFIG_CONFLICT');
+  refuses(['--jwt-secret', 'new', '--jwt-secret-previous', 'old', '--jwt-public-key', '/etc/hostname'], 'CONFIG_CONFLICT');
+});

@@ -233,3 +233,7 @@ export const httpRefusedTotal = new Counter({
   name: 'http_refused_total', help: 'HTTP requests refused before any work, by reason (DEV_TOKENS_LOOPBACK_ONLY, HOOK_FORBIDDEN, LOGIN_FAILED, LOGINS_RATE_LIMITED)',
   labelNames: ['code'] as const, registers: [registry],
 });
+export const tlsReloadsTotal = new Counter({
+  name: 'tls_reloads_total', help: 'Reloads of the TURN TLS certificate and key (SIGHUP or a change of the files), by result (ok, error; an error keeps the old pair)',
+  labelNames: ['result'] as const, registers: [registry],
+});
