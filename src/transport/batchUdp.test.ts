@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { BatchUdpSocket, loadUdpBatch } from './batchUdp.ts';
+import { loadUdpBatch } from './batchGroup.ts';
+import { BatchUdpSocket, LISTENER_SLOT_BYTES } from './batchUdp.ts';
 
 const lib = loadUdpBatch();
 const skip = lib ? false : 'the udpbatch addon is not built (npm run build:native)';
@@ -66,7 +67,7 @@ test('sends outside a batch go out at once, over IPv6 too', { skip }, async (t) 
 test('refuses what it cannot send, with an error and no crash', { skip }, () => {
   const sock = new BatchUdpSocket(lib!, '127.0.0.1', 0, false, false);
   const errors: string[] = [];
-  sock.send(Buffer.alloc(lib!.SLOT + 1), 9, '127.0.0.1', (e) => errors.push(e?.message ?? 'ok'));
+  sock.send(Buffer.alloc(LISTENER_SLOT_BYTES + 1), 9, '127.0.0.1', (e) => errors.push(e?.message ?? 'ok'));
   sock.send(Buffer.from('x'), 9, 'not-an-ip', (e) => errors.push(e?.message ?? 'ok'));
   assert.equal(errors.length, 2);
   assert.ok(errors.every((e) => e !== 'ok'));
