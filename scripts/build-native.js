@@ -9,9 +9,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const addons = [
-  { src: join(root, 'src/transport/native/udpbatch.c'), out: join(root, '.build/udpbatch.node') },
-];
+const src = join(root, 'src/transport/native/udpbatch.c');
+const out = join(root, '.build/udpbatch.node');
 const strict = process.argv.includes('--strict');
 
 function fail(why) {
@@ -37,12 +36,10 @@ const cc = ['cc', 'gcc', 'clang'].find((c) => {
   }
 });
 if (!cc) fail('no C compiler');
-for (const { src, out } of addons) {
-  mkdirSync(dirname(out), { recursive: true });
-  try {
-    execFileSync(cc, ['-O2', '-fPIC', '-shared', '-Wall', '-Wno-unused-parameter', `-I${include}`, '-o', out, src], { stdio: 'inherit' });
-  } catch {
-    fail('the compiler failed');
-  }
-  process.stdout.write(`build-native: built ${out}\n`);
+mkdirSync(dirname(out), { recursive: true });
+try {
+  execFileSync(cc, ['-O2', '-fPIC', '-shared', '-Wall', '-Wno-unused-parameter', `-I${include}`, '-o', out, src], { stdio: 'inherit' });
+} catch {
+  fail('the compiler failed');
 }
+process.stdout.write(`build-native: built ${out}\n`);

@@ -255,13 +255,80 @@ static int take_id(Group *g) {
   return g->next_id++;
 }
 
-static Group *group_of(napi_env env, napi_value v) {
+// A bound, non-blocking UDP socket, or -1 with *code set to the error code JS gets.
+static int bind_udp(const char *addr, int port, bool reuse, bool v6only, int buffer_bytes, const char **code) {
+  struct sockaddr_storage ss;
+  socklen_t sslen = sockaddr_from_text(addr, port, &ss);
+  if (sslen == 0) { *code = "UDPBATCH_BAD_ADDRESS"; errno = EINVAL; return -1; }
+  int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) { *code = errno == EMFILE || errno == ENFILE ? "EMFILE" : "UDPBATCH_SOCKET"; return -1; }
+  int one = 1;
+  if (reuse) {
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  }
+  if (ss.ss_family == AF_INET6) {
+    int v = v6only ? 1 : 0;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof v);
+  }
+  if (buffer_bytes > 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buffer_bytes, sizeof buffer_bytes);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer_bytes, sizeof buffer_bytes);
+  }
+  if (bind(fd, (struct sockaddr *)&ss, sslen) != 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    *code = e == EADDRINUSE ? "EADDRINUSE" : "UDPBATCH_BIND";
+    return -1;
+  }
+  return fd;
+}
+
+static int bound_port(int fd) {
+  struct sockaddr_storage bound;
+  socklen_t blen = sizeof bound;
+  int32_t m[6] = { 0 };
+  if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0) meta_from_sockaddr(&bound, m);
+  return m[0];
+}
+
+// ---- the JS surface ------------------------------------------------------------------------
+
+// The call's first n arguments into argv, and the group argv[0] names (NULL when it names none).
+static Group *group_call(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
+  size_t argc = n;
   void *p = NULL;
-  if (napi_get_value_external(env, v, &p) != napi_ok) return NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (napi_get_value_external(env, argv[0], &p) != napi_ok) return NULL;
   return (Group *)p;
 }
 
+// For calls (handle, n): the group, and n in *n (-1 when it is no number).
+static Group *group_int_call(napi_env env, napi_callback_info info, int32_t *n) {
+  napi_value argv[2];
+  Group *g = group_call(env, info, 2, argv);
+  if (napi_get_value_int32(env, argv[1], n) != napi_ok) *n = -1;
+  return g;
+}
+
+static napi_status set(napi_env env, napi_value obj, const char *name, napi_value v) {
+  return napi_set_named_property(env, obj, name, v);
+}
+
+static napi_status set_int(napi_env env, napi_value obj, const char *name, int32_t n) {
+  napi_value v;
+  napi_status st = napi_create_int32(env, n, &v);
+  return st == napi_ok ? set(env, obj, name, v) : st;
+}
+
 static void finalize(napi_env env, void *data, void *hint) { (void)env; (void)data; unref((Group *)hint); }
+
+static napi_status set_buffer(napi_env env, napi_value obj, const char *name, Group *g, void *p, size_t len) {
+  napi_value v;
+  napi_status st = napi_create_external_arraybuffer(env, p, len, finalize, g, &v);
+  return st == napi_ok ? set(env, obj, name, v) : st;
+}
 
 // group(slot: number, maxRounds: number, onBatch: (sock, n) => void)
 //   → { handle, rx, rxMeta, tx, txMeta }
@@ -292,15 +359,11 @@ static napi_value NewGroup(napi_env env, napi_callback_info info) {
   napi_value obj, v;
   CHECK(napi_create_object(env, &obj));
   CHECK(napi_create_external(env, g, finalize, g, &v));
-  CHECK(napi_set_named_property(env, obj, "handle", v));
-  CHECK(napi_create_external_arraybuffer(env, g->rx, (size_t)BATCH * slot, finalize, g, &v));
-  CHECK(napi_set_named_property(env, obj, "rx", v));
-  CHECK(napi_create_external_arraybuffer(env, g->rxmeta, BATCH * META * 4, finalize, g, &v));
-  CHECK(napi_set_named_property(env, obj, "rxMeta", v));
-  CHECK(napi_create_external_arraybuffer(env, g->tx, (size_t)BATCH * slot, finalize, g, &v));
-  CHECK(napi_set_named_property(env, obj, "tx", v));
-  CHECK(napi_create_external_arraybuffer(env, g->txmeta, BATCH * META * 4, finalize, g, &v));
-  CHECK(napi_set_named_property(env, obj, "txMeta", v));
+  CHECK(set(env, obj, "handle", v));
+  CHECK(set_buffer(env, obj, "rx", g, g->rx, (size_t)BATCH * slot));
+  CHECK(set_buffer(env, obj, "rxMeta", g, g->rxmeta, BATCH * META * 4));
+  CHECK(set_buffer(env, obj, "tx", g, g->tx, (size_t)BATCH * slot));
+  CHECK(set_buffer(env, obj, "txMeta", g, g->txmeta, BATCH * META * 4));
   return obj;
 }
 
@@ -308,50 +371,21 @@ static napi_value NewGroup(napi_env env, napi_callback_info info) {
 //      bufferBytes: number) → { sock, port }; throws EADDRINUSE when the port is taken.
 // bufferBytes > 0 sets SO_RCVBUF and SO_SNDBUF (the kernel caps them at net.core.*mem_max).
 static napi_value Open(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Group *g = group_of(env, argv[0]);
+  Group *g = group_call(env, info, 6, argv);
   if (!g || g->closing) { napi_throw_error(env, "UDPBATCH_CLOSED", "the group is closed"); return NULL; }
   char addr[64];
   size_t alen;
-  CHECK(napi_get_value_string_utf8(env, argv[1], addr, sizeof addr, &alen));
   int32_t port, size;
-  CHECK(napi_get_value_int32(env, argv[2], &port));
   bool reuse, v6only;
+  CHECK(napi_get_value_string_utf8(env, argv[1], addr, sizeof addr, &alen));
+  CHECK(napi_get_value_int32(env, argv[2], &port));
   CHECK(napi_get_value_bool(env, argv[3], &reuse));
   CHECK(napi_get_value_bool(env, argv[4], &v6only));
   CHECK(napi_get_value_int32(env, argv[5], &size));
-
-  struct sockaddr_storage ss;
-  socklen_t sslen = sockaddr_from_text(addr, port, &ss);
-  if (sslen == 0) { napi_throw_error(env, "UDPBATCH_BAD_ADDRESS", addr); return NULL; }
-  int family = ss.ss_family;
-  int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) { napi_throw_error(env, errno == EMFILE || errno == ENFILE ? "EMFILE" : "UDPBATCH_SOCKET", strerror(errno)); return NULL; }
-  int one = 1;
-  if (reuse) {
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  }
-  if (family == AF_INET6) {
-    int v = v6only ? 1 : 0;
-    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v, sizeof v);
-  }
-  if (size > 0) {
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-  }
-  if (bind(fd, (struct sockaddr *)&ss, sslen) != 0) {
-    int e = errno;
-    close(fd);
-    napi_throw_error(env, e == EADDRINUSE ? "EADDRINUSE" : "UDPBATCH_BIND", strerror(e));
-    return NULL;
-  }
-  struct sockaddr_storage bound;
-  socklen_t blen = sizeof bound;
-  int32_t bm[6] = { 0 };
-  if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0) meta_from_sockaddr(&bound, bm);
+  const char *code = NULL;
+  int fd = bind_udp(addr, port, reuse, v6only, size, &code);
+  if (fd < 0) { napi_throw_error(env, code, strcmp(code, "UDPBATCH_BAD_ADDRESS") == 0 ? addr : strerror(errno)); return NULL; }
 
   uv_loop_t *loop;
   CHECK(napi_get_uv_event_loop(env, &loop));
@@ -365,23 +399,17 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   s->poll.data = s;
   uv_poll_start(&s->poll, UV_READABLE, on_readable);
 
-  napi_value obj, v;
+  napi_value obj;
   CHECK(napi_create_object(env, &obj));
-  CHECK(napi_create_int32(env, s->id, &v));
-  CHECK(napi_set_named_property(env, obj, "sock", v));
-  CHECK(napi_create_int32(env, bm[0], &v));
-  CHECK(napi_set_named_property(env, obj, "port", v));
+  CHECK(set_int(env, obj, "sock", s->id));
+  CHECK(set_int(env, obj, "port", bound_port(fd)));
   return obj;
 }
 
 // close(handle, sock): stops delivering and closes the socket.
 static napi_value Close(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Group *g = group_of(env, argv[0]);
   int32_t id;
-  CHECK(napi_get_value_int32(env, argv[1], &id));
+  Group *g = group_int_call(env, info, &id);
   Sock *s = g ? sock_of(g, id) : NULL;
   if (s && !s->closing) close_sock(g, s);
   return NULL;
@@ -389,10 +417,8 @@ static napi_value Close(napi_env env, napi_callback_info info) {
 
 // closeGroup(handle): closes every socket of the group and drops its callback.
 static napi_value CloseGroup(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Group *g = group_of(env, argv[0]);
+  Group *g = group_call(env, info, 1, argv);
   if (!g || g->closing) return NULL;
   g->closing = 1;
   for (int i = 0; i < g->next_id; i++) if (g->socks[i]) close_sock(g, g->socks[i]);
@@ -403,26 +429,20 @@ static napi_value CloseGroup(napi_env env, napi_callback_info info) {
 
 // flush(handle, n): sends tx slots 0..n-1 now.
 static napi_value Flush(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Group *g = group_of(env, argv[0]);
   int32_t n;
-  CHECK(napi_get_value_int32(env, argv[1], &n));
+  Group *g = group_int_call(env, info, &n);
   if (g && !g->closing) flush_tx(g, n);
   return NULL;
 }
 
 // stats(handle) → [received, sent, sendErrors] over the group's sockets.
 static napi_value Stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1], arr, v;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  Group *g = group_of(env, argv[0]);
+  Group *g = group_call(env, info, 1, argv);
   int live = g && !g->closing;
   double vals[3] = { live ? (double)g->rx_count : 0, live ? (double)g->tx_count : 0, live ? (double)g->tx_errors : 0 };
   CHECK(napi_create_array_with_length(env, 3, &arr));
-  for (int i = 0; i < 3; i++) {
+  for (uint32_t i = 0; i < 3; i++) {
     CHECK(napi_create_double(env, vals[i], &v));
     CHECK(napi_set_element(env, arr, i, v));
   }
@@ -439,11 +459,8 @@ static napi_value Init(napi_env env, napi_value exports) {
     { "stats", NULL, Stats, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
-  napi_value v;
-  napi_create_int32(env, BATCH, &v);
-  napi_set_named_property(env, exports, "BATCH", v);
-  napi_create_int32(env, META, &v);
-  napi_set_named_property(env, exports, "META", v);
+  set_int(env, exports, "BATCH", BATCH);
+  set_int(env, exports, "META", META);
   return exports;
 }
 
