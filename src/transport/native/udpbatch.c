@@ -3,7 +3,7 @@
 // several JS objects per datagram; here one wake-up receives up to BATCH datagrams into a buffer
 // shared with JS, and one sendmmsg per socket sends what JS queued. Only the I/O is native:
 // parsing and policy stay in TypeScript (src/transport/batchGroup.ts drives this; docs/turn.md,
-// "Relay sockets", and docs/performance.md say why it exists).
+// "Workers and speed", and docs/performance.md, "STUN", say what it buys).
 //
 // A group is a set of sockets sharing one receive buffer, one send buffer and one JS callback.
 // A listener is a group of one socket with 2 KiB slots; a worker's relay sockets — thousands of
