@@ -245,7 +245,15 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       if (client === null) {
         // A will published after its client is gone: only a device's `offline` is expected.
         if (parseTopic(packet.topic)?.kind !== 'presence') return done(new Error('unexpected broker publish'));
-        gate.observe(packet.topic, toBuffer(packet.payload)).then(() => done(null), done);
+        // A dead node's will, published by this node, while the device is online again through a
+        // third node (it moved when its node died, docs/signaling.md "Finding a node"): stale.
+        movedOn(packet.topic, (packet as { brokerId?: unknown }).brokerId).then((stale) => {
+          if (stale) {
+            divert(packet);
+            return done(null);
+          }
+          return gate.observe(packet.topic, toBuffer(packet.payload)).then(() => done(null));
+        }).catch(done);
         return;
       }
       const sender = senders.get(client);
@@ -285,6 +293,14 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     },
   });
 
+  /** Across nodes: the retained presence of `topic` is an `online` that came in through another broker than `brokerId`. */
+  const movedOn = async (topic: string, brokerId: unknown): Promise<boolean> => {
+    if (fabric === undefined || typeof brokerId !== 'string') return false;
+    for await (const retained of fabric.persistence.createRetainedStream(topic)) {
+      return retained.payload.toString('utf8') === PRESENCE_ONLINE && retained.brokerId !== undefined && retained.brokerId !== brokerId;
+    }
+    return false;
+  };
   /**
    * Across nodes: the device's latest `online` came in through another broker (it moved there),
    * so this node's last connection closing says nothing. aedes stamps each packet with the id of
