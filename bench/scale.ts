@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createHs256Signer } from '../src/auth/token.ts';
 import { newSession } from '../src/session/model.ts';
 import { RedisSessionStore } from '../src/session/redisStore.ts';
-import { ROOT, percentile, start, treeRss, waitFor, type Started } from './lib/proc.ts';
+import { ROOT, ask, percentile, start, treeRss, waitFor, type Started } from './lib/proc.ts';
 import { freePort } from '../test/helpers/ports.ts';
 import { haveRedis, startRedisCluster } from '../test/helpers/redis.ts';
 
@@ -80,17 +80,6 @@ function cpuSec(pid: number): number {
   } catch {
     return 0;
   }
-}
-
-function ask<T>(w: ChildProcess, cmd: Record<string, unknown>, ev: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMsg = (m: { ev: string; error?: string }): void => {
-      if (m.ev === ev) { w.off('message', onMsg); resolve(m as T); }
-      if (m.ev === 'failed') { w.off('message', onMsg); reject(new Error(m.error)); }
-    };
-    w.on('message', onMsg);
-    w.send(cmd);
-  });
 }
 
 async function connectedOn(node: Node): Promise<number> {
