@@ -31,6 +31,8 @@ const KEEPALIVE_SEC = 30;
 const STEP_BUDGET_SEC = 240;
 /** … or once the nodes hold this much memory (the machine is shared). */
 const RSS_BUDGET_BYTES = 10 * 2 ** 30;
+/** … or once the whole ramp has taken this long. */
+const RAMP_BUDGET_SEC = 420;
 
 interface Node {
   readonly proc: Started;
@@ -60,7 +62,7 @@ async function startNode(args: readonly string[]): Promise<Node> {
   const mqttPort = await freePort();
   const stunPort = await freePort();
   const proc = start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'serve', '--workers', '1', '--port', String(stunPort), '--listen', HOST,
-    '--http', `${HOST}:${httpPort}`, '--mqtt', `${HOST}:${mqttPort}`, '--jwt-secret', SECRET, '--auth-secret', 'bench-scale-turn', '--log-level', 'error', ...args]);
+    '--http', `${HOST}:${httpPort}`, '--mqtt', `${HOST}:${mqttPort}`, '--jwt-secret', SECRET, '--auth-secret', 'bench-scale-turn', '--log-level', 'error', ...args], { quiet: false });
   const httpUrl = `http://${HOST}:${httpPort}`;
   await waitFor(async () => {
     try {
@@ -140,19 +142,26 @@ export async function run(opts: { short: boolean }): Promise<void> {
       workers.push(w);
     }
     const rssBase = nodes.reduce((a, n) => a + treeRss(n.pid), 0);
+    // A node that exits before the kill ends the run: what it printed is above.
+    let killing = false;
+    const died = new Promise<never>((_, reject) => {
+      for (const n of nodes) n.proc.child.once('exit', (code, signal) => { if (!killing) reject(new Error(`a node exited (${code ?? signal}) before the kill`)); });
+    });
+    died.catch(() => undefined);
 
     // The ramp: pairs are added in steps while every step holds.
     let pairsNow = 0;
     let held = 0;
     let limit = '';
+    const rampStart = performance.now();
     for (const step of plan.steps) {
       const addPairs = step / 2 - pairsNow;
       const per = Math.ceil(addPairs / plan.workers);
       const ts = performance.now();
-      const got = await Promise.all(workers.map((w, k) => ask<{ up: number; failed: number }>(w, {
+      const got = await Promise.race([died, Promise.all(workers.map((w, k) => ask<{ up: number; failed: number }>(w, {
         cmd: 'connect', nodes: nodes.map((n) => n.mqttUrl), secret: SECRET, first: pairsNow + k * per,
         count: Math.max(0, Math.min(per, addPairs - k * per)), keepaliveSec: KEEPALIVE_SEC, parallel: 25,
-      }, 'connected')));
+      }, 'connected')))]);
       const failed = got.reduce((a, g) => a + g.failed, 0);
       pairsNow += addPairs;
       const conns = got.reduce((a, g) => a + g.up, 0) * 2;
@@ -166,6 +175,11 @@ export async function run(opts: { short: boolean }): Promise<void> {
       const stepSec = (performance.now() - ts) / 1000;
       if (stepSec > STEP_BUDGET_SEC) {
         limit = `the ramp stopped after ${step.toLocaleString('en')}: the step took ${stepSec.toFixed(0)} s (logins ${((addPairs * 2) / stepSec).toFixed(0)}/s; budget ${STEP_BUDGET_SEC} s)`;
+        break;
+      }
+      const rampSec = (performance.now() - rampStart) / 1000;
+      if (rampSec > RAMP_BUDGET_SEC && step !== plan.steps.at(-1)) {
+        limit = `the ramp stopped after ${step.toLocaleString('en')}: ${rampSec.toFixed(0)} s of logins so far (${(step / rampSec).toFixed(0)}/s; budget ${RAMP_BUDGET_SEC} s)`;
         break;
       }
       if (rss > RSS_BUDGET_BYTES) {
@@ -226,6 +240,7 @@ export async function run(opts: { short: boolean }): Promise<void> {
     await Promise.all(workers.map((w) => ask(w, { cmd: 'mark' }, 'marked')));
     const during = Promise.all(workers.map((w) => ask<{ rtts: number[]; sent: number; unanswered: number }>(w, { cmd: 'offers', ratePerSec: plan.offerRate / 4 / plan.workers, durationSec: 20 }, 'offers')));
     await sleep(2000);
+    killing = true;
     const killedAt = Date.now();
     process.kill(-victim.pid, 'SIGKILL');
     let backAll = false;

@@ -359,6 +359,11 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     timer.unref();
     pendingOffline.set(sender.id, timer);
   });
+  // aedes reports a store that failed it (a Redis command of the fabric timing out under load:
+  // the offline queueing of a publish, the wills of a dead node) as an 'error' on the broker: a
+  // process without a listener would exit on it. The publish or the wills are retried by their
+  // own paths (a client's retry, the next will sweep).
+  (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err: err.message }, 'MQTT broker store error'));
   aedes.on('clientError', (client, err) => log.debug({ err: err.message, client: client.id }, 'MQTT client error'));
   aedes.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'MQTT connection error'));
 
