@@ -10,8 +10,9 @@
  * - SIGKILL to one node: how long until its clients are back on other nodes, sessions lost,
  *   offers acknowledged (PUBACK) and then never delivered.
  *
- * Full: 6 nodes, steps of 10,000 connections up to 100,000, 100,000 live sessions; writes the
- * table into docs/performance.md "Scale-out". Short (CI): 3 nodes, 3,000 connections, one kill.
+ * Full: 6 nodes, steps of 10,000 connections up to 100,000 (`--max-connections=N` stops there),
+ * 100,000 live sessions; writes the table into docs/performance.md "Scale-out". Short (CI): 3
+ * nodes, 3,000 connections, one kill.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -102,7 +103,11 @@ export async function run(opts: { short: boolean }): Promise<void> {
     process.stdout.write('skip scale: redis-server not installed\n');
     return;
   }
-  const plan = opts.short ? SHORT : FULL;
+  // `--max-connections=N`: stop the full ramp at N (a machine that cannot go further).
+  const maxArg = process.argv.find((a) => a.startsWith('--max-connections='));
+  const max = maxArg === undefined ? Infinity : Number(maxArg.split('=')[1]);
+  const base = opts.short ? SHORT : FULL;
+  const plan = { ...base, steps: base.steps.filter((n) => n <= max).length > 0 ? base.steps.filter((n) => n <= max) : base.steps.slice(0, 1) };
   const out = (s: string): void => { process.stdout.write(`${s}\n`); };
   const rows: Array<[string, string]> = [];
   const row = (what: string, value: string): void => { rows.push([what, value]); out(`  ${what}: ${value}`); };
@@ -275,7 +280,7 @@ export async function run(opts: { short: boolean }): Promise<void> {
 
     const table = ['| measured | result |', '|---|---|', ...rows.map(([w, v]) => `| ${w} | ${v} |`)].join('\n');
     out(`\n${table}`);
-    if (!opts.short) writeSection(plan, table);
+    if (!opts.short) writeSection(plan, table, limit ? `\n${limit}.\n` : '');
   } finally {
     await Promise.all(workers.map((w) => ask(w, { cmd: 'close' }, 'closed').catch(() => undefined)));
     for (const w of workers) w.kill();
@@ -286,11 +291,11 @@ export async function run(opts: { short: boolean }): Promise<void> {
 }
 
 /** Replaces docs/performance.md "Scale-out" with this run's table. */
-function writeSection(plan: Plan, table: string): void {
+function writeSection(plan: Plan, table: string, notes: string): void {
   const file = join(ROOT, 'docs/performance.md');
   const doc = readFileSync(file, 'utf8');
   const head = '## Scale-out (`npm run bench -- scale`)';
-  const body = `${head}\n\n${plan.nodes} \`p2pd serve --roles signal,api\` nodes and one TURN node (for session placement) on a Redis Cluster of 3 masters (the broker fabric, docs/signaling.md "One broker across nodes"), light MQTT clients (bench/lib/mqttLite.ts, the SDK's reconnection rules) in ${plan.workers} load processes; each device on node i, its app on node i+1. All on one 2-core machine (shared with other work), each process limited to 20,000 open files. Written by the last full run (${new Date().toISOString().slice(0, 10)}).\n\n${table}\n`;
+  const body = `${head}\n\nCommand: \`npm run bench -- scale${plan.steps.at(-1) === FULL.steps.at(-1) ? '' : ` --max-connections=${plan.steps.at(-1)}`}\`. ${plan.nodes} \`p2pd serve --roles signal,api\` nodes and one TURN node (for session placement) on a Redis Cluster of 3 masters (the broker fabric, docs/signaling.md "One broker across nodes"), light MQTT clients (bench/lib/mqttLite.ts, the SDK's reconnection rules) in ${plan.workers} load processes; each device on node i, its app on node i+1. All on one 2-core machine (shared with other work), each process limited to 20,000 open files. Written by the last full run (${new Date().toISOString().slice(0, 10)}).\n\n${table}\n${notes}`;
   const at = doc.indexOf(head);
   let next = at < 0 ? -1 : doc.indexOf('\n## ', at + head.length);
   if (next < 0) next = doc.length;
