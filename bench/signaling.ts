@@ -11,7 +11,7 @@
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ROOT, hasCommand, percentile, start, treeRss, waitFor, type Started } from './lib/proc.ts';
+import { ROOT, ask, hasCommand, percentile, start, treeRss, waitFor, type Started } from './lib/proc.ts';
 import { haveMosquitto, startMosquitto, type Mosquitto } from '../test/helpers/mosquitto.ts';
 import { freePort } from '../test/helpers/ports.ts';
 
@@ -94,17 +94,6 @@ function raiseFdLimit(): number {
   } catch {
     return 1024;
   }
-}
-
-function ask<T>(w: ChildProcess, cmd: Record<string, unknown>, ev: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const onMsg = (m: { ev: string; error?: string }): void => {
-      if (m.ev === ev) { w.off('message', onMsg); resolve(m as T); }
-      if (m.ev === 'failed') { w.off('message', onMsg); reject(new Error(m.error)); }
-    };
-    w.on('message', onMsg);
-    w.send(cmd);
-  });
 }
 
 async function measure(s: Scenario, pairs: number, rounds: number, rate: number, workers: number): Promise<Result> {

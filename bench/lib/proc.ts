@@ -85,3 +85,15 @@ export function hasCommand(cmd: string): boolean {
     return false;
   }
 }
+
+/** Sends a load process a command over IPC; resolves with its `ev` answer, rejects on `failed`. */
+export function ask<T>(w: ChildProcess, cmd: Record<string, unknown>, ev: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMsg = (m: { ev: string; error?: string }): void => {
+      if (m.ev === ev) { w.off('message', onMsg); resolve(m as T); }
+      if (m.ev === 'failed') { w.off('message', onMsg); reject(new Error(m.error)); }
+    };
+    w.on('message', onMsg);
+    w.send(cmd);
+  });
+}

@@ -5,13 +5,16 @@
  *   DELETE /v1/sessions/:id        the session's app or device; 204, idempotent
  *   GET    /v1/sessions/:id/trace  the session's app or device
  *   GET    /v1/ice-servers         any valid token
+ *   GET    /v1/signaling           any valid token: where to connect MQTT (a device has no session yet)
  * Every answer with a session carries `iceServers` for the caller: STUN nearest the caller first,
- * and the session's TURN node with TURN REST credentials. Creation itself is session/actions.ts.
+ * and the session's TURN node with TURN REST credentials, and `signaling`, the signaling nodes
+ * nearest the caller first (docs/signaling.md "Finding a node"). Creation itself is session/actions.ts.
  */
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { CLIENT_ID_PATTERN, type ClientClaims, type TokenVerifier } from '../auth/token.ts';
 import { buildIceServers } from '../cluster/iceServers.ts';
 import { pickStunNodes, pickTurnNode } from '../cluster/placement.ts';
+import { signalingServers } from '../cluster/signalingServers.ts';
 import { sessionActions, type SessionActionsOptions } from '../session/actions.ts';
 import { forbidden, sessionNotFound } from '../errors.ts';
 import type { Session } from '../session/model.ts';
@@ -38,6 +41,11 @@ const iceServersSchema = {
   },
 } as const;
 
+const signalingSchema = {
+  type: 'array',
+  items: { type: 'object', properties: { urls: { type: 'array', items: { type: 'string' } } }, required: ['urls'] },
+} as const;
+
 const sessionSchema = {
   type: 'object',
   properties: {
@@ -55,8 +63,9 @@ const sessionSchema = {
     lastSeenAt: { type: 'integer' },
     closeReason: { type: 'string' },
     iceServers: iceServersSchema,
+    signaling: signalingSchema,
   },
-  required: ['sessionId', 'deviceId', 'appId', 'status', 'turnNode', 'region', 'createdAt', 'updatedAt', 'ttl', 'iceServers'],
+  required: ['sessionId', 'deviceId', 'appId', 'status', 'turnNode', 'region', 'createdAt', 'updatedAt', 'ttl', 'iceServers', 'signaling'],
 } as const;
 
 const errors = { 400: errorSchema, 401: errorSchema, 403: errorSchema, 404: errorSchema, 409: errorSchema, 429: errorSchema, 503: errorSchema };
@@ -175,5 +184,15 @@ export const sessionRoutes: FastifyPluginAsync<SessionApiOptions> = async (app, 
       expiresAt,
     });
     return { iceServers, expiresAt };
+  });
+
+  app.get('/v1/signaling', {
+    schema: {
+      headers: authHeader,
+      response: { 200: { type: 'object', properties: { signaling: signalingSchema }, required: ['signaling'] }, ...errors },
+    },
+  }, async (req) => {
+    const claims = await auth(req);
+    return { signaling: signalingServers(cluster.nodes(), claims.sub, cluster.regionOf(req.ip)) };
   });
 };

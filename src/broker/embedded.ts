@@ -245,7 +245,15 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       if (client === null) {
         // A will published after its client is gone: only a device's `offline` is expected.
         if (parseTopic(packet.topic)?.kind !== 'presence') return done(new Error('unexpected broker publish'));
-        gate.observe(packet.topic, toBuffer(packet.payload)).then(() => done(null), done);
+        // A dead node's will, published by this node, while the device is online again through a
+        // third node (it moved when its node died, docs/signaling.md "Finding a node"): stale.
+        movedOn(packet.topic, (packet as { brokerId?: unknown }).brokerId).then((stale) => {
+          if (stale) {
+            divert(packet);
+            return done(null);
+          }
+          return gate.observe(packet.topic, toBuffer(packet.payload)).then(() => done(null));
+        }).catch(done);
         return;
       }
       const sender = senders.get(client);
@@ -285,6 +293,14 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     },
   });
 
+  /** Across nodes: the retained presence of `topic` is an `online` that came in through another broker than `brokerId`. */
+  const movedOn = async (topic: string, brokerId: unknown): Promise<boolean> => {
+    if (fabric === undefined || typeof brokerId !== 'string') return false;
+    for await (const retained of fabric.persistence.createRetainedStream(topic)) {
+      return retained.payload.toString('utf8') === PRESENCE_ONLINE && retained.brokerId !== undefined && retained.brokerId !== brokerId;
+    }
+    return false;
+  };
   /**
    * Across nodes: the device's latest `online` came in through another broker (it moved there),
    * so this node's last connection closing says nothing. aedes stamps each packet with the id of
@@ -343,6 +359,11 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     timer.unref();
     pendingOffline.set(sender.id, timer);
   });
+  // aedes reports a store that failed it (a Redis command of the fabric timing out under load:
+  // the offline queueing of a publish, the wills of a dead node) as an 'error' on the broker: a
+  // process without a listener would exit on it. The publish or the wills are retried by their
+  // own paths (a client's retry, the next will sweep).
+  (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => log.error({ err: err.message }, 'MQTT broker store error'));
   aedes.on('clientError', (client, err) => log.debug({ err: err.message, client: client.id }, 'MQTT client error'));
   aedes.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'MQTT connection error'));
 

@@ -35,6 +35,12 @@ export interface NodeInfo {
    * src/turn/peerPolicy.ts); every other port of these addresses stays denied.
    */
   readonly relay?: NodeRelay | undefined;
+  /**
+   * With the signal role: the MQTT URLs clients reach its broker at (`--signal-url`, or its
+   * WebSocket and TCP listeners as advertised), listed to clients nearest first
+   * (signalingServers.ts).
+   */
+  readonly signal?: readonly string[] | undefined;
   readonly load: NodeLoad;
   /** Limits past which the node takes no new sessions; 0 = unlimited. */
   readonly capacity: NodeLoad;

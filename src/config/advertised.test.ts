@@ -24,3 +24,14 @@ test('a wildcard is told as --external-ip when that is concrete, else as an inte
   const six = advertisedAddress({ listen: '0.0.0.0', externalIp: '198.51.100.1' }, '::', 6);
   assert.ok(six === undefined || isIP(six) === 6, 'never an address of the other family');
 });
+
+test('signaling URLs: --signal-url as given; else the embedded broker over WebSocket and TCP at advertised addresses; none for an external broker', async () => {
+  const { advertisedSignalUrls } = await import('./advertised.ts');
+  const base = { listen: '127.0.0.1', externalIp: '127.0.0.1', http: { host: '127.0.0.1', port: 8080 }, mqtt: { host: '127.0.0.1', port: 1883 }, mqttUrl: undefined, signalUrls: [] };
+  assert.deepEqual(advertisedSignalUrls(base), ['ws://127.0.0.1:8080/mqtt', 'mqtt://127.0.0.1:1883']);
+  assert.deepEqual(advertisedSignalUrls({ ...base, listen: '10.0.0.5', externalIp: '203.0.113.10', http: { host: '0.0.0.0', port: 80 }, mqtt: { host: '0.0.0.0', port: 1883 } }),
+    ['ws://203.0.113.10:80/mqtt', 'mqtt://203.0.113.10:1883'], 'wildcards are told as --external-ip');
+  assert.deepEqual(advertisedSignalUrls({ ...base, http: { host: '::1', port: 8080 }, mqtt: { host: '::1', port: 0 } }), ['ws://[::1]:8080/mqtt'], 'IPv6 in brackets; no TCP URL for an ephemeral port');
+  assert.deepEqual(advertisedSignalUrls({ ...base, mqttUrl: 'mqtt://broker:1883' }), []);
+  assert.deepEqual(advertisedSignalUrls({ ...base, mqttUrl: 'mqtt://broker:1883', signalUrls: ['wss://sig.example.com/mqtt'] }), ['wss://sig.example.com/mqtt']);
+});

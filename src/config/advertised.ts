@@ -38,3 +38,21 @@ function hostAddress(family: 4 | 6): string | undefined {
   const ofFamily = all.filter((i) => i.family === (family === 4 ? 'IPv4' : 'IPv6') && !(family === 6 && i.address.startsWith('fe80')));
   return (ofFamily.find((i) => !i.internal) ?? ofFamily[0])?.address;
 }
+
+/**
+ * Where clients reach this node's signaling (docs/signaling.md "Finding a node"): `--signal-url`
+ * as given; else, with the embedded broker, MQTT over WebSocket on --http (`/mqtt`) and MQTT on
+ * --mqtt at their advertised addresses; with an external broker (--mqtt-url) none (the operator
+ * says with --signal-url where clients reach it).
+ */
+export function advertisedSignalUrls(config: Pick<Config, 'listen' | 'externalIp' | 'http' | 'mqtt' | 'mqttUrl' | 'signalUrls'>): string[] {
+  if (config.signalUrls.length > 0) return [...config.signalUrls];
+  if (config.mqttUrl !== undefined) return [];
+  const at = (host: string, port: number): string => {
+    const h = advertisedAddress(config, host, isWildcard(host) ? (isWildcard(config.externalIp) ? 4 : familyOf(config.externalIp)) : familyOf(host)) ?? '127.0.0.1';
+    return `${h.includes(':') ? `[${h}]` : h}:${port}`;
+  };
+  const urls = [`ws://${at(config.http.host, config.http.port)}/mqtt`];
+  if (config.mqtt.port !== 0) urls.push(`mqtt://${at(config.mqtt.host, config.mqtt.port)}`);
+  return urls;
+}

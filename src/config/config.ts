@@ -104,6 +104,8 @@ export interface Config {
   readonly mqttMaxPacketBytes: number;
   /** MQTT connections per source IP before login. */
   readonly mqttPreauthPerSource: number;
+  /** `--signal-url`: where clients reach this node's signaling, as given; empty = derived (advertised.ts advertisedSignalUrls). */
+  readonly signalUrls: readonly string[];
   /** `--mqtt-fabric`: the embedded brokers of all nodes joined over Redis (`redis`, with --redis-url), or each alone (`off`). */
   readonly mqttFabric: MqttFabric;
   /** Idle seconds before a STUN/TURN TCP/TLS connection without an allocation is closed; also how long any may leave our answers unread. */
@@ -310,6 +312,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     mqttMaxPacketBytes: parseInteger('mqtt-max-packet', str('mqtt-max-packet') ?? '262144', 1024, 268_435_455),
     mqttPreauthPerSource: parseInteger('mqtt-preauth-per-source', str('mqtt-preauth-per-source') ?? '32', 1, 1_000_000),
     mqttFabric: parseMqttFabric(str('mqtt-fabric') ?? 'redis'),
+    signalUrls: getList(raw, 'signal-url').flatMap((u) => parseUrlList('signal-url', u, ['ws:', 'wss:', 'mqtt:', 'mqtts:'])),
     tcpIdleTimeoutSec: parseSeconds('tcp-idle-timeout', str('tcp-idle-timeout') ?? '30', 0.1, 86400),
     tlsHandshakeTimeoutSec: parseSeconds('tls-handshake-timeout', str('tls-handshake-timeout') ?? '10', 0.1, 3600),
     tcpMaxPerSource: parseInteger('tcp-max-per-source', str('tcp-max-per-source') ?? '256', 0, 1_000_000),

@@ -403,6 +403,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
       const s = await requestJson<SessionInfo>('GET', `${this.server}/v1/sessions/${encodeURIComponent(this.sessionId)}`, { token: this.opts.token, timeoutMs });
       if (this.closed) return false;
       this.pc.setIceServers(this.direct ? withoutTurn(s.iceServers) : s.iceServers);
+      if (this.opts.mqttUrl === undefined) this.signaling.useServers(s.signaling);
       this.scheduleRenewal(s.iceServers);
       return true;
     } catch {
@@ -630,6 +631,8 @@ export async function connect(opts: ConnectOptions): Promise<AppConnection> {
   try {
     if (created.status === 'rejected') throw created.reason;
     const session = created.value;
+    // Where signaling moves if its node goes (docs/signaling.md "Finding a node").
+    if (opts.mqttUrl === undefined) signaling.useServers(session.signaling);
     conn = new AppConnection({ opts, server, session, appId: claims.sub, signaling, ownsSignaling: opts.signaling === undefined, startedAt, setup });
     await conn.start(deadline);
     return conn;

@@ -13,7 +13,7 @@ import { realClock, type Clock } from './clock.ts';
 import { DeviceChannel, type FrameSource } from './deviceChannel.ts';
 import { Emitter } from './emitter.ts';
 import { SdkError, asSdkError, badOptions } from './errors.ts';
-import { mqttUrlFor, normalizeServer, requestJson, type IceServerInit, type SessionInfo } from './http.ts';
+import { mqttUrlFor, normalizeServer, requestJson, signalingServers, type IceServerInit, type SessionInfo } from './http.ts';
 import type {
   CandidateInit, PathKind, PeerConnectionState, RtcChannel, RtcPeer, RtcPlatform,
 } from './rtc.ts';
@@ -425,5 +425,11 @@ export async function serve(opts: ServeOptions): Promise<DeviceServer> {
     url: opts.mqttUrl ?? mqttUrlFor(server), id, role: 'device', token: opts.token,
     ...(opts.tokenProvider ? { tokenProvider: opts.tokenProvider } : {}),
   });
+  if (opts.mqttUrl === undefined) {
+    // Where signaling moves if its node goes (docs/signaling.md "Finding a node"), asked again after each move.
+    const follow = (): void => { signalingServers(server, opts.token).then((list) => signaling.useServers(list), () => undefined); };
+    follow();
+    signaling.on('up', ({ reconnect }) => { if (reconnect) follow(); });
+  }
   return new DeviceServer({ opts, server, id, signaling, ownsSignaling: opts.signaling === undefined });
 }

@@ -11,6 +11,11 @@ export interface IceServerInit {
   readonly credential?: string;
 }
 
+/** One signaling node: its MQTT URLs (docs/signaling.md "Finding a node"). */
+export interface SignalingServerInit {
+  readonly urls: readonly string[];
+}
+
 /** The fields of the session object the SDK uses. */
 export interface SessionInfo {
   readonly sessionId: string;
@@ -18,6 +23,8 @@ export interface SessionInfo {
   readonly appId: string;
   readonly status: string;
   readonly iceServers: readonly IceServerInit[];
+  /** Signaling nodes nearest first (absent from older services). */
+  readonly signaling?: readonly SignalingServerInit[];
 }
 
 /** `http://host:8080/` → `http://host:8080`; refuses anything that is not an http(s) URL. */
@@ -83,4 +90,10 @@ export async function requestJson<T>(method: string, url: string, opts: RequestO
 export async function devToken(server: string, req: { role: 'app' | 'device'; sub?: string; devices?: readonly string[] }, timeoutMs = 5000): Promise<string> {
   const r = await requestJson<{ token: string }>('POST', `${normalizeServer(server)}/v1/dev/token`, { body: req, timeoutMs });
   return r.token;
+}
+
+/** `GET /v1/signaling`: the signaling nodes for this caller, nearest first (a device has no session to read them from). */
+export async function signalingServers(server: string, token: string, timeoutMs = 5000): Promise<readonly SignalingServerInit[]> {
+  const r = await requestJson<{ signaling?: readonly SignalingServerInit[] }>('GET', `${server}/v1/signaling`, { token, timeoutMs });
+  return Array.isArray(r?.signaling) ? r.signaling : [];
 }

@@ -3,7 +3,9 @@
  * WebSocket or TCP in Node. Login: username = own id, password = token; a fresh client id per
  * connection. Subscribes to its own topic on every (re)connect; a device publishes its retained
  * `online` presence and leaves `offline` as its will. Reconnects by itself after a network or
- * broker loss and says so with `up`/`down` events.
+ * broker loss and says so with `up`/`down` events: with exponential backoff and full jitter, to
+ * the next of the signaling URLs the service lists (`useServers`, reconnect.ts), so a client
+ * whose node dies moves to another node of the fabric (docs/signaling.md "Finding a node").
  *
  * The broker closes a connection when its token expires (docs/signaling.md, "Login and rights").
  * With a `tokenProvider` the client fetches a fresh token shortly before that, logs in with it on
@@ -11,7 +13,9 @@
  * once with a fresh one. Without a provider an expired token ends in AUTH_FAILED.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { realClock, type Clock } from './clock.ts';
 import { Emitter } from './emitter.ts';
+import { Backoff, Reconnector, SignalingUrls } from './reconnect.ts';
 import { SdkError, signalingUnavailable, timeout } from './errors.ts';
 import { readTokenClaims } from './token.ts';
 
@@ -42,8 +46,16 @@ export interface SignalingOptions {
   readonly role: 'app' | 'device';
   readonly token: string;
   readonly connectTimeoutMs?: number;
-  /** Wait between reconnection attempts (default 1000 ms). */
+  /**
+   * Reconnection waits (reconnect.ts): the first is uniform in [0, reconnectMs), each next one
+   * in twice that, up to reconnectMaxMs (defaults 1000 ms and 30,000 ms).
+   */
   readonly reconnectMs?: number;
+  readonly reconnectMaxMs?: number;
+  /** Timers of the reconnection waits (tests: fake time). */
+  readonly clock?: Clock;
+  /** Signaling nodes to move to when `url` fails (`signaling` of a session answer; useServers later). */
+  readonly servers?: readonly { readonly urls: readonly string[] }[];
   /**
    * A fresh token for the same id (e.g. `() => devToken(server, {role, sub})`, or the app's own
    * backend): called before the current token expires and when a login is refused as expired.
@@ -84,6 +96,27 @@ export function newMsgId(): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
+/**
+ * MQTT.js' own reconnection timer, which would retry the same URL at a fixed pace, never fires:
+ * the Reconnector decides (a period of 0 would also drop the messages waiting for the broker).
+ */
+const MQTTJS_RECONNECT_NEVER_MS = 2 ** 31 - 1;
+
+/** Points MQTT.js at `url` for its next connection (it builds each from its options). */
+function aimAt(options: IClientOptions, url: string): void {
+  const u = new URL(url);
+  const protocol = u.protocol.replace(/:$/, '') as NonNullable<IClientOptions['protocol']>;
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+  const secure = protocol === 'wss' || protocol === 'mqtts' || protocol === 'ssl';
+  const ws = protocol === 'ws' || protocol === 'wss';
+  options.protocol = protocol;
+  options.host = host;
+  options.hostname = host;
+  options.port = u.port === '' ? (ws ? (secure ? 443 : 80) : (secure ? 8883 : 1883)) : Number(u.port);
+  if (ws) options.path = `${u.pathname}${u.search}`;
+  else delete options.path;
+}
+
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 /** A CONNACK refusal of MQTT 3.1.1 §3.2.2.3 (4: bad username or password, 5: not authorized). */
@@ -103,9 +136,15 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private readonly tokenProvider: (() => Promise<string>) | undefined;
   private refreshTimer: ReturnType<typeof setTimeout> | undefined;
   private refreshing: Promise<boolean> | undefined;
+  private readonly urls: SignalingUrls;
+  private readonly reconnector: Reconnector;
+  /** No more attempts: a fatal refusal, or open() gave up. */
+  private gaveUp = false;
 
   private constructor(opts: SignalingOptions) {
     super();
+    this.urls = new SignalingUrls(opts.url);
+    if (opts.servers) this.urls.use(opts.servers);
     this.id = opts.id;
     this.role = opts.role;
     this.tokenProvider = opts.tokenProvider;
@@ -116,14 +155,26 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       password: opts.token,
       clean: true,
       protocolVersion: 4,
-      reconnectPeriod: opts.reconnectMs ?? 1000,
+      reconnectPeriod: MQTTJS_RECONNECT_NEVER_MS,
       connectTimeout: opts.connectTimeoutMs ?? 8000,
       keepalive: 15,
       resubscribe: false,
       ...(presence ? { will: { topic: presenceTopic(opts.id), payload: 'offline', qos: 1, retain: true } } : {}),
     };
     this.client = mqtt.connect(opts.url, options);
+    this.reconnector = new Reconnector({
+      clock: opts.clock ?? realClock,
+      backoff: new Backoff({ baseMs: opts.reconnectMs ?? 1000, maxMs: opts.reconnectMaxMs ?? 30_000 }),
+      urls: this.urls,
+      attempt: (url) => {
+        if (this.closed || this.gaveUp) return;
+        aimAt(this.client.options, url);
+        // The same stores: QoS 1 messages waiting for the broker leave on the new connection.
+        this.client.reconnect({ incomingStore: this.client.incomingStore, outgoingStore: this.client.outgoingStore });
+      },
+    });
     this.client.on('connect', () => {
+      this.reconnector.connected();
       this.scheduleRefresh();
       void this.onConnect();
     });
@@ -134,14 +185,16 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       }
       // Closed at the token's expiry before the refresh was due (a clock skew): get one now.
       if (!this.closed && this.tokenExpired()) void this.refreshToken();
+      // A lost connection and a failed attempt alike: the next URL, after a jittered wait.
+      if (!this.closed && !this.gaveUp) this.reconnector.lost();
     });
     this.client.on('error', (err) => {
       if (!isAuthRefusal(err) || this.closed) return;
       if (this.tokenProvider !== undefined && this.tokenExpired()) {
         // Refused because the token ran out: log in again with a fresh one (reconnect is suppressed after a CONNACK refusal).
+        // The attempt the Reconnector has scheduled logs in with it.
         void this.refreshToken().then((ok) => {
-          if (ok && !this.closed) this.client.reconnect();
-          else if (!this.closed) this.fail(opts.id, err);
+          if (!ok && !this.closed) this.fail(opts.id, err);
         });
         return;
       }
@@ -151,9 +204,33 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   }
 
   private fail(id: string, err: Error): void {
+    this.stopReconnecting();
     this.client.end(true);
     this.clearRefresh();
     this.emit('error', new SdkError('AUTH_FAILED', `the broker refused the login of ${id}: ${err.message}`));
+  }
+
+  private stopReconnecting(): void {
+    this.gaveUp = true;
+    this.reconnector.stop();
+  }
+
+  /** The URL of the connection now (or of the attempt under way). */
+  get url(): string {
+    return this.urls.current;
+  }
+
+  /** The URLs reconnection tries, in order. */
+  get urlList(): readonly string[] {
+    return this.urls.all;
+  }
+
+  /**
+   * Takes the service's signaling nodes, nearest first (`signaling` of a session answer or of
+   * `GET /v1/signaling`): where the next reconnection goes. The connection now stays as it is.
+   */
+  useServers(servers: readonly { readonly urls: readonly string[] }[] | undefined): void {
+    if (Array.isArray(servers)) this.urls.use(servers);
   }
 
   /** The token the next login sends. */
@@ -229,16 +306,18 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       let lastError: unknown;
       const onErr = (err: Error): void => {
         lastError = err;
-        // Nothing listens there: say so now rather than after the timeout.
-        if (UNREACHABLE.has(String((err as { code?: unknown }).code))) {
+        // Nothing listens there, nor at any other URL: say so now rather than after the timeout.
+        if (UNREACHABLE.has(String((err as { code?: unknown }).code)) && c.urls.lastChance) {
           done();
+          c.stopReconnecting();
           c.client.end(true);
-          reject(signalingUnavailable(`cannot connect to the signaling broker at ${opts.url}: ${err.message}`, err));
+          reject(signalingUnavailable(`cannot connect to the signaling broker at ${c.urls.all.join(', ')}: ${err.message}`, err));
         }
       };
       c.client.on('error', onErr);
       const timer = setTimeout(() => {
         done();
+        c.stopReconnecting();
         c.client.end(true);
         reject(lastError === undefined ? timeout(`connecting to the signaling broker at ${opts.url}`, limitMs)
           : signalingUnavailable(`cannot connect to the signaling broker at ${opts.url}: ${(lastError as Error).message}`, lastError));
@@ -262,6 +341,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     const own = this.role === 'app' ? appTopic(this.id) : deviceTopic(this.id);
     const subscribed = this.client.subscribeAsync([own, ...this.presenceFilters], { qos: 1 }).then((granted) => {
       if (granted[0]?.qos !== 128) return true;
+      this.stopReconnecting();
       this.client.end(true);
       this.isUp = false;
       this.emit('error', new SdkError('FORBIDDEN', `the broker refused ${this.id} its own topic ${own}`));
@@ -353,6 +433,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.closed = true;
     this.isUp = false;
     this.clearRefresh();
+    this.stopReconnecting();
     try {
       if (this.role === 'device' && this.client.connected) {
         await Promise.race([
@@ -384,6 +465,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.closed = true;
     this.isUp = false;
     this.clearRefresh();
+    this.stopReconnecting();
     this.client.end(true);
     this.removeAllListeners();
   }

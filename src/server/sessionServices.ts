@@ -5,7 +5,7 @@
  * closes anywhere, and (with the `api` role) the session API routes. node.ts starts it once.
  */
 import type { FastifyInstance } from 'fastify';
-import { advertisedHost } from '../config/advertised.ts';
+import { advertisedHost, advertisedSignalUrls } from '../config/advertised.ts';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import { createVerifier, type TokenVerifier } from '../auth/token.ts';
@@ -106,6 +106,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
       relay: config.roles.has('turn')
         ? { addresses: ownAddresses(config).relay, minPort: config.relayPorts.min, maxPort: config.relayPorts.max }
         : undefined,
+      signal: config.roles.has('signal') ? advertisedSignalUrls(config) : undefined,
       capacity: { allocations: config.maxAllocations, bps: config.turnCapacityBps },
     },
   });

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { allowsDevice, type ClientClaims } from '../auth/token.ts';
 import { buildIceServers, stunUrl, type IceServer } from '../cluster/iceServers.ts';
 import { pickStunNodes, pickTurnNode } from '../cluster/placement.ts';
+import { signalingServers, type SignalingServer } from '../cluster/signalingServers.ts';
 import type { ClusterView } from '../cluster/view.ts';
 import type { Logger } from '../log.ts';
 import { sessionsRefusedTotal } from '../metrics/metrics.ts';
@@ -31,8 +32,11 @@ export interface SessionActionsOptions {
   readonly onCreated?: ((session: Session) => void) | undefined;
 }
 
-/** A session as answered to a caller: the record plus `iceServers` for that caller. */
-export type SessionAnswer = Session & { readonly iceServers: IceServer[] };
+/**
+ * A session as answered to a caller: the record plus `iceServers` for that caller and
+ * `signaling`, the nodes it may (re)connect its MQTT to, nearest first.
+ */
+export type SessionAnswer = Session & { readonly iceServers: IceServer[]; readonly signaling: SignalingServer[] };
 
 export interface CreateSessionRequest {
   readonly claims: ClientClaims;
@@ -85,7 +89,7 @@ export function sessionActions(opts: SessionActionsOptions): SessionActions {
       // Minted only while open, so a closed record (kept ttl after closing) outlives them all.
       expiresAt: Math.floor(nowMs() / 1000) + s.ttl,
     });
-    return { ...s, iceServers };
+    return { ...s, iceServers, signaling: signalingServers(nodes, callerSub, regionOf(callerIp)) };
   }
 
   async function create(req: CreateSessionRequest): Promise<SessionAnswer> {
