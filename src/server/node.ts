@@ -20,6 +20,7 @@ import { registerWebRoutes } from '../api/web.ts';
 import { remoteRelays } from '../cluster/nodeInfo.ts';
 import { createHttpRateLimits } from '../api/rateLimit.ts';
 import { Drain } from './drain.ts';
+import type { RelayUsage } from '../turn/usageMeter.ts';
 
 export interface RunningNode {
   readonly http: FastifyInstance;
@@ -50,9 +51,12 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
   // TURN refuses credentials of closed sessions by asking the store (set once it runs, below).
   const turnSessions = new SessionGate();
   let turnHooks: TurnPrimaryHooks = {};
+  // What the relay metered goes to the usage recorder once the session services run (below).
+  let recordUsage: ((batch: readonly RelayUsage[]) => void) | undefined;
+  const onUsage = (batch: readonly RelayUsage[]): void => recordUsage?.(batch);
   if (packetRoles) {
     if (config.workers > 1) {
-      turnHooks = turnPrimaryHooks(config, turnSessions, (m) => pool?.broadcast(m));
+      turnHooks = turnPrimaryHooks(config, turnSessions, (m) => pool?.broadcast(m), onUsage);
       pool = new WorkerPool({
         count: config.workers,
         exec: fileURLToPath(new URL('./worker.ts', import.meta.url)),
@@ -68,7 +72,7 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
       if (config.alt) await assertPortsFree(config.alt.ip, [{ port: config.port, udp: true, tcp: false }, { port: config.alt.port, udp: true, tcp: false }]);
       await pool.start();
     } else {
-      local = await startPacketRoles(config, log, false, turnSessions);
+      local = await startPacketRoles(config, log, false, turnSessions, onUsage);
     }
   }
 
@@ -100,6 +104,7 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
     },
   });
   turnSessions.set(storeSessionLookup(sessions.store));
+  recordUsage = (batch) => sessions.usage.record(batch);
   // --- end sessions
 
   // --- Peer policy (issue 10): the cluster's other TURN nodes' relay ports are peers for every

@@ -2,7 +2,8 @@
  * Sessions and the cluster on one node, put together from the configuration: the session store
  * (memory, or Redis / Redis Cluster with --redis-url), the node registry and this node's
  * heartbeat, the region resolver, the sweeper, the release of TURN allocations when a session
- * closes anywhere, and (with the `api` role) the session API routes. node.ts starts it once.
+ * closes anywhere, relay usage per app and device (the usage store and its recorder), and (with
+ * the `api` role) the session and usage API routes. node.ts starts it once.
  */
 import type { FastifyInstance } from 'fastify';
 import { advertisedHost } from '../config/advertised.ts';
@@ -23,6 +24,11 @@ import type { Session, SessionUpdate } from '../session/model.ts';
 import { RedisSessionStore } from '../session/redisStore.ts';
 import { onSessionClosed, type SessionStore } from '../session/store.ts';
 import { SessionSweeper } from '../session/sweeper.ts';
+import { usageRoutes } from '../api/usage.ts';
+import { MemoryUsageStore } from '../session/usageMemory.ts';
+import { RedisUsageStore } from '../session/usageRedis.ts';
+import { UsageRecorder } from '../session/usageRecorder.ts';
+import type { UsageStore } from '../session/usageStore.ts';
 
 export interface SessionServicesOptions {
   readonly config: Config;
@@ -44,6 +50,8 @@ export interface SessionServices {
   readonly membership: Membership;
   readonly cluster: ClusterView;
   readonly sweeper: SessionSweeper;
+  /** Takes what the TURN relay metered per session (docs/operations.md "Usage"). */
+  readonly usage: UsageRecorder;
   /** For /readyz: why the node is not ready, or undefined. */
   unready(): string | undefined;
   /**
@@ -72,6 +80,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
   const waitMs = opts.storeWaitMs ?? 5000;
   let store: SessionStore;
   let registry: NodeRegistry;
+  let usageStore: UsageStore;
   if (config.redisUrls.length > 0) {
     const redisStore = new RedisSessionStore({ urls: config.redisUrls, log });
     const redisRegistry = new RedisNodeRegistry({ urls: config.redisUrls, log });
@@ -79,10 +88,13 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
     if (!storeUp || !registryUp) log.error({ redis: config.redisUrls.length > 1 ? 'cluster' : 'single' }, 'redis not reachable at start; not ready until it is');
     store = redisStore;
     registry = redisRegistry;
+    usageStore = new RedisUsageStore({ client: redisStore.client, retentionDays: config.usageRetentionDays });
   } else {
     store = new MemorySessionStore({ log });
     registry = new MemoryNodeRegistry();
+    usageStore = new MemoryUsageStore({ retentionDays: config.usageRetentionDays });
   }
+  const usage = new UsageRecorder({ sessions: store, usage: usageStore, log });
 
   const regions = await RegionResolver.open({
     defaultRegion: config.region,
@@ -143,7 +155,10 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
     onCreated: announce,
   };
   const actions = sessionActions(apiOptions);
-  if (opts.http && config.roles.has('api')) await opts.http.register(sessionRoutes, apiOptions);
+  if (opts.http && config.roles.has('api')) {
+    await opts.http.register(sessionRoutes, apiOptions);
+    await opts.http.register(usageRoutes, { usage: usageStore, verifier: apiOptions.verifier });
+  }
   log.info({ nodeId: config.nodeId, region: config.region, store: config.redisUrls.length === 0 ? 'memory' : config.redisUrls.length > 1 ? 'redis-cluster' : 'redis' }, 'sessions ready');
 
   let stopped = false;
@@ -152,6 +167,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
     membership,
     cluster,
     sweeper,
+    usage,
     unready: () => (store.healthy && registry.healthy ? undefined : 'session store unavailable'),
     createSession: (req) => actions.create({ claims: req.claims, deviceId: req.deviceId, ip: req.ip }),
     onSessionCreated: (listener) => {
@@ -167,6 +183,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
       setSessionsActiveSource(undefined);
       offRelease();
       await sweeper.stop();
+      await usage.stop();
       await membership.stop();
       await Promise.all([store.shutdown(), registry.shutdown()]);
     },
