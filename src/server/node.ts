@@ -127,6 +127,8 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
   if (config.roles.has('signal')) {
     signaling = await startSignaling({ config, log, http, store: sessions.store, createSession: sessions.createSession });
     sessions.setDevicePresence((id) => signaling?.isDeviceOnline(id));
+    const waker = signaling.service.waker;
+    if (waker) sessions.setDeviceWaker((id) => waker.wake(id));
     const service = signaling.service;
     sessions.onSessionCreated((forDevice) => { void service.announce(forDevice); });
   }

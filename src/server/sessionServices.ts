@@ -18,12 +18,13 @@ import { loadRegionMap, RegionResolver } from '../cluster/region.ts';
 import { MemoryNodeRegistry, RedisNodeRegistry, type NodeRegistry } from '../cluster/registry.ts';
 import { clusterView, type ClusterView } from '../cluster/view.ts';
 import { setSessionsActiveSource } from '../metrics/metrics.ts';
-import { sessionActions, type SessionActions, type SessionAnswer } from '../session/actions.ts';
+import { sessionActions, type SessionActions, type SessionActionsOptions, type SessionAnswer } from '../session/actions.ts';
 import { MemorySessionStore } from '../session/memoryStore.ts';
 import type { Session, SessionUpdate } from '../session/model.ts';
 import { RedisSessionStore } from '../session/redisStore.ts';
 import { onSessionClosed, type SessionStore } from '../session/store.ts';
 import { SessionSweeper } from '../session/sweeper.ts';
+import { deviceOffline } from '../errors.ts';
 import { usageRoutes } from '../api/usage.ts';
 import { MemoryUsageStore } from '../session/usageMemory.ts';
 import { RedisUsageStore } from '../session/usageRedis.ts';
@@ -68,6 +69,8 @@ export interface SessionServices {
   onSessionCreated(listener: (forDevice: SessionAnswer) => void): () => void;
   /** Signaling hands in device presence (false = offline → DEVICE_OFFLINE on create). */
   setDevicePresence(isDeviceOnline: (deviceId: string) => boolean | undefined): void;
+  /** Signaling hands in its waker of sleeping devices (--wake-timeout): creation waits for an offline device. */
+  setDeviceWaker(wake: NonNullable<SessionActionsOptions['wakeDevice']>): void;
   /** Listens for sessions closing anywhere in the cluster. */
   onSessionClosed(listener: (u: SessionUpdate) => void): () => void;
   /** Takes no new sessions (marks the node draining in the registry). */
@@ -138,6 +141,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
   setSessionsActiveSource(() => store.countOpen());
 
   let isDeviceOnline: ((deviceId: string) => boolean | undefined) | undefined;
+  let wakeDevice: SessionActionsOptions['wakeDevice'];
   const createdListeners = new Set<(forDevice: SessionAnswer) => void>();
   const announce = (s: Session): void => {
     if (createdListeners.size === 0) return;
@@ -152,6 +156,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
     sessionTtlSec: config.sessionTtlSec,
     maxSessionsPerApp: config.maxSessionsPerApp,
     isDeviceOnline: (id: string) => isDeviceOnline?.(id),
+    wakeDevice: (id: string) => (wakeDevice ? wakeDevice(id) : Promise.reject(deviceOffline(id))),
     onCreated: announce,
   };
   const actions = sessionActions(apiOptions);
@@ -175,6 +180,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
       return () => createdListeners.delete(listener);
     },
     setDevicePresence: (fn) => { isDeviceOnline = fn; },
+    setDeviceWaker: (fn) => { wakeDevice = fn; },
     onSessionClosed: (listener) => onSessionClosed(store, listener),
     drain: () => membership.drain(),
     async stop() {

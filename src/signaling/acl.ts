@@ -4,12 +4,13 @@
  * `acl` of its HTTP authentication answer. Everything not allowed here is denied.
  *
  * An app subscribes to its own topic and to the presence of the devices its token names, and
- * publishes to those devices and to the service. A device subscribes to its own topic, publishes
+ * publishes to those devices and to the service. A device subscribes to its own topic and its
+ * wake topic (retained wake requests, docs/operations.md "Sleeping cameras"), publishes
  * to apps (the session check decides which app may hear it), to the service, and its own
  * presence (retained).
  */
 import type { ClientClaims } from '../auth/token.ts';
-import { SERVER_TOPIC, appTopic, deviceTopic, presenceTopic } from './topics.ts';
+import { SERVER_TOPIC, appTopic, deviceTopic, presenceTopic, wakeTopic } from './topics.ts';
 
 export interface AclRule {
   readonly action: 'publish' | 'subscribe';
@@ -23,6 +24,7 @@ export function aclRules(claims: Pick<ClientClaims, 'sub' | 'role' | 'devices'>)
   if (claims.role === 'device') {
     return [
       { action: 'subscribe', topic: deviceTopic(claims.sub) },
+      { action: 'subscribe', topic: wakeTopic(claims.sub) },
       { action: 'publish', topic: appTopic('+') },
       { action: 'publish', topic: SERVER_TOPIC },
       { action: 'publish', topic: presenceTopic(claims.sub), retain: true },
