@@ -52,8 +52,8 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
   const turnSessions = new SessionGate();
   let turnHooks: TurnPrimaryHooks = {};
   // What the relay metered goes to the usage recorder once the session services run (below).
-  let recordUsage: ((batch: readonly RelayUsage[]) => void) | undefined;
-  const onUsage = (batch: readonly RelayUsage[]): void => recordUsage?.(batch);
+  const usageSink: { record?: (batch: readonly RelayUsage[]) => void } = {};
+  const onUsage = (batch: readonly RelayUsage[]): void => usageSink.record?.(batch);
   if (packetRoles) {
     if (config.workers > 1) {
       turnHooks = turnPrimaryHooks(config, turnSessions, (m) => pool?.broadcast(m), onUsage);
@@ -104,7 +104,7 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
     },
   });
   turnSessions.set(storeSessionLookup(sessions.store));
-  recordUsage = (batch) => sessions.usage.record(batch);
+  usageSink.record = (batch) => sessions.usage.record(batch);
   // --- end sessions
 
   // --- Peer policy (issue 10): the cluster's other TURN nodes' relay ports are peers for every
