@@ -4,13 +4,12 @@
  * `acl` of its HTTP authentication answer. Everything not allowed here is denied.
  *
  * An app subscribes to its own topic and to the presence of the devices its token names, and
- * publishes to those devices and to the service. A device subscribes to its own topic and its
- * wake topic (retained wake requests, docs/operations.md "Sleeping cameras"), publishes
+ * publishes to those devices and to the service. A device subscribes to its own topic, publishes
  * to apps (the session check decides which app may hear it), to the service, and its own
  * presence (retained).
  */
 import type { ClientClaims } from '../auth/token.ts';
-import { SERVER_TOPIC, appTopic, deviceTopic, presenceTopic, wakeTopic } from './topics.ts';
+import { SERVER_TOPIC, appTopic, deviceTopic, presenceTopic } from './topics.ts';
 
 export interface AclRule {
   readonly action: 'publish' | 'subscribe';
@@ -24,7 +23,6 @@ export function aclRules(claims: Pick<ClientClaims, 'sub' | 'role' | 'devices'>)
   if (claims.role === 'device') {
     return [
       { action: 'subscribe', topic: deviceTopic(claims.sub) },
-      { action: 'subscribe', topic: wakeTopic(claims.sub) },
       { action: 'publish', topic: appTopic('+') },
       { action: 'publish', topic: SERVER_TOPIC },
       { action: 'publish', topic: presenceTopic(claims.sub), retain: true },

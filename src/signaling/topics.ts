@@ -6,8 +6,6 @@ import type { ClientRole } from '../auth/token.ts';
 
 export const SIGNAL_PREFIX = 'p2p/signal/';
 export const PRESENCE_PREFIX = 'p2p/presence/device/';
-/** Retained `wake` requests for sleeping devices (docs/operations.md "Sleeping cameras"). */
-export const WAKE_PREFIX = 'p2p/wake/device/';
 /** Requests to the service (type `session`); answers come on the caller's own topic. */
 export const SERVER_TOPIC = 'p2p/signal/server';
 /** `from` of every message the service itself sends; no client may use this id. */
@@ -21,7 +19,6 @@ export const PRESENCE_OFFLINE = 'offline';
 export const appTopic = (appId: string): string => `p2p/signal/app/${appId}`;
 export const deviceTopic = (deviceId: string): string => `p2p/signal/device/${deviceId}`;
 export const presenceTopic = (deviceId: string): string => `${PRESENCE_PREFIX}${deviceId}`;
-export const wakeTopic = (deviceId: string): string => `${WAKE_PREFIX}${deviceId}`;
 /** A client's own topic: where it subscribes and where the service answers it. */
 export const ownTopic = (role: ClientRole, id: string): string => (role === 'app' ? appTopic(id) : deviceTopic(id));
 /** `$share/p2pd/<filter>`: each message reaches one member of the group (MQTT 5 §4.8.2; Mosquitto and EMQX also for 3.1.1). */

@@ -29,15 +29,16 @@ test('an online device needs no wake; an offline one is woken once for all its w
   const b = w.wake('cam-1');
   assert.equal(w.size, 2);
   assert.equal(published.length, 1, 'one retained wake for both');
-  assert.equal(published[0]?.topic, 'p2p/wake/device/cam-1');
+  assert.equal(published[0]?.topic, 'p2p/signal/device/cam-1');
   assert.equal(published[0]?.retain, true);
-  assert.equal((JSON.parse(published[0]?.payload ?? '{}') as { type: string }).type, 'wake');
+  const envelope = JSON.parse(published[0]?.payload ?? '{}') as { type: string; from: string; to: string; payload: { deviceId: string; timeoutSec: number } };
+  assert.deepEqual([envelope.type, envelope.from, envelope.to, envelope.payload.deviceId, envelope.payload.timeoutSec], ['wake', 'server', 'cam-1', 'cam-1', 5]);
   presence.set('cam-1', true);
   const [ra, rb] = await Promise.all([a, b]);
   assert.equal(ra.requestedAt, rb.requestedAt);
   assert.ok(ra.wokeAt >= ra.requestedAt);
   assert.equal(w.size, 0);
-  assert.deepEqual(published[1], { topic: 'p2p/wake/device/cam-1', payload: '', retain: true }, 'the retained wake is cleared');
+  assert.deepEqual(published[1], { topic: 'p2p/signal/device/cam-1', payload: '', retain: true }, 'the retained wake is cleared');
   w.stop();
 });
 

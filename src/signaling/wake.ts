@@ -2,18 +2,20 @@
  * Sleeping cameras (docs/operations.md "Sleeping cameras"): a session for a device that is
  * offline waits up to `--wake-timeout` for it to come online instead of failing at once with
  * DEVICE_OFFLINE. The first waiter of a device fires the wake hooks, once per wake: a retained
- * `wake` message on the device's wake topic (p2p/wake/device/{sn}) and, with `--wake-webhook`, one
+ * `wake` message on the device's own topic (p2p/signal/device/{sn}, which it subscribes to
+ * anyway: a camera that connects sees it before it says `online`) and, with `--wake-webhook`, one
  * POST to the operator's push service (with a timeout, never retried). Presence going online
  * releases every waiter of that device; a waiter whose timeout runs out gets DEVICE_OFFLINE. When
  * a wake ends either way its retained message is cleared, so nothing held outlives its timeout.
  * Waiters are bounded per device and per node: past a bound the caller gets DEVICE_OFFLINE at
  * once, so a stranger with an app token cannot make the node hold unbounded state.
  */
+import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log.ts';
 import { wakeHookFailuresTotal, wakesTotal } from '../metrics/metrics.ts';
 import { deviceOffline } from '../errors.ts';
 import type { PresenceTracker } from './presence.ts';
-import { wakeTopic } from './topics.ts';
+import { SERVER_ID, deviceTopic } from './topics.ts';
 
 /** When a wake was asked for and when the device came online (unix ms). */
 export interface WakeResult {
@@ -125,15 +127,17 @@ export class DeviceWaker {
 
   /** The wake hooks, once per wake; a failure is logged and counted, never retried. */
   private fire(deviceId: string, requestedAt: number): void {
-    const message = JSON.stringify({ type: 'wake', deviceId, requestedAt, timeoutSec: this.opts.timeoutMs / 1000 });
-    this.opts.publish(wakeTopic(deviceId), message, { qos: 1, retain: true }).catch((err: unknown) => {
+    const wake = { deviceId, requestedAt, timeoutSec: this.opts.timeoutMs / 1000 };
+    // A signaling envelope (docs/signaling.md "Messages") from the service; clients ignore types they do not know.
+    const envelope = JSON.stringify({ type: 'wake', sessionId: '', from: SERVER_ID, to: deviceId, msgId: randomUUID(), payload: wake, timestamp: requestedAt });
+    this.opts.publish(deviceTopic(deviceId), envelope, { qos: 1, retain: true }).catch((err: unknown) => {
       wakeHookFailuresTotal.inc({ hook: 'mqtt' });
       this.opts.log.warn({ err, deviceId }, 'wake: could not publish the wake message');
     });
     const url = this.opts.webhook;
     if (url === undefined) return;
     const timeoutMs = Math.min(this.opts.webhookTimeoutMs ?? 5000, this.opts.timeoutMs);
-    fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: message, signal: AbortSignal.timeout(timeoutMs) })
+    fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ type: 'wake', ...wake }), signal: AbortSignal.timeout(timeoutMs) })
       .then(async (res) => {
         await res.body?.cancel();
         if (!res.ok) throw new Error(`the webhook answered ${res.status}`);
@@ -147,7 +151,7 @@ export class DeviceWaker {
 
   private clearRetained(deviceId: string): void {
     // An empty retained message removes the retained wake (MQTT 3.1.1 §3.3.1.3).
-    this.opts.publish(wakeTopic(deviceId), '', { qos: 1, retain: true }).catch((err: unknown) => {
+    this.opts.publish(deviceTopic(deviceId), '', { qos: 1, retain: true }).catch((err: unknown) => {
       wakeHookFailuresTotal.inc({ hook: 'mqtt' });
       this.opts.log.warn({ err, deviceId }, 'wake: could not clear the wake message');
     });
