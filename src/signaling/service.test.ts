@@ -174,17 +174,17 @@ test('NAT types become a small fixed label set', () => {
 test('with a wake timeout, a session request for a sleeping device waits for it and is answered once it is online', async () => {
   const store = new MemorySessionStore();
   const sent: Array<{ topic: string; body: Record<string, unknown>; retain: boolean }> = [];
-  let service: SignalingService | undefined;
+  const late: { service?: SignalingService } = {};
   const actions = sessionActions({
     store,
     cluster: { nodes: () => [{ id: 'n1', region: 'default', roles: ['stun', 'turn', 'signal', 'api'], host: '127.0.0.1', port: 3478,
       load: { allocations: 0, bps: 0 }, capacity: { allocations: 0, bps: 0 }, draining: false, heartbeatAt: Date.now(), heartbeatMs: 5000 }],
     regionOf: () => 'default' },
     authSecret: 'x', sessionTtlSec: 600,
-    isDeviceOnline: (id) => service?.isDeviceOnline(id),
-    wakeDevice: (id) => (service?.waker as NonNullable<SignalingService['waker']>).wake(id),
+    isDeviceOnline: (id) => late.service?.isDeviceOnline(id),
+    wakeDevice: (id) => (late.service?.waker as NonNullable<SignalingService['waker']>).wake(id),
   });
-  service = new SignalingService({ store, log, verifier: await createVerifier({ secret: SECRET }), createSession: actions.create, wake: { timeoutMs: 5000 } });
+  const service = late.service = new SignalingService({ store, log, verifier: await createVerifier({ secret: SECRET }), createSession: actions.create, wake: { timeoutMs: 5000 } });
   service.setPublisher({ publish: async (topic, payload, o) => { sent.push({ topic, body: payload === '' ? {} : JSON.parse(payload) as Record<string, unknown>, retain: o.retain === true }); } });
   const app = sender('app_1', 'app', ['cam-z']);
   await service.authorizePublish(app, 'p2p/signal/server', Buffer.from(JSON.stringify({ type: 'session', from: 'app_1', msgId: 'w1', timestamp: Date.now(), payload: { deviceId: 'cam-z' } })), false);
