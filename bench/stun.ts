@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT, hasCommand, median, start, stunbenchBinary, waitFor, type Started } from './lib/proc.ts';
 import { stunAnswers } from './lib/udp.ts';
-import { loadUdpBatch } from '../src/transport/batchUdp.ts';
+import { loadUdpBatch } from '../src/transport/batchGroup.ts';
 
 interface Contender {
   readonly name: string;

@@ -1,6 +1,6 @@
-// Builds the native addons into .build/ with the machine's C compiler and Node-API headers:
-// udpbatch (batched UDP I/O for the STUN/TURN listeners) and relayio (batched I/O for the TURN
-// relay sockets). Runs at `npm ci` (postinstall) and as
+// Builds the native addon into .build/ with the machine's C compiler and Node-API headers:
+// udpbatch, batched UDP I/O for the STUN/TURN listeners and the TURN relay sockets
+// (src/transport/native/udpbatch.c). Runs at `npm ci` (postinstall) and as
 // `npm run build:native`. Without a compiler or headers p2pd still works, on Node's dgram; this
 // script then says so and exits 0 (pass --strict to fail instead).
 import { execFileSync } from 'node:child_process';
@@ -9,10 +9,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const addons = [
-  { src: join(root, 'src/transport/native/udpbatch.c'), out: join(root, '.build/udpbatch.node') },
-  { src: join(root, 'src/turn/native/relayio.c'), out: join(root, '.build/relayio.node') },
-];
+const src = join(root, 'src/transport/native/udpbatch.c');
+const out = join(root, '.build/udpbatch.node');
 const strict = process.argv.includes('--strict');
 
 function fail(why) {
@@ -38,12 +36,10 @@ const cc = ['cc', 'gcc', 'clang'].find((c) => {
   }
 });
 if (!cc) fail('no C compiler');
-for (const { src, out } of addons) {
-  mkdirSync(dirname(out), { recursive: true });
-  try {
-    execFileSync(cc, ['-O2', '-fPIC', '-shared', '-Wall', '-Wno-unused-parameter', `-I${include}`, '-o', out, src], { stdio: 'inherit' });
-  } catch {
-    fail('the compiler failed');
-  }
-  process.stdout.write(`build-native: built ${out}\n`);
+mkdirSync(dirname(out), { recursive: true });
+try {
+  execFileSync(cc, ['-O2', '-fPIC', '-shared', '-Wall', '-Wno-unused-parameter', `-I${include}`, '-o', out, src], { stdio: 'inherit' });
+} catch {
+  fail('the compiler failed');
 }
+process.stdout.write(`build-native: built ${out}\n`);

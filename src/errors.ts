@@ -181,6 +181,8 @@ export const ERROR_CODES = {
   CONFIG_MISSING_VALUE: { on: ['cli'] },
   /** Options that do not go together. */
   CONFIG_CONFLICT: { on: ['cli'] },
+  /** `--config FILE` that cannot be read, is not YAML, or is not a mapping of option names to values. */
+  CONFIG_FILE_INVALID: { on: ['cli'] },
   /** A STUN/TURN port another process holds. */
   PORT_IN_USE: { on: ['cli'] },
   /** `p2pd nat-type`: the server gives no OTHER-ADDRESS (RFC 5780). */
@@ -326,6 +328,10 @@ export const invalidValue = (name: string, value: string, expected: string) =>
   make('CONFIG_INVALID_VALUE', `invalid value for --${name}: ${quote(value)} (expected ${expected})`);
 export const missingValue = (name: string) => make('CONFIG_MISSING_VALUE', `option --${name} needs a value`);
 export const conflict = (message: string) => make('CONFIG_CONFLICT', message);
+/** A key of a --config file (`where`: the file and line) that is no option; `closest` is the option it was probably meant to be. */
+export const unknownConfigKey = (where: string, key: string, closest: string | undefined) => make('CONFIG_UNKNOWN_OPTION',
+  `unknown key ${quote(key.slice(0, 64))} in ${where}${closest === undefined ? '' : ` (did you mean ${closest}?)`} (keys are the options of \`p2pd serve --help\` without the dashes)`);
+export const configFileInvalid = (file: string, why: string) => make('CONFIG_FILE_INVALID', `${file}: ${why}`);
 export const portInUse = (address: string, port: number, proto: 'udp' | 'tcp') =>
   make('PORT_IN_USE', `${proto} ${address}:${port} is already in use (is another p2pd or a TURN server running?)`);
 export const natNoRfc5780 = (why: string) => make('NAT_NO_RFC5780', why);

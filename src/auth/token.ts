@@ -1,7 +1,9 @@
 /**
  * Client tokens (JWT via jose). An app token names the devices it may reach; a device token is
  * the device's own identity. HS256 with --jwt-secret, or ES256 verified with --jwt-public-key
- * (tokens then come from the operator's own issuer holding the private key).
+ * (tokens then come from the operator's own issuer holding the private key). During a rotation
+ * (docs/operations.md "Secret rotation") HS256 tokens signed with --jwt-secret-previous still
+ * verify; only --jwt-secret signs.
  */
 import { SignJWT, jwtVerify, importSPKI, errors as joseErrors, type CryptoKey, type KeyObject } from 'jose';
 import { tokenExpired, tokenInvalid } from '../errors.ts';
@@ -69,21 +71,38 @@ export function createHs256Signer(secret: string): TokenSigner {
   };
 }
 
-/** Verifies HS256 tokens with `secret`, or ES256 tokens with the PEM public key when given. */
-export async function createVerifier(opts: { secret: string; publicKeyPem?: string | undefined }): Promise<TokenVerifier> {
+export interface VerifierOptions {
+  readonly secret: string;
+  /** The HS256 secret `secret` replaced: its tokens still verify (a bad signature under `secret` is tried with it). */
+  readonly previousSecret?: string | undefined;
+  readonly publicKeyPem?: string | undefined;
+}
+
+/** Verifies HS256 tokens with `secret` (or `previousSecret`), or ES256 tokens with the PEM public key when given. */
+export async function createVerifier(opts: VerifierOptions): Promise<TokenVerifier> {
   let key: Uint8Array | CryptoKey | KeyObject;
+  let previous: Uint8Array | undefined;
   let alg: string;
   if (opts.publicKeyPem !== undefined) {
     key = await importSPKI(opts.publicKeyPem, 'ES256');
     alg = 'ES256';
   } else {
     key = new TextEncoder().encode(opts.secret);
+    if (opts.previousSecret !== undefined && opts.previousSecret !== '') previous = new TextEncoder().encode(opts.previousSecret);
     alg = 'HS256';
   }
+  const check = async (token: string) => {
+    try {
+      return (await jwtVerify(token, key, { algorithms: [alg] })).payload;
+    } catch (err) {
+      if (previous === undefined || !(err instanceof joseErrors.JWSSignatureVerificationFailed)) throw err;
+      return (await jwtVerify(token, previous, { algorithms: [alg] })).payload;
+    }
+  };
   async function verifyAny(token: string): Promise<ClientClaims | OperatorClaims> {
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, key, { algorithms: [alg] }));
+      payload = await check(token);
     } catch (err) {
       if (err instanceof joseErrors.JWTExpired) throw tokenExpired();
       throw tokenInvalid(err instanceof Error ? err.message : 'unreadable');

@@ -7,7 +7,7 @@
  * IPv6 sources count per /64: one host usually holds a whole /64 (RFC 6177) and could otherwise
  * pick a fresh address for every connection.
  */
-import { isIPv6 } from 'node:net';
+import { sourceKey as httpSourceKey } from '../api/rateLimit.ts';
 
 export class PreauthLimiter {
   private readonly perSource = new Map<string, number>();
@@ -39,14 +39,7 @@ export class PreauthLimiter {
   }
 }
 
-/** The counting key of a source address: IPv4 as is (also when IPv4-mapped), IPv6 by its /64. */
+/** The counting key of a source address: the HTTP budgets' (api/rateLimit.ts), IPv6 by its /64. */
 export function sourceKey(address: string | undefined): string {
-  if (address === undefined) return '';
-  if (address.startsWith('::ffff:') && address.includes('.')) return address.slice(7);
-  if (!isIPv6(address)) return address;
-  const [head = '', tail = ''] = address.split('::');
-  const left = head === '' ? [] : head.split(':');
-  const right = tail === '' ? [] : tail.split(':');
-  const groups = address.includes('::') ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right] : left;
-  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
+  return address === undefined ? '' : httpSourceKey(address);
 }

@@ -4,7 +4,8 @@ import { SERVE_OPTIONS, formatHelp } from '../config/options.ts';
 import { createLogger } from '../log.ts';
 import { startNode } from '../server/node.ts';
 
-export const SERVE_HELP = formatHelp('serve', 'Runs the p2pd server: STUN, TURN, signaling and the HTTP API.', SERVE_OPTIONS);
+export const SERVE_HELP = formatHelp('serve', 'Runs the p2pd server: STUN, TURN, signaling and the HTTP API.\n'
+  + 'Options also come from --config FILE (YAML; keys are the option names without dashes). SIGHUP reloads the TLS certificate.', SERVE_OPTIONS);
 
 export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<void> {
   const config = loadConfig(argv, env);
@@ -17,11 +18,16 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   if (config.jwtSecretGenerated) {
     log.warn('no --jwt-secret: generated a random token key; tokens will not survive a restart or work across nodes');
   }
+  // SIGHUP reloads the TLS certificate and key (docs/operations.md "Reloading the TLS certificate");
+  // one that comes while the node starts finds the files it is reading anyway.
+  let reload = (): void => undefined;
+  let stopping = false;
+  process.on('SIGHUP', () => { if (!stopping) reload(); });
   const node = await startNode(config, log, { argv, env: workerEnv });
+  reload = () => node.reload();
   // SIGTERM/SIGINT drain (docs/turn.md "Draining"): new sessions and allocations go elsewhere,
   // live relays get --drain-grace to end, then the node stops; a second signal skips the grace.
   let signals = 0;
-  let stopping = false;
   const stopNow = (): void => {
     if (stopping) return;
     stopping = true;

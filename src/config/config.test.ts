@@ -146,3 +146,14 @@ test('usage retention and sleeping cameras (issue 14) parse, with defaults', () 
   refuses(['--wake-webhook', 'ftp://push.example.com/'], 'CONFIG_INVALID_VALUE');
   refuses(['--wake-webhook', 'not a url'], 'CONFIG_INVALID_VALUE');
 });
+
+test('rotation: a previous secret parses only beside the current one, and the HS256 one not with --jwt-public-key', () => {
+  const c = loadConfig(['--auth-secret', 'new', '--auth-secret-previous', 'old'], { P2PD_JWT_SECRET: 'jnew', P2PD_JWT_SECRET_PREVIOUS: 'jold' });
+  assert.equal(c.authSecret, 'new');
+  assert.equal(c.authSecretPrevious, 'old');
+  assert.equal(c.jwtSecretPrevious, 'jold');
+  assert.equal(loadConfig([]).authSecretPrevious, undefined);
+  refuses(['--auth-secret-previous', 'old'], 'CONFIG_CONFLICT');
+  refuses(['--jwt-secret-previous', 'old'], 'CONFIG_CONFLICT');
+  refuses(['--jwt-secret', 'new', '--jwt-secret-previous', 'old', '--jwt-public-key', '/etc/hostname'], 'CONFIG_CONFLICT');
+});

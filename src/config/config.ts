@@ -1,13 +1,15 @@
 /**
  * The typed, validated, frozen configuration of `p2pd serve`. Built once at start from the
- * command line and `P2PD_*` variables; nothing below the CLI reads `process.env`.
+ * command line, `P2PD_*` variables and the `--config` file (in that precedence, then the defaults
+ * here); nothing below the CLI reads `process.env`.
  */
 import { randomBytes } from 'node:crypto';
 import { availableParallelism, hostname } from 'node:os';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { conflict, invalidValue } from '../errors.ts';
 import { SERVE_OPTIONS } from './options.ts';
-import { getFlag, getList, getString, parseOptions } from './parse.ts';
+import { getFlag, getList, getString, parseOptions, withFallback } from './parse.ts';
+import { readConfigFile } from './file.ts';
 import {
   parseCidr, parseHostName, parseHostPort, parseInteger, parseIp, parsePortRange, parseUser,
   type Cidr, type HostPort, type PortRange, type StaticUser,
@@ -39,6 +41,8 @@ export interface Config {
   readonly nonceLifetimeSec: number;
   readonly realm: string;
   readonly authSecret: string;
+  /** --auth-secret-previous: TURN REST credentials minted with it still verify; none are minted with it. */
+  readonly authSecretPrevious: string | undefined;
   /** True when no --auth-secret was given and one was generated (logged as a warning). */
   readonly authSecretGenerated: boolean;
   readonly users: readonly StaticUser[];
@@ -57,6 +61,8 @@ export interface Config {
   readonly redisUrls: readonly string[];
   readonly region: string;
   readonly jwtSecret: string;
+  /** --jwt-secret-previous: HS256 tokens signed with it still verify. */
+  readonly jwtSecretPrevious: string | undefined;
   readonly jwtSecretGenerated: boolean;
   readonly jwtPublicKeyPem: string | undefined;
   readonly sessionTtlSec: number;
@@ -202,9 +208,14 @@ function defaultRelayIp6(raw: string | undefined, relayIp: string): string | und
   return relayIp.startsWith('127.') ? '::1' : undefined;
 }
 
-/** Builds the configuration from a command line (after `serve`) and an environment. */
+/**
+ * Builds the configuration from a command line (after `serve`), an environment and the file
+ * either names with --config / P2PD_CONFIG.
+ */
 export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {}): Config {
-  const raw = parseOptions(argv, SERVE_OPTIONS, env);
+  const given = parseOptions(argv, SERVE_OPTIONS, env);
+  const file = getString(given, 'config');
+  const raw = file === undefined ? given : withFallback(given, readConfigFile(file, SERVE_OPTIONS));
   const str = (name: string): string | undefined => getString(raw, name);
 
   const listen = parseIp('listen', str('listen') ?? '0.0.0.0');
@@ -236,6 +247,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
   const authSecretRaw = str('auth-secret');
   const jwtSecretRaw = str('jwt-secret');
   const jwtKeyFile = str('jwt-public-key');
+  // A previous secret only makes sense next to the current one it was replaced by.
+  if (str('auth-secret-previous') !== undefined && authSecretRaw === undefined) throw conflict('--auth-secret-previous needs --auth-secret (the secret that replaced it)');
+  if (str('jwt-secret-previous') !== undefined && jwtSecretRaw === undefined) throw conflict('--jwt-secret-previous needs --jwt-secret (the secret that replaced it)');
+  if (str('jwt-secret-previous') !== undefined && jwtKeyFile !== undefined) throw conflict('--jwt-secret-previous verifies HS256 tokens; with --jwt-public-key tokens are ES256');
   const logLevel = str('log-level') ?? 'info';
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw invalidValue('log-level', logLevel, LOG_LEVELS.join(', '));
   const realm = str('realm') ?? 'p2pd';
@@ -259,6 +274,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     nonceLifetimeSec: parseInteger('nonce-lifetime', str('nonce-lifetime') ?? '600', 1, 86400),
     realm,
     authSecret: authSecretRaw ?? randomBytes(24).toString('base64url'),
+    authSecretPrevious: str('auth-secret-previous') || undefined,
     authSecretGenerated: authSecretRaw === undefined,
     users: getList(raw, 'user').map((u) => parseUser('user', u)),
     userQuota: parseInteger('user-quota', str('user-quota') ?? '100', 0, 1_000_000),
@@ -275,6 +291,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     redisUrls: str('redis-url') === undefined ? [] : parseUrlList('redis-url', str('redis-url') as string, ['redis:', 'rediss:']),
     region,
     jwtSecret: jwtSecretRaw ?? randomBytes(32).toString('base64url'),
+    jwtSecretPrevious: str('jwt-secret-previous') || undefined,
     jwtSecretGenerated: jwtSecretRaw === undefined && jwtKeyFile === undefined,
     jwtPublicKeyPem: jwtKeyFile === undefined ? undefined : readPem('jwt-public-key', jwtKeyFile),
     sessionTtlSec: parseInteger('session-ttl', str('session-ttl') ?? '86400', 60, 30 * 86400),

@@ -14,12 +14,13 @@ export interface OptionSpec {
 }
 
 export const SERVE_OPTIONS: readonly OptionSpec[] = [
+  { name: 'config', kind: 'value', metavar: 'FILE', help: 'YAML file of these options, keyed by their names; options and P2PD_* variables win over it (docs/operations.md)' },
   { name: 'roles', kind: 'value', metavar: 'LIST', defaultText: 'stun,turn,signal,api', help: 'roles this process runs' },
   { name: 'listen', kind: 'value', metavar: 'IP', defaultText: '0.0.0.0', help: 'address of the STUN/TURN listeners (UDP and TCP)' },
   { name: 'port', kind: 'value', metavar: 'N', defaultText: '3478', help: 'STUN/TURN port, UDP and TCP' },
   { name: 'tls-port', kind: 'value', metavar: 'N', defaultText: '5349', help: 'TURN over TLS port (on when cert and key are given)' },
-  { name: 'tls-cert', kind: 'value', metavar: 'FILE', help: 'TLS certificate (PEM)' },
-  { name: 'tls-key', kind: 'value', metavar: 'FILE', help: 'TLS private key (PEM)' },
+  { name: 'tls-cert', kind: 'value', metavar: 'FILE', help: 'TLS certificate (PEM); reread on SIGHUP and when the file changes' },
+  { name: 'tls-key', kind: 'value', metavar: 'FILE', help: 'TLS private key (PEM); reread with the certificate' },
   { name: 'tls-host', kind: 'value', metavar: 'NAME', defaultText: 'the advertised address', help: 'host of the turns: URL sessions get: the DNS name (or IP) --tls-cert is issued for' },
   { name: 'alt-ip', kind: 'value', metavar: 'IP', help: 'second address for RFC 5780 (OTHER-ADDRESS, CHANGE-REQUEST)' },
   { name: 'alt-port', kind: 'value', metavar: 'N', defaultText: 'port+1', help: 'second port for RFC 5780' },
@@ -28,6 +29,7 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { name: 'relay-ports', kind: 'value', metavar: 'MIN-MAX', defaultText: '49152-65535', help: 'relay port range' },
   { name: 'realm', kind: 'value', metavar: 'R', defaultText: 'p2pd', help: 'TURN realm' },
   { name: 'auth-secret', kind: 'value', metavar: 'S', defaultText: 'random, logged as a warning', help: 'TURN REST shared secret (coturn static-auth-secret compatible)' },
+  { name: 'auth-secret-previous', kind: 'value', metavar: 'S', help: 'the --auth-secret before a rotation: TURN REST credentials minted with it are still accepted; new ones use --auth-secret (docs/operations.md)' },
   { name: 'user', kind: 'list', metavar: 'NAME:PASS', help: 'static long-term TURN user (repeatable)' },
   { name: 'user-quota', kind: 'value', metavar: 'N', defaultText: '100', help: 'TURN allocations per user (0 = unlimited)' },
   { name: 'max-allocations', kind: 'value', metavar: 'N', defaultText: '10000', help: 'TURN allocations on this node (0 = unlimited)' },
@@ -48,6 +50,7 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { name: 'redis-url', kind: 'value', metavar: 'URL[,URL…]', help: 'Redis (or Redis Cluster: several URLs) instead of memory' },
   { name: 'region', kind: 'value', metavar: 'NAME', defaultText: 'default', help: "this node's region" },
   { name: 'jwt-secret', kind: 'value', metavar: 'S', defaultText: 'random, logged as a warning', help: 'key for client tokens (HS256)' },
+  { name: 'jwt-secret-previous', kind: 'value', metavar: 'S', help: 'the --jwt-secret before a rotation: tokens signed with it are still accepted (docs/operations.md)' },
   { name: 'jwt-public-key', kind: 'value', metavar: 'FILE', help: 'ES256 public key (PEM) for client tokens' },
   { name: 'session-ttl', kind: 'value', metavar: 'S', defaultText: '86400', help: 'session time to live, seconds' },
   { name: 'node-id', kind: 'value', metavar: 'ID', defaultText: 'hostname-port', help: "this node's id in the cluster (unique per node)" },

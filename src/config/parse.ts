@@ -2,8 +2,11 @@ import { envName, type OptionSpec } from './options.ts';
 import { missingValue, unknownOption } from '../errors.ts';
 import { parseBoolean } from './values.ts';
 
-/** Raw option values by name: a string for `value`, strings for `list`, true for a set `flag`. */
-export type RawOptions = ReadonlyMap<string, string | readonly string[] | true>;
+/**
+ * Raw option values by name: a string for `value`, strings for `list`, true for a set `flag`
+ * (false for one an environment variable or a config file turned off explicitly).
+ */
+export type RawOptions = ReadonlyMap<string, string | readonly string[] | boolean>;
 
 /**
  * Parses `--name value`, `--name=value` and flags against `specs`; options not on the command line
@@ -12,7 +15,7 @@ export type RawOptions = ReadonlyMap<string, string | readonly string[] | true>;
  */
 export function parseOptions(argv: readonly string[], specs: readonly OptionSpec[], env: NodeJS.ProcessEnv = {}): RawOptions {
   const byName = new Map(specs.map((s) => [s.name, s]));
-  const out = new Map<string, string | string[] | true>();
+  const out = new Map<string, string | readonly string[] | boolean>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (!arg.startsWith('--') || arg === '--') throw unknownOption(arg);
@@ -35,18 +38,27 @@ export function parseOptions(argv: readonly string[], specs: readonly OptionSpec
     }
     if (spec.kind === 'list') {
       const prev = out.get(name);
-      out.set(name, Array.isArray(prev) ? [...prev, value] : [value]);
+      out.set(name, Array.isArray(prev) ? [...(prev as readonly string[]), value] : [value]);
     } else out.set(name, value);
   }
   for (const spec of specs) {
     if (out.has(spec.name)) continue;
     const raw = env[envName(spec.name)];
     if (raw === undefined || raw === '') continue;
-    if (spec.kind === 'flag') {
-      if (parseBoolean(spec.name, raw)) out.set(spec.name, true);
-    } else if (spec.kind === 'list') out.set(spec.name, raw.split(',').map((s) => s.trim()).filter(Boolean));
+    if (spec.kind === 'flag') out.set(spec.name, parseBoolean(spec.name, raw));
+    else if (spec.kind === 'list') out.set(spec.name, raw.split(',').map((s) => s.trim()).filter(Boolean));
     else out.set(spec.name, raw);
   }
+  return out;
+}
+
+/**
+ * `over` with what it lacks taken from `under`: the precedence of layers (docs/operations.md
+ * "Config file": option > environment > file > default).
+ */
+export function withFallback(over: RawOptions, under: RawOptions): RawOptions {
+  const out = new Map(under);
+  for (const [k, v] of over) out.set(k, v);
   return out;
 }
 

@@ -243,3 +243,8 @@ export const wakeHookFailuresTotal = new Counter({
   name: 'wake_hook_failures_total', help: 'Wake requests that could not be delivered, by hook (webhook, mqtt)',
   labelNames: ['hook'] as const, registers: [registry],
 });
+
+export const tlsReloadsTotal = new Counter({
+  name: 'tls_reloads_total', help: 'Reloads of the TURN TLS certificate and key (SIGHUP or a change of the files), by result (ok, error; an error keeps the old pair)',
+  labelNames: ['result'] as const, registers: [registry],
+});

@@ -28,10 +28,11 @@ import { Emitter } from './emitter.ts';
 import {
   SdkError, asSdkError, badOptions, closedError, peerGone,
 } from './errors.ts';
-import { mqttUrlFor, normalizeServer, requestJson, type SessionInfo } from './http.ts';
+import { mqttUrlFor, normalizeServer, requestJson, type IceServerInit, type SessionInfo } from './http.ts';
 import type { CandidateInit, PathKind, PeerConnectionState, RemoteTrack, RtcChannel, RtcPeer, RtcPlatform } from './rtc.ts';
 import { SignalingClient, newMsgId, type SignalMessage } from './signaling.ts';
 import { withoutTurn, type IcePolicy } from './icePolicy.ts';
+import { renewalDelayMs } from './turnRenewal.ts';
 import { SetupTimeline } from './setupTimeline.ts';
 import { SessionRecreator, readSignalError } from './signalErrors.ts';
 import { StatsSampler } from './statsSampler.ts';
@@ -122,6 +123,8 @@ export type AppConnectionEvents = {
 const now = (): number => Date.now();
 /** The longest an ICE restart waits for the session's current ICE servers. */
 const ICE_REFRESH_MS = 2000;
+/** A renewal of TURN credentials the service did not answer is tried again after this. */
+const RENEWAL_RETRY_MS = 30_000;
 
 export class AppConnection extends Emitter<AppConnectionEvents> {
   readonly sessionId: string;
@@ -154,6 +157,8 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   /** Liveness, ICE restarts and recovery (pathSupervisor.ts). */
   private readonly supervisor: PathSupervisor;
   private closed = false;
+  /** The timer of the next TURN credential renewal (turnRenewal.ts). */
+  private renewal: unknown;
   /** Our end of the data channel protocol (appChannel.ts). */
   private readonly proto: AppChannel;
   /** A session the service lost, created again (signalErrors.ts). */
@@ -277,6 +282,16 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     this.natDetection = detector ? detector.detect(args.session.iceServers).then((t) => {
       if (this.telemetry.setNatType(t) && this.state === 'connected') this.sendKeepalive();
     }) : undefined;
+    // The host moved to another network: its old candidates are gone, so restart ICE now rather
+    // than after pings go unanswered (docs/client.md "Network change").
+    const unwatch = args.opts.platform.watchNetwork?.(() => {
+      if (this.closed) return;
+      this.signaling.reconnect();
+      if (this.state === 'connected') void this.supervisor.recover('the network changed');
+    });
+    if (unwatch) this.cleanups.push(unwatch);
+    this.scheduleRenewal(args.session.iceServers);
+    this.cleanups.push(() => { if (this.renewal !== undefined) realClock.clearTimeout(this.renewal); });
     if (args.opts.signal) {
       const onAbort = (): void => { void this.close('aborted'); };
       args.opts.signal.addEventListener('abort', onAbort, { once: true });
@@ -381,13 +396,43 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
    * TURN node may have moved (drained or gone: docs/turn.md "Draining"). The ones we have stay
    * when the service does not answer in time.
    */
-  private async refreshIceServers(deadline: number): Promise<void> {
+  private async refreshIceServers(deadline: number): Promise<boolean> {
     const timeoutMs = Math.min(ICE_REFRESH_MS, deadline - now());
-    if (timeoutMs <= 0) return;
+    if (timeoutMs <= 0) return false;
     try {
       const s = await requestJson<SessionInfo>('GET', `${this.server}/v1/sessions/${encodeURIComponent(this.sessionId)}`, { token: this.opts.token, timeoutMs });
-      if (!this.closed) this.pc.setIceServers(this.direct ? withoutTurn(s.iceServers) : s.iceServers);
-    } catch { /* the servers we have, then */ }
+      if (this.closed) return false;
+      this.pc.setIceServers(this.direct ? withoutTurn(s.iceServers) : s.iceServers);
+      this.scheduleRenewal(s.iceServers);
+      return true;
+    } catch {
+      return false; // the servers we have, then
+    }
+  }
+
+  /** The next move to fresh TURN credentials, ahead of their expiry (turnRenewal.ts). */
+  private scheduleRenewal(servers: readonly IceServerInit[]): void {
+    if (this.renewal !== undefined) realClock.clearTimeout(this.renewal);
+    this.renewal = undefined;
+    const delay = this.direct ? undefined : renewalDelayMs(servers, now());
+    if (delay !== undefined) this.renewal = realClock.setTimeout(() => { void this.renew(); }, Math.min(delay, 2 ** 31 - 1));
+  }
+
+  /**
+   * The TURN credentials are about to run out (docs/client.md "Long calls"): a relayed path moves
+   * to fresh ones by an ICE restart (which asks for them first); otherwise they are only fetched,
+   * for a later restart. Tried again in 30 s when the service does not answer.
+   */
+  private async renew(): Promise<void> {
+    this.renewal = undefined;
+    if (this.closed) return;
+    if (this.state === 'connected' && this.path === 'relay') {
+      await this.supervisor.recover('its TURN credentials expire');
+      return;
+    }
+    if (!await this.refreshIceServers(now() + ICE_REFRESH_MS) && !this.closed && this.renewal === undefined) {
+      this.renewal = realClock.setTimeout(() => { void this.renew(); }, RENEWAL_RETRY_MS);
+    }
   }
 
   async restartIce(): Promise<void> {

@@ -132,5 +132,15 @@ class BrowserPeer extends Emitter<PeerEvents> implements RtcPeer {
 
 export const browserPlatform: RtcPlatform = {
   name: 'browser',
+  watchNetwork: (onChange) => {
+    // The browser says little: back online, or a change of connection type where it tells.
+    const connection = (navigator as Navigator & { connection?: EventTarget }).connection;
+    addEventListener('online', onChange);
+    connection?.addEventListener('change', onChange);
+    return () => {
+      removeEventListener('online', onChange);
+      connection?.removeEventListener('change', onChange);
+    };
+  },
   createPeer: (config) => new BrowserPeer(config),
 };

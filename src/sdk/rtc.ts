@@ -107,4 +107,9 @@ export interface RtcPlatform {
    * TURN reachability probe of turnReach.ts, remembered for the peer). Optional.
    */
   prepare?(iceServers: readonly IceServerInit[]): void;
+  /**
+   * Calls `onChange` when this host's network changes (an address gone or new: networkWatch.ts);
+   * returns the stop. Optional: without it a move is noticed when pings go unanswered.
+   */
+  watchNetwork?(onChange: () => void): () => void;
 }

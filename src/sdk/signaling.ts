@@ -370,6 +370,15 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.removeAllListeners();
   }
 
+  /**
+   * Drops the connection and connects again at once (the host changed networks: a TCP connection
+   * from an address that is gone would only be noticed at the next keepalive).
+   */
+  reconnect(): void {
+    if (this.closed) return;
+    (this.client as unknown as { stream?: { destroy(): void } }).stream?.destroy();
+  }
+
   /** Drops the connection without a goodbye (tests: the will fires as on a crash). */
   destroy(): void {
     this.closed = true;

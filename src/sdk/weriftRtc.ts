@@ -4,6 +4,7 @@
  */
 import { createHook } from 'node:async_hooks';
 import { Socket } from 'node:dgram';
+import { networkInterfaces } from 'node:os';
 import {
   RTCPeerConnection, RTCRtpCodecParameters, type MediaStreamTrack, type RTCDataChannel, type RtpPacket,
 } from 'werift';
@@ -13,6 +14,8 @@ import type {
   RtcPeer, RtcPlatform, SdpInit, StatsEntry, VideoCodec,
 } from './rtc.ts';
 import { probeIceServersCached, type IceReach } from './turnReach.ts';
+import { realClock } from './clock.ts';
+import { watchAddresses } from './networkWatch.ts';
 import type { IceServerInit } from './http.ts';
 
 /**
@@ -368,8 +371,21 @@ function hostSockets(pc: RTCPeerConnection): Socket[] {
   return out;
 }
 
+/** This host's addresses a peer could gather from (what werift's host candidates come from). */
+function hostAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (!a.internal && !a.address.startsWith('fe80:')) out.push(a.address);
+  }
+  return out;
+}
+
+/** How often the Node SDK looks at its addresses (a read of the interface list: cheap). */
+const NETWORK_WATCH_MS = 1000;
+
 export const weriftPlatform: RtcPlatform = {
   name: 'werift',
   createPeer: (config) => new WeriftPeer(config),
   prepare: (iceServers) => { void probeIceServersCached(iceServers); },
+  watchNetwork: (onChange) => watchAddresses({ list: hostAddresses, clock: realClock, intervalMs: NETWORK_WATCH_MS, onChange }),
 };

@@ -8,6 +8,8 @@ export type PrimaryToWorker =
   | { readonly t: 'metrics'; readonly id: number }
   | { readonly t: 'release-session'; readonly sessionId: string }
   | { readonly t: 'stats'; readonly id: number }
+  /** A reloaded TLS certificate and key (PEM), checked by the primary (tlsReload.ts). */
+  | { readonly t: 'tls-credentials'; readonly cert: string; readonly key: string }
   | TurnToWorker;
 
 export type WorkerToPrimary =

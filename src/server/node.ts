@@ -1,7 +1,7 @@
 /**
  * One p2pd node: the primary process. Starts the STUN/TURN workers (or runs them in-process for
- * --workers 1), the HTTP server with health, readiness and metrics, and stops everything in order
- * on SIGINT/SIGTERM.
+ * --workers 1), the HTTP server with health, readiness and metrics, reloads the TLS certificate
+ * on SIGHUP (tlsReload.ts), and stops everything in order on SIGINT/SIGTERM.
  */
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
@@ -19,6 +19,7 @@ import { devTokenAllowed, registerDevTokenRoute } from '../api/devToken.ts';
 import { registerWebRoutes } from '../api/web.ts';
 import { remoteRelays } from '../cluster/nodeInfo.ts';
 import { createHttpRateLimits } from '../api/rateLimit.ts';
+import { TlsReloader } from './tlsReload.ts';
 import { Drain } from './drain.ts';
 import type { RelayUsage } from '../turn/usageMeter.ts';
 
@@ -31,6 +32,8 @@ export interface RunningNode {
    * (drain.ts); in-flight work continues.
    */
   drain(): void;
+  /** SIGHUP: reloads the TLS certificate and key (docs/operations.md); nothing else is reread. */
+  reload(): void;
   /** After drain(): resolves once no relay is left here or --drain-grace has run out. */
   settled(): Promise<void>;
   stop(): Promise<void>;
@@ -75,6 +78,23 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
       local = await startPacketRoles(config, log, false, turnSessions, onUsage);
     }
   }
+
+  // --- TLS reload (issue 14): the primary reads and checks the pair, then hands it to its own
+  // listener or sends it to every worker, so that all of them serve the same certificate.
+  let tlsReloader: TlsReloader | undefined;
+  if (packetRoles && config.tls && config.roles.has('turn')) {
+    tlsReloader = new TlsReloader({
+      certFile: config.tls.certFile,
+      keyFile: config.tls.keyFile,
+      log,
+      apply: (cert, key) => {
+        if (pool) pool.broadcast({ t: 'tls-credentials', cert: cert.toString('utf8'), key: key.toString('utf8') });
+        else local?.setTlsCredentials(cert, key);
+      },
+    });
+    tlsReloader.watch();
+  }
+  // --- end TLS reload
 
   let draining = false;
   const loadNow = async (): Promise<{ allocations: number; bps: number }> => (pool ? pool.stats() : local?.stats() ?? { allocations: 0, bps: 0 });
@@ -172,9 +192,14 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
       draining = true;
       void drainer.start();
     },
+    reload: () => {
+      if (tlsReloader) tlsReloader.reload('SIGHUP');
+      else log.info('SIGHUP: nothing to reload (no TURN TLS listener)');
+    },
     settled: () => drainer.settled(),
     async stop() {
       draining = true;
+      tlsReloader?.stop();
       clearInterval(relaySync);
       drainer.stop();
       await sessions.drain();

@@ -27,6 +27,8 @@ export interface PacketRoles {
   releaseSession(sessionId: string): void;
   /** The cluster's other TURN nodes (their relay ports are peers: peerPolicy.ts). */
   setRemoteRelays(relays: readonly RemoteRelay[]): void;
+  /** A reloaded TLS certificate and key for new connections (tlsReload.ts); throws when they do not load. */
+  setTlsCredentials(cert: Buffer, key: Buffer): void;
   /** Where new allocations go while the node drains (turn/server.ts setAlternate). */
   setAlternate(alt: AlternateServer | undefined): void;
   stop(): Promise<void>;
@@ -52,6 +54,7 @@ export async function startPacketRoles(
       auth: new TurnAuthenticator({
         realm: config.realm,
         authSecret: config.authSecret,
+        previousAuthSecret: config.authSecretPrevious,
         users: config.users,
         nonceKey: nonceKeyFrom(config.authSecret),
         nonceLifetimeSec: config.nonceLifetimeSec,
@@ -95,6 +98,7 @@ export async function startPacketRoles(
     stats: () => turn?.stats() ?? { allocations: 0, bps: 0 },
     releaseSession: (sessionId) => { turn?.releaseSession(sessionId); },
     setRemoteRelays: (relays) => { peers?.setRemoteRelays(relays); },
+    setTlsCredentials: (cert, key) => { stun.setTlsCredentials(cert, key); },
     setAlternate: (alt) => { turn?.setAlternate(alt); },
     stop: async () => {
       turn?.stop();

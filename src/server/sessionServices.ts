@@ -151,7 +151,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
   };
   const apiOptions = {
     store, cluster, log,
-    verifier: opts.verifier ?? await createVerifier({ secret: config.jwtSecret, publicKeyPem: config.jwtPublicKeyPem }),
+    verifier: opts.verifier ?? await createVerifier({ secret: config.jwtSecret, previousSecret: config.jwtSecretPrevious, publicKeyPem: config.jwtPublicKeyPem }),
     authSecret: config.authSecret,
     sessionTtlSec: config.sessionTtlSec,
     maxSessionsPerApp: config.maxSessionsPerApp,

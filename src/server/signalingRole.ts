@@ -39,7 +39,7 @@ export interface SignalingRole {
 
 export async function startSignaling(opts: SignalingRoleOptions): Promise<SignalingRole> {
   const { config, log, http, store, createSession } = opts;
-  const verifier = opts.verifier ?? await createVerifier({ secret: config.jwtSecret, publicKeyPem: config.jwtPublicKeyPem });
+  const verifier = opts.verifier ?? await createVerifier({ secret: config.jwtSecret, previousSecret: config.jwtSecretPrevious, publicKeyPem: config.jwtPublicKeyPem });
   const external = config.mqttUrl !== undefined;
   const service = new SignalingService({
     store, createSession, verifier, log, presence: new PresenceTracker({ ready: !external }),

@@ -16,7 +16,7 @@ import {
   StunDecodeError, createStunMessage, type StunMessage, type TransportAddress,
 } from '../stun/index.ts';
 import { bindUdp, closeUdp } from '../transport/udp.ts';
-import { listenStream, type StreamListener } from '../transport/tcp.ts';
+import { listenStream, replaceTlsCredentials, type StreamListener } from '../transport/tcp.ts';
 import { StreamGuard, type GuardedStream, type StreamTransport } from '../transport/streamGuard.ts';
 import { streamCloseLabel, type StreamCloseCode } from '../errors.ts';
 import type { EndpointIndex, Ingress } from '../transport/ingress.ts';
@@ -35,6 +35,7 @@ export class StunServer {
   private readonly errWriter = new MessageWriter();
   private readonly udpSockets: dgram.Socket[] = [];
   private readonly streamServers: StreamListener[] = [];
+  private tlsListener: StreamListener | undefined;
   private readonly streams = new Set<net.Socket>();
   private readonly guard: StreamGuard;
   private readonly endpoints: TransportAddress[];
@@ -109,13 +110,25 @@ export class StunServer {
         handshakeTimeoutMs: c.tlsHandshakeTimeoutSec * 1000,
         onHandshakeError: (timedOut: boolean) => countStreamClose('tls', timedOut ? 'TLS_HANDSHAKE_TIMEOUT' : 'TLS_HANDSHAKE_FAILED'),
       };
-      this.streamServers.push(await listenStream({ address: c.listen, port: c.tls.port, reusePort, tls }, (s) => this.onStream(s, 0, 'tls')));
+      this.tlsListener = await listenStream({ address: c.listen, port: c.tls.port, reusePort, tls }, (s) => this.onStream(s, 0, 'tls'));
+      this.streamServers.push(this.tlsListener);
     }
     this.guard.start();
   }
 
+  /**
+   * New TLS connections get this certificate and key (tlsReload.ts); open ones keep theirs. Throws
+   * (the old pair stays) when they do not load together; false when this process has no TLS port.
+   */
+  setTlsCredentials(cert: Buffer, key: Buffer): boolean {
+    if (!this.tlsListener) return false;
+    replaceTlsCredentials(this.tlsListener, cert, key);
+    return true;
+  }
+
   async stop(): Promise<void> {
     this.guard.stop();
+    this.tlsListener = undefined;
     for (const s of this.streams) s.destroy();
     await Promise.all([
       ...this.udpSockets.map((s) => closeUdp(s)),

@@ -21,6 +21,8 @@ enableDefaultMetrics();
 // The primary decides when to stop: a terminal's Ctrl-C reaches the whole process group.
 process.on('SIGINT', () => undefined);
 process.on('SIGTERM', () => undefined);
+// SIGHUP reloads (docs/operations.md): the primary reads the new certificate and sends it over IPC.
+process.on('SIGHUP', () => undefined);
 
 try {
   const roles = await startPacketRoles(config, log, true);
@@ -29,6 +31,13 @@ try {
     if (m.t === 'metrics') void registry.getMetricsAsJSON().then((data) => send({ t: 'metrics', id: m.id, data }));
     else if (m.t === 'stats') send({ t: 'stats', id: m.id, data: roles.stats() });
     else if (m.t === 'release-session') roles.releaseSession(m.sessionId);
+    else if (m.t === 'tls-credentials') {
+      try {
+        roles.setTlsCredentials(Buffer.from(m.cert), Buffer.from(m.key));
+      } catch (err) {
+        log.error({ err }, 'TLS certificate reload failed in this worker; it keeps the old one');
+      }
+    }
   });
   process.on('disconnect', () => {
     void roles.stop().finally(() => process.exit(0));

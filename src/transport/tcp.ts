@@ -27,6 +27,20 @@ export interface StreamListener {
   close(): Promise<void>;
 }
 
+function secureContextOptions(cert: Buffer, key: Buffer): tls.SecureContextOptions {
+  return { cert, key, minVersion: 'TLSv1.2' };
+}
+
+/**
+ * Gives a TLS listener a new certificate and key (docs/operations.md "Reloading the TLS
+ * certificate"): connections from now on get them; open ones keep the session they negotiated.
+ * Throws, keeping the old pair, when the two do not load or do not belong together.
+ */
+export function replaceTlsCredentials(listener: StreamListener, cert: Buffer, key: Buffer): void {
+  if (!(listener.server instanceof tls.Server)) throw new TypeError('not a TLS listener');
+  listener.server.setSecureContext(secureContextOptions(cert, key));
+}
+
 /**
  * Listens; `onConnection` gets each TCP connection, or each TLS connection once its handshake
  * is done. Until then a TLS connection is only the listener's: it is held at most
@@ -35,7 +49,7 @@ export interface StreamListener {
 export function listenStream(opts: StreamListenOptions, onConnection: (socket: net.Socket) => void): Promise<StreamListener> {
   const t = opts.tls;
   const server = t
-    ? tls.createServer({ cert: t.cert, key: t.key, minVersion: 'TLSv1.2', handshakeTimeout: t.handshakeTimeoutMs }, onConnection)
+    ? tls.createServer({ ...secureContextOptions(t.cert, t.key), handshakeTimeout: t.handshakeTimeoutMs }, onConnection)
     : net.createServer({ noDelay: true }, onConnection);
   // Every accepted TCP connection (under TLS: the raw one), so that closing reaches them all.
   const raw = new Set<net.Socket>();

@@ -6,7 +6,8 @@
 import dgram from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { UdpIo } from '../config/config.ts';
-import { ADDON_PATH, BatchUdpSocket, loadUdpBatch } from './batchUdp.ts';
+import { ADDON_PATH, loadUdpBatch } from './batchGroup.ts';
+import { BatchUdpSocket } from './batchUdp.ts';
 
 export interface UdpBindOptions {
   readonly address: string;

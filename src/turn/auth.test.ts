@@ -100,3 +100,25 @@ test('session and principal are separate fields: "<expiry>::<sub>" has no sessio
   const p = auth.authenticate(request({ user: c.username, password: c.credential }), IP, NOW) as Principal;
   assert.deepEqual([p.sessionId, p.sub], [undefined, 'sess-9']);
 });
+
+test('during a rotation REST credentials of the previous secret still verify, for MD5 and SHA-256 keys; without it they get 401', () => {
+  const nonceKey = nonceKeyFrom('s3cret');
+  const rotated = new TurnAuthenticator({ realm: REALM, authSecret: 'n3w', previousAuthSecret: 's3cret', users: [], nonceLifetimeSec: 600, nonceKey });
+  const onlyNew = new TurnAuthenticator({ realm: REALM, authSecret: 'n3w', users: [], nonceLifetimeSec: 600, nonceKey });
+  const old = mintTurnRestCredentials('s3cret', 'sess-1', NOW + 60);
+  const fresh = mintTurnRestCredentials('n3w', 'sess-2', NOW + 60);
+  for (const sha256 of [false, true]) {
+    const oldReq = request({ user: old.username, password: old.credential, sha256 });
+    const ok = rotated.authenticate(oldReq, IP, NOW) as Principal;
+    assert.equal(ok.sessionId, 'sess-1');
+    assert.deepEqual(ok.key, longTermKey(old.username, REALM, old.credential, sha256 ? 'sha256' : 'md5'), 'the allocation keeps the key that verified');
+    assert.equal(refusal(onlyNew.authenticate(oldReq, IP, NOW)), '401 bad_integrity');
+    const freshReq = request({ user: fresh.username, password: fresh.credential, sha256 });
+    assert.equal(refusal(rotated.authenticate(freshReq, IP, NOW)), 'ok');
+    assert.equal(refusal(onlyNew.authenticate(freshReq, IP, NOW)), 'ok');
+    assert.equal(refusal(rotated.authenticate(request({ user: old.username, password: 'forged', sha256 }), IP, NOW)), '401 bad_integrity');
+  }
+  // The previous secret is for REST credentials only: it is no password of a static user.
+  const withUser = new TurnAuthenticator({ realm: REALM, authSecret: 'n3w', previousAuthSecret: 'pw', users: [{ name: 'alice', password: 'right' }], nonceLifetimeSec: 600, nonceKey });
+  assert.equal(refusal(withUser.authenticate(request({ user: 'alice', password: 'pw' }), IP, NOW)), '401 bad_integrity');
+});

@@ -2,7 +2,8 @@
  * The long-term credential mechanism of TURN (RFC 8489 §9.2, RFC 8656 §5) with two sources of
  * passwords at once: static users (--user NAME:PASS) and TURN REST credentials (--auth-secret;
  * username "<expiry>:<sessionId>:<sub>", "<expiry>::<sub>" or coturn's "<expiry>:<x>", password
- * base64(HMAC-SHA1(secret, username)); src/auth/turnRest.ts). A REST username's expiry is
+ * base64(HMAC-SHA1(secret, username)); src/auth/turnRest.ts; during a rotation also with
+ * --auth-secret-previous, docs/operations.md "Secret rotation"). A REST username's expiry is
  * checked on every request, also on an allocation that already exists (as coturn does).
  * Nonces are stateless (nonce.ts). MD5 and SHA-256 keys (PASSWORD-ALGORITHM), MESSAGE-INTEGRITY
  * and MESSAGE-INTEGRITY-SHA256 are all accepted; USERHASH works for static users.
@@ -28,6 +29,11 @@ export interface AuthOptions {
   readonly realm: string;
   /** TURN REST shared secret; empty disables REST credentials. */
   readonly authSecret: string;
+  /**
+   * The secret --auth-secret replaced (--auth-secret-previous, docs/operations.md "Secret
+   * rotation"): REST credentials minted with it still verify until it is dropped.
+   */
+  readonly previousAuthSecret?: string | undefined;
   readonly users: readonly TurnUser[];
   readonly nonceLifetimeSec: number;
   /** Key of the nonce HMAC; every worker and node that must accept the same nonces shares it. */
@@ -96,12 +102,14 @@ export class TurnAuthenticator implements Authenticator {
   readonly realm: string;
   readonly nonces: NonceIssuer;
   private readonly secret: string;
+  private readonly previousSecret: string | undefined;
   private readonly users = new Map<string, StaticEntry>();
   private readonly byUserhash = new Map<string, StaticEntry>();
 
   constructor(opts: AuthOptions) {
     this.realm = opts.realm;
     this.secret = opts.authSecret;
+    this.previousSecret = opts.previousAuthSecret === '' ? undefined : opts.previousAuthSecret;
     this.nonces = new NonceIssuer(opts.nonceKey, opts.nonceLifetimeSec);
     for (const u of opts.users) {
       const entry: StaticEntry = {
@@ -141,6 +149,7 @@ export class TurnAuthenticator implements Authenticator {
       let sessionId: string | undefined;
       let sub: string | undefined;
       let expiresAtSec: number | undefined;
+      let rest = false;
       if (ui >= 0) {
         username = readUsername(attrValue(msg, ui));
       } else {
@@ -161,17 +170,23 @@ export class TurnAuthenticator implements Authenticator {
         const entry = this.users.get(username);
         if (entry) key = algorithm === 'md5' ? entry.md5 : entry.sha256;
         else if (this.secret !== '') {
-          const rest = parseTurnRestUsername(username, nowSec);
-          if (!rest) return { code: 401, reason: /^\d+:/.test(username) ? 'rest_expired' : 'unknown_user' };
+          const parsed = parseTurnRestUsername(username, nowSec);
+          if (!parsed) return { code: 401, reason: /^\d+:/.test(username) ? 'rest_expired' : 'unknown_user' };
           key = longTermKey(username, this.realm, turnRestPassword(this.secret, username), algorithm);
-          sessionId = rest.sessionId;
-          sub = rest.principal;
-          expiresAtSec = rest.expiresAt;
+          sessionId = parsed.sessionId;
+          sub = parsed.principal;
+          expiresAtSec = parsed.expiresAt;
+          rest = true;
         } else return { code: 401, reason: 'unknown_user' };
       }
       // RFC 8489 §9.2.4: with both present, MESSAGE-INTEGRITY-SHA256 is the one to check.
-      const ok = mi256 >= 0 ? checkMessageIntegritySha256(msg, key) : checkMessageIntegrity(msg, key);
-      if (!ok) return { code: 401, reason: 'bad_integrity' };
+      const check = mi256 >= 0 ? checkMessageIntegritySha256 : checkMessageIntegrity;
+      if (!check(msg, key)) {
+        // Credentials minted before a rotation: the previous secret verifies, never mints.
+        if (!rest || this.previousSecret === undefined) return { code: 401, reason: 'bad_integrity' };
+        key = longTermKey(username, this.realm, turnRestPassword(this.previousSecret, username), algorithm);
+        if (!check(msg, key)) return { code: 401, reason: 'bad_integrity' };
+      }
       return { username, key, sha256Integrity: mi256 >= 0, sessionId, sub, expiresAtSec };
     } catch (err) {
       if (err instanceof StunDecodeError) return { code: 400, reason: 'missing_attributes' };

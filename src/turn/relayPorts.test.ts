@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { RELAYIO_PATH, createRelayIo, type RelayIo } from './relayPorts.ts';
-import { existsSync } from 'node:fs';
+import { loadUdpBatch } from '../transport/batchGroup.ts';
+import { createRelayIo, type RelayIo } from './relayPorts.ts';
 
 interface Got { owner: string; data: string; family: 4 | 6; ip4: number; address: string; port: number }
 
@@ -40,7 +40,7 @@ async function exercise(io: RelayIo<string>, got: Got[]): Promise<void> {
 }
 
 for (const kind of ['batch', 'dgram'] as const) {
-  const skip = kind === 'batch' && !existsSync(RELAYIO_PATH) ? 'the relayio addon is not built (npm run build:native)' : false;
+  const skip = kind === 'batch' && !loadUdpBatch() ? 'the udpbatch addon is not built (npm run build:native)' : false;
   test(`${kind} relay sockets send to and receive from peers, refuse a taken port, close cleanly`, { skip }, async () => {
     const got: Got[] = [];
     const io = createRelayIo<string>(kind === 'batch' ? 'batch' : 'dgram', (owner, buf, off, len, family, ip4, address, port) => {

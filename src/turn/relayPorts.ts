@@ -2,10 +2,11 @@
  * Relay sockets: one UDP socket per relayed transport address, bound in the worker that owns the
  * allocation, on a port the reservation book granted. Two implementations behind one shape:
  *
- * - batched (the relayio addon, src/turn/native/relayio.c): every relay socket of the process
- *   shares one receive and one send buffer; a readable socket is drained with recvmmsg and its
- *   datagrams handed over in one call; sends queue up and leave with one sendmmsg per socket once
- *   per event-loop turn. A socket costs an fd and a few hundred bytes.
+ * - batched (the udpbatch addon, through src/transport/batchGroup.ts): every relay socket of the
+ *   process is in one group sharing one receive and one send buffer; a readable socket is
+ *   drained with recvmmsg and its datagrams handed over in one call; sends queue up and leave
+ *   with one sendmmsg per socket once per event-loop turn. A socket costs an fd and a few
+ *   hundred bytes.
  * - Node's dgram, where the addon is not built (or --udp-io dgram).
  *
  * Either way the handler gets (owner, buffer, offset, length, family, IPv4 as a number or -1,
@@ -13,11 +14,8 @@
  * and valid only during the call (`transient`).
  */
 import type dgram from 'node:dgram';
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { formatIPv6, parseIPv6 } from '../stun/index.ts';
 import type { UdpIo } from '../config/config.ts';
+import { BatchGroup, loadUdpBatch, type UdpBatchAddon } from '../transport/batchGroup.ts';
 import { createLiteralUdpSocket } from '../transport/udp.ts';
 import { ipv4ToNumber } from './fiveTuple.ts';
 
@@ -41,97 +39,52 @@ export interface RelayIo<T> {
   sendErrors(): number;
 }
 
-interface RelayIoAddon {
-  init(onBatch: (sock: number, n: number) => void): { rx: ArrayBuffer; rxMeta: ArrayBuffer; tx: ArrayBuffer; txMeta: ArrayBuffer };
-  open(address: string, port: number): number;
-  close(sock: number): void;
-  flush(n: number): void;
-  sendErrors(): number;
-  readonly BATCH: number;
-  readonly SLOT: number;
-  readonly META: number;
-}
-
-/** Where `scripts/build-native.js` puts the addon. */
-export const RELAYIO_PATH = fileURLToPath(new URL('../../.build/relayio.node', import.meta.url));
-
-let addon: RelayIoAddon | null | undefined;
-
-function loadAddon(): RelayIoAddon | undefined {
-  if (addon === undefined) {
-    try {
-      addon = existsSync(RELAYIO_PATH) ? (createRequire(import.meta.url)(RELAYIO_PATH) as RelayIoAddon) : null;
-    } catch {
-      addon = null;
-    }
-  }
-  return addon ?? undefined;
-}
-
 /** The relay socket implementation for `io` (the listeners' --udp-io): batched where built. */
 export function createRelayIo<T>(io: UdpIo, handler: PeerHandler<T>): RelayIo<T> {
-  const lib = io === 'dgram' ? undefined : loadAddon();
-  if (lib && !batchedTaken) {
-    batchedTaken = true;
-    return new BatchedRelayIo(lib, handler);
-  }
-  return new DgramRelayIo(handler);
+  const lib = io === 'dgram' ? undefined : loadUdpBatch();
+  return lib ? new BatchedRelayIo(lib, handler) : new DgramRelayIo(handler);
 }
 
-// The addon's buffers are per process: one batched RelayIo per process.
-let batchedTaken = false;
+/** Bytes per slot: the largest UDP payload, so every peer datagram arrives whole. */
+const RELAY_SLOT_BYTES = 65536;
+/** Batches one readable relay socket may deliver before the others get a turn. */
+const MAX_ROUNDS = 4;
+const RELAY_SOCKET = { reusePort: false, ipv6Only: true, bufferBytes: 0 } as const;
 
-class BatchedRelayIo<T> implements RelayIo<T>, SendQueue {
+/** What a batched relay port asks of its RelayIo. */
+interface RelaySockets {
+  send(sock: number, data: Buffer, off: number, len: number, port: number, ip4: number, address: string): void;
+  closeSocket(sock: number): void;
+}
+
+class BatchedRelayIo<T> implements RelayIo<T>, RelaySockets {
   readonly kind = 'batch';
   readonly transient = true;
-  private readonly lib: RelayIoAddon;
   private readonly handler: PeerHandler<T>;
+  private readonly group: BatchGroup;
   private readonly owners: (T | undefined)[] = [];
-  private readonly rx: Buffer;
-  private readonly rxMeta: Int32Array;
-  private readonly rxMetaBytes: Buffer;
-  private readonly tx: Buffer;
-  private readonly txMeta: Int32Array;
-  private readonly txMetaBytes: Buffer;
-  private queued = 0;
-  private scheduled = false;
-  private readonly flushQueued = (): void => {
-    this.scheduled = false;
-    this.flush();
-  };
 
-  constructor(lib: RelayIoAddon, handler: PeerHandler<T>) {
-    this.lib = lib;
+  constructor(lib: UdpBatchAddon, handler: PeerHandler<T>) {
     this.handler = handler;
-    const b = lib.init((sock, n) => this.onBatch(sock, n));
-    this.rx = Buffer.from(b.rx);
-    this.rxMeta = new Int32Array(b.rxMeta);
-    this.rxMetaBytes = Buffer.from(b.rxMeta);
-    this.tx = Buffer.from(b.tx);
-    this.txMeta = new Int32Array(b.txMeta);
-    this.txMetaBytes = Buffer.from(b.txMeta);
+    this.group = new BatchGroup(lib, RELAY_SLOT_BYTES, MAX_ROUNDS, (sock, n) => this.onBatch(sock, n));
   }
 
   private onBatch(sock: number, n: number): void {
     const owner = this.owners[sock];
     if (owner === undefined) return;
-    const { SLOT, META } = this.lib;
-    const meta = this.rxMeta;
+    const g = this.group;
     for (let i = 0; i < n; i++) {
-      const m = i * META;
       // A datagram larger than a slot was cut short by the kernel: not relayed.
-      if (meta[m + 7] !== 0) continue;
-      const v4 = meta[m + 2] === 4;
-      const ipAt = (m + 3) * 4;
-      this.handler(owner, this.rx, i * SLOT, meta[m]!, v4 ? 4 : 6, v4 ? this.rxMetaBytes.readUInt32BE(ipAt) : -1,
-        v4 ? '' : formatIPv6(this.rxMetaBytes, ipAt), meta[m + 1]!);
+      if (g.truncated(i)) continue;
+      const v4 = g.family(i) === 4;
+      this.handler(owner, g.rx, g.offset(i), g.length(i), v4 ? 4 : 6, v4 ? g.ip4(i) : -1, v4 ? '' : g.address(i), g.port(i));
     }
   }
 
   open(family: 4 | 6, bindAddress: string, port: number, owner: T): Promise<RelayPort> {
     let sock: number;
     try {
-      sock = this.lib.open(bindAddress, port);
+      sock = this.group.open(bindAddress, port, RELAY_SOCKET).sock;
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
@@ -139,71 +92,35 @@ class BatchedRelayIo<T> implements RelayIo<T>, SendQueue {
     return Promise.resolve(new BatchedRelayPort(this, sock, family));
   }
 
+  send(sock: number, data: Buffer, off: number, len: number, port: number, ip4: number, address: string): void {
+    if (this.group.queue(sock, data, off, len, port, ip4, address) === 'queued') this.group.flushSoon();
+  }
+
   /** Stops delivering to `sock` and closes it, after whatever is queued for it has gone out. */
   closeSocket(sock: number): void {
     if (this.owners[sock] === undefined) return;
-    // The id is reused after close: nothing queued may be left addressed to it.
-    this.flush();
     this.owners[sock] = undefined;
-    this.lib.close(sock);
-  }
-
-  queue(sock: number, data: Buffer, off: number, len: number, port: number, ip4: number, address: string): void {
-    const { BATCH, SLOT, META } = this.lib;
-    if (len > SLOT) return;
-    if (this.queued === BATCH) this.flush();
-    const i = this.queued;
-    const m = i * META;
-    if (ip4 >= 0) {
-      this.txMetaBytes.writeUInt32BE(ip4, (m + 4) * 4);
-      this.txMeta[m + 3] = 4;
-    } else {
-      if (!parseIPv6(address, this.txMetaBytes, (m + 4) * 4)) return;
-      this.txMeta[m + 3] = 6;
-    }
-    data.copy(this.tx, i * SLOT, off, off + len);
-    this.txMeta[m] = sock;
-    this.txMeta[m + 1] = len;
-    this.txMeta[m + 2] = port;
-    this.queued = i + 1;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      // Once per event-loop turn: everything queued in this turn leaves together.
-      setImmediate(this.flushQueued);
-    }
-  }
-
-  private flush(): void {
-    const n = this.queued;
-    if (n === 0) return;
-    this.queued = 0;
-    this.lib.flush(n);
+    this.group.closeSocket(sock);
   }
 
   sendErrors(): number {
-    return this.lib.sendErrors();
+    return this.group.stats().sendErrors;
   }
 }
 
-/** What a batched relay port asks of its RelayIo. */
-interface SendQueue {
-  queue(sock: number, data: Buffer, off: number, len: number, port: number, ip4: number, address: string): void;
-  closeSocket(sock: number): void;
-}
-
 class BatchedRelayPort implements RelayPort {
-  private readonly io: SendQueue;
+  private readonly io: RelaySockets;
   private readonly sock: number;
   readonly family: 4 | 6;
 
-  constructor(io: SendQueue, sock: number, family: 4 | 6) {
+  constructor(io: RelaySockets, sock: number, family: 4 | 6) {
     this.io = io;
     this.sock = sock;
     this.family = family;
   }
 
   send(data: Buffer, off: number, len: number, port: number, ip4: number, address: string): void {
-    this.io.queue(this.sock, data, off, len, port, ip4, address);
+    this.io.send(this.sock, data, off, len, port, ip4, address);
   }
 
   close(): void {

@@ -122,6 +122,11 @@ export class TurnTestClient {
     this.stream?.destroy();
   }
 
+  /** Over TLS: the certificate the server showed this connection. */
+  peerCertificate(): tls.PeerCertificate | undefined {
+    return this.stream instanceof tls.TLSSocket ? this.stream.getPeerCertificate() : undefined;
+  }
+
   /** Sends raw bytes to the server (fuzzing, malformed frames). */
   sendRaw(buf: Buffer): void {
     if (this.udp) this.udp.send(buf, this.opts.port, this.host);

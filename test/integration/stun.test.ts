@@ -10,7 +10,7 @@ import dgram from 'node:dgram';
 import { startP2pd, P2PD_BIN, type P2pdProcess } from '../helpers/p2pd.ts';
 import { freePort } from '../helpers/ports.ts';
 import { udpTransaction, tcpTransaction, metricValue } from '../helpers/stunClient.ts';
-import { loadUdpBatch } from '../../src/transport/batchUdp.ts';
+import { loadUdpBatch } from '../../src/transport/batchGroup.ts';
 import {
   Attr, MessageClass, Method, MessageWriter, messageType, newTransactionId, findAttr, attrValue,
   readXorAddress, readErrorCode, readUnknownAttributes, checkFingerprint, responsePortValue,
