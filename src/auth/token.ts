@@ -10,6 +10,21 @@ import { tokenExpired, tokenInvalid } from '../errors.ts';
 
 export type ClientRole = 'app' | 'device';
 
+/**
+ * Every role a token can carry: the clients', and `operator` for the node's own management API
+ * (`GET /v1/usage`, docs/operations.md "Usage"). An operator token is no client token: signaling,
+ * the broker and the session routes refuse it (their {@link TokenVerifier.verify} answers
+ * TOKEN_INVALID), so it opens no session and reaches no topic.
+ */
+export type TokenRole = ClientRole | 'operator';
+
+/** The claims of an operator token. */
+export interface OperatorClaims {
+  readonly sub: string;
+  readonly role: 'operator';
+  readonly exp: number;
+}
+
 export interface ClientClaims {
   /** The app or device id; also the MQTT username. */
   readonly sub: string;
@@ -24,11 +39,14 @@ export interface ClientClaims {
 export const CLIENT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/;
 
 export interface TokenVerifier {
+  /** A client token (app or device); TOKEN_INVALID for an operator token. */
   verify(token: string): Promise<ClientClaims>;
+  /** A token of any role, operator tokens too. */
+  verifyAny(token: string): Promise<ClientClaims | OperatorClaims>;
 }
 
 export interface TokenSigner {
-  sign(claims: { sub: string; role: ClientRole; devices?: readonly string[]; ttlSec?: number }): Promise<string>;
+  sign(claims: { sub: string; role: TokenRole; devices?: readonly string[]; ttlSec?: number }): Promise<string>;
 }
 
 const ISSUER = 'p2pd';
@@ -81,21 +99,31 @@ export async function createVerifier(opts: VerifierOptions): Promise<TokenVerifi
       return (await jwtVerify(token, previous, { algorithms: [alg] })).payload;
     }
   };
-  return {
-    async verify(token: string): Promise<ClientClaims> {
-      let payload;
-      try {
-        payload = await check(token);
-      } catch (err) {
-        if (err instanceof joseErrors.JWTExpired) throw tokenExpired();
-        throw tokenInvalid(err instanceof Error ? err.message : 'unreadable');
-      }
-      const { sub, role, devices, exp } = payload as { sub?: unknown; role?: unknown; devices?: unknown; exp?: unknown };
-      if (typeof sub !== 'string' || !CLIENT_ID_PATTERN.test(sub)) throw tokenInvalid('bad subject');
-      if (role !== 'app' && role !== 'device') throw tokenInvalid('role must be app or device');
-      if (devices !== undefined && !(Array.isArray(devices) && devices.every((d) => typeof d === 'string'))) throw tokenInvalid('devices must be a list of ids');
+  async function verifyAny(token: string): Promise<ClientClaims | OperatorClaims> {
+    let payload;
+    try {
+      payload = await check(token);
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) throw tokenExpired();
+      throw tokenInvalid(err instanceof Error ? err.message : 'unreadable');
+    }
+    const { sub, role, devices, exp } = payload as { sub?: unknown; role?: unknown; devices?: unknown; exp?: unknown };
+    if (typeof sub !== 'string' || !CLIENT_ID_PATTERN.test(sub)) throw tokenInvalid('bad subject');
+    if (role === 'operator') {
       if (typeof exp !== 'number') throw tokenInvalid('no expiry');
-      return { sub, role, devices: (devices as string[] | undefined) ?? [], exp };
+      return { sub, role, exp };
+    }
+    if (role !== 'app' && role !== 'device') throw tokenInvalid('role must be app, device or operator');
+    if (devices !== undefined && !(Array.isArray(devices) && devices.every((d) => typeof d === 'string'))) throw tokenInvalid('devices must be a list of ids');
+    if (typeof exp !== 'number') throw tokenInvalid('no expiry');
+    return { sub, role, devices: (devices as string[] | undefined) ?? [], exp };
+  }
+  return {
+    verifyAny,
+    async verify(token: string): Promise<ClientClaims> {
+      const claims = await verifyAny(token);
+      if (claims.role === 'operator') throw tokenInvalid('an operator token is not a client token');
+      return claims;
     },
   };
 }

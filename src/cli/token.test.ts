@@ -32,3 +32,12 @@ test('refuses missing or bad options with stable codes', async () => {
   await refuses(['--sub', 'a', '--role', 'app', '--nope', '--jwt-secret', 'x'], 'CONFIG_UNKNOWN_OPTION');
   assert.match(TOKEN_HELP, /--devices/);
 });
+
+test('mints an operator token: verifyAny reads it, the client verifier refuses it', async () => {
+  const t = await mintToken(['--sub', 'ops', '--role', 'operator', '--jwt-secret', 's3cret'], {});
+  const verifier = await createVerifier({ secret: 's3cret' });
+  assert.deepEqual({ ...(await verifier.verifyAny(t)), exp: 0 }, { sub: 'ops', role: 'operator', exp: 0 });
+  await assert.rejects(verifier.verify(t), (e: unknown) => e instanceof P2pdError && e.code === 'TOKEN_INVALID');
+  await assert.rejects(mintToken(['--sub', 'ops', '--role', 'operator', '--devices', '*', '--jwt-secret', 'x'], {}),
+    (e: unknown) => e instanceof P2pdError && e.code === 'CONFIG_CONFLICT');
+});

@@ -131,6 +131,22 @@ test('--tls-host names the TLS listener: a DNS name or an IP, only with a certif
   refuses([...tls, '--tls-host', 'https://turn.example.com'], 'CONFIG_INVALID_VALUE');
 });
 
+test('usage retention and sleeping cameras (issue 14) parse, with defaults', () => {
+  const d = loadConfig([]);
+  assert.equal(d.usageRetentionDays, 35);
+  assert.equal(d.wakeTimeoutSec, 0);
+  assert.equal(d.wakeWebhook, undefined);
+  const c = loadConfig(['--usage-retention', '400', '--wake-timeout', '7.5'], { P2PD_WAKE_WEBHOOK: 'https://push.example.com/wake' });
+  assert.equal(c.usageRetentionDays, 400);
+  assert.equal(c.wakeTimeoutSec, 7.5);
+  assert.equal(c.wakeWebhook, 'https://push.example.com/wake');
+  refuses(['--usage-retention', '0'], 'CONFIG_INVALID_VALUE');
+  refuses(['--wake-timeout', '301'], 'CONFIG_INVALID_VALUE');
+  refuses(['--wake-timeout', '-1'], 'CONFIG_INVALID_VALUE');
+  refuses(['--wake-webhook', 'ftp://push.example.com/'], 'CONFIG_INVALID_VALUE');
+  refuses(['--wake-webhook', 'not a url'], 'CONFIG_INVALID_VALUE');
+});
+
 test('rotation: a previous secret parses only beside the current one, and the HS256 one not with --jwt-public-key', () => {
   const c = loadConfig(['--auth-secret', 'new', '--auth-secret-previous', 'old'], { P2PD_JWT_SECRET: 'jnew', P2PD_JWT_SECRET_PREVIOUS: 'jold' });
   assert.equal(c.authSecret, 'new');

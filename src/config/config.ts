@@ -114,6 +114,12 @@ export interface Config {
   readonly tlsHandshakeTimeoutSec: number;
   /** STUN/TURN TCP/TLS connections per source IP at once, per worker; 0 = unlimited. */
   readonly tcpMaxPerSource: number;
+  /** Days relay usage is kept after its hour ends (docs/operations.md "Usage"). */
+  readonly usageRetentionDays: number;
+  /** Seconds a session to a sleeping device waits for it to wake; 0 = DEVICE_OFFLINE at once (docs/operations.md "Sleeping cameras"). */
+  readonly wakeTimeoutSec: number;
+  /** Where wake requests are POSTed, if anywhere. */
+  readonly wakeWebhook: string | undefined;
 }
 
 export const DEV_TOKENS = ['loopback', 'lan', 'off'] as const;
@@ -316,6 +322,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     tcpIdleTimeoutSec: parseSeconds('tcp-idle-timeout', str('tcp-idle-timeout') ?? '30', 0.1, 86400),
     tlsHandshakeTimeoutSec: parseSeconds('tls-handshake-timeout', str('tls-handshake-timeout') ?? '10', 0.1, 3600),
     tcpMaxPerSource: parseInteger('tcp-max-per-source', str('tcp-max-per-source') ?? '256', 0, 1_000_000),
+    usageRetentionDays: parseInteger('usage-retention', str('usage-retention') ?? '35', 1, 3660),
+    wakeTimeoutSec: parseSeconds('wake-timeout', str('wake-timeout') ?? '0', 0, 300),
+    wakeWebhook: str('wake-webhook') === undefined ? undefined : parseUrlList('wake-webhook', str('wake-webhook') as string, ['http:', 'https:'])[0],
   };
   return Object.freeze(config);
 }

@@ -77,6 +77,9 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { name: 'tcp-idle-timeout', kind: 'value', metavar: 'S', defaultText: '30', help: 'STUN/TURN TCP and TLS connections without an allocation are closed after this many idle seconds; any connection that leaves our answers unread this long is closed' },
   { name: 'tls-handshake-timeout', kind: 'value', metavar: 'S', defaultText: '10', help: 'seconds a STUN/TURN TLS client has to finish its handshake' },
   { name: 'tcp-max-per-source', kind: 'value', metavar: 'N', defaultText: '256', help: 'STUN/TURN TCP and TLS connections one source IP may hold at once, per worker (0 = unlimited)' },
+  { name: 'usage-retention', kind: 'value', metavar: 'D', defaultText: '35', help: 'days relay usage per app and device (GET /v1/usage) is kept after its hour ends' },
+  { name: 'wake-timeout', kind: 'value', metavar: 'S', defaultText: '0', help: 'seconds a session to an offline (sleeping) device waits for it to wake before DEVICE_OFFLINE (0 = answer DEVICE_OFFLINE at once)' },
+  { name: 'wake-webhook', kind: 'value', metavar: 'URL', help: "with --wake-timeout: POST a wake request for a sleeping device to this URL (the operator's push service)" },
   { name: 'log-level', kind: 'value', metavar: 'L', defaultText: 'info', help: 'pino level: fatal, error, warn, info, debug, trace, silent' },
 ];
 

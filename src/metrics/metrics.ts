@@ -233,6 +233,17 @@ export const httpRefusedTotal = new Counter({
   name: 'http_refused_total', help: 'HTTP requests refused before any work, by reason (DEV_TOKENS_LOOPBACK_ONLY, HOOK_FORBIDDEN, LOGIN_FAILED, LOGINS_RATE_LIMITED)',
   labelNames: ['code'] as const, registers: [registry],
 });
+
+// --- Issue 14, item 5: sleeping cameras (src/signaling/wake.ts, docs/operations.md "Sleeping cameras")
+export const wakesTotal = new Counter({
+  name: 'wakes_total', help: 'Session creations that waited for a sleeping device, by outcome (woke, timeout, refused: over the per-device or per-node bound)',
+  labelNames: ['outcome'] as const, registers: [registry],
+});
+export const wakeHookFailuresTotal = new Counter({
+  name: 'wake_hook_failures_total', help: 'Wake requests that could not be delivered, by hook (webhook, mqtt)',
+  labelNames: ['hook'] as const, registers: [registry],
+});
+
 export const tlsReloadsTotal = new Counter({
   name: 'tls_reloads_total', help: 'Reloads of the TURN TLS certificate and key (SIGHUP or a change of the files), by result (ok, error; an error keeps the old pair)',
   labelNames: ['result'] as const, registers: [registry],

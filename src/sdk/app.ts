@@ -615,8 +615,10 @@ export async function connect(opts: ConnectOptions): Promise<AppConnection> {
     (opts.signaling ? Promise.resolve(opts.signaling) : SignalingClient.open({
       url: opts.mqttUrl ?? mqttUrlFor(server), id: claims.sub, role: 'app', token: opts.token, connectTimeoutMs: Math.min(8000, remaining()),
     })).then((c) => { setup.mark('signaling'); return c; }),
+    // Up to the whole setup budget: a node with --wake-timeout holds the answer while a sleeping
+    // camera wakes (docs/operations.md "Sleeping cameras").
     requestJson<SessionInfo>('POST', `${server}/v1/sessions`, {
-      token: opts.token, body: { deviceId: opts.deviceId }, timeoutMs: Math.min(10_000, remaining()), signal: opts.signal,
+      token: opts.token, body: { deviceId: opts.deviceId }, timeoutMs: remaining(), signal: opts.signal,
     }).then((s) => { setup.mark('session'); return s; }),
   ]);
   if (opened.status === 'rejected') {

@@ -21,6 +21,7 @@ import { remoteRelays } from '../cluster/nodeInfo.ts';
 import { createHttpRateLimits } from '../api/rateLimit.ts';
 import { TlsReloader } from './tlsReload.ts';
 import { Drain } from './drain.ts';
+import type { RelayUsage } from '../turn/usageMeter.ts';
 
 export interface RunningNode {
   readonly http: FastifyInstance;
@@ -53,9 +54,12 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
   // TURN refuses credentials of closed sessions by asking the store (set once it runs, below).
   const turnSessions = new SessionGate();
   let turnHooks: TurnPrimaryHooks = {};
+  // What the relay metered goes to the usage recorder once the session services run (below).
+  const usageSink: { record?: (batch: readonly RelayUsage[]) => void } = {};
+  const onUsage = (batch: readonly RelayUsage[]): void => usageSink.record?.(batch);
   if (packetRoles) {
     if (config.workers > 1) {
-      turnHooks = turnPrimaryHooks(config, turnSessions, (m) => pool?.broadcast(m));
+      turnHooks = turnPrimaryHooks(config, turnSessions, (m) => pool?.broadcast(m), onUsage);
       pool = new WorkerPool({
         count: config.workers,
         exec: fileURLToPath(new URL('./worker.ts', import.meta.url)),
@@ -71,7 +75,7 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
       if (config.alt) await assertPortsFree(config.alt.ip, [{ port: config.port, udp: true, tcp: false }, { port: config.alt.port, udp: true, tcp: false }]);
       await pool.start();
     } else {
-      local = await startPacketRoles(config, log, false, turnSessions);
+      local = await startPacketRoles(config, log, false, turnSessions, onUsage);
     }
   }
 
@@ -120,6 +124,7 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
     },
   });
   turnSessions.set(storeSessionLookup(sessions.store));
+  usageSink.record = (batch) => sessions.usage.record(batch);
   // --- end sessions
 
   // --- Peer policy (issue 10): the cluster's other TURN nodes' relay ports are peers for every
@@ -142,6 +147,8 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
   if (config.roles.has('signal')) {
     signaling = await startSignaling({ config, log, http, store: sessions.store, createSession: sessions.createSession });
     sessions.setDevicePresence((id) => signaling?.isDeviceOnline(id));
+    const waker = signaling.service.waker;
+    if (waker) sessions.setDeviceWaker((id) => waker.wake(id));
     const service = signaling.service;
     sessions.onSessionCreated((forDevice) => { void service.announce(forDevice); });
   }

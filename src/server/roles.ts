@@ -14,6 +14,7 @@ import { ownAddresses, relayAddresses } from '../turn/ownAddresses.ts';
 import { TurnAuthenticator, nonceKeyFrom } from '../turn/auth.ts';
 import { AuthLimiter, serveAuthFailures } from '../turn/authLimiter.ts';
 import { countTurnEvents, turnRelayCounters } from './turnMetrics.ts';
+import { UsageMeter, type RelayUsage } from '../turn/usageMeter.ts';
 import { Reservations, type ReservationLimits } from '../turn/reservations.ts';
 import { PeerPolicy, type RemoteRelay } from '../turn/peerPolicy.ts';
 import { applyLivePorts, LivePortFeed } from '../turn/livePorts.ts';
@@ -35,12 +36,16 @@ export interface PacketRoles {
 
 /**
  * `sessions` is where the primary's session store is plugged in once it runs (Allocates of a
- * closed session's credentials get 401); a worker asks the primary instead.
+ * closed session's credentials get 401); a worker asks the primary instead. `onUsage` gets what
+ * the relay metered per session (docs/operations.md "Usage"); a worker sends it to the primary.
  */
-export async function startPacketRoles(config: Config, log: Logger, reusePort: boolean, sessions?: SessionGate): Promise<PacketRoles> {
+export async function startPacketRoles(
+  config: Config, log: Logger, reusePort: boolean, sessions?: SessionGate, onUsage?: (batch: RelayUsage[]) => void,
+): Promise<PacketRoles> {
   const stun = new StunServer(config, log);
   let turn: TurnServer | undefined;
   let peers: PeerPolicy | undefined;
+  let meter: UsageMeter | undefined;
   if (config.roles.has('turn')) {
     const inWorker = cluster.isWorker;
     peers = new PeerPolicy(config.allowPeers, config.denyPeers, ownAddresses(config));
@@ -80,6 +85,11 @@ export async function startPacketRoles(config: Config, log: Logger, reusePort: b
       });
     }
     countTurnEvents(turn.events);
+    meter = new UsageMeter({
+      events: turn.events,
+      sink: inWorker ? (batch) => { if (process.connected) process.send?.({ t: 'turn-usage', batch } satisfies WorkerToPrimary); } : (batch) => onUsage?.(batch),
+    });
+    meter.start();
     stun.setTurnHandler(turn);
     turn.start();
   }
@@ -92,6 +102,7 @@ export async function startPacketRoles(config: Config, log: Logger, reusePort: b
     setAlternate: (alt) => { turn?.setAlternate(alt); },
     stop: async () => {
       turn?.stop();
+      meter?.stop();
       await stun.stop();
     },
   };
@@ -150,10 +161,13 @@ export function storeSessionLookup(store: SessionStore): SessionLookup {
 /**
  * For the primary's WorkerPool: the node's book of relay ports and quotas (checked against the
  * session store through `sessions`), its count of auth failures, and what the peer policy of
- * every worker needs from the primary (live relay ports, cluster relays), served to workers.
+ * every worker needs from the primary (live relay ports, cluster relays), served to workers;
+ * workers' usage reports go to `onUsage`.
  * `broadcast` reaches every worker (the pool, once it exists).
  */
-export function turnPrimaryHooks(config: Config, sessions: SessionGate, broadcast: (m: PrimaryToWorker) => void): TurnPrimaryHooks {
+export function turnPrimaryHooks(
+  config: Config, sessions: SessionGate, broadcast: (m: PrimaryToWorker) => void, onUsage?: (batch: readonly RelayUsage[]) => void,
+): TurnPrimaryHooks {
   if (!config.roles.has('turn')) return {};
   const feed = new LivePortFeed(broadcast);
   const book = serveReservations(new Reservations(reservationLimits(config), feed.onChange), sessions);
@@ -163,7 +177,8 @@ export function turnPrimaryHooks(config: Config, sessions: SessionGate, broadcas
   let alternate: AlternateServer | undefined;
   return {
     onRequest(workerId, m, reply) {
-      if (m.t === 'turn-auth-failure') failures.onFailure(m.ip, (ip, untilSec) => broadcast({ t: 'turn-auth-block', ip, untilSec }));
+      if (m.t === 'turn-usage') onUsage?.(m.batch);
+      else if (m.t === 'turn-auth-failure') failures.onFailure(m.ip, (ip, untilSec) => broadcast({ t: 'turn-auth-block', ip, untilSec }));
       else if (m.t === 'turn-sync') {
         reply(feed.snapshot());
         reply({ t: 'turn-cluster-relays', relays });

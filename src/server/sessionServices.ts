@@ -2,7 +2,8 @@
  * Sessions and the cluster on one node, put together from the configuration: the session store
  * (memory, or Redis / Redis Cluster with --redis-url), the node registry and this node's
  * heartbeat, the region resolver, the sweeper, the release of TURN allocations when a session
- * closes anywhere, and (with the `api` role) the session API routes. node.ts starts it once.
+ * closes anywhere, relay usage per app and device (the usage store and its recorder), and (with
+ * the `api` role) the session and usage API routes. node.ts starts it once.
  */
 import type { FastifyInstance } from 'fastify';
 import { advertisedHost, advertisedSignalUrls } from '../config/advertised.ts';
@@ -17,12 +18,18 @@ import { loadRegionMap, RegionResolver } from '../cluster/region.ts';
 import { MemoryNodeRegistry, RedisNodeRegistry, type NodeRegistry } from '../cluster/registry.ts';
 import { clusterView, type ClusterView } from '../cluster/view.ts';
 import { setSessionsActiveSource } from '../metrics/metrics.ts';
-import { sessionActions, type SessionActions, type SessionAnswer } from '../session/actions.ts';
+import { sessionActions, type SessionActions, type SessionActionsOptions, type SessionAnswer } from '../session/actions.ts';
 import { MemorySessionStore } from '../session/memoryStore.ts';
 import type { Session, SessionUpdate } from '../session/model.ts';
 import { RedisSessionStore } from '../session/redisStore.ts';
 import { onSessionClosed, type SessionStore } from '../session/store.ts';
 import { SessionSweeper } from '../session/sweeper.ts';
+import { deviceOffline } from '../errors.ts';
+import { usageRoutes } from '../api/usage.ts';
+import { MemoryUsageStore } from '../session/usageMemory.ts';
+import { RedisUsageStore } from '../session/usageRedis.ts';
+import { UsageRecorder } from '../session/usageRecorder.ts';
+import type { UsageStore } from '../session/usageStore.ts';
 
 export interface SessionServicesOptions {
   readonly config: Config;
@@ -44,6 +51,8 @@ export interface SessionServices {
   readonly membership: Membership;
   readonly cluster: ClusterView;
   readonly sweeper: SessionSweeper;
+  /** Takes what the TURN relay metered per session (docs/operations.md "Usage"). */
+  readonly usage: UsageRecorder;
   /** For /readyz: why the node is not ready, or undefined. */
   unready(): string | undefined;
   /**
@@ -60,6 +69,8 @@ export interface SessionServices {
   onSessionCreated(listener: (forDevice: SessionAnswer) => void): () => void;
   /** Signaling hands in device presence (false = offline → DEVICE_OFFLINE on create). */
   setDevicePresence(isDeviceOnline: (deviceId: string) => boolean | undefined): void;
+  /** Signaling hands in its waker of sleeping devices (--wake-timeout): creation waits for an offline device. */
+  setDeviceWaker(wake: NonNullable<SessionActionsOptions['wakeDevice']>): void;
   /** Listens for sessions closing anywhere in the cluster. */
   onSessionClosed(listener: (u: SessionUpdate) => void): () => void;
   /** Takes no new sessions (marks the node draining in the registry). */
@@ -72,6 +83,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
   const waitMs = opts.storeWaitMs ?? 5000;
   let store: SessionStore;
   let registry: NodeRegistry;
+  let usageStore: UsageStore;
   if (config.redisUrls.length > 0) {
     const redisStore = new RedisSessionStore({ urls: config.redisUrls, log });
     const redisRegistry = new RedisNodeRegistry({ urls: config.redisUrls, log });
@@ -79,10 +91,13 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
     if (!storeUp || !registryUp) log.error({ redis: config.redisUrls.length > 1 ? 'cluster' : 'single' }, 'redis not reachable at start; not ready until it is');
     store = redisStore;
     registry = redisRegistry;
+    usageStore = new RedisUsageStore({ client: redisStore.client, retentionDays: config.usageRetentionDays });
   } else {
     store = new MemorySessionStore({ log });
     registry = new MemoryNodeRegistry();
+    usageStore = new MemoryUsageStore({ retentionDays: config.usageRetentionDays });
   }
+  const usage = new UsageRecorder({ sessions: store, usage: usageStore, log });
 
   const regions = await RegionResolver.open({
     defaultRegion: config.region,
@@ -127,6 +142,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
   setSessionsActiveSource(() => store.countOpen());
 
   let isDeviceOnline: ((deviceId: string) => boolean | undefined) | undefined;
+  let wakeDevice: SessionActionsOptions['wakeDevice'];
   const createdListeners = new Set<(forDevice: SessionAnswer) => void>();
   const announce = (s: Session): void => {
     if (createdListeners.size === 0) return;
@@ -141,10 +157,14 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
     sessionTtlSec: config.sessionTtlSec,
     maxSessionsPerApp: config.maxSessionsPerApp,
     isDeviceOnline: (id: string) => isDeviceOnline?.(id),
+    wakeDevice: (id: string) => (wakeDevice ? wakeDevice(id) : Promise.reject(deviceOffline(id))),
     onCreated: announce,
   };
   const actions = sessionActions(apiOptions);
-  if (opts.http && config.roles.has('api')) await opts.http.register(sessionRoutes, apiOptions);
+  if (opts.http && config.roles.has('api')) {
+    await opts.http.register(sessionRoutes, apiOptions);
+    await opts.http.register(usageRoutes, { usage: usageStore, verifier: apiOptions.verifier });
+  }
   log.info({ nodeId: config.nodeId, region: config.region, store: config.redisUrls.length === 0 ? 'memory' : config.redisUrls.length > 1 ? 'redis-cluster' : 'redis' }, 'sessions ready');
 
   let stopped = false;
@@ -153,6 +173,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
     membership,
     cluster,
     sweeper,
+    usage,
     unready: () => (store.healthy && registry.healthy ? undefined : 'session store unavailable'),
     createSession: (req) => actions.create({ claims: req.claims, deviceId: req.deviceId, ip: req.ip }),
     onSessionCreated: (listener) => {
@@ -160,6 +181,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
       return () => createdListeners.delete(listener);
     },
     setDevicePresence: (fn) => { isDeviceOnline = fn; },
+    setDeviceWaker: (fn) => { wakeDevice = fn; },
     onSessionClosed: (listener) => onSessionClosed(store, listener),
     drain: () => membership.drain(),
     async stop() {
@@ -168,6 +190,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
       setSessionsActiveSource(undefined);
       offRelease();
       await sweeper.stop();
+      await usage.stop();
       await membership.stop();
       await Promise.all([store.shutdown(), registry.shutdown()]);
     },

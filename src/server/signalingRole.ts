@@ -41,7 +41,10 @@ export async function startSignaling(opts: SignalingRoleOptions): Promise<Signal
   const { config, log, http, store, createSession } = opts;
   const verifier = opts.verifier ?? await createVerifier({ secret: config.jwtSecret, previousSecret: config.jwtSecretPrevious, publicKeyPem: config.jwtPublicKeyPem });
   const external = config.mqttUrl !== undefined;
-  const service = new SignalingService({ store, createSession, verifier, log, presence: new PresenceTracker({ ready: !external }) });
+  const service = new SignalingService({
+    store, createSession, verifier, log, presence: new PresenceTracker({ ready: !external }),
+    wake: { timeoutMs: config.wakeTimeoutSec * 1000, webhook: config.wakeWebhook },
+  });
 
   let broker: EmbeddedBroker | ExternalBroker;
   let fabric: BrokerFabric | undefined;

@@ -61,7 +61,7 @@ export class WorkerPool {
           resolve();
         } else if (m.t === 'fatal') {
           reject(Object.assign(new Error(m.message), { code: m.code }));
-        } else if (m.t === 'turn-reserve' || m.t === 'turn-release' || m.t === 'turn-auth-failure' || m.t === 'turn-sync') {
+        } else if (m.t === 'turn-reserve' || m.t === 'turn-release' || m.t === 'turn-auth-failure' || m.t === 'turn-sync' || m.t === 'turn-usage') {
           this.opts.onRequest?.(worker.id, m, (answer) => { if (worker.isConnected()) worker.send(answer); }, (all) => this.broadcast(all));
         } else this.onReply(m);
       });

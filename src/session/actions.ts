@@ -26,6 +26,12 @@ export interface SessionActionsOptions {
   readonly maxSessionsPerApp?: number;
   /** Device presence from signaling: false = offline (409), undefined = unknown (allowed). */
   readonly isDeviceOnline?: ((deviceId: string) => boolean | undefined) | undefined;
+  /**
+   * Sleeping devices (signaling/wake.ts): waits for an offline device to come online, resolving
+   * with when the wake was asked for and when it came, or rejecting with DEVICE_OFFLINE. Absent:
+   * an offline device is DEVICE_OFFLINE at once.
+   */
+  readonly wakeDevice?: ((deviceId: string) => Promise<{ readonly requestedAt: number; readonly wokeAt: number }>) | undefined;
   readonly log?: Logger | undefined;
   readonly nowMs?: () => number;
   /** Called with each session opened here, once stored (signaling announces it to its device). */
@@ -96,7 +102,11 @@ export function sessionActions(opts: SessionActionsOptions): SessionActions {
     const { claims, deviceId } = req;
     if (claims.role !== 'app') throw forbidden('only app tokens open sessions');
     if (!allowsDevice(claims, deviceId)) throw forbidden(`this token does not allow device ${JSON.stringify(deviceId)}`);
-    if (opts.isDeviceOnline?.(deviceId) === false) throw deviceOffline(deviceId);
+    let wake: { readonly requestedAt: number; readonly wokeAt: number } | undefined;
+    if (opts.isDeviceOnline?.(deviceId) === false) {
+      if (opts.wakeDevice === undefined) throw deviceOffline(deviceId);
+      wake = await opts.wakeDevice(deviceId);
+    }
     const sessionId = req.sessionId ?? randomUUID();
     const region = regionOf(req.ip);
     const nodes = cluster.nodes();
@@ -120,6 +130,13 @@ export function sessionActions(opts: SessionActionsOptions): SessionActions {
       throw err;
     }
     opts.log?.debug({ sessionId, deviceId, appId: claims.sub, turnNode: turn.id, region }, 'session created');
+    if (wake !== undefined) {
+      // Setup is measured from the wake (docs/operations.md "Sleeping cameras").
+      const waitedMs = wake.wokeAt - wake.requestedAt;
+      await store.appendTrace(sessionId, { at: wake.requestedAt, kind: 'api', what: 'wake', detail: { deviceId } });
+      await store.appendTrace(sessionId, { at: wake.wokeAt, kind: 'api', what: 'woke', detail: { deviceId, waitedMs } });
+      opts.log?.info({ sessionId, deviceId, waitedMs }, 'session opened to a device that woke');
+    }
     opts.onCreated?.(session);
     return present(session, req.ip, claims.sub);
   }

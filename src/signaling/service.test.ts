@@ -8,6 +8,7 @@ import { aclRules } from './acl.ts';
 import { natTypeLabel } from './flow.ts';
 import { SignalingService, type Sender } from './service.ts';
 import { oneNodeSessions } from '../../test/helpers/sessions.ts';
+import { sessionActions } from '../session/actions.ts';
 
 const SECRET = 'unit-secret';
 const log = pino({ level: 'silent' });
@@ -168,4 +169,33 @@ test('NAT types become a small fixed label set', () => {
   assert.equal(natTypeLabel('cone'), 'cone');
   assert.equal(natTypeLabel('Open Internet'), 'open internet');
   assert.equal(natTypeLabel('unknown'), 'unknown');
+});
+
+test('with a wake timeout, a session request for a sleeping device waits for it and is answered once it is online', async () => {
+  const store = new MemorySessionStore();
+  const sent: Array<{ topic: string; body: Record<string, unknown>; retain: boolean }> = [];
+  const late: { service?: SignalingService } = {};
+  const actions = sessionActions({
+    store,
+    cluster: { nodes: () => [{ id: 'n1', region: 'default', roles: ['stun', 'turn', 'signal', 'api'], host: '127.0.0.1', port: 3478,
+      load: { allocations: 0, bps: 0 }, capacity: { allocations: 0, bps: 0 }, draining: false, heartbeatAt: Date.now(), heartbeatMs: 5000 }],
+    regionOf: () => 'default' },
+    authSecret: 'x', sessionTtlSec: 600,
+    isDeviceOnline: (id) => late.service?.isDeviceOnline(id),
+    wakeDevice: (id) => (late.service?.waker as NonNullable<SignalingService['waker']>).wake(id),
+  });
+  const service = late.service = new SignalingService({ store, log, verifier: await createVerifier({ secret: SECRET }), createSession: actions.create, wake: { timeoutMs: 5000 } });
+  service.setPublisher({ publish: async (topic, payload, o) => { sent.push({ topic, body: payload === '' ? {} : JSON.parse(payload) as Record<string, unknown>, retain: o.retain === true }); } });
+  const app = sender('app_1', 'app', ['cam-z']);
+  await service.authorizePublish(app, 'p2p/signal/server', Buffer.from(JSON.stringify({ type: 'session', from: 'app_1', msgId: 'w1', timestamp: Date.now(), payload: { deviceId: 'cam-z' } })), false);
+  for (let i = 0; i < 100 && sent.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(sent.map((s) => [s.topic, s.body.type, s.retain]), [['p2p/signal/device/cam-z', 'wake', true]], 'a retained wake, no answer yet');
+  service.presence.set('cam-z', true);
+  await service.stop();
+  const answer = sent.find((s) => s.topic === 'p2p/signal/app/app_1');
+  assert.equal(answer?.body.type, 'session');
+  assert.equal(answer?.body.replyTo, 'w1');
+  assert.ok(sent.some((s) => s.topic === 'p2p/signal/device/cam-z' && s.retain && s.body.type === undefined), 'the retained wake is cleared');
+  const trace = await store.trace(answer?.body.sessionId as string);
+  assert.deepEqual(trace.filter((e) => e.kind === 'api').map((e) => e.what), ['wake', 'woke']);
 });

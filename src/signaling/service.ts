@@ -26,6 +26,7 @@ import {
 import { FlowTracker, type SessionFacts } from './flow.ts';
 import { parseMessage, type MessageHints, type SignalMessage } from './message.ts';
 import { PresenceTracker } from './presence.ts';
+import { DeviceWaker } from './wake.ts';
 import {
   PRESENCE_OFFLINE, PRESENCE_ONLINE, SERVER_ID, ownTopic, parseTopic, presenceTopic, type ParsedTopic,
 } from './topics.ts';
@@ -58,6 +59,11 @@ export interface SignalingServiceOptions {
   readonly nowMs?: () => number;
   /** Window in which a repeated (from, msgId) is a retry. */
   readonly dedupWindowMs?: number;
+  /**
+   * Sleeping devices (`--wake-timeout`, `--wake-webhook`): a session for an offline device waits
+   * for it to wake (wake.ts) instead of DEVICE_OFFLINE at once. Absent: no waiting.
+   */
+  readonly wake?: { readonly timeoutMs: number; readonly webhook?: string | undefined } | undefined;
 }
 
 interface CachedSession extends SessionFacts {
@@ -75,6 +81,8 @@ const REPLY_CACHE_MAX = 20_000;
 
 export class SignalingService {
   readonly presence: PresenceTracker;
+  /** Wakes sleeping devices for new sessions (undefined when --wake-timeout is 0). */
+  readonly waker: DeviceWaker | undefined;
   private readonly store: SessionStore;
   private readonly createSession: SessionActions['create'];
   private readonly verifier: TokenVerifier;
@@ -101,6 +109,10 @@ export class SignalingService {
     this.presence = opts.presence ?? new PresenceTracker();
     this.dedup = new Deduplicator({ windowMs: opts.dedupWindowMs ?? 120_000, nowMs: this.nowMs });
     this.flow = new FlowTracker({ store: this.store, log: this.log, nowMs: this.nowMs });
+    this.waker = opts.wake === undefined || opts.wake.timeoutMs <= 0 ? undefined : new DeviceWaker({
+      presence: this.presence, timeoutMs: opts.wake.timeoutMs, webhook: opts.wake.webhook, log: this.log, nowMs: this.nowMs,
+      publish: (topic, payload, o) => (this.publisher ? this.publisher.publish(topic, payload, o) : Promise.reject(new Error('no publisher'))),
+    });
     this.unsubscribe.push(
       this.store.onUpdate((u) => {
         const cached = this.sessions.get(u.sessionId);
@@ -342,7 +354,8 @@ export class SignalingService {
       await this.refuse(self, forbidden(`the token does not allow device ${payload.deviceId}`), msg);
       return undefined;
     }
-    if (this.presence.isDeviceOnline(payload.deviceId) === false) {
+    // With a waker, the creation itself waits for a sleeping device (session/actions.ts).
+    if (this.waker === undefined && this.presence.isDeviceOnline(payload.deviceId) === false) {
       await this.refuse(self, deviceOffline(payload.deviceId), msg);
       return undefined;
     }
@@ -426,6 +439,7 @@ export class SignalingService {
 
   /** Waits for in-flight tracking and stops listening to the store. */
   async stop(): Promise<void> {
+    this.waker?.stop();
     await Promise.allSettled([...this.pending]);
     for (const u of this.unsubscribe.splice(0)) u();
   }

@@ -70,6 +70,13 @@ export class Allocation {
 
   /** Payload bytes relayed since the manager last looked (for the node's bps). */
   bytesRelayed = 0;
+  /**
+   * Payload bytes relayed over the allocation's life, and the seconds in which it relayed any:
+   * folded in from `bytesRelayed` at each sweep (about once a second) and at delete, never per
+   * packet. The usage meter reads them (usageMeter.ts).
+   */
+  bytesTotal = 0;
+  relayingSec = 0;
 
   constructor(init: AllocationInit) {
     this.id = init.id;

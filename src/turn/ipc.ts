@@ -8,6 +8,7 @@
 import type { RemoteRelay } from './peerPolicy.ts';
 import type { AlternateServer } from './server.ts';
 import type { ReserveRequest, ReserveResult } from './reservations.ts';
+import type { RelayUsage } from './usageMeter.ts';
 
 export type TurnToWorker =
   /** Answer to a worker's `turn-reserve`. */
@@ -29,4 +30,6 @@ export type TurnToPrimary =
   /** A worker counted a TURN auth failure (valid nonce) from this source. */
   | { readonly t: 'turn-auth-failure'; readonly ip: string }
   /** A worker starts: it asks for the node's live relay ports and the cluster's relays. */
-  | { readonly t: 'turn-sync' };
+  | { readonly t: 'turn-sync' }
+  /** What a worker's allocations relayed per session and hour since its last report (usageMeter.ts). */
+  | { readonly t: 'turn-usage'; readonly batch: readonly RelayUsage[] };

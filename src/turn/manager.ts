@@ -85,6 +85,12 @@ export class AllocationManager {
     }
     a.relay4?.port.close();
     a.relay6?.port.close();
+    // What it relayed since the last sweep (a part of a second, counted as one).
+    if (a.bytesRelayed > 0) {
+      a.bytesTotal += a.bytesRelayed;
+      a.relayingSec += 1;
+      a.bytesRelayed = 0;
+    }
     this.reservations.release(a.grant);
     this.count--;
     this.events.emit('allocationDeleted', a, reason);
@@ -104,7 +110,11 @@ export class AllocationManager {
     let bytes = 0;
     const visit = (a: Allocation): void => {
       bytes += a.bytesRelayed;
-      a.bytesRelayed = 0;
+      if (a.bytesRelayed > 0) {
+        a.bytesTotal += a.bytesRelayed;
+        a.relayingSec += Math.max(1, Math.round(elapsedSec));
+        a.bytesRelayed = 0;
+      }
       if (a.expiresAtSec <= nowSec) this.delete(a, 'expired');
       else a.prune(nowSec);
     };

@@ -66,7 +66,7 @@ test('every MQTT topic and message type is in docs/', () => {
 test('every metric and every Redis key is in docs/', () => {
   const metrics = [...read('src/metrics/metrics.ts').matchAll(/name: '([a-z_]+)'/g)].map((m) => m[1] as string);
   assert.ok(metrics.length > 20, `read ${metrics.length} metrics`);
-  const keys = ['session:{', 'session_updates:', 'p2pd:nodes'];
+  const keys = ['session:{', 'session_updates:', 'p2pd:nodes', 'usage:{'];
   assert.deepEqual(missing([...metrics, ...keys]), []);
 });
 
