@@ -123,6 +123,8 @@ export type AppConnectionEvents = {
 const now = (): number => Date.now();
 /** The longest an ICE restart waits for the session's current ICE servers. */
 const ICE_REFRESH_MS = 2000;
+/** After a network change, a path whose ping is not answered within this is restarted. */
+const NETWORK_PROBE_MS = 1500;
 /** A renewal of TURN credentials the service did not answer is tried again after this. */
 const RENEWAL_RETRY_MS = 30_000;
 
@@ -284,11 +286,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     }) : undefined;
     // The host moved to another network: its old candidates are gone, so restart ICE now rather
     // than after pings go unanswered (docs/client.md "Network change").
-    const unwatch = args.opts.platform.watchNetwork?.(() => {
-      if (this.closed) return;
-      this.signaling.reconnect();
-      if (this.state === 'connected') void this.supervisor.recover('the network changed');
-    });
+    const unwatch = args.opts.platform.watchNetwork?.((removed) => { void this.onNetworkChange(removed); });
     if (unwatch) this.cleanups.push(unwatch);
     this.scheduleRenewal(args.session.iceServers);
     this.cleanups.push(() => { if (this.renewal !== undefined) realClock.clearTimeout(this.renewal); });
@@ -433,6 +431,23 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     }
     if (!await this.refreshIceServers(now() + ICE_REFRESH_MS) && !this.closed && this.renewal === undefined) {
       this.renewal = realClock.setTimeout(() => { void this.renew(); }, RENEWAL_RETRY_MS);
+    }
+  }
+
+  /**
+   * An address of this host is gone (docs/client.md "Network change"). A new address breaks
+   * nothing, and the host may have other interfaces coming and going (containers, VPNs): only a
+   * path that no longer answers a ping within NETWORK_PROBE_MS is restarted, and signaling only
+   * reconnects when its connection came from a vanished address.
+   */
+  private async onNetworkChange(removed: readonly string[]): Promise<void> {
+    if (this.closed || removed.length === 0) return;
+    this.signaling.reconnectIfFrom(removed);
+    if (this.state !== 'connected') return;
+    try {
+      await this.ping(NETWORK_PROBE_MS);
+    } catch {
+      if (this.state === 'connected') void this.supervisor.recover('the network changed');
     }
   }
 

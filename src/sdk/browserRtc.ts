@@ -135,11 +135,12 @@ export const browserPlatform: RtcPlatform = {
   watchNetwork: (onChange) => {
     // The browser says little: back online, or a change of connection type where it tells.
     const connection = (navigator as Navigator & { connection?: EventTarget }).connection;
-    addEventListener('online', onChange);
-    connection?.addEventListener('change', onChange);
+    const changed = (): void => onChange(['*']);
+    addEventListener('online', changed);
+    connection?.addEventListener('change', changed);
     return () => {
-      removeEventListener('online', onChange);
-      connection?.removeEventListener('change', onChange);
+      removeEventListener('online', changed);
+      connection?.removeEventListener('change', changed);
     };
   },
   createPeer: (config) => new BrowserPeer(config),

@@ -108,8 +108,9 @@ export interface RtcPlatform {
    */
   prepare?(iceServers: readonly IceServerInit[]): void;
   /**
-   * Calls `onChange` when this host's network changes (an address gone or new: networkWatch.ts);
-   * returns the stop. Optional: without it a move is noticed when pings go unanswered.
+   * Calls `onChange` with the addresses gone when this host's network changes (networkWatch.ts;
+   * `['*']` where the platform cannot say which); returns the stop. Optional: without it a move
+   * is noticed when pings go unanswered.
    */
-  watchNetwork?(onChange: () => void): () => void;
+  watchNetwork?(onChange: (removed: readonly string[]) => void): () => void;
 }

@@ -460,6 +460,15 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     (this.client as unknown as { stream?: { destroy(): void } }).stream?.destroy();
   }
 
+  /**
+   * reconnect() when the connection's local address is one of `gone` ('*': unknown, as in a
+   * browser, whose sockets say nothing): a connection from an address still here is left alone.
+   */
+  reconnectIfFrom(gone: readonly string[]): void {
+    const local = (this.client as unknown as { stream?: { localAddress?: string } }).stream?.localAddress;
+    if (gone.includes('*') || local === undefined || gone.includes(local.replace(/^::ffff:/, ''))) this.reconnect();
+  }
+
   /** Drops the connection without a goodbye (tests: the will fires as on a crash). */
   destroy(): void {
     this.closed = true;

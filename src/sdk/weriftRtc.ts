@@ -387,5 +387,5 @@ export const weriftPlatform: RtcPlatform = {
   name: 'werift',
   createPeer: (config) => new WeriftPeer(config),
   prepare: (iceServers) => { void probeIceServersCached(iceServers); },
-  watchNetwork: (onChange) => watchAddresses({ list: hostAddresses, clock: realClock, intervalMs: NETWORK_WATCH_MS, onChange }),
+  watchNetwork: (onChange) => watchAddresses({ list: hostAddresses, clock: realClock, intervalMs: NETWORK_WATCH_MS, onChange: (_added, removed) => onChange(removed) }),
 };
