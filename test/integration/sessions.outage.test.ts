@@ -14,6 +14,12 @@ import { startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
 
 const JWT = 'outage-test-secret';
 
+/**
+ * Well below the HTTP timeout (--http-timeout, 10 s): an answer this fast was the store's fail-fast
+ * answer. The one-second figure of docs/deploy.md is measured, not asserted.
+ */
+const FAIL_FAST_GUARD_MS = 5000;
+
 describe('a Redis outage', { timeout: 60_000 }, () => {
   let redis: RedisServer;
   let p2pd: P2pdProcess;
@@ -59,7 +65,9 @@ describe('a Redis outage', { timeout: 60_000 }, () => {
         assert.equal(await get(id), 503);
         await sleep(100);
       }
-      assert.ok(slowest.ms < 1000, `answered within a second (slowest ${slowest.ms.toFixed(0)} ms)`);
+      // A hang guard, not a speed check: the answer comes from the store's 500 ms command timeout
+      // (src/redis.ts), not from a client giving up; on a loaded machine it may take more than 1 s.
+      assert.ok(slowest.ms < FAIL_FAST_GUARD_MS, `answered, not hung (slowest ${slowest.ms.toFixed(0)} ms)`);
       assert.equal(await ready(), 503, '/readyz is red');
       assert.equal(p2pd.child.exitCode, null, 'p2pd is still running');
     } finally {
@@ -93,7 +101,7 @@ describe('a Redis outage', { timeout: 60_000 }, () => {
       const r = await post();
       assert.equal(r.status, 503);
       assert.equal(r.body.error?.code, 'STORE_UNAVAILABLE');
-      assert.ok(r.ms < 1000, `answered in ${r.ms.toFixed(0)} ms`);
+      assert.ok(r.ms < FAIL_FAST_GUARD_MS, `answered, not hung (${r.ms.toFixed(0)} ms)`);
       assert.equal(await ready(), 503);
     } finally {
       redis.resume();
