@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- [stun|turn|sessions|signaling|e2e|viewers ...] [--short]`: runs the named benchmarks
+ * `npm run bench -- [stun|turn|sessions|signaling|e2e|viewers|instructions ...] [--short]`: runs the named benchmarks
  * (all when none is named). `--short` is the quick form CI runs.
  */
 const BENCHES: Record<string, () => Promise<{ run(opts: { short: boolean }): Promise<void> }>> = {
@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<{ run(opts: { short: boolean }): Pro
   e2e: () => import('./e2e.ts'),
   turn: () => import('./turn.ts'),
   viewers: () => import('./viewers.ts'),
+  instructions: () => import('./instructions.ts'),
 };
 
 const args = process.argv.slice(2);
