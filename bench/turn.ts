@@ -30,6 +30,11 @@ const RELAY_MAX = 29999;
 interface Contender {
   readonly name: string;
   launch(port: number): Started;
+  /**
+   * Whether it serves every allocation consistently yet: with all its SO_REUSEPORT sockets bound
+   * (a group that grows after an Allocate moves that 5-tuple to another worker).
+   */
+  ready(port: number): Promise<boolean>;
   /** Whether the RSS-per-allocation phase measures it. */
   readonly memory: boolean;
 }
@@ -42,20 +47,24 @@ const contenders: Contender[] = [
   {
     name: P2PD,
     memory: true,
+    // Its HTTP server listens once every worker has bound its sockets (src/server/node.ts).
+    ready: (port) => fetch(`http://${HOST}:${port + 1}/readyz`).then(() => true, () => false),
     launch: (port) => start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'serve', '--roles', 'stun,turn', '--listen', HOST, '--port', String(port),
-      '--workers', '2', '--http', `${HOST}:0`, '--user', `${USER}:${PASS}`, '--realm', 'bench', '--user-quota', '0', '--max-allocations', '0',
+      '--workers', '2', '--http', `${HOST}:${port + 1}`, '--user', `${USER}:${PASS}`, '--realm', 'bench', '--user-quota', '0', '--max-allocations', '0',
       '--max-bps', '0', '--allow-peer', '127.0.0.0/8', '--relay-ports', `${RELAY_MIN}-${RELAY_MAX}`, '--log-level', 'warn']),
   },
   {
     name: COTURN,
     memory: true,
+    ready: (port) => stunAnswers(HOST, port),
     launch: (port) => start('turnserver', ['-n', '--listening-ip', HOST, '--listening-port', String(port), '--relay-ip', HOST,
       '--min-port', String(RELAY_MIN), '--max-port', String(RELAY_MAX), '--no-tls', '--no-dtls', '--no-cli', '--lt-cred-mech',
       '--user', `${USER}:${PASS}`, '--realm', 'bench', '--allow-loopback-peers', '--no-stdout-log', '--log-file', '/dev/null',
       '--simple-log', '--pidfile', `/tmp/p2pd-bench-turnserver-${port}.pid`]),
   },
   // Two processes on SO_REUSEPORT, as p2pd runs two workers on this 2-core machine.
-  { name: CEILING, memory: false, launch: (port) => start(benchBinary('relayceiling'), [HOST, String(port), '2']) },
+  // Both processes' sockets are bound before either forks (bench/c/relayceiling.c).
+  { name: CEILING, memory: false, ready: (port) => stunAnswers(HOST, port), launch: (port) => start(benchBinary('relayceiling'), [HOST, String(port), '2']) },
 ];
 
 interface LoadResult {
@@ -114,7 +123,7 @@ export async function run(opts: { short: boolean }): Promise<void> {
         port += 2;
         const server = c.launch(port);
         try {
-          await waitFor(() => stunAnswers(HOST, port), 15_000, `${c.name} to answer`);
+          await waitFor(() => c.ready(port), 15_000, `${c.name} to answer`);
           const small = load(bin, port, peerPort, seconds, 200);
           const big = load(bin, port, peerPort, seconds, 1000);
           push(rt, c.name, small.rtps);
@@ -129,7 +138,7 @@ export async function run(opts: { short: boolean }): Promise<void> {
       port += 2;
       const server = c.launch(port);
       try {
-        await waitFor(() => stunAnswers(HOST, port), 15_000, `${c.name} to answer`);
+        await waitFor(() => c.ready(port), 15_000, `${c.name} to answer`);
         const m = await rssPerAllocation(bin, server, port, holdCount);
         rss.set(c.name, m.perAllocation);
         process.stdout.write(`  memory ${c.name.padEnd(19)} ${(m.perAllocation / 1024).toFixed(1).padStart(6)} KiB RSS per allocation (${m.allocated} allocations)\n`);

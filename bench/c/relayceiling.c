@@ -219,13 +219,18 @@ static void from_peer(alloc_t *a) {
   }
 }
 
-static int serve(void) {
-  listen_fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+static int bind_listener(void) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
   int one = 1, sz = 4 << 20;
-  setsockopt(listen_fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  setsockopt(listen_fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
-  setsockopt(listen_fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
-  if (bind(listen_fd, (struct sockaddr *)&relay_host, sizeof relay_host) != 0) { perror("bind"); return 1; }
+  setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+  if (bind(fd, (struct sockaddr *)&relay_host, sizeof relay_host) != 0) { perror("bind"); exit(1); }
+  return fd;
+}
+
+static __attribute__((noreturn)) void serve(int fd) {
+  listen_fd = fd;
   ep = epoll_create1(0);
   struct epoll_event ev = { .events = EPOLLIN, .data.u32 = LISTEN_TAG };
   epoll_ctl(ep, EPOLL_CTL_ADD, listen_fd, &ev);
@@ -254,12 +259,18 @@ int main(int argc, char **argv) {
   relay_host.sin_port = htons(atoi(argv[2]));
   if (inet_pton(AF_INET, argv[1], &relay_host.sin_addr) != 1) { fprintf(stderr, "bad address %s\n", argv[1]); return 2; }
   int procs = argc >= 4 ? atoi(argv[3]) : 1;
-  if (procs <= 1) return serve();
+  if (procs <= 1) serve(bind_listener());
+  if (procs > 64) procs = 64;
+  // Every copy's socket joins the SO_REUSEPORT group before any answers: a group that grew later
+  // would move 5-tuples already allocated on one copy to another.
+  int fds[64];
+  for (int p = 0; p < procs; p++) fds[p] = bind_listener();
   // The parent only waits; a copy ends with it (or with a SIGTERM to the process group).
   for (int p = 0; p < procs; p++) {
     if (fork() == 0) {
       prctl(PR_SET_PDEATHSIG, SIGTERM);
-      return serve();
+      for (int q = 0; q < procs; q++) if (q != p) close(fds[q]);
+      serve(fds[p]);
     }
   }
   while (wait(NULL) > 0) { }
