@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- [stun|turn|sessions|signaling|e2e|viewers|scale ...] [--short]`: runs the named benchmarks
+ * `npm run bench -- [stun|turn|sessions|signaling|e2e|viewers|scale|instructions ...] [--short]`: runs the named benchmarks
  * (all when none is named). `--short` is the quick form CI runs.
  */
 const BENCHES: Record<string, () => Promise<{ run(opts: { short: boolean }): Promise<void> }>> = {
@@ -10,6 +10,7 @@ const BENCHES: Record<string, () => Promise<{ run(opts: { short: boolean }): Pro
   turn: () => import('./turn.ts'),
   viewers: () => import('./viewers.ts'),
   scale: () => import('./scale.ts'),
+  instructions: () => import('./instructions.ts'),
 };
 
 const args = process.argv.slice(2);

@@ -1,6 +1,10 @@
 // stunbench: the load generator and the bare C responder of `npm run bench -- stun|turn`.
 //
-//   stunbench load HOST PORT SECONDS SOCKETS WINDOW    closed-loop STUN Binding load; prints JSON
+//   stunbench load HOST PORT SECONDS SOCKETS WINDOW [COUNT]
+//                                                      closed-loop STUN Binding load; prints JSON.
+//                                                      With COUNT, sends COUNT requests (plus any
+//                                                      refills after a loss) and stops at COUNT
+//                                                      answers or SECONDS (bench/instructions.ts)
 //   stunbench echo HOST PORT                           bare responder: answers each request with a
 //                                                      Binding success header (the machine's ceiling)
 //
@@ -36,7 +40,7 @@ static void fill_request(uint8_t *p, uint64_t n) {
   memset(p + 16, 0x5a, 4);
 }
 
-static int run_load(const char *host, int port, double seconds, int nsock, int window) {
+static int run_load(const char *host, int port, double seconds, int nsock, int window, uint64_t count) {
   struct sockaddr_in dst = {0};
   dst.sin_family = AF_INET;
   dst.sin_port = htons(port);
@@ -71,6 +75,7 @@ static int run_load(const char *host, int port, double seconds, int nsock, int w
   // Prime every socket with its window.
   for (int s = 0; s < nsock; s++) {
     int left = window;
+    if (count && (uint64_t)left > count - sent) left = count - sent;
     while (left > 0) {
       int n = left < BATCH ? left : BATCH;
       for (int i = 0; i < n; i++) fill_request(txbuf[i], counter++);
@@ -84,7 +89,7 @@ static int run_load(const char *host, int port, double seconds, int nsock, int w
   double next_check = start + 0.05;
   for (;;) {
     double t = now_s();
-    if (t >= end) break;
+    if (t >= end || (count && received >= count)) break;
     int n = epoll_wait(ep, evs, 64, 10);
     for (int e = 0; e < n; e++) {
       int s = evs[e].data.u32;
@@ -98,16 +103,19 @@ static int run_load(const char *host, int port, double seconds, int nsock, int w
         }
         received += ok;
         last_rx[s] = t;
-        for (int i = 0; i < r; i++) fill_request(txbuf[i], counter++);
-        int w = sendmmsg(fds[s], tx, r, 0);
+        int more = r;
+        if (count && (uint64_t)more > count - (sent < count ? sent : count)) more = sent < count ? count - sent : 0;
+        for (int i = 0; i < more; i++) fill_request(txbuf[i], counter++);
+        int w = more ? sendmmsg(fds[s], tx, more, 0) : 0;
         if (w > 0) sent += w;
         if (r < BATCH) break;
       }
     }
     if (t >= next_check) {
-      // A socket silent for 200 ms lost its window (drops under overload): refill it.
+      // A socket silent for 200 ms (1 s when counting: the server may run under valgrind) lost its
+      // window (drops under overload): refill it.
       for (int s = 0; s < nsock; s++) {
-        if (t - last_rx[s] > 0.2) {
+        if (t - last_rx[s] > (count ? 1.0 : 0.2)) {
           int left = window;
           while (left > 0) {
             int k = left < BATCH ? left : BATCH;
@@ -162,8 +170,8 @@ static int run_echo(const char *host, int port) {
 
 int main(int argc, char **argv) {
   if (argc >= 7 && strcmp(argv[1], "load") == 0)
-    return run_load(argv[2], atoi(argv[3]), atof(argv[4]), atoi(argv[5]), atoi(argv[6]));
+    return run_load(argv[2], atoi(argv[3]), atof(argv[4]), atoi(argv[5]), atoi(argv[6]), argc >= 8 ? strtoull(argv[7], NULL, 10) : 0);
   if (argc >= 4 && strcmp(argv[1], "echo") == 0) return run_echo(argv[2], atoi(argv[3]));
-  fprintf(stderr, "usage: stunbench load HOST PORT SECONDS SOCKETS WINDOW | stunbench echo HOST PORT\n");
+  fprintf(stderr, "usage: stunbench load HOST PORT SECONDS SOCKETS WINDOW [COUNT] | stunbench echo HOST PORT\n");
   return 2;
 }

@@ -6,6 +6,9 @@
 //       ALLOCS allocations (one UDP socket each), each with a channel bound to the peer, keep
 //       WINDOW ChannelData messages of PAYLOAD bytes in flight for SECONDS; prints JSON with
 //       round trips per second and relayed Mbit/s
+//   turnbench load ... USER PASS COUNT
+//       the same with a fixed number of messages: sends COUNT (plus any refills after a loss) and
+//       stops at COUNT round trips or SECONDS (bench/instructions.ts)
 //   turnbench hold SERVER PORT COUNT USER PASS
 //       makes COUNT allocations, prints {"allocated":N} and holds them until stdin closes
 //
@@ -215,7 +218,7 @@ static void raise_nofile(void) {
 // ---- load
 
 static int run_load(const char *shost, int sport, const char *phost, int pport, double seconds, int nalloc,
-                    int window, int payload, const char *user, const char *pass) {
+                    int window, int payload, const char *user, const char *pass, uint64_t count) {
   struct sockaddr_in server, peer;
   addr_of(&server, shost, sport);
   addr_of(&peer, phost, pport);
@@ -252,7 +255,9 @@ static int run_load(const char *shost, int sport, const char *phost, int pport, 
   uint64_t sent = 0, received = 0, refilled = 0;
   double start = now_s(), end = start + seconds;
   for (int a = 0; a < nalloc; a++) {
-    for (int left = window; left > 0;) {
+    int prime = window;
+    if (count && (uint64_t)prime > count - sent) prime = count - sent;
+    for (int left = prime; left > 0;) {
       int k = left < BATCH ? left : BATCH;
       int w = sendmmsg(fds[a], tx, k, 0);
       if (w > 0) sent += w;
@@ -264,7 +269,7 @@ static int run_load(const char *shost, int sport, const char *phost, int pport, 
   double next_check = start + 0.05;
   for (;;) {
     double t = now_s();
-    if (t >= end) break;
+    if (t >= end || (count && received >= count)) break;
     int n = epoll_wait(ep, evs, 64, 10);
     for (int e = 0; e < n; e++) {
       int a = evs[e].data.u32;
@@ -275,15 +280,18 @@ static int run_load(const char *shost, int sport, const char *phost, int pport, 
         for (int i = 0; i < r; i++) if (rx[i].msg_len >= 4 && (rxbuf[i][0] & 0xc0) == 0x40) ok++;
         received += ok;
         last_rx[a] = t;
-        int w = sendmmsg(fds[a], tx, r, MSG_DONTWAIT);
+        int more = r;
+        if (count && (uint64_t)more > count - (sent < count ? sent : count)) more = sent < count ? count - sent : 0;
+        int w = more ? sendmmsg(fds[a], tx, more, MSG_DONTWAIT) : 0;
         if (w > 0) sent += w;
         if (r < BATCH) break;
       }
     }
     if (t >= next_check) {
-      // An allocation silent for 200 ms lost its window to drops under overload: refill it.
+      // An allocation silent for 200 ms (1 s when counting: the server may run under valgrind)
+      // lost its window to drops under overload: refill it.
       for (int a = 0; a < nalloc; a++) {
-        if (t - last_rx[a] > 0.2) {
+        if (t - last_rx[a] > (count ? 1.0 : 0.2)) {
           for (int left = window; left > 0;) {
             int k = left < BATCH ? left : BATCH;
             int w = sendmmsg(fds[a], tx, k, MSG_DONTWAIT);
@@ -362,11 +370,12 @@ static int run_peer(const char *host, int port) {
 int main(int argc, char **argv) {
   if (argc >= 4 && strcmp(argv[1], "peer") == 0) return run_peer(argv[2], atoi(argv[3]));
   if (argc >= 12 && strcmp(argv[1], "load") == 0)
-    return run_load(argv[2], atoi(argv[3]), argv[4], atoi(argv[5]), atof(argv[6]), atoi(argv[7]), atoi(argv[8]), atoi(argv[9]), argv[10], argv[11]);
+    return run_load(argv[2], atoi(argv[3]), argv[4], atoi(argv[5]), atof(argv[6]), atoi(argv[7]), atoi(argv[8]), atoi(argv[9]), argv[10], argv[11],
+                    argc >= 13 ? strtoull(argv[12], NULL, 10) : 0);
   if (argc >= 7 && strcmp(argv[1], "hold") == 0) return run_hold(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv[6]);
   fprintf(stderr,
           "usage: turnbench peer HOST PORT\n"
-          "       turnbench load SERVER PORT PEERHOST PEERPORT SECONDS ALLOCS WINDOW PAYLOAD USER PASS\n"
+          "       turnbench load SERVER PORT PEERHOST PEERPORT SECONDS ALLOCS WINDOW PAYLOAD USER PASS [COUNT]\n"
           "       turnbench hold SERVER PORT COUNT USER PASS\n");
   return 2;
 }

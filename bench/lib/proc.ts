@@ -53,17 +53,26 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
   throw new Error(`timed out waiting for ${what}`);
 }
 
-/** Compiles bench/c/stunbench.c once into .bench/ (gcc is on every machine of this project). */
-export function stunbenchBinary(): string {
-  const src = join(ROOT, 'bench/c/stunbench.c');
+/**
+ * Compiles bench/c/NAME.c once into .bench/NAME (again when the source is newer); gcc is on every
+ * machine of this project. `flags` go after the source (libraries).
+ */
+export function benchBinary(name: string, flags: readonly string[] = []): string {
+  const src = join(ROOT, `bench/c/${name}.c`);
   const dir = join(ROOT, '.bench');
-  const bin = join(dir, 'stunbench');
+  const bin = join(dir, name);
   if (!existsSync(bin) || statSync(bin).mtimeMs < statSync(src).mtimeMs) {
     mkdirSync(dir, { recursive: true });
-    execFileSync('gcc', ['-O2', '-o', bin, src]);
+    execFileSync('gcc', ['-O2', '-Wall', '-Wno-deprecated-declarations', '-o', bin, src, ...flags]);
   }
   return bin;
 }
+
+/** The STUN load generator and bare C responder (bench/c/stunbench.c). */
+export const stunbenchBinary = (): string => benchBinary('stunbench');
+
+/** The TURN load client, echo peer and allocation holder (bench/c/turnbench.c; libcrypto, libssl-dev). */
+export const turnbenchBinary = (): string => benchBinary('turnbench', ['-lcrypto']);
 
 export const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
