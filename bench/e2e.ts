@@ -18,7 +18,7 @@ import { createHs256Signer } from '../src/auth/token.ts';
 import type { AppConnection } from '../src/sdk/app.ts';
 import { connect } from '../src/sdk/node.ts';
 import { chromiumAvailable, launchChromium } from '../test/helpers/chromium.ts';
-import { ROOT, percentile, start, waitFor, type Started } from './lib/proc.ts';
+import { ROOT, percentile, start, waitFor, untilHealthy, type Started } from './lib/proc.ts';
 
 const HOST = '127.0.0.1';
 const JWT = 'bench-e2e-secret';
@@ -103,7 +103,7 @@ export async function run(opts: { short: boolean }): Promise<void> {
     started.push(start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'serve', '--listen', HOST, '--port', String(port), '--http', `${HOST}:${port + 1}`,
       '--mqtt', `${HOST}:${port + 2}`, '--workers', '1', '--jwt-secret', JWT, '--auth-secret', 'bench-e2e-turn', '--allow-peer', '127.0.0.0/8',
       '--relay-ports', '26000-26999', '--log-level', 'warn']));
-    await waitFor(async () => (await fetch(`${server}/healthz`).catch(() => undefined))?.ok === true, 20_000, 'p2pd to start');
+    await untilHealthy(server, 20_000);
     started.push(start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'device', '--id', DEVICE, '--server', server, '--size', '640x360', '--fps', '30', '--bitrate-kbps', '600'],
       { env: { P2PD_TOKEN: await signer.sign({ sub: DEVICE, role: 'device' }) } }));
     const token = await signer.sign({ sub: 'bench-app', role: 'app', devices: [DEVICE] });

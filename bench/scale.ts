@@ -21,7 +21,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createHs256Signer } from '../src/auth/token.ts';
 import { newSession } from '../src/session/model.ts';
 import { RedisSessionStore } from '../src/session/redisStore.ts';
-import { ROOT, ask, percentile, start, treeRss, waitFor, type Started } from './lib/proc.ts';
+import { ROOT, ask, cpuSeconds, percentile, start, treeRss, waitFor, untilHealthy, type Started } from './lib/proc.ts';
 import { freePort } from '../test/helpers/ports.ts';
 import { haveRedis, startRedisCluster } from '../test/helpers/redis.ts';
 
@@ -65,24 +65,8 @@ async function startNode(args: readonly string[]): Promise<Node> {
   const proc = start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'serve', '--workers', '1', '--port', String(stunPort), '--listen', HOST,
     '--http', `${HOST}:${httpPort}`, '--mqtt', `${HOST}:${mqttPort}`, '--jwt-secret', SECRET, '--auth-secret', 'bench-scale-turn', '--log-level', 'error', ...args], { quiet: false });
   const httpUrl = `http://${HOST}:${httpPort}`;
-  await waitFor(async () => {
-    try {
-      return (await fetch(`${httpUrl}/healthz`)).ok;
-    } catch {
-      return false;
-    }
-  }, 60_000, 'p2pd to start');
+  await untilHealthy(httpUrl, 60_000);
   return { proc, httpUrl, mqttUrl: `mqtt://${HOST}:${mqttPort}`, pid: proc.child.pid as number };
-}
-
-/** CPU seconds (user + system) of a process so far. */
-function cpuSec(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return 0;
-  }
 }
 
 async function connectedOn(node: Node): Promise<number> {
@@ -206,11 +190,11 @@ export async function run(opts: { short: boolean }): Promise<void> {
     const ses = await Promise.all(workers.map((w) => ask<{ ok: number; failed: number; ids: string[] }>(w, { cmd: 'sessions', count: perW }, 'sessions')));
     const sessionIds = ses.flatMap((s) => s.ids);
     out(`  ${sessionIds.length} sessions opened over MQTT (${ses.reduce((a, s) => a + s.failed, 0)} failed)`);
-    const cpu0 = nodes.map((n) => cpuSec(n.pid));
+    const cpu0 = nodes.map((n) => cpuSeconds(n.pid));
     const tOff = performance.now();
     const offers = await Promise.all(workers.map((w) => ask<{ rtts: number[]; sent: number; unanswered: number }>(w, { cmd: 'offers', ratePerSec: plan.offerRate / plan.workers, durationSec: plan.offerSec }, 'offers')));
     const offSec = (performance.now() - tOff) / 1000;
-    const cpu = nodes.map((n, k) => (cpuSec(n.pid) - (cpu0[k] as number)) / offSec * 100);
+    const cpu = nodes.map((n, k) => (cpuSeconds(n.pid) - (cpu0[k] as number)) / offSec * 100);
     const rtts = offers.flatMap((o) => o.rtts);
     const p = (q: number): string => percentile(rtts, q).toFixed(1);
     row(`offers across the fabric (app and device on different nodes), ${plan.offerRate}/s for ${plan.offerSec} s`, `${rtts.length.toLocaleString('en')} answered (${(rtts.length / plan.offerSec).toFixed(0)}/s), ${offers.reduce((a, o) => a + o.unanswered, 0)} unanswered`);

@@ -11,7 +11,7 @@
 import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ROOT, ask, hasCommand, percentile, start, treeRss, waitFor, type Started } from './lib/proc.ts';
+import { ROOT, ask, hasCommand, percentile, start, treeRss, untilHealthy, type Started } from './lib/proc.ts';
 import { haveMosquitto, startMosquitto, type Mosquitto } from '../test/helpers/mosquitto.ts';
 import { freePort } from '../test/helpers/ports.ts';
 
@@ -43,13 +43,7 @@ async function p2pdNode(extra: readonly string[]): Promise<{ proc: Started; http
   const proc = start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'serve', '--workers', '1', '--port', String(stunPort), '--listen', HOST, '--http', `${HOST}:${httpPort}`,
     '--mqtt', `${HOST}:${mqttPort}`, '--jwt-secret', SECRET, '--log-level', 'warn', ...extra]);
   const httpUrl = `http://${HOST}:${httpPort}`;
-  await waitFor(async () => {
-    try {
-      return (await fetch(`${httpUrl}/healthz`)).ok;
-    } catch {
-      return false;
-    }
-  }, 20_000, 'p2pd to start');
+  await untilHealthy(httpUrl, 20_000);
   return { proc, httpUrl, mqttPort };
 }
 

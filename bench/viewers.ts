@@ -17,31 +17,14 @@ import { createHs256Signer } from '../src/auth/token.ts';
 import type { AppConnection } from '../src/sdk/app.ts';
 import { isSdkError } from '../src/sdk/errors.ts';
 import { connect } from '../src/sdk/node.ts';
-import { ROOT, start, waitFor, type Started } from './lib/proc.ts';
+import { ROOT, childPids, cpuSeconds, start, waitFor, untilHealthy, type Started } from './lib/proc.ts';
 
 const HOST = '127.0.0.1';
 const JWT = 'bench-viewers-secret';
 const DEVICE = 'bench-viewers-cam';
-const TICKS = 100; // USER_HZ on Linux
-
-/** utime + stime of a process, in seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS;
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
 /** The device's ffmpeg: a descendant whose command line is ffmpeg's. */
 function findFfmpeg(pid: number): number | undefined {
-  for (const c of childrenOf(pid)) {
+  for (const c of childPids(pid)) {
     if (readFileSync(`/proc/${c}/cmdline`, 'utf8').split('\0')[0]?.endsWith('ffmpeg')) return c;
     const deeper = findFfmpeg(c);
     if (deeper !== undefined) return deeper;
@@ -64,7 +47,7 @@ export async function run({ short }: { short: boolean }): Promise<void> {
     started.push(start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'serve', '--listen', HOST, '--port', String(port), '--http', `${HOST}:${port + 1}`,
       '--mqtt', `${HOST}:${port + 2}`, '--workers', '1', '--jwt-secret', JWT, '--log-level', 'warn'], { quiet: true }));
     const server = `http://${HOST}:${port + 1}`;
-    await waitFor(async () => (await fetch(`${server}/healthz`).catch(() => undefined))?.ok === true, 30_000, 'p2pd to start');
+    await untilHealthy(server, 30_000);
     const device = start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'device', '--id', DEVICE, '--server', server, '--size', '640x360', '--fps', '30',
       '--bitrate-kbps', '600', '--max-viewers', String(MAX_VIEWERS)], { env: { P2PD_TOKEN: await signer.sign({ sub: DEVICE, role: 'device' }) }, quiet: true });
     started.push(device);

@@ -36,12 +36,32 @@ export function treeRss(pid: number): number {
       const status = readFileSync(`/proc/${p}/status`, 'utf8');
       const m = /VmRSS:\s+(\d+) kB/.exec(status);
       if (m) total += Number(m[1]) * 1024;
-      const children = readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim();
-      for (const c of children.split(/\s+/).filter(Boolean)) walk(Number(c));
     } catch { /* exited */ }
+    for (const c of childPids(p)) walk(c);
   };
   walk(pid);
   return total;
+}
+
+/** A process's children (none once it has exited). */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** CPU seconds (user + system, at Linux's USER_HZ of 100) of a process so far; 0 once it has exited. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name, which is in parentheses and may hold spaces: utime, stime are 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
 }
 
 export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -51,6 +71,11 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
     await sleep(50);
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Waits until `GET {httpUrl}/healthz` answers 200 (p2pd has started). */
+export function untilHealthy(httpUrl: string, timeoutMs: number): Promise<void> {
+  return waitFor(async () => (await fetch(`${httpUrl}/healthz`).catch(() => undefined))?.ok === true, timeoutMs, 'p2pd to start');
 }
 
 /**
