@@ -1,19 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fakeClock } from '../../test/helpers/fakeClock.ts';
+import { seededRandom } from '../../test/helpers/random.ts';
 import { Backoff, Reconnector, SignalingUrls } from './reconnect.ts';
-
-/** A seeded PRNG (mulberry32): the spread is checked on the same numbers every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const node = (n: string): { urls: string[] } => ({ urls: [`ws://${n}:8080/mqtt`, `mqtt://${n}:1883`] });
 
@@ -91,7 +80,7 @@ test('after losing its node the client tries the next URL after a wait below the
 
 test('no reconnection storm: 5,000 clients of a node that dies come back spread over the first second, onto the other nodes', async () => {
   const clock = fakeClock();
-  const random = seeded(13);
+  const random = seededRandom(13);
   const perBucket = new Array<number>(10).fill(0);
   const perNode = new Map<string, number>();
   const t0 = clock.now();

@@ -42,20 +42,28 @@ export interface StartOptions {
 }
 
 /** A port taken between choosing and binding it: a start with other free ports may succeed. */
-export const portTaken = (err: unknown): boolean => /EADDRINUSE|already in use|PORT_IN_USE/.test(String(err));
+const portTaken = (err: unknown): boolean => /EADDRINUSE|already in use|PORT_IN_USE/.test(String(err));
 
 /**
- * Starts p2pd; when a port this helper chose was taken before p2pd bound it, starts again on
- * other free ports (at most 4 tries). Ports the caller gave are the caller's to retry.
+ * Runs `start` again (at most 4 tries) while it fails because a port it chose was taken between
+ * choosing and binding it; `start` must choose its free ports anew each time.
  */
-export async function startP2pd(opts: StartOptions = {}): Promise<P2pdProcess> {
+export async function retryTakenPorts<T>(start: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startOnce(opts);
+      return await start();
     } catch (err) {
       if (attempt >= 4 || !portTaken(err)) throw err;
     }
   }
+}
+
+/**
+ * Starts p2pd; when a port this helper chose was taken before p2pd bound it, starts again on
+ * other free ports. Ports the caller gave are the caller's to retry (retryTakenPorts).
+ */
+export function startP2pd(opts: StartOptions = {}): Promise<P2pdProcess> {
+  return retryTakenPorts(() => startOnce(opts));
 }
 
 async function startOnce(opts: StartOptions): Promise<P2pdProcess> {

@@ -20,19 +20,13 @@ import { chromiumAvailable, launchChromium } from '../helpers/chromium.ts';
 import { startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
 import { TurnError, TurnTestClient, UdpPeer, startTurnServer, startTurnServers } from '../helpers/turnClient.ts';
 import { haveRedis, REDIS_MISSING, startRedis, type RedisServer } from '../helpers/redis.ts';
+import { eventually } from '../helpers/wait.ts';
 
 const READY_MS = 60_000;
+/** What another process learns at its next heartbeats (--heartbeat-interval 0.2) or its next signal. */
+const WAIT_MS = 15_000;
 const JWT = 'drain-test-secret';
 const signer = createHs256Signer(JWT);
-
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > until) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await sleep(50);
-  }
-}
 
 describe('drain: SIGTERM sends new allocations elsewhere and lets live relays finish', { timeout: 180_000, skip: haveRedis() ? false : REDIS_MISSING }, () => {
   let redis: RedisServer;
@@ -73,11 +67,11 @@ describe('drain: SIGTERM sends new allocations elsewhere and lets live relays fi
     await eventually('node A sees node B in the registry', async () => {
       const r = await fetch(`${a.httpUrl}/metrics`);
       return /cluster_nodes_healthy\{role="turn"\} 2/.test(await r.text());
-    });
+    }, WAIT_MS);
 
     const exited = once(a.child, 'exit');
     a.child.kill('SIGTERM');
-    await eventually('/readyz of the draining node is 503', async () => (await fetch(`${a.httpUrl}/readyz`)).status === 503);
+    await eventually('/readyz of the draining node is 503', async () => (await fetch(`${a.httpUrl}/readyz`)).status === 503, WAIT_MS);
 
     // A new client: sent to B, with B's address, and B allocates it.
     let alt: TransportAddress | undefined;
@@ -92,7 +86,7 @@ describe('drain: SIGTERM sends new allocations elsewhere and lets live relays fi
         alt = readAddress(attrValue(e.response, findAttr(e.response, Attr.AlternateServer)));
         return true;
       }
-    });
+    }, WAIT_MS);
     assert.deepEqual(alt, { family: 4, address: '127.0.0.1', port: b.port }, 'ALTERNATE-SERVER is node B');
     const moved = await connect((alt as TransportAddress).port);
     assert.equal((await moved.allocate()).relayed.length, 1, 'node B allocates the redirected client');
@@ -142,7 +136,7 @@ async function startCluster(stops: Array<() => Promise<unknown>>, deviceId: stri
     keep(startTurnServer({ readyTimeoutMs: READY_MS, args: [...common, '--roles', 'stun,turn', '--node-id', 't2', '--drain-grace', '3'] })),
   ]) as [P2pdProcess, P2pdProcess, P2pdProcess];
   await eventually('the API node sees both TURN nodes', async () =>
-    /cluster_nodes_healthy\{role="turn"\} 2/.test(await (await fetch(`${api.httpUrl}/metrics`)).text()));
+    /cluster_nodes_healthy\{role="turn"\} 2/.test(await (await fetch(`${api.httpUrl}/metrics`)).text()), WAIT_MS);
   const media = new TestVideoSource({ width: 320, height: 240, fps: 15, bitrateKbps: 300 });
   await media.start();
   stops.push(() => media.stop());

@@ -9,7 +9,7 @@ import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHs256Signer } from '../../src/auth/token.ts';
 import { createNetNs, netnsSupported, type NetNs } from '../helpers/netns.ts';
-import { portTaken, startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
+import { retryTakenPorts, startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
 import { freePort } from '../helpers/ports.ts';
 import { metricValue } from '../helpers/stunClient.ts';
 import { haveRedis, REDIS_MISSING, startRedis } from '../helpers/redis.ts';
@@ -72,15 +72,11 @@ Promise.all(Array.from({ length: ${n} }, one)).then((a) => process.stdout.write(
 const code = (a: Answer): unknown => (a.body.error as { code?: string } | undefined)?.code;
 
 /** `p2pd serve` on 0.0.0.0:PORT, so the namespace reaches it at hostIp. */
-async function startOpen(args: string[]): Promise<{ p2pd: P2pdProcess; port: number }> {
-  for (let attempt = 1; ; attempt++) {
+function startOpen(args: string[]): Promise<{ p2pd: P2pdProcess; port: number }> {
+  return retryTakenPorts(async () => {
     const port = await freePort();
-    try {
-      return { p2pd: await startP2pd({ args: ['--http', `0.0.0.0:${port}`, ...args], readyTimeoutMs: READY_MS }), port };
-    } catch (err) {
-      if (attempt >= 4 || !portTaken(err)) throw err;
-    }
-  }
+    return { p2pd: await startP2pd({ args: ['--http', `0.0.0.0:${port}`, ...args], readyTimeoutMs: READY_MS }), port };
+  });
 }
 
 async function rssBytes(httpUrl: string): Promise<number> {

@@ -18,22 +18,13 @@ import { TurnError, TurnTestClient, UdpPeer, startTurnServers } from '../helpers
 import { createNetNs, netnsSupported, type NetNs } from '../helpers/netns.ts';
 import { haveRedis, REDIS_MISSING, startRedis, type RedisServer } from '../helpers/redis.ts';
 import { jsonLines, type JsonLines } from '../helpers/jsonLines.ts';
+import { eventually } from '../helpers/wait.ts';
 
 const is403 = (e: unknown): boolean => e instanceof TurnError && e.code === 403;
 const v4 = (address: string, port: number): TransportAddress => ({ family: 4, address, port });
 const DROPPED = 'turn_dropped_packets_total{reason="peer_forbidden"';
 /** Starting several servers at once on a loaded machine takes a while. */
 const READY_MS = 60_000;
-
-/** Polls `check` until it holds (bounded): for what another process learns asynchronously. */
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > until) throw new Error(`not within ${timeoutMs} ms: ${what}`);
-    await sleep(50);
-  }
-}
 
 function bindingRequest(): Buffer {
   return new MessageWriter().reset(messageType(Method.Binding, MessageClass.Request), newTransactionId()).toBuffer();

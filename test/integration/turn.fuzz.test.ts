@@ -12,19 +12,9 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { P2pdProcess } from '../helpers/p2pd.ts';
 import { metricValue } from '../helpers/stunClient.ts';
+import { seededRandom } from '../helpers/random.ts';
 import { TurnTestClient, UdpPeer, startTurnServer } from '../helpers/turnClient.ts';
 import { Attr, MessageClass, MessageWriter, Method, messageType, newTransactionId } from '../../src/stun/index.ts';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TURN_ATTRS = [
   Attr.ChannelNumber, Attr.Lifetime, Attr.XorPeerAddress, Attr.Data, Attr.XorRelayedAddress, Attr.RequestedAddressFamily,
@@ -36,7 +26,7 @@ const METHODS = [Method.Allocate, Method.Refresh, Method.CreatePermission, Metho
 describe('fuzzing the TURN port', () => {
   let p: P2pdProcess;
   const seed = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
-  const rand = mulberry32(seed);
+  const rand = seededRandom(seed);
   const int = (n: number): number => Math.floor(rand() * n);
   const bytes = (n: number): Buffer => {
     const b = Buffer.alloc(n);
