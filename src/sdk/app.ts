@@ -284,8 +284,8 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     this.natDetection = detector ? detector.detect(args.session.iceServers).then((t) => {
       if (this.telemetry.setNatType(t) && this.state === 'connected') this.sendKeepalive();
     }) : undefined;
-    // The host moved to another network: its old candidates are gone, so restart ICE now rather
-    // than after pings go unanswered (docs/client.md "Network change").
+    // The host moved to another network: a path from a vanished address is restarted as soon as
+    // a ping says so, not after `livenessMs` (docs/client.md "Network change").
     const unwatch = args.opts.platform.watchNetwork?.((removed) => { void this.onNetworkChange(removed); });
     if (unwatch) this.cleanups.push(unwatch);
     this.scheduleRenewal(args.session.iceServers);
@@ -388,7 +388,6 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     this.supervisor.peerState(s);
   }
 
-  /** Restarts ICE now (also done by itself when the path fails). */
   /**
    * Before an ICE restart: the session's ICE servers as the service gives them now, since its
    * TURN node may have moved (drained or gone: docs/turn.md "Draining"). The ones we have stay
@@ -451,6 +450,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     }
   }
 
+  /** Restarts ICE now (also done by itself when the path fails). */
   async restartIce(): Promise<void> {
     await this.supervisor.recover('restart requested');
   }
