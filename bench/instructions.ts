@@ -136,7 +136,7 @@ export async function run(opts: { short: boolean }): Promise<void> {
   const stun = stunbenchBinary();
   const turn = turnbenchBinary();
   const available = contenders.filter((c) => !c.name.startsWith('coturn') || hasCommand('turnserver'));
-  let port = 35700;
+  let port = 31700; // below the ephemeral range (32768+), where outgoing connections take ports
   const peerPort = port++;
   const peer = start(turn, ['peer', HOST, String(peerPort)]);
   const results: { name: string; binding: number; relay: number }[] = [];

@@ -110,20 +110,25 @@ export async function run(opts: { short: boolean }): Promise<void> {
   const holdCount = opts.short ? 1000 : 5000;
   const bin = turnbenchBinary();
   const available = contenders.filter((c) => c.name !== COTURN || hasCommand('turnserver'));
-  let port = 35400;
+  let port = 31400; // below the ephemeral range (32768+), where the bench's own HTTP keep-alive connections take ports
   const peerPort = port++;
   const peer = start(bin, ['peer', HOST, String(peerPort)]);
   const rt = new Map<string, number[]>();
   const mbit = new Map<string, number[]>();
   const rss = new Map<string, number>();
   const push = (m: Map<string, number[]>, k: string, v: number): void => { m.set(k, [...(m.get(k) ?? []), v]); };
+  // A server that exits (a port taken, a bad option) says so at once rather than after the wait.
+  const untilReady = (c: Contender, server: Started, at: number): Promise<void> => waitFor(() => {
+    if (server.child.exitCode !== null) throw new Error(`${c.name} exited with code ${server.child.exitCode} before answering`);
+    return c.ready(at);
+  }, 15_000, `${c.name} to answer`);
   try {
     for (let r = 0; r < rounds; r++) {
       for (const c of available) {
         port += 2;
         const server = c.launch(port);
         try {
-          await waitFor(() => c.ready(port), 15_000, `${c.name} to answer`);
+          await untilReady(c, server, port);
           const small = load(bin, port, peerPort, seconds, 200);
           const big = load(bin, port, peerPort, seconds, 1000);
           push(rt, c.name, small.rtps);
@@ -138,7 +143,7 @@ export async function run(opts: { short: boolean }): Promise<void> {
       port += 2;
       const server = c.launch(port);
       try {
-        await waitFor(() => c.ready(port), 15_000, `${c.name} to answer`);
+        await untilReady(c, server, port);
         const m = await rssPerAllocation(bin, server, port, holdCount);
         rss.set(c.name, m.perAllocation);
         process.stdout.write(`  memory ${c.name.padEnd(19)} ${(m.perAllocation / 1024).toFixed(1).padStart(6)} KiB RSS per allocation (${m.allocated} allocations)\n`);
