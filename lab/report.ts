@@ -82,6 +82,13 @@ export interface Aggregate extends Condition {
   /** What theory allows over those same cells, with the same weights. */
   theoreticalDirectShare?: number;
   setupP95?: number;
+  /**
+   * The same mixture percentile over the attempts that went direct, and over those relayed: a
+   * relayed setup crosses the relay's round trips, so at 50 ms the mixture's P95 is the relay's
+   * (docs/lab.md "What setup measures").
+   */
+  setupP95Direct?: number;
+  setupP95Relay?: number;
   firstFrameP95?: number;
   /** Median of each setup step over the successful attempts (unweighted): where setup goes. */
   steps?: SetupPhases;
@@ -167,7 +174,7 @@ function natTypeFigures(camera: NatKind, app: NatKind, attempts: readonly Attemp
 }
 
 /** A cell's figures, and its latency samples for the aggregate's mixture percentiles. */
-function summarizeCell(attempts: readonly Attempt[]): { cell: Cell; setups: number[]; firstFrames: number[] } {
+function summarizeCell(attempts: readonly Attempt[]): { cell: Cell; setups: number[]; setupsDirect: number[]; setupsRelay: number[]; firstFrames: number[] } {
   const first = attempts[0] as Attempt;
   const { camera, app, stack, delayMs, lossPct } = first;
   const ok = attempts.filter((a) => a.ok);
@@ -203,7 +210,8 @@ function summarizeCell(attempts: readonly Attempt[]): { cell: Cell; setups: numb
     shortOfTheory: possible && direct < ok.length,
     ...natTypeFigures(camera, app, attempts),
   };
-  return { cell, setups, firstFrames };
+  const setupsOn = (path: string): number[] => defined(ok.filter((a) => a.path === path).map((a) => a.setupMs));
+  return { cell, setups, setupsDirect: setupsOn('direct'), setupsRelay: setupsOn('relay'), firstFrames };
 }
 
 /**
@@ -240,11 +248,15 @@ export function summarize(attempts: readonly Attempt[], mix: NatMix = SEED_MIX):
   const order = (k: NatKind): number => NAT_KINDS.indexOf(k);
   const cells: Cell[] = [];
   const setups = new Map<Cell, number[]>();
+  const setupsDirect = new Map<Cell, number[]>();
+  const setupsRelay = new Map<Cell, number[]>();
   const firstFrames = new Map<Cell, number[]>();
   for (const group of groupBy(attempts, (a) => `${describeCondition(a)}|${a.camera}|${a.app}`).values()) {
     const figures = summarizeCell(group);
     cells.push(figures.cell);
     setups.set(figures.cell, figures.setups);
+    setupsDirect.set(figures.cell, figures.setupsDirect);
+    setupsRelay.set(figures.cell, figures.setupsRelay);
     firstFrames.set(figures.cell, figures.firstFrames);
   }
   cells.sort((a, b) => compareConditions(a, b) || order(a.camera) - order(b.camera) || order(a.app) - order(b.app));
@@ -266,6 +278,8 @@ export function summarize(attempts: readonly Attempt[], mix: NatMix = SEED_MIX):
       directShare: weightedMean(connected, mix, (c) => c.directShare ?? 0),
       theoreticalDirectShare: weightedMean(connected, mix, (c) => (c.directPossible ? 1 : 0)),
       setupP95: mixturePercentile(list, setups, mix, 95),
+      setupP95Direct: mixturePercentile(list, setupsDirect, mix, 95),
+      setupP95Relay: mixturePercentile(list, setupsRelay, mix, 95),
       firstFrameP95: mixturePercentile(list, firstFrames, mix, 95),
       ...(Object.keys(stepsOf.get(key) ?? {}).length > 0 ? { steps: stepsOf.get(key) } : {}),
     });

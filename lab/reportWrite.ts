@@ -99,9 +99,9 @@ export function renderMarkdown(report: Report): string {
   }
   out.push('## Seed-weighted aggregate', '');
   out.push('Each cell weighs mix(camera) · mix(app) with the seed mix on both sides; latency P95s are over the mixture, each cell\'s samples sharing its weight.', '');
-  out.push('| stack | delay | loss | cells | attempts | weight | success | direct | direct in theory | setup P95 | first frame P95 |', '|---|---|---|---|---|---|---|---|---|---|---|');
+  out.push('| stack | delay | loss | cells | attempts | weight | success | direct | direct in theory | setup P95 | direct | relayed | first frame P95 |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const a of summary.aggregate) {
-    out.push(`| ${a.stack} | ${a.delayMs} ms | ${a.lossPct} % | ${a.cells} | ${a.attempts} | ${a.weight.toFixed(4)} | ${share(a.success)} | ${share(a.directShare)} | ${share(a.theoreticalDirectShare)} | ${ms(a.setupP95)} | ${ms(a.firstFrameP95)} |`);
+    out.push(`| ${a.stack} | ${a.delayMs} ms | ${a.lossPct} % | ${a.cells} | ${a.attempts} | ${a.weight.toFixed(4)} | ${share(a.success)} | ${share(a.directShare)} | ${share(a.theoreticalDirectShare)} | ${ms(a.setupP95)} | ${ms(a.setupP95Direct)} | ${ms(a.setupP95Relay)} | ${ms(a.firstFrameP95)} |`);
   }
   const withSteps = summary.aggregate.filter((a) => a.steps !== undefined);
   if (withSteps.length > 0) {

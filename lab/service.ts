@@ -1,3 +1,4 @@
+import { appendFileSync } from 'node:fs';
 /**
  * The lab's processes: p2pd on the server site (every role, HTTP on port 80 and TURN over TLS on
  * 443 so a UDP-blocking firewall that lets out only web ports still reaches it), a camera
@@ -26,6 +27,7 @@ export class Output {
 
   constructor(child: ChildProcess) {
     let buf = '';
+    const tf = process.env.LAB_TRACE_DIR ? `${process.env.LAB_TRACE_DIR}/${child.pid}.log` : undefined;
     const feed = (chunk: Buffer): void => {
       buf += chunk.toString('utf8');
       let nl: number;
@@ -33,6 +35,7 @@ export class Output {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         this.lines.push(line);
+        if (tf) appendFileSync(tf, `${new Date().toISOString()} ${line}\n`);
         if (this.lines.length > 2000) this.lines.shift();
         for (const w of [...this.waiters]) if (w.test(line)) { this.waiters.splice(this.waiters.indexOf(w), 1); w.resolve(line); }
       }

@@ -123,6 +123,21 @@ test('aggregates weigh cells by the seed mix on both sides, not by their number 
   assert.equal(a.firstFrameP95, 1100);
 });
 
+test('the aggregate splits the setup P95 by the path each attempt took', () => {
+  // port-restricted × port-restricted goes direct (900 ms); symmetric × port-restricted relays
+  // (1800 ms), and weighs 0.25 · 0.35 against 0.35²: the mixture's P95 is the relay's.
+  const list = [
+    ...attempts('port-restricted', 'port-restricted', 10, {}, () => 900),
+    ...attempts('symmetric', 'port-restricted', 10, {}, () => 1800),
+  ];
+  const [a] = summarize(list).aggregate;
+  assert.equal(a?.setupP95, 1800);
+  assert.equal(a?.setupP95Direct, 900);
+  assert.equal(a?.setupP95Relay, 1800);
+  const directOnly = summarize(attempts('port-restricted', 'port-restricted', 4)).aggregate[0];
+  assert.equal(directOnly?.setupP95Relay, undefined);
+});
+
 test('over the whole matrix the seed-weighted theoretical share is 76.25 %, conditions apart', () => {
   const list = [...fullMatrix(2), ...fullMatrix(2, { stack: 'chromium', lossPct: 2 })];
   const { aggregate, cells } = summarize(list);
