@@ -1,7 +1,8 @@
 /**
- * Waits on something another process learns asynchronously (a metric, a registry view, a state):
- * polls `check` every 50 ms until it holds, bounded by `timeoutMs` — an explicit wait on the
- * outcome, never a sleep sized for a quiet machine.
+ * Explicit waits on an outcome, bounded in time — never a sleep sized for a quiet machine:
+ * - eventually(): something another process learns asynchronously (a metric, a registry view, a
+ *   state), polled every 50 ms until it holds;
+ * - nextEvent(): the first value an in-process event hands to `register`'s callback.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -12,4 +13,11 @@ export async function eventually(what: string, check: () => Promise<boolean>, ti
     if (Date.now() > until) throw new Error(`not within ${timeoutMs} ms: ${what}`);
     await sleep(50);
   }
+}
+
+export function nextEvent<T>(what: string, register: (done: (v: T) => void) => void, timeoutMs = 10_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not within ${timeoutMs} ms: ${what}`)), timeoutMs);
+    register((v) => { clearTimeout(timer); resolve(v); });
+  });
 }

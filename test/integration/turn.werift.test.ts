@@ -9,19 +9,10 @@ import { RTCPeerConnection, type RTCDataChannel } from 'werift';
 import type { P2pdProcess } from '../helpers/p2pd.ts';
 import { startTurnServer } from '../helpers/turnClient.ts';
 import { metricValue } from '../helpers/stunClient.ts';
+import { nextEvent } from '../helpers/wait.ts';
 import { mintTurnRestCredentials } from '../../src/auth/turnRest.ts';
 
 const SECRET = 'werift-secret';
-
-function waitFor<T>(register: (done: (v: T) => void) => void, timeoutMs: number, what: string): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
-    register((v) => {
-      clearTimeout(timer);
-      resolve(v);
-    });
-  });
-}
 
 describe('werift through the p2pd relay', () => {
   let p: P2pdProcess;
@@ -53,25 +44,25 @@ describe('werift through the p2pd relay', () => {
     device.onIceCandidate.subscribe((c) => { if (c) void app.addIceCandidate(c.toJSON()); });
 
     const appChannel = app.createDataChannel('chat');
-    const deviceChannel = waitFor<RTCDataChannel>((done) => device.onDataChannel.subscribe((ch) => done(ch)), 20_000, 'the data channel');
+    const deviceChannel = nextEvent<RTCDataChannel>('the data channel', (done) => device.onDataChannel.subscribe((ch) => done(ch)), 20_000);
     await app.setLocalDescription(await app.createOffer());
     await device.setRemoteDescription(app.localDescription!);
     await device.setLocalDescription(await device.createAnswer());
     await app.setRemoteDescription(device.localDescription!);
 
     const ch = await deviceChannel;
-    await waitFor<void>((done) => { if (appChannel.readyState === 'open') done(); else appChannel.stateChanged.subscribe((s) => { if (s === 'open') done(); }); }, 20_000, 'the channel to open');
+    await nextEvent<void>('the channel to open', (done) => { if (appChannel.readyState === 'open') done(); else appChannel.stateChanged.subscribe((s) => { if (s === 'open') done(); }); }, 20_000);
 
-    const fromApp = waitFor<string>((done) => ch.onMessage.subscribe((m) => done(m.toString())), 10_000, 'app → device');
+    const fromApp = nextEvent<string>('app → device', (done) => ch.onMessage.subscribe((m) => done(m.toString())), 10_000);
     appChannel.send('hello device');
     assert.equal(await fromApp, 'hello device');
-    const fromDevice = waitFor<string>((done) => appChannel.onMessage.subscribe((m) => done(m.toString())), 10_000, 'device → app');
+    const fromDevice = nextEvent<string>('device → app', (done) => appChannel.onMessage.subscribe((m) => done(m.toString())), 10_000);
     ch.send('hello app');
     assert.equal(await fromDevice, 'hello app');
 
     // Past the 4 s lifetime: werift's Refresh kept both allocations alive.
     await sleep(4500);
-    const again = waitFor<string>((done) => ch.onMessage.subscribe((m) => done(m.toString())), 10_000, 'app → device after a refresh');
+    const again = nextEvent<string>('app → device after a refresh', (done) => ch.onMessage.subscribe((m) => done(m.toString())), 10_000);
     appChannel.send('still here');
     assert.equal(await again, 'still here');
 

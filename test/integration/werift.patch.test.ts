@@ -6,22 +6,16 @@
  *   message_seq 0 (§4.2.2);
  * - the data channel's opener may send before DATA_CHANNEL_ACK (RFC 8832 §6): it is open as soon
  *   as its DATA_CHANNEL_OPEN is sent;
- * - media and data still flow both ways.
+ * - data still flows both ways.
  * If `npm ci` ran without the patch (or werift moved on), these fail.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RTCPeerConnection, type RTCDataChannel } from 'werift';
+import { nextEvent } from '../helpers/wait.ts';
 
 interface HandshakeCacheLike { handshakeCache: Record<number, { data: { msg_type: number; message_seq: number }[]; isLocal: boolean } | undefined> }
 interface DtlsTransportLike { dtls?: { dtls: HandshakeCacheLike }; role: string }
-
-function until<T>(what: string, ms: number, register: (done: (v: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    register((v) => { clearTimeout(timer); resolve(v); });
-  });
-}
 
 test('werift as patched: no cookie round trip, ServerHello at message_seq 0, the opener open before the ACK', async () => {
   const offerer = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
@@ -30,15 +24,14 @@ test('werift as patched: no cookie round trip, ServerHello at message_seq 0, the
     offerer.onIceCandidate.subscribe((c) => { if (c) void answerer.addIceCandidate(c).catch(() => undefined); });
     answerer.onIceCandidate.subscribe((c) => { if (c) void offerer.addIceCandidate(c).catch(() => undefined); });
     const channel = offerer.createDataChannel('p2pd');
-    const remote = until<RTCDataChannel>('the answerer\'s data channel', 20_000, (done) => answerer.onDataChannel.subscribe(done));
     // When the opener goes open, has the answerer sent its ACK yet? It is sent on receipt of the
     // OPEN, so an opener that waited for it would be open only after the answerer saw the channel.
-    let remoteSeenAtOpen: boolean | undefined;
     let remoteSeen = false;
-    answerer.onDataChannel.subscribe(() => { remoteSeen = true; });
-    const opened = until<void>('the opener open', 20_000, (done) => channel.stateChanged.subscribe((s) => {
+    let remoteSeenAtOpen: boolean | undefined;
+    const remote = nextEvent<RTCDataChannel>('the answerer\'s data channel', (done) => answerer.onDataChannel.subscribe((dc) => { remoteSeen = true; done(dc); }), 20_000);
+    const opened = nextEvent<void>('the opener open', (done) => channel.stateChanged.subscribe((s) => {
       if (s === 'open') { remoteSeenAtOpen = remoteSeen; done(); }
-    }));
+    }), 20_000);
 
     await offerer.setLocalDescription(await offerer.createOffer());
     await answerer.setRemoteDescription(offerer.localDescription!);
@@ -58,7 +51,7 @@ test('werift as patched: no cookie round trip, ServerHello at message_seq 0, the
     const serverHello = server.dtls!.dtls.handshakeCache[4]?.data.find((h) => h.msg_type === 2);
     assert.equal(serverHello?.message_seq, 0, 'the ServerHello, the server\'s first message, has message_seq 0');
 
-    const echoed = until<string>('the echo', 10_000, (done) => channel.onMessage.subscribe((m) => done(String(m))));
+    const echoed = nextEvent<string>('the echo', (done) => channel.onMessage.subscribe((m) => done(String(m))));
     theirs.onMessage.subscribe((m) => theirs.send(`echo ${String(m)}`));
     channel.send('hello');
     assert.equal(await echoed, 'echo hello');
