@@ -2,10 +2,11 @@
  * The lab's Node app (the SDK under `p2pd connect`), run inside the app site's namespace:
  * `node bin/run.js lab/agent.ts SERVER TOKEN DEVICE ATTEMPTS`. One process makes every attempt
  * of a cell in turn, so a Node start-up is not counted as setup, and prints one JSON line per
- * attempt. Like the web viewer (whose page opens the broker connection when the user signs in) and
- * like an app, it holds one broker connection for all its attempts and hands it to connect(): a
- * setup starts from an app that is already online (docs/lab.md "What setup measures"). Each line: ok, path, setupMs (connect() to a working path, the SDK's own figure), firstFrameMs
+ * attempt: ok, path, setupMs (connect() to a working path, the SDK's own figure), firstFrameMs
  * (connect() to the first complete video frame), rttMs (median of data-channel pings), natType.
+ * Like the web viewer (whose page opens the broker connection when the user signs in) and like an
+ * app, it holds one broker connection for all its attempts and hands it to connect(): a setup
+ * starts from an app that is already online (docs/lab.md "What setup measures").
  */
 import { mqttUrlFor, normalizeServer } from '../src/sdk/http.ts';
 import { SignalingClient, connect, isSdkError, readTokenClaims } from '../src/sdk/node.ts';

@@ -173,8 +173,16 @@ function natTypeFigures(camera: NatKind, app: NatKind, attempts: readonly Attemp
   return { natTypeReports: reports, natTypeRight: reports > 0 ? right / reports : undefined, natTypeMisses: [...misses.values()] };
 }
 
-/** A cell's figures, and its latency samples for the aggregate's mixture percentiles. */
-function summarizeCell(attempts: readonly Attempt[]): { cell: Cell; setups: number[]; setupsDirect: number[]; setupsRelay: number[]; firstFrames: number[] } {
+/** A cell's latency samples, for the aggregate's mixture percentiles. */
+interface CellSamples {
+  setups: number[];
+  setupsDirect: number[];
+  setupsRelay: number[];
+  firstFrames: number[];
+}
+
+/** A cell's figures, and its latency samples. */
+function summarizeCell(attempts: readonly Attempt[]): { cell: Cell; samples: CellSamples } {
   const first = attempts[0] as Attempt;
   const { camera, app, stack, delayMs, lossPct } = first;
   const ok = attempts.filter((a) => a.ok);
@@ -211,7 +219,7 @@ function summarizeCell(attempts: readonly Attempt[]): { cell: Cell; setups: numb
     ...natTypeFigures(camera, app, attempts),
   };
   const setupsOn = (path: string): number[] => defined(ok.filter((a) => a.path === path).map((a) => a.setupMs));
-  return { cell, setups, setupsDirect: setupsOn('direct'), setupsRelay: setupsOn('relay'), firstFrames };
+  return { cell, samples: { setups, setupsDirect: setupsOn('direct'), setupsRelay: setupsOn('relay'), firstFrames } };
 }
 
 /**
@@ -233,10 +241,10 @@ function weightedMean(cells: readonly Cell[], mix: NatMix, value: (c: Cell) => n
  * A latency percentile over the mixture: each cell's samples share the cell's weight equally, so a
  * cell weighs its pair's share of the field whatever its number of attempts.
  */
-function mixturePercentile(cells: readonly Cell[], byCell: ReadonlyMap<Cell, number[]>, mix: NatMix, p: number): number | undefined {
+function mixturePercentile(cells: readonly Cell[], valuesOf: (c: Cell) => readonly number[], mix: NatMix, p: number): number | undefined {
   const samples: WeightedSample[] = [];
   for (const c of cells) {
-    const values = byCell.get(c) ?? [];
+    const values = valuesOf(c);
     const w = pairWeight(mix, c.camera, c.app) / values.length;
     for (const value of values) samples.push({ value, weight: w });
   }
@@ -247,18 +255,13 @@ function mixturePercentile(cells: readonly Cell[], byCell: ReadonlyMap<Cell, num
 export function summarize(attempts: readonly Attempt[], mix: NatMix = SEED_MIX): Summary {
   const order = (k: NatKind): number => NAT_KINDS.indexOf(k);
   const cells: Cell[] = [];
-  const setups = new Map<Cell, number[]>();
-  const setupsDirect = new Map<Cell, number[]>();
-  const setupsRelay = new Map<Cell, number[]>();
-  const firstFrames = new Map<Cell, number[]>();
+  const samples = new Map<Cell, CellSamples>();
   for (const group of groupBy(attempts, (a) => `${describeCondition(a)}|${a.camera}|${a.app}`).values()) {
-    const figures = summarizeCell(group);
-    cells.push(figures.cell);
-    setups.set(figures.cell, figures.setups);
-    setupsDirect.set(figures.cell, figures.setupsDirect);
-    setupsRelay.set(figures.cell, figures.setupsRelay);
-    firstFrames.set(figures.cell, figures.firstFrames);
+    const { cell, samples: s } = summarizeCell(group);
+    cells.push(cell);
+    samples.set(cell, s);
   }
+  const of = (pick: keyof CellSamples) => (c: Cell): readonly number[] => samples.get(c)?.[pick] ?? [];
   cells.sort((a, b) => compareConditions(a, b) || order(a.camera) - order(b.camera) || order(a.app) - order(b.app));
 
   const stepsOf = new Map<string, SetupPhases>();
@@ -277,10 +280,10 @@ export function summarize(attempts: readonly Attempt[], mix: NatMix = SEED_MIX):
       success: weightedMean(list, mix, (c) => c.successRate),
       directShare: weightedMean(connected, mix, (c) => c.directShare ?? 0),
       theoreticalDirectShare: weightedMean(connected, mix, (c) => (c.directPossible ? 1 : 0)),
-      setupP95: mixturePercentile(list, setups, mix, 95),
-      setupP95Direct: mixturePercentile(list, setupsDirect, mix, 95),
-      setupP95Relay: mixturePercentile(list, setupsRelay, mix, 95),
-      firstFrameP95: mixturePercentile(list, firstFrames, mix, 95),
+      setupP95: mixturePercentile(list, of('setups'), mix, 95),
+      setupP95Direct: mixturePercentile(list, of('setupsDirect'), mix, 95),
+      setupP95Relay: mixturePercentile(list, of('setupsRelay'), mix, 95),
+      firstFrameP95: mixturePercentile(list, of('firstFrames'), mix, 95),
       ...(Object.keys(stepsOf.get(key) ?? {}).length > 0 ? { steps: stepsOf.get(key) } : {}),
     });
   }

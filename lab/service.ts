@@ -1,4 +1,3 @@
-import { appendFileSync } from 'node:fs';
 /**
  * The lab's processes: p2pd on the server site (every role, HTTP on port 80 and TURN over TLS on
  * 443 so a UDP-blocking firewall that lets out only web ports still reaches it), a camera
@@ -6,7 +5,7 @@ import { appendFileSync } from 'node:fs';
  * own namespace: all of it is in the lab's namespaces.
  */
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +26,8 @@ export class Output {
 
   constructor(child: ChildProcess) {
     let buf = '';
-    const tf = process.env.LAB_TRACE_DIR ? `${process.env.LAB_TRACE_DIR}/${child.pid}.log` : undefined;
+    // docs/lab.md "Running it": LAB_TRACE_DIR keeps every line, time-stamped.
+    const traceFile = process.env.LAB_TRACE_DIR ? join(process.env.LAB_TRACE_DIR, `${child.pid}.log`) : undefined;
     const feed = (chunk: Buffer): void => {
       buf += chunk.toString('utf8');
       let nl: number;
@@ -35,7 +35,7 @@ export class Output {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
         this.lines.push(line);
-        if (tf) appendFileSync(tf, `${new Date().toISOString()} ${line}\n`);
+        if (traceFile) appendFileSync(traceFile, `${new Date().toISOString()} ${line}\n`);
         if (this.lines.length > 2000) this.lines.shift();
         for (const w of [...this.waiters]) if (w.test(line)) { this.waiters.splice(this.waiters.indexOf(w), 1); w.resolve(line); }
       }
