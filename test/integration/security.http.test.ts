@@ -371,19 +371,31 @@ describe('429 RATE_LIMITED per token and per source, and a cap of open sessions 
         }
         assert.ok(viaRedis, 'the node reaches Redis for its budgets');
       }
-      const h = { authorization: `Bearer ${await signer.sign({ sub: 'app-shared', role: 'app', devices: ['*'] })}` };
-      const started = performance.now();
-      // 40 at once, half to each node.
-      const answers = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
-        const node = i % 2 ? y : x;
-        const r = await local('GET', `${node.httpUrl}/v1/ice-servers`, { headers: h });
-        return { node: node === x ? 'x' : 'y', status: r.status, code: code(r) };
-      }));
-      const elapsedSec = (performance.now() - started) / 1000;
-      const allowed = answers.filter((a) => a.status === 200).length;
-      t.diagnostic(`40 requests at once over two nodes in ${elapsedSec.toFixed(2)} s: ${allowed} allowed (one bucket of 5/s, burst 10)`);
+      // A budget check that waits more than 150 ms for Redis is decided by the node alone (the
+      // availability rule, counted as a fallback): on a loaded machine some of a burst may be.
+      // A burst with fallbacks is taken again with a fresh token, at most 3 bursts; the bound
+      // allows one extra answer per fallback, so it holds exactly when Redis decided them all.
+      const fallbacks = async () => (await metricValue(x.httpUrl, 'http_rate_limit_fallback_total')) + (await metricValue(y.httpUrl, 'http_rate_limit_fallback_total'));
+      let burst: { allowed: number; elapsedSec: number; fell: number; answers: { node: string; status: number; code: unknown }[] } | undefined;
+      for (let round = 0; round < 3 && (burst === undefined || burst.fell > 0); round++) {
+        const h = { authorization: `Bearer ${await signer.sign({ sub: `app-shared-${round}`, role: 'app', devices: ['*'] })}` };
+        const fellBefore = await fallbacks();
+        const started = performance.now();
+        // 40 at once, half to each node.
+        const answers = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
+          const node = i % 2 ? y : x;
+          const r = await local('GET', `${node.httpUrl}/v1/ice-servers`, { headers: h });
+          return { node: node === x ? 'x' : 'y', status: r.status, code: code(r) };
+        }));
+        const elapsedSec = (performance.now() - started) / 1000;
+        const fell = (await fallbacks()) - fellBefore;
+        burst = { allowed: answers.filter((a) => a.status === 200).length, elapsedSec, fell, answers };
+        t.diagnostic(`40 requests at once over two nodes in ${elapsedSec.toFixed(2)} s: ${burst.allowed} allowed, ${fell} decided without Redis (one bucket of 5/s, burst 10)`);
+      }
+      assert.ok(burst);
+      const { allowed, elapsedSec, fell, answers } = burst;
       // One shared bucket allows 10 + 5/s; two separate ones would allow twice that.
-      assert.ok(allowed <= 10 + Math.ceil(5 * elapsedSec) + 1, `${allowed} allowed in ${elapsedSec.toFixed(2)} s`);
+      assert.ok(allowed <= 10 + Math.ceil(5 * elapsedSec) + 1 + fell, `${allowed} allowed in ${elapsedSec.toFixed(2)} s with ${fell} fallbacks`);
       assert.ok(allowed >= 10);
       assert.ok(answers.some((a) => a.node === 'x' && a.code === 'RATE_LIMITED') && answers.some((a) => a.node === 'y' && a.code === 'RATE_LIMITED'));
       const other = { authorization: `Bearer ${await signer.sign({ sub: 'app-fresh', role: 'app', devices: ['*'] })}` };
