@@ -228,7 +228,8 @@ export class DeviceServer extends Emitter<DeviceEvents> {
 
   private newViewer(sessionId: string, appId: string): Viewer {
     const answerer = new Answerer({
-      sendAnswer: (payload, replyTo) => this.signaling.send(appId, 'answer', sessionId, payload, replyTo === undefined ? {} : { replyTo }).then(() => undefined),
+      // The answer tells the device's NAT type when it is known (docs/signaling.md "Messages").
+      sendAnswer: (payload, replyTo) => this.signaling.send(appId, 'answer', sessionId, this.natType === undefined ? payload : { ...payload, natType: this.natType }, replyTo === undefined ? {} : { replyTo }).then(() => undefined),
       sendCandidate: (c) => this.sendCandidate(v, c),
       addRemote: (c) => this.addRemoteCandidate(v, c),
       warn: (err) => this.emit('warning', err),

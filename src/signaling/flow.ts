@@ -88,11 +88,13 @@ export class FlowTracker {
       const nowSec = Math.floor(this.nowMs() / 1000);
       switch (msg.type) {
         case 'offer':
+          this.countNatType(msg, id);
           if (this.once.record(id, 'attempt')) p2pConnectionAttemptsTotal.inc();
           if (!this.offers.has(id)) this.remember(id, receivedAtMs);
           await this.store.update(id, { updatedAt: nowSec, lastSeenAt: nowSec });
           break;
         case 'answer': {
+          this.countNatType(msg, id);
           const offeredAt = this.offers.get(id);
           if (offeredAt !== undefined) {
             this.offers.delete(id);
@@ -120,11 +122,21 @@ export class FlowTracker {
     }
   }
 
+  /**
+   * nat_type_total counts each party of a session once, from the first message that tells its
+   * type: a device's answer carries it (it knows it before it answers), so a session that ends
+   * before the device's first keepalive arrives is counted all the same.
+   */
+  private countNatType(msg: SignalMessage, id: string): void {
+    const natType = msg.type === 'offer' || msg.type === 'answer' || msg.type === 'keepalive' ? msg.payload.natType : undefined;
+    if (natType !== undefined && this.once.record(id, `nat:${msg.from}`)) natTypeTotal.inc({ type: natTypeLabel(natType) });
+  }
+
   private async keepalive(msg: Extract<SignalMessage, { type: 'keepalive' }>, session: SessionFacts, nowSec: number): Promise<void> {
     const id = session.sessionId;
     const p = msg.payload;
     if (p.rttMs !== undefined) p2pLatencySeconds.observe(p.rttMs / 1000);
-    if (p.natType !== undefined && this.once.record(id, `nat:${msg.from}`)) natTypeTotal.inc({ type: natTypeLabel(p.natType) });
+    this.countNatType(msg, id);
     if (p.state === 'connected') {
       await this.store.update(id, { status: 'connected', updatedAt: nowSec, lastSeenAt: nowSec });
       // The path is the app's view: it is the controlling agent, whose nomination decides the

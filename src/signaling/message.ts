@@ -29,7 +29,8 @@ export type PeerState = (typeof PEER_STATES)[number];
 export const PATHS = ['direct', 'relay'] as const;
 export type PathKind = (typeof PATHS)[number];
 
-export interface SdpPayload { readonly sdp: string; readonly type?: string }
+/** `natType`: the sender's NAT type when it knows it (docs/signaling.md "Messages"), counted once per party like a keepalive's. */
+export interface SdpPayload { readonly sdp: string; readonly type?: string; readonly natType?: string }
 /** The fields of RTCIceCandidateInit; an empty `candidate` marks the end of candidates. */
 export interface CandidatePayload {
   readonly candidate: string;
@@ -120,6 +121,7 @@ function payloadProblem(type: MessageType, p: Obj): string | undefined {
     case 'answer':
       if (typeof p.sdp !== 'string' || p.sdp.length === 0) return `payload.sdp must be a non-empty string`;
       if (!isOptString(p.type, 16)) return 'payload.type must be a string';
+      if (!isOptString(p.natType, 64)) return 'payload.natType must be a string of at most 64 characters';
       return undefined;
     case 'candidate':
       if (typeof p.candidate !== 'string') return 'payload.candidate must be a string ("" marks the end of candidates)';

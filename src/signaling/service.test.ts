@@ -6,6 +6,8 @@ import { MemorySessionStore } from '../session/memoryStore.ts';
 import { newSession } from '../session/model.ts';
 import { aclRules } from './acl.ts';
 import { natTypeLabel } from './flow.ts';
+import { natTypeTotal } from '../metrics/metrics.ts';
+import { eventually } from '../../test/helpers/wait.ts';
 import { SignalingService, type Sender } from './service.ts';
 import { oneNodeSessions } from '../../test/helpers/sessions.ts';
 import { sessionActions } from '../session/actions.ts';
@@ -198,4 +200,21 @@ test('with a wake timeout, a session request for a sleeping device waits for it 
   assert.ok(sent.some((s) => s.topic === 'p2p/signal/device/cam-z' && s.retain && s.body.type === undefined), 'the retained wake is cleared');
   const trace = await store.trace(answer?.body.sessionId as string);
   assert.deepEqual(trace.filter((e) => e.kind === 'api').map((e) => e.what), ['wake', 'woke']);
+});
+
+test('a NAT type in an answer counts once for its sender, and the same in a later keepalive does not count again', async () => {
+  const { service, store } = await setup();
+  const device = sender('device_1', 'device');
+  const count = async (type: string): Promise<number> => (await natTypeTotal.get()).values.find((v) => v.labels.type === type)?.value ?? 0;
+  const before = await count('port-restricted cone');
+  const answer = msg({ type: 'answer', from: 'device_1', to: 'app_1', payload: { sdp: 'v=0', natType: 'port-restricted cone' } });
+  assert.equal(await service.authorizePublish(device, 'p2p/signal/app/app_1', answer, false), true);
+  await eventually('the answer counted', async () => (await count('port-restricted cone')) === before + 1, 2000);
+  const keepalive = msg({ type: 'keepalive', from: 'device_1', to: 'app_1', payload: { state: 'connected', natType: 'port-restricted cone' } });
+  assert.equal(await service.authorizePublish(device, 'p2p/signal/app/app_1', keepalive, false), true);
+  // The keepalive's tracking is done once the session reads connected (it sets that).
+  await eventually('the keepalive tracked', async () => (await store.get('s1'))?.status === 'connected', 2000);
+  assert.equal(await count('port-restricted cone'), before + 1, 'once per party and session');
+  const bad = msg({ type: 'answer', from: 'device_1', to: 'app_1', payload: { sdp: 'v=0', natType: 'x'.repeat(65) } });
+  assert.equal(await service.authorizePublish(device, 'p2p/signal/app/app_1', bad, false), false, 'a natType over 64 characters is refused like a keepalive\'s');
 });
