@@ -9,7 +9,7 @@
  * starts from an app that is already online (docs/lab.md "What setup measures").
  */
 import { mqttUrlFor, normalizeServer } from '../src/sdk/http.ts';
-import { SignalingClient, connect, isSdkError, readTokenClaims } from '../src/sdk/node.ts';
+import { SignalingClient, connect, isSdkError, readTokenClaims, warmUp } from '../src/sdk/node.ts';
 import type { RemoteTrack } from '../src/sdk/rtc.ts';
 
 const [server, token, deviceId, attemptsRaw] = process.argv.slice(2);
@@ -31,6 +31,9 @@ function firstFrame(onTrack: (cb: (t: RemoteTrack) => void) => void, ms: number)
   });
 }
 
+// As an app does when it starts (docs/client.md "Setup time"): werift's one-time work runs while
+// the broker connection comes up, not in the first attempt.
+void warmUp();
 const signaling = await SignalingClient.open({
   url: mqttUrlFor(normalizeServer(server)), id: readTokenClaims(token).sub, role: 'app', token,
 });

@@ -63,9 +63,10 @@ export async function connect(argv: readonly string[], env: NodeJS.ProcessEnv): 
   const direct = getFlag(raw, 'direct');
   if (relay && direct) throw conflict('--relay and --direct exclude each other');
 
-  const token = await tokenOrDevToken(getString(raw, 'token'), server, { role: 'app', devices: [deviceId] });
   // Loaded here, not at the top: `p2pd serve` shares the command table and needs no WebRTC stack.
-  const { connect: sdkConnect } = await import('../sdk/node.ts');
+  const { connect: sdkConnect, warmUp } = await import('../sdk/node.ts');
+  void warmUp();
+  const token = await tokenOrDevToken(getString(raw, 'token'), server, { role: 'app', devices: [deviceId] });
   const conn: AppConnection = await sdkConnect({
     server, token, deviceId, timeoutMs,
     iceTransportPolicy: relay ? 'relay' : direct ? 'direct' : 'all',

@@ -143,6 +143,8 @@ export class DeviceServer extends Emitter<DeviceEvents> {
     this.cleanups.push(() => this.clock.clearInterval(keepalive), () => this.roster.close());
     this.natType = this.opts.natType;
     if (this.natType === undefined && this.opts.natDetector) void this.detectNatAtStart();
+    // A camera's first viewer after boot would otherwise wait for the stack's one-time work.
+    void this.opts.platform.warmUp?.();
   }
 
   /** Detection from the ICE servers the service gives this device, before any viewer comes. */

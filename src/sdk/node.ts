@@ -10,6 +10,14 @@ import { weriftPlatform } from './weriftRtc.ts';
 export * from './index.ts';
 export { weriftPlatform, nodeNatDetector };
 
+/**
+ * Starts werift's one-time work (its certificate, one DTLS handshake in memory) so the process's
+ * first connect() does not wait for it: call it when the app starts (docs/client.md "Setup time").
+ */
+export function warmUp(): Promise<void> {
+  return weriftPlatform.warmUp?.() ?? Promise.resolve();
+}
+
 /** connect() with werift and the UDP NAT detector unless others are given. */
 export function connect(opts: Omit<ConnectOptions, 'platform'> & { platform?: ConnectOptions['platform'] }): Promise<AppConnection> {
   return connectWith({ ...opts, platform: opts.platform ?? weriftPlatform, natDetector: opts.natDetector ?? nodeNatDetector });

@@ -108,6 +108,11 @@ export interface RtcPlatform {
    */
   prepare?(iceServers: readonly IceServerInit[]): void;
   /**
+   * The stack's one-time work, done before the first connection waits for it (werift:
+   * weriftWarmUp.ts). Once per process; optional.
+   */
+  warmUp?(): Promise<void>;
+  /**
    * Calls `onChange` with the addresses gone when this host's network changes (networkWatch.ts;
    * `['*']` where the platform cannot say which); returns the stop. Optional: without it a move
    * is noticed when pings go unanswered.

@@ -17,6 +17,7 @@ import { probeIceServersCached, type IceReach } from './turnReach.ts';
 import { realClock } from './clock.ts';
 import { watchAddresses } from './networkWatch.ts';
 import type { IceServerInit } from './http.ts';
+import { warmUp } from './weriftWarmUp.ts';
 
 /**
  * werift's TURN client refreshes its allocation in a loop around a plain 500 s timer that close()
@@ -387,5 +388,6 @@ export const weriftPlatform: RtcPlatform = {
   name: 'werift',
   createPeer: (config) => new WeriftPeer(config),
   prepare: (iceServers) => { void probeIceServersCached(iceServers); },
+  warmUp,
   watchNetwork: (onChange) => watchAddresses({ list: hostAddresses, clock: realClock, intervalMs: NETWORK_WATCH_MS, onChange: (_added, removed) => onChange(removed) }),
 };
