@@ -31,9 +31,10 @@ function firstFrame(onTrack: (cb: (t: RemoteTrack) => void) => void, ms: number)
   });
 }
 
-// As an app does when it starts (docs/client.md "Setup time"): werift's one-time work runs while
-// the broker connection comes up, not in the first attempt.
-void warmUp();
+// As an app does when it starts (docs/client.md "Setup time"): werift's one-time work and the
+// HTTP connection are done while the broker connection comes up, not in the first attempt (the
+// web viewer's page has its HTTP connection from loading the page).
+void warmUp(server);
 const signaling = await SignalingClient.open({
   url: mqttUrlFor(normalizeServer(server)), id: readTokenClaims(token).sub, role: 'app', token,
 });

@@ -65,7 +65,7 @@ export async function connect(argv: readonly string[], env: NodeJS.ProcessEnv): 
 
   // Loaded here, not at the top: `p2pd serve` shares the command table and needs no WebRTC stack.
   const { connect: sdkConnect, warmUp } = await import('../sdk/node.ts');
-  void warmUp();
+  void warmUp(server);
   const token = await tokenOrDevToken(getString(raw, 'token'), server, { role: 'app', devices: [deviceId] });
   const conn: AppConnection = await sdkConnect({
     server, token, deviceId, timeoutMs,

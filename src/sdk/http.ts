@@ -86,6 +86,18 @@ export async function requestJson<T>(method: string, url: string, opts: RequestO
   return body as T;
 }
 
+/**
+ * Opens a kept-alive connection to the API before the first request needs it (`GET /healthz`,
+ * its answer read and dropped): the first `POST /v1/sessions` then costs its round trip only,
+ * not a connect as well (docs/client.md "Setup time"). Resolves either way; fetch keeps an idle
+ * connection a few seconds.
+ */
+export async function preconnect(server: string, timeoutMs = 5000): Promise<void> {
+  try {
+    await requestJson('GET', `${normalizeServer(server)}/healthz`, { timeoutMs });
+  } catch { /* the first request connects then */ }
+}
+
 /** `POST /v1/dev/token`: a development token from a server running with a generated key. */
 export async function devToken(server: string, req: { role: 'app' | 'device'; sub?: string; devices?: readonly string[] }, timeoutMs = 5000): Promise<string> {
   const r = await requestJson<{ token: string }>('POST', `${normalizeServer(server)}/v1/dev/token`, { body: req, timeoutMs });

@@ -6,16 +6,18 @@ import { connect as connectWith, type AppConnection, type ConnectOptions } from 
 import { serve as serveWith, type DeviceServer, type ServeOptions } from './device.ts';
 import { nodeNatDetector } from './natDetectNode.ts';
 import { weriftPlatform } from './weriftRtc.ts';
+import { preconnect } from './http.ts';
 
 export * from './index.ts';
 export { weriftPlatform, nodeNatDetector };
 
 /**
- * Starts werift's one-time work (its certificate, one DTLS handshake in memory) so the process's
- * first connect() does not wait for it: call it when the app starts (docs/client.md "Setup time").
+ * Starts werift's one-time work (its certificate, one DTLS handshake in memory) and, given the
+ * service's URL, opens a kept-alive HTTP connection to it, so the process's first connect() waits
+ * for neither: call it when the app starts (docs/client.md "Setup time").
  */
-export function warmUp(): Promise<void> {
-  return weriftPlatform.warmUp?.() ?? Promise.resolve();
+export async function warmUp(server?: string): Promise<void> {
+  await Promise.all([weriftPlatform.warmUp?.(), server === undefined ? undefined : preconnect(server)]);
 }
 
 /** connect() with werift and the UDP NAT detector unless others are given. */
