@@ -115,60 +115,8 @@ class WeriftRemoteTrack implements RemoteTrack {
 
 const ufragOf = (sdp: string): string | undefined => /^a=ice-ufrag:(\S+)/m.exec(sdp)?.[1];
 
-/** RFC 9260 §16 RTO.Initial, in werift's unit (seconds). */
-const SCTP_RTO_INITIAL_S = 1;
-/** Handshake types of a DTLS client's flight 5 (RFC 5246 §7.4: certificate, client_key_exchange, certificate_verify, finished). */
-const CLIENT_FLIGHT5 = new Set([11, 15, 16, 20]);
-
-/** The order of a client's flight 5 with a certificate (RFC 5246 §7.3): certificate, key exchange, certificate verify, finished. */
-const FLIGHT5_ORDER = [11, 16, 15, 20];
-
-interface DtlsServerLike {
-  connected?: boolean;
-  flight6?: { send(buffers: Buffer[]): Promise<unknown> };
-  dtls?: { lastMessage?: Buffer[]; handshakeCache?: Record<number, { data: { msg_type: number }[] } | undefined> };
-  onHandleHandshakes?: (assembled: { msg_type: number }[]) => Promise<void>;
-  mended?: boolean;
-}
-
-/**
- * werift 0.24's DTLS server (server.js) on a lossy link:
- * - a client's flight 5 whose certificate_verify was lost still has its Finished taken in, and
- *   the extended master secret (RFC 7627 §4) is then hashed over a cache holding that Finished:
- *   every later key is wrong and the handshake never completes. So a flight-5 message is taken
- *   only after the ones before it; the client resends the whole flight (RFC 6347 §4.2.4);
- * - once connected it drops the client's retransmitted flight 5 (`if (this.connected) return`),
- *   so a lost flight 6 is never sent again: it is resent, as RFC 6347 §4.2.4 asks.
- */
-function resendLastFlightOnRetransmission(server: DtlsServerLike | undefined): void {
-  if (!server || server.mended || !('flight6' in server) || typeof server.onHandleHandshakes !== 'function') return;
-  server.mended = true;
-  const handle = server.onHandleHandshakes;
-  server.onHandleHandshakes = async (assembled) => {
-    const last = server.dtls?.lastMessage;
-    if (server.connected && server.flight6 && last && assembled.some((h) => CLIENT_FLIGHT5.has(h.msg_type))) {
-      await server.flight6.send(last);
-      return;
-    }
-    if (!server.connected) {
-      const seen = new Set((server.dtls?.handshakeCache?.[5]?.data ?? []).map((h) => h.msg_type));
-      assembled = assembled.filter((h) => {
-        const at = FLIGHT5_ORDER.indexOf(h.msg_type);
-        if (at < 0) return true;
-        if (!FLIGHT5_ORDER.slice(0, at).every((t) => seen.has(t))) return false;
-        seen.add(h.msg_type);
-        return true;
-      });
-      if (assembled.length === 0) return;
-    }
-    await handle(assembled);
-  };
-}
-
 class WeriftPeer extends Emitter<PeerEvents> implements RtcPeer {
   readonly raw: RTCPeerConnection;
-  /** Transports whose werift recoveries were mended (mendTransports). */
-  private readonly mended = new WeakSet<object>();
   /** An ICE restart is being negotiated (our offer asked for one, or the remote's ufrag changed). */
   private restartPending = false;
   private remoteUfrag: string | undefined;
@@ -227,9 +175,7 @@ class WeriftPeer extends Emitter<PeerEvents> implements RtcPeer {
     // werift gathers here (TURN allocations included).
     await this.useReachableTurn();
     const applied = whileGathering(() => this.raw.setLocalDescription(d));
-    this.mendTransports();
     await applied;
-    this.mendTransports();
     this.startChecksAfterRestart();
   }
 
@@ -238,32 +184,7 @@ class WeriftPeer extends Emitter<PeerEvents> implements RtcPeer {
     if (this.remoteUfrag !== undefined && ufrag !== undefined && ufrag !== this.remoteUfrag) this.restartPending = true;
     if (ufrag !== undefined) this.remoteUfrag = ufrag;
     await this.raw.setRemoteDescription(d);
-    this.mendTransports();
     this.startChecksAfterRestart();
-  }
-
-  /**
-   * Two of werift 0.24's recoveries from a lost packet are mended on each transport before its
-   * handshakes start (they decide whether a call connects on a lossy link: docs/lab.md):
-   * - its SCTP association waits RTO.Initial = 3 s (RFC 4960) before resending a lost INIT or
-   *   COOKIE ECHO; RFC 9260 §16 made it 1 s;
-   * - its DTLS server drops a client's retransmitted flight 5 once it has sent flight 6
-   *   (server.js: `if (this.connected) return`), so a lost flight 6 is never sent again and the
-   *   client waits for ever; RFC 6347 §4.2.4: a retransmitted flight is answered with the last one.
-   */
-  private mendTransports(): void {
-    const sctp = (this.raw.sctpTransport as unknown as { sctp?: { rto: number; associationState: number } } | null)?.sctp;
-    if (sctp && !this.mended.has(sctp)) {
-      this.mended.add(sctp);
-      if (sctp.associationState === 1 /* CLOSED */ && sctp.rto > SCTP_RTO_INITIAL_S) sctp.rto = SCTP_RTO_INITIAL_S;
-    }
-    for (const t of this.raw.dtlsTransports) {
-      if (this.mended.has(t)) continue;
-      this.mended.add(t);
-      const mend = (): void => resendLastFlightOnRetransmission((t as unknown as { dtls?: DtlsServerLike }).dtls);
-      mend();
-      t.onStateChange.subscribe((state) => { if (state === 'connecting') queueMicrotask(mend); });
-    }
   }
 
   /**

@@ -6,6 +6,7 @@
  *   message_seq 0 (§4.2.2);
  * - the data channel's opener may send before DATA_CHANNEL_ACK (RFC 8832 §6): it is open as soon
  *   as its DATA_CHANNEL_OPEN is sent;
+ * - the SCTP association's RTO.Initial is RFC 9260's 1 s, not RFC 4960's 3 s;
  * - data still flows both ways.
  * If `npm ci` ran without the patch (or werift moved on), these fail.
  */
@@ -34,6 +35,9 @@ test('werift as patched: no cookie round trip, ServerHello at message_seq 0, the
     }), 20_000);
 
     await offerer.setLocalDescription(await offerer.createOffer());
+    // RFC 9260 §16: RTO.Initial 1 s (werift had RFC 4960's 3 s: a lost INIT cost 3 s of setup).
+    const sctp = (offerer.sctpTransport as unknown as { sctp?: { rto: number } } | undefined)?.sctp;
+    assert.equal(sctp?.rto, 1, 'the SCTP association starts with RTO.Initial = 1 s');
     await answerer.setRemoteDescription(offerer.localDescription!);
     await answerer.setLocalDescription(await answerer.createAnswer());
     await offerer.setRemoteDescription(answerer.localDescription!);
