@@ -9,7 +9,7 @@ import { Waiters } from './waiters.ts';
 const cand = (type: string, n = 1): CandidateInit => ({ candidate: `candidate:${n} 1 udp 100 192.0.2.${n} 500${n} typ ${type}`, sdpMid: '0', sdpMLineIndex: 0 });
 
 /** A fake peer and signaling: what the negotiator sends, and what it did to the peer. */
-function rig(opts: { direct?: boolean; badAnswer?: boolean } = {}) {
+function rig(opts: { direct?: boolean; badAnswer?: boolean; slowLocal?: Promise<void> } = {}) {
   const clock = fakeClock();
   const waiters = new Waiters(clock);
   const sent: Array<{ type: string; payload: Record<string, unknown>; msgId?: string }> = [];
@@ -20,7 +20,7 @@ function rig(opts: { direct?: boolean; badAnswer?: boolean } = {}) {
   const peer = {
     signalingState: 'stable',
     async createOffer(o?: { iceRestart?: boolean }): Promise<SdpInit> { offers++; return { type: 'offer', sdp: `offer ${offers}${o?.iceRestart ? ' restart' : ''}` }; },
-    async setLocalDescription(d: SdpInit) { peerLog.push(`local ${d.sdp}`); peer.signalingState = 'have-local-offer'; },
+    async setLocalDescription(d: SdpInit) { await opts.slowLocal; peerLog.push(`local ${d.sdp}`); peer.signalingState = 'have-local-offer'; },
     async setRemoteDescription(d: SdpInit) {
       if (opts.badAnswer) throw new Error('bad sdp');
       peerLog.push(`remote ${d.sdp.trim()}`);
@@ -57,6 +57,24 @@ test('an offer is re-sent until answered, under one msgId for SENDS_PER_MSG_ID s
   await clock.advance(OFFER_RESEND_MS * 4);
   assert.equal(offersSent().length, 3, 'no send after the answer');
   assert.equal(clock.pending, 0);
+});
+
+test('an answer that comes while our setLocalDescription (werift\'s gathering) is still running is applied once it ends, not dropped', async () => {
+  let gathered!: () => void;
+  const { clock, n, answer, peerLog, offersSent } = rig({ slowLocal: new Promise<void>((r) => { gathered = r; }) });
+  const negotiated = n.negotiate(false, clock.now() + 20_000);
+  await settle();
+  assert.equal(offersSent().length, 1, 'the offer left before gathering ended');
+  const first = answer('m1', 'early');
+  const copy = answer('m1', 'copy'); // a second copy, waiting too
+  await settle();
+  assert.deepEqual(peerLog, [], 'nothing applied yet');
+  gathered();
+  await Promise.all([first, copy]);
+  assert.deepEqual(peerLog, ['local offer 1', 'remote early'], 'the answer applied once, after our description');
+  await negotiated;
+  await clock.advance(OFFER_RESEND_MS * 4);
+  assert.equal(offersSent().length, 1, 'no resend: the answer was taken');
 });
 
 test('answers to an older offer, from another peer, or a second copy are ignored', async () => {
