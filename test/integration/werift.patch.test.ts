@@ -6,7 +6,8 @@
  *   message_seq 0 (§4.2.2);
  * - the data channel's opener may send before DATA_CHANNEL_ACK (RFC 8832 §6): it is open as soon
  *   as its DATA_CHANNEL_OPEN is sent;
- * - the SCTP association's RTO.Initial is RFC 9260's 1 s, not RFC 4960's 3 s;
+ * - the SCTP association's RTO.Initial is RFC 9260's 1 s, not RFC 4960's 3 s, and the DTLS
+ *   handshake's first retransmission timer comes from ICE's round trip;
  * - data still flows both ways.
  * If `npm ci` ran without the patch (or werift moved on), these fail.
  */
@@ -15,7 +16,7 @@ import assert from 'node:assert/strict';
 import { RTCPeerConnection, type RTCDataChannel } from 'werift';
 import { nextEvent } from '../helpers/wait.ts';
 
-interface HandshakeCacheLike { handshakeCache: Record<number, { data: { msg_type: number; message_seq: number }[]; isLocal: boolean } | undefined> }
+interface HandshakeCacheLike { handshakeCache: Record<number, { data: { msg_type: number; message_seq: number }[]; isLocal: boolean } | undefined>; options?: { p2pdRetransmitMs?: number } }
 interface DtlsTransportLike { dtls?: { dtls: HandshakeCacheLike }; role: string }
 
 test('werift as patched: no cookie round trip, ServerHello at message_seq 0, the opener open before the ACK', async () => {
@@ -52,6 +53,9 @@ test('werift as patched: no cookie round trip, ServerHello at message_seq 0, the
     const clientCache = client.dtls!.dtls.handshakeCache;
     assert.ok(clientCache[1], 'the client\'s flight 1 (its ClientHello) is in its transcript');
     assert.equal(clientCache[3], undefined, 'the client sent a flight 3: the server asked for a cookie (HelloVerifyRequest)');
+    // The handshake's first retransmission timer comes from ICE's round trip (loopback: the
+    // 150 ms floor), on both ends, not werift's fixed 0.5 s.
+    for (const end of [client, server]) assert.equal(end.dtls?.dtls.options?.p2pdRetransmitMs, 150, `the DTLS ${end.role}'s first retransmission timer`);
     const serverHello = server.dtls!.dtls.handshakeCache[4]?.data.find((h) => h.msg_type === 2);
     assert.equal(serverHello?.message_seq, 0, 'the ServerHello, the server\'s first message, has message_seq 0');
 
