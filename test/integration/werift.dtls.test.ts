@@ -17,6 +17,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as werift from 'werift';
+import { seededRandom } from '../helpers/random.ts';
 
 type Direction = 'toServer' | 'toClient';
 /** What happens to datagram number `index` (from 0) going `direction`: dropped, altered, or kept. */
@@ -81,18 +82,6 @@ async function handshake(policy: LinkPolicy, timeoutMs: number): Promise<Outcome
   return outcome;
 }
 
-/** A deterministic generator (mulberry32), so a loss pattern that fails can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 // Retransmissions come 0.5 s, then 1 s, 1.5 s … apart (werift's Flight): one lost datagram costs
 // about 0.5 s, so 8 s is far beyond any single loss and short of werift's 27 s give-up.
 const LOSS_BOUND_MS = 8_000;
@@ -109,7 +98,7 @@ test('DTLS handshake survives the loss of any one datagram of either side\'s fli
 test('DTLS handshake completes under a seeded 15 % loss both ways', async () => {
   const seeds = Array.from({ length: 24 }, (_, i) => 1000 + i);
   const outcomes = await Promise.all(seeds.map(async (seed) => {
-    const random = seeded(seed);
+    const random = seededRandom(seed);
     return { seed, ...(await handshake((_d, _i, b) => (random() < 0.15 ? undefined : b), 20_000)) };
   }));
   const broken = outcomes.filter((o) => o.client !== 'connected' || o.server !== 'connected');
