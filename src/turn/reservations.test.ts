@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Reservations, RESERVATION_TIMEOUT_MS } from './reservations.ts';
+import { OUTSIDE_BUSY_MS, Reservations, RESERVATION_TIMEOUT_MS } from './reservations.ts';
 
 const req = (quotaKey: string | undefined, extra: Partial<Parameters<Reservations['reserve']>[0]> = {}) => ({ quotaKey, count: 1 as const, evenPort: 'none' as const, token: undefined, ...extra });
 
@@ -69,4 +69,33 @@ test('--principal-quota counts all of a principal\'s sessions; session and princ
   if (grants[0]?.ok) r.release(grants[0].grant);
   assert.equal(r.used('p:app-1'), 2);
   assert.ok(r.reserve(req('s:d', { principalKey: 'p:app-1' }), 1, 0).ok, 'freed quota comes back');
+});
+
+test('a port found bound outside p2pd is set aside until OUTSIDE_BUSY_MS has passed, then offered again', () => {
+  const r = new Reservations({ minPort: 50000, maxPort: 50001, maxAllocations: 0, userQuota: 0 });
+  const first = r.reserve(req('u'), 1, 0);
+  assert.ok(first.ok);
+  const held = first.ports[0]!;
+  // The worker could not bind it: it gives the grant back and asks again, naming the port.
+  r.release(first.grant);
+  const second = r.reserve(req('u', { busy: [held] }), 1, 0);
+  assert.ok(second.ok);
+  assert.notEqual(second.ports[0], held, 'the port held outside is not granted again at once');
+  assert.equal(r.setAsideCount, 1);
+  const none = r.reserve(req('u'), 1, OUTSIDE_BUSY_MS - 1);
+  assert.equal(none.ok ? 0 : none.code, 508, 'the range is full while the port is set aside');
+  const back = r.reserve(req('u'), 1, OUTSIDE_BUSY_MS);
+  assert.deepEqual(back.ok ? back.ports : [], [held], 'after OUTSIDE_BUSY_MS it is offered again');
+  assert.equal(r.setAsideCount, 0);
+});
+
+test('a busy list naming ports outside the range, or ports p2pd holds, changes nothing', () => {
+  const r = new Reservations({ minPort: 50000, maxPort: 50001, maxAllocations: 0, userQuota: 0 });
+  const a = r.reserve(req('u'), 1, 0);
+  assert.ok(a.ok);
+  const b = r.reserve(req('u', { busy: [1, 70000, -3, 0.5, a.ports[0]!] }), 1, 0);
+  assert.ok(b.ok, 'the one free port is still granted');
+  assert.equal(r.setAsideCount, 0);
+  r.release(a.grant);
+  assert.deepEqual(((g) => (g.ok ? g.ports : []))(r.reserve(req('u'), 1, 0)), a.ports, 'a port p2pd held comes back on release');
 });

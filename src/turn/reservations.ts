@@ -27,6 +27,11 @@ export interface ReserveRequest {
   readonly evenPort: EvenPort;
   /** RESERVATION-TOKEN as hex, redeeming a port held by an earlier Allocate. */
   readonly token: string | undefined;
+  /**
+   * Ports of this Allocate's previous grant that would not bind (EADDRINUSE: held by a process
+   * outside p2pd). The book sets them aside for OUTSIDE_BUSY_MS and looks elsewhere in the range.
+   */
+  readonly busy?: readonly number[];
 }
 
 export type ReserveResult =
@@ -38,6 +43,9 @@ export type ReserveLimit = 'max_allocations' | 'user_quota' | 'principal_quota' 
 
 /** How long a port reserved by EVEN-PORT R=1 waits for its RESERVATION-TOKEN (RFC 8656 §14.9: ~30 s). */
 export const RESERVATION_TIMEOUT_MS = 30_000;
+
+/** How long a port found bound outside p2pd stays out of the book before it is tried again. */
+export const OUTSIDE_BUSY_MS = 60_000;
 
 interface Grant {
   readonly owner: number;
@@ -65,13 +73,15 @@ export interface ReservationLimits {
 
 export class Reservations {
   private readonly limits: ReservationLimits;
-  /** 0 free, 1 in use, 2 held for a reservation token. */
+  /** 0 free, 1 in use, 2 held for a reservation token, 3 bound outside p2pd (see `outside`). */
   private readonly portState = new Uint8Array(65536);
   private cursor: number;
   private freePorts: number;
   private readonly grants = new Map<number, Grant>();
   private readonly perKey = new Map<string, number>();
   private readonly tokens = new Map<string, Reserved>();
+  /** Ports found bound by another process: port → when they go back into the book. */
+  private readonly outside = new Map<number, number>();
   private nextGrant = 1;
   /** Told of each port that an allocation takes (true) or gives back (false): livePorts.ts. */
   private readonly onPortChange: ((port: number, live: boolean) => void) | undefined;
@@ -80,7 +90,12 @@ export class Reservations {
     this.limits = limits;
     this.onPortChange = onPortChange;
     this.freePorts = limits.maxPort - limits.minPort + 1;
-    this.cursor = limits.minPort + Math.floor(Math.random() * this.freePorts);
+    this.cursor = this.randomPort();
+  }
+
+  private randomPort(): number {
+    const { minPort, maxPort } = this.limits;
+    return minPort + Math.floor(Math.random() * (maxPort - minPort + 1));
   }
 
   get allocations(): number {
@@ -89,6 +104,7 @@ export class Reservations {
 
   reserve(req: ReserveRequest, owner: number, nowMs: number): ReserveResult {
     this.expireTokens(nowMs);
+    if (req.busy !== undefined && req.busy.length > 0) this.setAside(req.busy, nowMs);
     const l = this.limits;
     if (l.maxAllocations > 0 && this.grants.size >= l.maxAllocations) {
       return { ok: false, code: 508, reason: 'max-allocations reached', limit: 'max_allocations' };
@@ -172,7 +188,7 @@ export class Reservations {
     }
   }
 
-  /** Frees ports whose reservation token was never redeemed. */
+  /** Frees ports whose reservation token was never redeemed, and those set aside long enough. */
   expireTokens(nowMs: number): void {
     for (const [t, r] of this.tokens) {
       if (r.expiresAtMs <= nowMs) {
@@ -180,9 +196,35 @@ export class Reservations {
         this.free(r.port);
       }
     }
+    for (const [port, untilMs] of this.outside) {
+      if (untilMs <= nowMs) {
+        this.outside.delete(port);
+        this.free(port);
+      }
+    }
   }
 
-  private take(port: number, state: 1 | 2): void {
+  /** Ports bound outside p2pd right now (for tests and metrics). */
+  get setAsideCount(): number {
+    return this.outside.size;
+  }
+
+  /**
+   * Ports another process holds come in runs (its own next-fit, or its ephemeral ports), so the
+   * next grant after one is found starts from a random place in the range rather than the next
+   * port, which is likely held too.
+   */
+  private setAside(ports: readonly number[], nowMs: number): void {
+    const { minPort, maxPort } = this.limits;
+    for (const p of ports) {
+      if (!Number.isInteger(p) || p < minPort || p > maxPort || this.portState[p] !== 0) continue;
+      this.take(p, 3);
+      this.outside.set(p, nowMs + OUTSIDE_BUSY_MS);
+    }
+    this.cursor = this.randomPort();
+  }
+
+  private take(port: number, state: 1 | 2 | 3): void {
     this.portState[port] = state;
     this.freePorts--;
     if (state === 1) this.onPortChange?.(port, true);

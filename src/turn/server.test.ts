@@ -189,6 +189,34 @@ test('past --user-quota an Allocate gets 486; once one is deleted, the next succ
   assert.equal(named(h, 'allocationCreated').length, 2);
 });
 
+test('relay ports bound by another process in a run cost retries, not allocations: each Allocate still gets a port', async (t) => {
+  const h = await startTurn();
+  t.after(() => h.close());
+  // Another process holds the lower half of the range as one run, as another relay's next-fit
+  // leaves it. Six rounds of 20 allocations are more than the free half: the cursor goes round.
+  const outside: dgram.Socket[] = [];
+  t.after(() => { for (const s of outside) s.close(); });
+  for (let p = h.minPort; p < h.minPort + 100; p++) {
+    const s = dgram.createSocket('udp4');
+    s.on('error', () => undefined);
+    await new Promise<void>((resolve) => { s.once('listening', resolve); s.once('error', () => resolve()); s.bind({ port: p, address: '127.0.0.1', exclusive: true }); });
+    outside.push(s);
+  }
+  const held = new Set(outside.flatMap((s) => { try { return [s.address().port]; } catch { return []; } }));
+  for (let round = 0; round < 6; round++) {
+    const clients = await Promise.all(Array.from({ length: 20 }, () => h.client()));
+    const ports = [];
+    for (const c of clients) {
+      const a = await c.allocate();
+      ports.push(a.relayed[0]!.port);
+    }
+    for (const port of ports) assert.ok(!held.has(port) && port >= h.minPort && port <= h.maxPort, `relay port ${port}`);
+    assert.equal(new Set(ports).size, 20, 'every allocation its own port');
+    for (const c of clients) await c.refresh(0);
+  }
+  assert.equal(named(h, 'limitRefused').length, 0);
+});
+
 test('a request of a method TURN does not serve gets 400 without authentication', async (t) => {
   const h = await startTurn();
   t.after(() => h.close());

@@ -38,6 +38,8 @@ import type { EvenPort } from './reservations.ts';
 /** RFC 8656 §7.2: an allocation lives 10 minutes unless the client asks otherwise. */
 export const DEFAULT_LIFETIME_SEC = 600;
 const UDP = 17;
+/** Grants one Allocate may try when relay ports turn out bound outside p2pd (EADDRINUSE). */
+const ALLOCATE_BIND_ATTEMPTS = 32;
 
 import type { RelayAddress } from './ownAddresses.ts';
 
@@ -443,10 +445,13 @@ export class TurnServer implements TurnHandler {
   private async completeAllocate(p: PendingAllocate): Promise<void> {
     const { quotaKey, principalKey } = quotaKeys(p.principal);
     const sessionId = p.principal.sessionId;
-    // A port may be taken by a process outside p2pd: try a few grants before giving up.
-    for (let attempt = 0; attempt < 8; attempt++) {
+    // A port may be bound by a process outside p2pd: the book sets it aside and the next grant
+    // comes from elsewhere in the range (reservations.ts), so a run of such ports costs a few
+    // attempts, not the allocation.
+    const busy: number[] = [];
+    for (let attempt = 0; attempt < ALLOCATE_BIND_ATTEMPTS; attempt++) {
       const res = await this.opts.reservations.reserve({
-        quotaKey, principalKey, sessionId, count: p.families.length as 1 | 2, evenPort: p.evenPort, token: p.token,
+        quotaKey, principalKey, sessionId, count: p.families.length as 1 | 2, evenPort: p.evenPort, token: p.token, busy: busy.splice(0),
       });
       if (!res.ok) {
         this.events.emit('limitRefused', res.limit);
@@ -481,7 +486,10 @@ export class TurnServer implements TurnHandler {
       } catch (err) {
         for (const e of endpoints) e.port.close();
         this.opts.reservations.release(res.grant);
-        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && p.token === undefined) continue;
+        if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && p.token === undefined) {
+          busy.push(res.ports[endpoints.length]!);
+          continue;
+        }
         this.log.warn({ err: (err as Error).message }, 'relay socket bind failed');
         this.replyErrorTo(p, 508, 'Insufficient Capacity: relay port unavailable');
         return;
