@@ -15,7 +15,7 @@ import { CLIENT_ID_PATTERN, type ClientClaims, type TokenVerifier } from '../aut
 import { buildIceServers } from '../cluster/iceServers.ts';
 import { pickStunNodes, pickTurnNode } from '../cluster/placement.ts';
 import { signalingServers } from '../cluster/signalingServers.ts';
-import { sessionActions, type SessionActionsOptions } from '../session/actions.ts';
+import { sessionActions, type SessionActionsOptions, type SessionOffer } from '../session/actions.ts';
 import { forbidden, sessionNotFound } from '../errors.ts';
 import type { Session } from '../session/model.ts';
 import { authenticate } from './auth.ts';
@@ -64,6 +64,7 @@ const sessionSchema = {
     closeReason: { type: 'string' },
     iceServers: iceServersSchema,
     signaling: signalingSchema,
+    offered: { type: 'boolean' },
   },
   required: ['sessionId', 'deviceId', 'appId', 'status', 'turnNode', 'region', 'createdAt', 'updatedAt', 'ttl', 'iceServers', 'signaling'],
 } as const;
@@ -80,7 +81,7 @@ const authHeader = {
 } as const;
 
 interface IdParams { id: string }
-interface CreateBody { deviceId: string; sessionId?: string }
+interface CreateBody { deviceId: string; sessionId?: string; offer?: SessionOffer }
 
 export const sessionRoutes: FastifyPluginAsync<SessionApiOptions> = async (app, opts) => {
   const { store, verifier, cluster } = opts;
@@ -108,6 +109,19 @@ export const sessionRoutes: FastifyPluginAsync<SessionApiOptions> = async (app, 
         properties: {
           deviceId: { type: 'string', pattern: CLIENT_ID_PATTERN.source },
           sessionId: { type: 'string', pattern: SESSION_ID_PATTERN, description: 'optional: the client\'s own id (retries then get SESSION_EXISTS)' },
+          offer: {
+            type: 'object',
+            description: 'optional: the app\'s first offer, handed to the device as its offer message once the session is open',
+            properties: {
+              // A signaling message's bound (docs/signaling.md): the offer is delivered as one.
+              sdp: { type: 'string', minLength: 1, maxLength: 65536 },
+              msgId: { type: 'string', minLength: 1, maxLength: 128 },
+              natType: { type: 'string', maxLength: 64 },
+              iceTransportPolicy: { type: 'string', enum: ['direct'] },
+            },
+            required: ['sdp', 'msgId'],
+            additionalProperties: false,
+          },
         },
         required: ['deviceId'],
         additionalProperties: false,
@@ -116,7 +130,7 @@ export const sessionRoutes: FastifyPluginAsync<SessionApiOptions> = async (app, 
     },
   }, async (req, reply) => {
     const claims = await auth(req);
-    const answer = await actions.create({ claims, deviceId: req.body.deviceId, sessionId: req.body.sessionId, ip: req.ip });
+    const answer = await actions.create({ claims, deviceId: req.body.deviceId, sessionId: req.body.sessionId, ip: req.ip, offer: req.body.offer });
     return reply.status(201).send(answer);
   });
 

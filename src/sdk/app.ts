@@ -21,7 +21,7 @@
 import { AppChannel } from './appChannel.ts';
 import { CHANNEL_LABEL } from './channelProtocol.ts';
 import { realClock, sleepOn } from './clock.ts';
-import { Negotiator } from './negotiator.ts';
+import { Negotiator, type PreparedOffer } from './negotiator.ts';
 import { PathSupervisor } from './pathSupervisor.ts';
 import { Waiters } from './waiters.ts';
 import { Emitter } from './emitter.ts';
@@ -121,6 +121,43 @@ export type AppConnectionEvents = {
 
 
 const now = (): number => Date.now();
+const policyFor = (p: IcePolicy): 'relay' | 'all' => (p === 'relay' ? 'relay' : 'all');
+
+/** A peer, its channel and its first offer, made before the session exists (see connect()). */
+interface PreparedPeer {
+  readonly pc: RtcPeer;
+  readonly dc: RtcChannel;
+  readonly offer: PreparedOffer;
+}
+
+/**
+ * With the broker connection already up (an app holds one: the web viewer, a long-lived Node
+ * app), the first offer goes with the session request and the service hands it to the device
+ * (docs/client.md "Setup time"): the answer is a round trip sooner. The peer is made without ICE
+ * servers; it gets the session's before it gathers (at setLocalDescription, after the session).
+ */
+async function preparePeer(opts: ConnectOptions): Promise<PreparedPeer> {
+  const policy = opts.iceTransportPolicy ?? 'all';
+  const pc = opts.platform.createPeer({ iceServers: [], iceTransportPolicy: policyFor(policy) });
+  try {
+    if (opts.video !== false) pc.addVideoReceiver();
+    const dc = pc.createDataChannel(CHANNEL_LABEL);
+    const offer = await pc.createOffer();
+    return { pc, dc, offer: { offer, msgId: newMsgId(), sent: true } };
+  } catch (err) {
+    pc.close();
+    throw err;
+  }
+}
+
+/** The offer as the session request carries it (docs/reference.md `POST /v1/sessions`). */
+function offerBody(p: PreparedPeer, opts: ConnectOptions): Record<string, unknown> {
+  const body: Record<string, unknown> = { sdp: p.offer.offer.sdp, msgId: p.offer.msgId };
+  if (opts.iceTransportPolicy === 'direct') body.iceTransportPolicy = 'direct';
+  return body;
+}
+/** The device's messages kept while the session request is out (an answer and its candidates). */
+const EARLY_MESSAGES_MAX = 64;
 /** The longest an ICE restart waits for the session's current ICE servers. */
 const ICE_REFRESH_MS = 2000;
 /** After a network change, a path whose ping is not answered within this is restarted. */
@@ -175,7 +212,7 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
   private readonly sampler: StatsSampler;
 
   /** Use `connect()`. */
-  constructor(args: { opts: ConnectOptions; server: string; session: SessionInfo; appId: string; signaling: SignalingClient; ownsSignaling: boolean; startedAt: number; setup: SetupTimeline }) {
+  constructor(args: { opts: ConnectOptions; server: string; session: SessionInfo; appId: string; signaling: SignalingClient; ownsSignaling: boolean; startedAt: number; setup: SetupTimeline; prepared?: PreparedPeer | undefined }) {
     super();
     this.opts = args.opts;
     this.server = args.server;
@@ -189,10 +226,11 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
     const policy = args.opts.iceTransportPolicy ?? 'all';
     this.direct = policy === 'direct';
-    this.pc = args.opts.platform.createPeer({
-      iceServers: this.direct ? withoutTurn(args.session.iceServers) : args.session.iceServers,
-      iceTransportPolicy: policy === 'relay' ? 'relay' : 'all',
-    });
+    const iceServers = this.direct ? withoutTurn(args.session.iceServers) : args.session.iceServers;
+    // A peer made before the session (its offer went with the session request) gets its ICE
+    // servers now, before it gathers.
+    this.pc = args.prepared?.pc ?? args.opts.platform.createPeer({ iceServers, iceTransportPolicy: policyFor(policy) });
+    if (args.prepared) this.pc.setIceServers(iceServers);
     this.negotiator = new Negotiator({
       peer: this.pc,
       remoteId: this.deviceId,
@@ -210,8 +248,11 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     this.pc.on('state', (s) => this.onPeerState(s));
     this.pc.on('iceState', (s) => { if (s === 'connected' || s === 'completed') this.setup.mark('iceConnected'); });
     this.pc.on('track', (t) => this.onTrack(t));
-    if (args.opts.video !== false) this.pc.addVideoReceiver();
-    this.dc = this.pc.createDataChannel(CHANNEL_LABEL);
+    if (args.prepared) this.dc = args.prepared.dc;
+    else {
+      if (args.opts.video !== false) this.pc.addVideoReceiver();
+      this.dc = this.pc.createDataChannel(CHANNEL_LABEL);
+    }
     this.dc.on('open', () => { this.setup.mark('channelOpen'); this.waiters.poke(); });
     this.proto = new AppChannel({
       channel: this.dc,
@@ -314,9 +355,15 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
 
   // ---- setup ---------------------------------------------------------------------------
 
-  /** Offer, answer, connectivity; rejects with an SdkError. Called once by connect(). */
-  async start(deadline: number): Promise<void> {
-    await this.negotiator.negotiate(false, deadline);
+  /**
+   * Offer, answer, connectivity; rejects with an SdkError. Called once by connect(), with the
+   * offer made before the session (when there is one) and the device's messages that came before
+   * this connection existed (the answer to that offer may have).
+   */
+  async start(deadline: number, prepared?: PreparedOffer, early: readonly SignalMessage[] = []): Promise<void> {
+    const negotiated = this.negotiator.negotiate(false, deadline, prepared);
+    for (const m of early) this.onSignal(m);
+    await negotiated;
     await this.supervisor.establish(deadline);
     this.setupMs = now() - this.startedAt;
     this.supervisor.up();
@@ -623,6 +670,24 @@ export async function connect(opts: ConnectOptions): Promise<AppConnection> {
   if (claims.role !== 'app') throw new SdkError('FORBIDDEN', `connect() needs an app token; this one is for a ${claims.role}`);
   const remaining = (): number => Math.max(1, deadline - now());
   const setup = new SetupTimeline(startedAt, now);
+  // The device's messages before the connection exists: the answer to an offer sent with the
+  // session request can overtake the session's own answer (a device near the service).
+  let prepared = opts.signaling?.connected === true ? await preparePeer(opts) : undefined;
+  const early: SignalMessage[] = [];
+  const stopEarly = prepared && opts.signaling
+    ? opts.signaling.on('message', (m) => { if (m.from === opts.deviceId && early.length < EARLY_MESSAGES_MAX) early.push(m); })
+    : undefined;
+  let offerLeftAt = 0;
+  const createSession = async (): Promise<SessionInfo> => {
+    const body: Record<string, unknown> = { deviceId: opts.deviceId };
+    if (prepared) body.offer = offerBody(prepared, opts);
+    offerLeftAt = now();
+    const s = await requestJson<SessionInfo & { offered?: boolean }>('POST', `${server}/v1/sessions`, { token: opts.token, body, timeoutMs: remaining(), signal: opts.signal });
+    // A node without the signaling role, or from before offers rode on session requests, does
+    // not say `offered`: the offer then goes over MQTT as it always did.
+    if (prepared && s.offered !== true) prepared = { ...prepared, offer: { ...prepared.offer, sent: false } };
+    return s;
+  };
 
   // The broker connection and the session are independent: both at once (each is a few round
   // trips, docs/client.md "Setup time").
@@ -632,10 +697,9 @@ export async function connect(opts: ConnectOptions): Promise<AppConnection> {
     })).then((c) => { setup.mark('signaling'); return c; }),
     // Up to the whole setup budget: a node with --wake-timeout holds the answer while a sleeping
     // camera wakes (docs/operations.md "Sleeping cameras").
-    requestJson<SessionInfo>('POST', `${server}/v1/sessions`, {
-      token: opts.token, body: { deviceId: opts.deviceId }, timeoutMs: remaining(), signal: opts.signal,
-    }).then((s) => { setup.mark('session'); return s; }),
+    createSession().then((s) => { setup.mark('session'); return s; }),
   ]);
+  if (prepared?.offer.sent === true) setup.mark('offerSent', offerLeftAt);
   if (opened.status === 'rejected') {
     // No broker, no call: the session just opened is closed again rather than left to expire.
     if (created.status === 'fulfilled') {
@@ -650,13 +714,18 @@ export async function connect(opts: ConnectOptions): Promise<AppConnection> {
     const session = created.value;
     // Where signaling moves if its node goes (docs/signaling.md "Finding a node").
     if (opts.mqttUrl === undefined) signaling.useServers(session.signaling);
-    conn = new AppConnection({ opts, server, session, appId: claims.sub, signaling, ownsSignaling: opts.signaling === undefined, startedAt, setup });
-    await conn.start(deadline);
+    conn = new AppConnection({ opts, server, session, appId: claims.sub, signaling, ownsSignaling: opts.signaling === undefined, startedAt, setup, prepared });
+    stopEarly?.();
+    await conn.start(deadline, prepared?.offer, early.filter((m) => m.sessionId === session.sessionId));
     return conn;
   } catch (err) {
+    stopEarly?.();
     const e = asSdkError(err);
     if (conn) await conn.close(e.code, e);
-    else if (opts.signaling === undefined) await signaling.close();
+    else {
+      prepared?.pc.close();
+      if (opts.signaling === undefined) await signaling.close();
+    }
     throw e;
   }
 }

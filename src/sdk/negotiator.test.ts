@@ -237,3 +237,34 @@ test('an offer the peer refuses, or a gathering that fails, is returned as the e
   assert.match(String(((await done)?.error as Error).message), /gathering failed/);
   assert.ok(late.log.includes('answer answer 1 to m1'), 'the answer had left');
 });
+
+test('an offer that went with the session request is its first send: no second send at once, our candidates pass, the resend keeps its msgId', async () => {
+  const { clock, n, answer, sent, offersSent, peerLog } = rig();
+  const offer: SdpInit = { type: 'offer', sdp: 'early offer' };
+  let done = false;
+  const negotiated = n.negotiate(false, clock.now() + 20_000, { offer, msgId: 'r1', sent: true }).then(() => { done = true; });
+  n.localCandidate(cand('host'));
+  await settle();
+  assert.deepEqual(offersSent(), [], 'nothing sent over signaling: the session request carried it');
+  assert.deepEqual(peerLog, ['local early offer'], 'the prepared offer is applied, none created');
+  n.localCandidate(cand('srflx', 2));
+  assert.deepEqual(sent.filter((m) => m.type === 'candidate').map((m) => (m.payload.candidate as string).split(' ').at(-1)), ['host', 'srflx'], 'candidates go at once: the offer has left');
+  await clock.advance(OFFER_RESEND_MS);
+  assert.deepEqual(offersSent().map((m) => m.msgId), ['r1'], 'unanswered, it goes over signaling under the same msgId (the service de-duplicates)');
+  await clock.advance(OFFER_RESEND_MS);
+  assert.deepEqual(offersSent().map((m) => m.msgId), ['r1', 'm1'], 'then under a fresh one, which the device answers again');
+  await answer('r1');
+  await negotiated;
+  assert.ok(done);
+  assert.equal(clock.pending, 0);
+});
+
+test('a prepared offer the session request did not carry is sent at once under its msgId', async () => {
+  const { clock, n, answer, offersSent } = rig();
+  const negotiated = n.negotiate(false, clock.now() + 20_000, { offer: { type: 'offer', sdp: 'early offer' }, msgId: 'r1', sent: false });
+  await settle();
+  assert.deepEqual(offersSent().map((m) => [m.msgId, m.payload.sdp]), [['r1', 'early offer']]);
+  await answer('r1');
+  await negotiated;
+  assert.equal(clock.pending, 0);
+});

@@ -86,6 +86,16 @@ interface PendingOffer {
   resend: () => void;
 }
 
+/**
+ * The first offer, made before the session existed (its peer had no ICE servers yet) and, when
+ * `sent`, already gone with the session request under `msgId` (docs/client.md "Setup time").
+ */
+export interface PreparedOffer {
+  readonly offer: SdpInit;
+  readonly msgId: string;
+  readonly sent: boolean;
+}
+
 export class Negotiator {
   private readonly opts: NegotiatorOptions;
   private readonly clock: Clock;
@@ -99,18 +109,21 @@ export class Negotiator {
     this.clock = opts.clock;
   }
 
-  /** Creates and sends an offer (retrying), resolves once its answer is applied. */
-  async negotiate(iceRestart: boolean, deadline: number): Promise<void> {
+  /**
+   * Creates and sends an offer (retrying), resolves once its answer is applied. With `prepared`
+   * the offer is that one; one the session request carried counts as its first send.
+   */
+  async negotiate(iceRestart: boolean, deadline: number, prepared?: PreparedOffer): Promise<void> {
     const { peer, waiters } = this.opts;
     this.clearTimer();
     this.local.reset();
-    const offer = await peer.createOffer({ iceRestart });
+    const offer = prepared?.offer ?? await peer.createOffer({ iceRestart });
     // werift gathers inside setLocalDescription (STUN and TURN: a round trip or two); the offer
     // carries no candidates, so it leaves now and the candidates trickle after it.
     const applied = peer.setLocalDescription(offer);
     applied.catch(() => undefined); // awaited below, after the offer went out
     this.remote.shut();
-    const pending: PendingOffer = { sdp: offer.sdp, iceRestart, ids: new Set(), msgId: this.opts.newMsgId(), sends: 0, answered: false, timer: undefined, applied, resend: () => send() };
+    const pending: PendingOffer = { sdp: offer.sdp, iceRestart, ids: new Set(), msgId: prepared?.msgId ?? this.opts.newMsgId(), sends: 0, answered: false, timer: undefined, applied, resend: () => send() };
     this.pending = pending;
     const send = (): void => {
       if (this.opts.closed() || this.pending !== pending || pending.answered) return;
@@ -129,7 +142,13 @@ export class Negotiator {
       this.flushLocal();
       pending.timer = this.clock.setTimeout(send, OFFER_RESEND_MS);
     };
-    send();
+    if (prepared?.sent === true) {
+      // It left with the session request: the answer may be on its way already.
+      pending.sends = 1;
+      pending.ids.add(pending.msgId);
+      this.flushLocal();
+      pending.timer = this.clock.setTimeout(send, OFFER_RESEND_MS);
+    } else send();
     try {
       await applied;
       await waiters.waitFor(() => this.pending !== pending, deadline, iceRestart ? 'the answer to an ICE restart' : 'the device\'s answer');

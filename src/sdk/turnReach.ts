@@ -138,7 +138,7 @@ export function turnUrlsOf(servers: readonly IceServerInit[]): TurnChoice[] {
 }
 
 /** The first `stun:` URL (the one werift queries), as a UDP probe target. */
-function firstStunUrl(servers: readonly IceServerInit[]): TurnUrl | undefined {
+export function firstStunUrl(servers: readonly IceServerInit[]): TurnUrl | undefined {
   for (const s of servers) {
     for (const url of typeof s.urls === 'string' ? [s.urls] : s.urls) {
       const m = /^stun:(\[[0-9a-fA-F:.]+\]|[^:?[\]]+)(?::(\d{1,5}))?$/i.exec(url.trim());

@@ -13,7 +13,7 @@ import type {
   CandidateInit, ChannelEvents, FrameArrival, PeerConfig, PeerConnectionState, PeerEvents, RemoteTrack, RtcChannel,
   RtcPeer, RtcPlatform, SdpInit, StatsEntry, VideoCodec,
 } from './rtc.ts';
-import { probeIceServersCached, type IceReach } from './turnReach.ts';
+import { firstStunUrl, probeIceServersCached, turnUrlsOf, type IceReach } from './turnReach.ts';
 import { realClock } from './clock.ts';
 import { watchAddresses } from './networkWatch.ts';
 import type { IceServerInit } from './http.ts';
@@ -123,6 +123,8 @@ class WeriftPeer extends Emitter<PeerEvents> implements RtcPeer {
   /** werift uses one TURN URL: the first that answers (turnReach.ts), probed while we negotiate. */
   private reachProbe: Promise<IceReach> | undefined;
   private reach: IceReach | undefined;
+  /** Servers given after the peer was made, not yet handed to its ICE agents. */
+  private servers: readonly IceServerInit[] | undefined;
 
   constructor(config: PeerConfig) {
     super();
@@ -147,8 +149,12 @@ class WeriftPeer extends Emitter<PeerEvents> implements RtcPeer {
     pc.onTrack.subscribe((t) => this.emit('track', new WeriftRemoteTrack(t)));
   }
 
-  /** Probed again; the agents take the answer at the next setLocalDescription (useReachableTurn). */
+  /**
+   * Probed again; the agents take these servers, and the probe's answer, at the next
+   * setLocalDescription (useReachableTurn).
+   */
   setIceServers(servers: readonly IceServerInit[]): void {
+    this.servers = servers;
     this.reachProbe = probeIceServersCached(servers);
   }
 
@@ -195,6 +201,21 @@ class WeriftPeer extends Emitter<PeerEvents> implements RtcPeer {
     if (this.reachProbe !== undefined) {
       this.reach = await this.reachProbe;
       this.reachProbe = undefined;
+    }
+    const servers = this.servers;
+    this.servers = undefined;
+    if (servers !== undefined) {
+      // What werift's parseIceServers reads at construction: the first STUN and the first TURN URL.
+      const stun = firstStunUrl(servers);
+      const turn = turnUrlsOf(servers)[0];
+      for (const dtls of this.raw.dtlsTransports) {
+        const ice = dtls.iceTransport.connection;
+        ice.stunServer = stun === undefined ? undefined : [stun.host, stun.port];
+        ice.turnServer = turn === undefined ? undefined : [turn.host, turn.port];
+        ice.options.turnTransport = turn?.transport;
+        ice.options.turnUsername = turn?.username;
+        ice.options.turnPassword = turn?.credential;
+      }
     }
     const r = this.reach;
     if (r === undefined) return;

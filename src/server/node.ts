@@ -150,7 +150,7 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
     const waker = signaling.service.waker;
     if (waker) sessions.setDeviceWaker((id) => waker.wake(id));
     const service = signaling.service;
-    sessions.onSessionCreated((forDevice) => { void service.announce(forDevice); });
+    sessions.onSessionCreated((forDevice, offer) => { void service.announce(forDevice, offer); });
   }
   // --- end signaling
 

@@ -18,7 +18,7 @@ import { loadRegionMap, RegionResolver } from '../cluster/region.ts';
 import { MemoryNodeRegistry, RedisNodeRegistry, type NodeRegistry } from '../cluster/registry.ts';
 import { clusterView, type ClusterView } from '../cluster/view.ts';
 import { setSessionsActiveSource } from '../metrics/metrics.ts';
-import { sessionActions, type SessionActions, type SessionActionsOptions, type SessionAnswer } from '../session/actions.ts';
+import { sessionActions, type SessionActions, type SessionActionsOptions, type SessionAnswer, type SessionOffer } from '../session/actions.ts';
 import { MemorySessionStore } from '../session/memoryStore.ts';
 import type { Session, SessionUpdate } from '../session/model.ts';
 import { RedisSessionStore } from '../session/redisStore.ts';
@@ -66,7 +66,7 @@ export interface SessionServices {
    * for the device, in the node's own region): signaling announces them (docs/signaling.md
    * "Session notices").
    */
-  onSessionCreated(listener: (forDevice: SessionAnswer) => void): () => void;
+  onSessionCreated(listener: (forDevice: SessionAnswer, offer: SessionOffer | undefined) => void): () => void;
   /** Signaling hands in device presence (false = offline → DEVICE_OFFLINE on create). */
   setDevicePresence(isDeviceOnline: (deviceId: string) => boolean | undefined): void;
   /** Signaling hands in its waker of sleeping devices (--wake-timeout): creation waits for an offline device. */
@@ -143,12 +143,13 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
 
   let isDeviceOnline: ((deviceId: string) => boolean | undefined) | undefined;
   let wakeDevice: SessionActionsOptions['wakeDevice'];
-  const createdListeners = new Set<(forDevice: SessionAnswer) => void>();
-  const announce = (s: Session): void => {
-    if (createdListeners.size === 0) return;
+  const createdListeners = new Set<(forDevice: SessionAnswer, offer: SessionOffer | undefined) => void>();
+  const announce = (s: Session, offer: SessionOffer | undefined): boolean => {
+    if (createdListeners.size === 0) return false;
     actions.present(s, undefined, s.deviceId).then((forDevice) => {
-      for (const l of createdListeners) l(forDevice);
+      for (const l of createdListeners) l(forDevice, offer);
     }, (err: unknown) => log.warn({ err, sessionId: s.sessionId }, 'could not present a new session to its device'));
+    return true;
   };
   const apiOptions = {
     store, cluster, log,

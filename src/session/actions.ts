@@ -34,15 +34,36 @@ export interface SessionActionsOptions {
   readonly wakeDevice?: ((deviceId: string) => Promise<{ readonly requestedAt: number; readonly wokeAt: number }>) | undefined;
   readonly log?: Logger | undefined;
   readonly nowMs?: () => number;
-  /** Called with each session opened here, once stored (signaling announces it to its device). */
-  readonly onCreated?: ((session: Session) => void) | undefined;
+  /**
+   * Called with each session opened here, once stored (signaling announces it to its device, and
+   * hands it the offer that came with the request). True when an offer will be delivered.
+   */
+  readonly onCreated?: ((session: Session, offer: SessionOffer | undefined) => boolean) | undefined;
+}
+
+/**
+ * The app's first offer, sent with the session request (docs/client.md "Setup time"): the node
+ * that opens the session hands it to the device as the app's own `offer` message, so the offer
+ * does not wait for the session's answer to come back first (a round trip).
+ */
+export interface SessionOffer {
+  readonly sdp: string;
+  /** The offer's msgId, as the app would have sent it (the answer's `replyTo`). */
+  readonly msgId: string;
+  readonly natType?: string;
+  readonly iceTransportPolicy?: 'direct';
 }
 
 /**
  * A session as answered to a caller: the record plus `iceServers` for that caller and
  * `signaling`, the nodes it may (re)connect its MQTT to, nearest first.
  */
-export type SessionAnswer = Session & { readonly iceServers: IceServer[]; readonly signaling: SignalingServer[] };
+export type SessionAnswer = Session & {
+  readonly iceServers: IceServer[];
+  readonly signaling: SignalingServer[];
+  /** The request's offer is on its way to the device (absent: send it over MQTT). */
+  readonly offered?: true;
+};
 
 export interface CreateSessionRequest {
   readonly claims: ClientClaims;
@@ -51,6 +72,8 @@ export interface CreateSessionRequest {
   readonly ip?: string | undefined;
   /** A client-chosen id (SESSION_EXISTS when taken); a UUID otherwise. */
   readonly sessionId?: string | undefined;
+  /** The app's first offer, delivered to the device once the session is stored. */
+  readonly offer?: SessionOffer | undefined;
 }
 
 export interface SessionActions {
@@ -137,8 +160,9 @@ export function sessionActions(opts: SessionActionsOptions): SessionActions {
       await store.appendTrace(sessionId, { at: wake.wokeAt, kind: 'api', what: 'woke', detail: { deviceId, waitedMs } });
       opts.log?.info({ sessionId, deviceId, waitedMs }, 'session opened to a device that woke');
     }
-    opts.onCreated?.(session);
-    return present(session, req.ip, claims.sub);
+    const offered = opts.onCreated?.(session, req.offer) === true && req.offer !== undefined;
+    const answer = await present(session, req.ip, claims.sub);
+    return offered ? { ...answer, offered: true } : answer;
   }
 
   return { create, present };

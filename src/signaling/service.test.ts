@@ -6,7 +6,7 @@ import { MemorySessionStore } from '../session/memoryStore.ts';
 import { newSession } from '../session/model.ts';
 import { aclRules } from './acl.ts';
 import { natTypeLabel } from './flow.ts';
-import { natTypeTotal } from '../metrics/metrics.ts';
+import { natTypeTotal, signalingDuplicatesTotal } from '../metrics/metrics.ts';
 import { eventually } from '../../test/helpers/wait.ts';
 import { SignalingService, type Sender } from './service.ts';
 import { oneNodeSessions } from '../../test/helpers/sessions.ts';
@@ -217,4 +217,30 @@ test('a NAT type in an answer counts once for its sender, and the same in a late
   assert.equal(await count('port-restricted cone'), before + 1, 'once per party and session');
   const bad = msg({ type: 'answer', from: 'device_1', to: 'app_1', payload: { sdp: 'v=0', natType: 'x'.repeat(65) } });
   assert.equal(await service.authorizePublish(device, 'p2p/signal/app/app_1', bad, false), false, 'a natType over 64 characters is refused like a keepalive\'s');
+});
+
+test('the offer of a session request: after the notice on the device\'s topic, as the app\'s, counted once; its copy through an external broker is not a duplicate; the app\'s retry is', async () => {
+  const { service, sent, store } = await setup();
+  const dups = async (): Promise<number> => (await signalingDuplicatesTotal.get()).values[0]?.value ?? 0;
+  const before = await dups();
+  await service.announce({ sessionId: 's1', deviceId: 'device_1', appId: 'app_1' }, { sdp: 'v=0', msgId: 'o1', natType: 'full cone' });
+  assert.deepEqual(sent.map((s) => [s.topic, s.body.type, s.body.from]), [
+    ['p2p/signal/device/device_1', 'session', 'server'],
+    ['p2p/signal/device/device_1', 'offer', 'app_1'],
+  ]);
+  assert.equal(sent[1]?.body.msgId, 'o1');
+  assert.deepEqual(sent[1]?.body.payload, { type: 'offer', sdp: 'v=0', natType: 'full cone' });
+  // Behind an external broker the service's own publish comes back through its subscription.
+  const published = Buffer.from(JSON.stringify(sent[1]!.body));
+  await service.observe('p2p/signal/device/device_1', published);
+  assert.equal(await dups(), before, 'our own delivery is not a duplicate');
+  await eventually('the offer in the trace', async () => (await store.trace('s1')).some((e) => e.kind === 'signal' && e.what === 'offer'));
+  assert.equal((await store.trace('s1')).filter((e) => e.kind === 'signal' && e.what === 'offer').length, 1);
+  // The app's own resend under the same msgId is one.
+  const app = sender('app_1', 'app', ['device_1']);
+  assert.equal(await service.authorizePublish(app, 'p2p/signal/device/device_1', msg({ msgId: 'o1' }), false), false);
+  assert.equal(await dups(), before + 1);
+  // An offer the message rules refuse is not delivered: the app's MQTT resend gets the refusal.
+  await service.announce({ sessionId: 's1', deviceId: 'device_1', appId: 'app_1' }, { sdp: 'v=0', msgId: 'o2', natType: 'x'.repeat(65) });
+  assert.equal(sent.filter((s) => s.body.type === 'offer').length, 1);
 });

@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { allowsDevice, type ClientClaims, type ClientRole, type TokenVerifier } from '../auth/token.ts';
 import type { Logger } from '../log.ts';
 import { devicesOnline, signalingDuplicatesTotal, signalingErrorsTotal } from '../metrics/metrics.ts';
-import type { SessionActions } from '../session/actions.ts';
+import type { SessionActions, SessionOffer } from '../session/actions.ts';
 import type { SessionStore } from '../session/store.ts';
 import { mayPublish, type AclRule } from './acl.ts';
 import { Deduplicator } from './dedup.ts';
@@ -97,6 +97,8 @@ export class SignalingService {
   private publisher: SignalingPublisher | undefined;
   private readonly unsubscribe: Array<() => void> = [];
   private readonly pending = new Set<Promise<unknown>>();
+  /** Offers of session requests this node published (an external broker hands them back once). */
+  private readonly delivered = new Set<string>();
   /** Messages this node let through (embedded) or tracked (external), and refused. */
   readonly stats = { forwarded: 0, refused: 0 };
 
@@ -198,6 +200,8 @@ export class SignalingService {
     }
     const msg = parsed.message;
     const self = claimed as Party;
+    // An offer this node delivered for a session request, coming back through the subscription.
+    if (msg.type === 'offer' && msg.msgId !== undefined && this.delivered.delete(`${msg.from}\n${msg.msgId}`)) return;
     if (msg.msgId !== undefined && msg.type !== 'session' && !this.dedup.record(msg.from, msg.msgId)) {
       signalingDuplicatesTotal.inc();
       return;
@@ -382,11 +386,43 @@ export class SignalingService {
    * the session as presented to the device (its ICE servers), so that its answer to the offer
    * needs no session read (docs/signaling.md "Session notices"). Never throws.
    */
-  async announce(forDevice: { readonly sessionId: string; readonly deviceId: string }): Promise<void> {
+  async announce(forDevice: { readonly sessionId: string; readonly deviceId: string; readonly appId: string }, offer?: SessionOffer): Promise<void> {
+    const receivedAt = this.nowMs();
     await this.send({ role: 'device', id: forDevice.deviceId }, JSON.stringify({
       type: 'session', sessionId: forDevice.sessionId, from: SERVER_ID, to: forDevice.deviceId, msgId: randomUUID(),
       payload: forDevice, timestamp: this.nowMs(),
     }));
+    if (offer !== undefined) await this.deliverOffer(forDevice, offer, receivedAt);
+  }
+
+  /**
+   * The app's first offer, sent with its session request (docs/client.md "Setup time"): delivered
+   * after the notice, on the device's topic, as the app's own `offer` message, through what an
+   * offer over MQTT goes through after the gate (the session's creation checked the app and the
+   * device): validation, de-duplication under the app's msgId, flow tracking, the trace.
+   */
+  private async deliverOffer(session: { readonly sessionId: string; readonly deviceId: string; readonly appId: string }, offer: SessionOffer, receivedAt: number): Promise<void> {
+    const payload: Record<string, unknown> = { type: 'offer', sdp: offer.sdp };
+    if (offer.natType !== undefined) payload.natType = offer.natType;
+    if (offer.iceTransportPolicy !== undefined) payload.iceTransportPolicy = offer.iceTransportPolicy;
+    const text = JSON.stringify({
+      type: 'offer', sessionId: session.sessionId, from: session.appId, to: session.deviceId, msgId: offer.msgId,
+      payload, timestamp: receivedAt,
+    });
+    const parsed = parseMessage(Buffer.from(text));
+    if (!parsed.ok) {
+      // The app sends the offer again over MQTT when no answer comes, where the refusal is told.
+      this.log.info({ sessionId: session.sessionId, code: parsed.error.code }, 'offer of a session request not delivered');
+      return;
+    }
+    this.dedup.record(session.appId, offer.msgId);
+    this.delivered.add(`${session.appId}\n${offer.msgId}`);
+    if (this.delivered.size > REPLY_CACHE_MAX) this.delivered.delete(this.delivered.values().next().value as string);
+    this.stats.forwarded++;
+    const facts: CachedSession = { sessionId: session.sessionId, appId: session.appId, deviceId: session.deviceId, createdAt: Math.floor(receivedAt / 1000), closed: false };
+    this.cache(facts);
+    this.background(this.flow.track(parsed.message, facts, receivedAt));
+    await this.send({ role: 'device', id: session.deviceId }, text);
   }
 
   /**

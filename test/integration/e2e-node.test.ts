@@ -9,7 +9,8 @@ import { createHs256Signer } from '../../src/auth/token.ts';
 import { TestVideoSource } from '../../src/device/testVideo.ts';
 import type { AppConnection } from '../../src/sdk/app.ts';
 import type { DeviceServer } from '../../src/sdk/device.ts';
-import { connect, isSdkError, serve } from '../../src/sdk/node.ts';
+import { mqttUrlFor } from '../../src/sdk/http.ts';
+import { SignalingClient, connect, isSdkError, serve } from '../../src/sdk/node.ts';
 import { startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
 import { metricValue } from '../helpers/stunClient.ts';
 
@@ -108,6 +109,33 @@ describe('Node app ↔ Node device through p2pd', () => {
     assert.equal((await closedOnDevice).reason, 'bye');
     await until('status closed', async () => (await read()).status === 'closed');
     assert.equal(dev.viewers().length, 0);
+  });
+
+  test('an app holding its broker connection sends its first offer with the session request, and connects', async () => {
+    const token = await signer.sign({ sub: 'app-n4', role: 'app', devices: ['cam-n1'] });
+    const signaling = await SignalingClient.open({ url: mqttUrlFor(p2pd.httpUrl), id: 'app-n4', role: 'app', token });
+    try {
+      const offers = await metricValue(p2pd.httpUrl, 'signaling_messages_total{type="offer"}');
+      const conn = await connect({ server: p2pd.httpUrl, token, deviceId: 'cam-n1', signaling, timeoutMs: 15_000, iceTransportPolicy: 'direct' });
+      conns.push(conn);
+      assert.equal(conn.state, 'connected');
+      const { session, offerSent, answer } = conn.setup.phases;
+      assert.ok(offerSent !== undefined && session !== undefined && offerSent <= session, `the offer left with the session request (offerSent ${offerSent}, session ${session})`);
+      assert.ok(answer !== undefined, 'the device answered it');
+      assert.equal(await metricValue(p2pd.httpUrl, 'signaling_messages_total{type="offer"}'), offers + 1, 'one offer, delivered by the service, none resent over MQTT');
+      assert.deepEqual(await conn.echo('early'), 'early');
+      await untilVideo(media, conn, 5);
+      await conn.close();
+      // The peer was made before the session's ICE servers existed: TURN comes from the session.
+      const relayed = await connect({ server: p2pd.httpUrl, token, deviceId: 'cam-n1', signaling, timeoutMs: 15_000, iceTransportPolicy: 'relay' });
+      conns.push(relayed);
+      assert.equal(relayed.path, 'relay');
+      assert.ok((relayed.setup.phases.offerSent ?? Infinity) <= (relayed.setup.phases.session ?? 0));
+      assert.deepEqual(await relayed.echo('relayed'), 'relayed');
+      await relayed.close();
+    } finally {
+      await signaling.close();
+    }
   });
 
   test('serves several viewers at once', async () => {

@@ -78,4 +78,51 @@ describe('p2pd serve with the embedded broker', () => {
     assert.match(metrics, /signaling_messages_total\{type="offer"\} 1/);
     assert.match(metrics, /p2p_connections_total\{path="direct"\} 1/);
   });
+
+  test('an offer sent with POST /v1/sessions reaches the device after the notice, as the app\'s own offer, once', async () => {
+    const appTok = await token('app_n2', 'app', ['device_n2']);
+    const device = await connectPeer(mqttUrl, 'device_n2', 'device');
+    const app = await connectPeer(wsUrl, 'app_n2', 'app', { token: appTok });
+    peers.push(device, app);
+    await sleep(100);
+    const post = (body: unknown): Promise<Response> => fetch(`${p2pd.httpUrl}/v1/sessions`, {
+      method: 'POST', headers: { authorization: `Bearer ${appTok}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    const metricsBefore = await (await fetch(`${p2pd.httpUrl}/metrics`)).text();
+    const offersBefore = Number(/signaling_messages_total\{type="offer"\} (\d+)/.exec(metricsBefore)?.[1] ?? 0);
+
+    const msgId = 'first-offer-1';
+    const created = await post({ deviceId: 'device_n2', offer: { sdp: SDP_OFFER, msgId, iceTransportPolicy: 'direct' } });
+    assert.equal(created.status, 201, await created.clone().text());
+    const { sessionId, offered } = (await created.json()) as { sessionId: string; offered?: boolean };
+    assert.equal(offered, true, 'the answer says the offer is on its way');
+    const offer = await device.inbox.next((m) => m.body.type === 'offer' && m.body.sessionId === sessionId, 5000, 'the offer of the session request');
+    const notice = device.inbox.messages.findIndex((m) => m.body.type === 'session' && m.body.sessionId === sessionId);
+    assert.ok(notice >= 0 && notice < device.inbox.messages.indexOf(offer), 'the notice comes before the offer');
+    assert.equal(offer.body.from, 'app_n2');
+    assert.equal(offer.body.to, 'device_n2');
+    assert.equal(offer.body.msgId, msgId);
+    assert.deepEqual(offer.body.payload, { type: 'offer', sdp: SDP_OFFER, iceTransportPolicy: 'direct' });
+
+    // The app's own resend under the same msgId (no answer yet) is the same message: not forwarded.
+    await app.send('device_n2', { type: 'offer', sessionId, msgId, payload: { type: 'offer', sdp: SDP_OFFER } });
+    await device.send('app_n2', { type: 'answer', sessionId, replyTo: msgId, payload: { sdp: SDP_ANSWER } });
+    const answer = await app.inbox.next((m) => m.body.type === 'answer' && m.body.sessionId === sessionId);
+    assert.equal(answer.body.replyTo, msgId);
+    await sleep(200);
+    assert.equal(device.inbox.messages.filter((m) => m.body.type === 'offer' && m.body.sessionId === sessionId).length, 1);
+
+    const trace = await fetch(`${p2pd.httpUrl}/v1/sessions/${sessionId}/trace`, { headers: { authorization: `Bearer ${appTok}` } });
+    const events = ((await trace.json()) as { events: Array<{ kind: string; what: string }> }).events;
+    assert.deepEqual(events.filter((e) => e.kind === 'signal').map((e) => e.what), ['offer', 'answer']);
+    const metrics = await (await fetch(`${p2pd.httpUrl}/metrics`)).text();
+    assert.match(metrics, new RegExp(`signaling_messages_total\\{type="offer"\\} ${offersBefore + 1}\n`));
+
+    // A malformed offer is refused with the request, and opens no session.
+    for (const bad of [{ sdp: '', msgId }, { sdp: SDP_OFFER }, { sdp: 'x'.repeat(70_000), msgId }, { sdp: SDP_OFFER, msgId: 'm'.repeat(129) }]) {
+      const r = await post({ deviceId: 'device_n2', offer: bad });
+      assert.equal(r.status, 400, JSON.stringify(bad).slice(0, 80));
+      assert.equal(((await r.json()) as { error: { code: string } }).error.code, 'BAD_REQUEST');
+    }
+  });
 });
