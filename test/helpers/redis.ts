@@ -12,6 +12,7 @@ import { Socket } from 'node:net';
 import { freePort, freePortWith } from './ports.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { eventually } from './wait.ts';
 
 const REDIS_SERVER = process.env.P2PD_REDIS_SERVER ?? 'redis-server';
 const REDIS_CLI = process.env.P2PD_REDIS_CLI ?? 'redis-cli';
@@ -38,15 +39,6 @@ function ping(port: number): Promise<boolean> {
     s.connect(port, '127.0.0.1', () => s.write('PING\r\n'));
     s.once('data', (d) => done(d.toString().startsWith('+PONG')));
   });
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 export interface RedisServer {
@@ -86,7 +78,7 @@ class Server implements RedisServer {
     this.child = child;
     children.add(child);
     child.once('exit', () => children.delete(child));
-    await waitFor(`redis-server on ${this.port}`, () => ping(this.port));
+    await eventually(`redis-server on ${this.port}`, () => ping(this.port));
   }
 
   async kill(): Promise<void> {
@@ -153,7 +145,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
     const create = spawnSync(REDIS_CLI, ['--cluster', 'create', ...servers.map((s) => `127.0.0.1:${s.port}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8', timeout: 20_000 });
     if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
     for (const s of servers) {
-      await waitFor(`cluster state ok on ${s.port}`, async () => {
+      await eventually(`cluster state ok on ${s.port}`, async () => {
         const r = spawnSync(REDIS_CLI, ['-p', String(s.port), 'cluster', 'info'], { encoding: 'utf8' });
         return r.stdout.includes('cluster_state:ok');
       }, 15_000);

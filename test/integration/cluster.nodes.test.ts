@@ -16,6 +16,7 @@ import { RedisSessionStore } from '../../src/session/redisStore.ts';
 import { startRedis, type RedisServer } from '../helpers/redis.ts';
 import { startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
 import { freePort } from '../helpers/ports.ts';
+import { eventually } from '../helpers/wait.ts';
 
 const JWT = 'cluster-test-jwt-secret';
 const TURN_SECRET = 'cluster-test-turn-secret';
@@ -23,7 +24,7 @@ const signer = createHs256Signer(JWT);
 // One app opens well over a hundred sessions here to see where HRW places them: the per-app
 // bounds (tested in security.http.test.ts) are lifted, they are not what this file is about.
 const COMMON = ['--roles', 'stun,turn,api', '--jwt-secret', JWT, '--auth-secret', TURN_SECRET, '--heartbeat-interval', '0.5', '--sweep-interval', '2',
-  '--max-sessions-per-app', '0', '--rate-limit-token', '0'];
+  '--max-sessions-per-app', '0', '--max-viewers', '0', '--rate-limit-token', '0'];
 
 interface SessionJson {
   sessionId: string; status: string; turnNode: string; closeReason: string; deviceId: string; appId: string;
@@ -63,15 +64,6 @@ async function healthyTurnNodes(base: string): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
-/** Polls `check` every 100 ms until it holds, for at most `ms`. */
-async function waitFor(check: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
-    await sleep(100);
-  }
-}
-
 describe('three nodes sharing one Redis', { timeout: 60_000 }, () => {
   let redis: RedisServer;
   let x: RunningNode;
@@ -103,7 +95,7 @@ describe('three nodes sharing one Redis', { timeout: 60_000 }, () => {
     app = await signer.sign({ sub: 'app-1', role: 'app', devices: ['cam-1'] });
     device = await signer.sign({ sub: 'cam-1', role: 'device' });
     // Every node has seen every other's heartbeat.
-    for (const base of [x.httpUrl, b.httpUrl, c.httpUrl]) await waitFor(async () => await healthyTurnNodes(base) === 3, `${base} sees three TURN nodes`);
+    for (const base of [x.httpUrl, b.httpUrl, c.httpUrl]) await eventually(`${base} sees three TURN nodes`, async () => await healthyTurnNodes(base) === 3);
   });
 
   after(async () => {
@@ -184,7 +176,7 @@ describe('three nodes sharing one Redis', { timeout: 60_000 }, () => {
     assert.equal(right.status, 'connecting');
     assert.equal(right.deviceId, 'cam-1');
     // Once C's last heartbeat is older than three intervals, its sessions move to B.
-    await waitFor(async () => (await getSession(b.httpUrl, id, app)).turnNode === 'node-b', 'the session moved to node-b', 15_000);
+    await eventually('the session moved to node-b', async () => (await getSession(b.httpUrl, id, app)).turnNode === 'node-b', 15_000);
     const byApp = await getSession(b.httpUrl, id, app);
     const byDevice = await getSession(x.httpUrl, id, device);
     assert.equal(byApp.turnNode, 'node-b', 'the only live node not draining');

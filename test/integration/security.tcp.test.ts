@@ -20,6 +20,7 @@ import { freePort } from '../helpers/ports.ts';
 import { metricValue, tcpTransaction, udpTransaction } from '../helpers/stunClient.ts';
 import { TurnTestClient, startTurnServer } from '../helpers/turnClient.ts';
 import { MessageClass, MessageWriter, Method, messageType, newTransactionId } from '../../src/stun/index.ts';
+import { eventually } from '../helpers/wait.ts';
 
 const IDLE_SEC = 3;
 const HANDSHAKE_SEC = 1;
@@ -50,15 +51,6 @@ async function closed(socket: net.Socket, timeoutMs: number): Promise<number> {
   clearTimeout(timer);
   assert.equal(why, 'close', `the server did not close the connection within ${timeoutMs} ms`);
   return Date.now() - t0;
-}
-
-/** Polls `check` every 50 ms until it holds, at most `timeoutMs`. */
-async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 function connect(port: number, transport: 'tcp' | 'tls'): net.Socket {
@@ -146,7 +138,7 @@ describe('STUN/TURN TCP and TLS connection limits (one worker)', () => {
     }
     assert.ok(ok, 'a new connection is served after the others closed');
     // The next tests start with the source's connections all gone.
-    await until(async () => (await metricValue(p.httpUrl, 'stun_stream_connections{')) === 0, 10_000, 'every connection closed on the server');
+    await eventually('every connection closed on the server', async () => (await metricValue(p.httpUrl, 'stun_stream_connections{')) === 0, 10_000);
   });
 
   for (const transport of ['tcp', 'tls'] as const) {
@@ -172,7 +164,7 @@ describe('STUN/TURN TCP and TLS connection limits (one worker)', () => {
       try {
         // The server stops reading the attacker once its answers back up (closing it as
         // write_stalled below proves it was paused, should this poll miss the moment).
-        await until(async () => gone || (await metricValue(p.httpUrl, `stun_stream_paused{transport="${transport}"`)) === 1, 30_000, 'the attacker paused');
+        await eventually('the attacker paused', async () => gone || (await metricValue(p.httpUrl, `stun_stream_paused{transport="${transport}"`)) === 1, 30_000);
         // While the attack is on, everyone else is served.
         await othersServed();
         const tookMs = await closed(s, (IDLE_SEC + 20) * 1000);
@@ -253,7 +245,7 @@ describe('STUN/TURN TCP and TLS connection limits (one worker)', () => {
     } finally {
       clearInterval(dribble);
     }
-    await until(async () => (await closedBy('tls', 'tls_handshake_timeout')) >= timeouts0 + 2, 5000, 'both handshake timeouts counted');
+    await eventually('both handshake timeouts counted', async () => (await closedBy('tls', 'tls_handshake_timeout')) >= timeouts0 + 2, 5000);
     await othersServed();
   });
 });

@@ -18,6 +18,7 @@ import {
   Attr, MessageClass, MessageWriter, Method, longTermKey, messageType, newTransactionId, requestedTransportValue,
   type TransportAddress,
 } from '../../src/stun/index.ts';
+import { eventually } from '../helpers/wait.ts';
 
 const SECRET = 'security-turn-secret';
 /** Three servers start at once, on a machine that may be busy: give them time to be ready. */
@@ -56,16 +57,6 @@ async function iceServerCredentials(server: P2pdProcess, token: string): Promise
   const res = await fetch(`${server.httpUrl}/v1/ice-servers`, { headers: { authorization: `Bearer ${token}` } });
   assert.equal(res.status, 200);
   return turnOf(((await res.json()) as { iceServers: IceServer[] }).iceServers);
-}
-
-/** Polls `check` every 100 ms until it is true, at most `timeoutMs`. */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(100);
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 /** The allocation on this client is gone (Refresh answered 437), whichever way it went. */
@@ -147,7 +138,7 @@ describe('TURN security bounds (issue 10)', () => {
     await assert.rejects(c.refresh(600), isTurnError(401, 437), 'Refresh after expiry');
     await assert.rejects(c.createPermission(x.address), isTurnError(401, 437), 'CreatePermission after expiry');
     // (Once swept, a request on that 5-tuple still gets 401: the expired username fails first.)
-    await until('the allocation swept at its expiry', async () => (await metricValue(caps.httpUrl, 'turn_sessions_active')) <= active);
+    await eventually('the allocation swept at its expiry', async () => (await metricValue(caps.httpUrl, 'turn_sessions_active')) <= active);
     c.sendIndication(x.address, Buffer.from('after expiry'));
     assert.equal(await x.next(300), undefined, 'nothing relayed after expiry');
     // Others are unaffected.
@@ -167,7 +158,7 @@ describe('TURN security bounds (issue 10)', () => {
     await first.allocate();
     const before = await metricValue(api.httpUrl, 'turn_limit_refusals_total{limit="session_closed"');
     await deleteSession(api, token, s.sessionId);
-    await until('the closed session\'s allocation released', allocationGone(first));
+    await eventually('the closed session\'s allocation released', allocationGone(first));
     await first.refresh(0).catch(() => undefined);
     // Eight sockets: their 5-tuples spread over both workers.
     const again = await Promise.all(Array.from({ length: 8 }, () => connect(api, cred)));
@@ -198,7 +189,7 @@ describe('TURN security bounds (issue 10)', () => {
     const third = await connect(api, vcred);
     await third.allocate();
     await deleteSession(api, attacker, 'app-victim');
-    await until("the attacker's allocation released", allocationGone(a));
+    await eventually("the attacker's allocation released", allocationGone(a));
     for (const c of [...v, third]) assert.ok((await c.refresh(60)) > 0, "the victim's allocations survive the attacker's close");
     await relays(v[0]!);
     for (const c of [...v, third]) await c.refresh(0);
@@ -313,12 +304,12 @@ describe('TURN security bounds (issue 10)', () => {
     await assert.rejects(c.createPermission({ family: 4, address: '11.9.9.5', port: 9 }), isTurnError(508));
     const xs = await Promise.all([0, 1, 2].map(() => peer()));
     await assert.rejects(c.channelBind(0x4000, xs[0]!.address), isTurnError(508), 'its permission does not fit either');
-    await until('the permissions lapsed (--permission-lifetime 2)', () =>
+    await eventually('the permissions lapsed (--permission-lifetime 2)', () =>
       c.createPermission({ family: 4, address: '11.9.9.5', port: 9 }).then(() => true, () => false));
     await c.channelBind(0x4000, xs[0]!.address);
     await c.channelBind(0x4001, xs[1]!.address);
     await assert.rejects(c.channelBind(0x4002, xs[2]!.address), isTurnError(508));
-    await until('the channels lapsed (--channel-lifetime 2)', () => c.channelBind(0x4002, xs[2]!.address).then(() => true, () => false));
+    await eventually('the channels lapsed (--channel-lifetime 2)', () => c.channelBind(0x4002, xs[2]!.address).then(() => true, () => false));
     await c.refresh(0);
   });
 
@@ -339,7 +330,7 @@ describe('TURN security bounds (issue 10)', () => {
       flood.sendRaw(w.toBuffer());
       if (k % 50 === 49) await sleep(5);
     }
-    await until('the flood reached the server', async () =>
+    await eventually('the flood reached the server', async () =>
       (await metricValue(caps.httpUrl, 'turn_auth_failures_total{reason="missing_attributes"')
         + await metricValue(caps.httpUrl, 'turn_auth_failures_total{reason="stale_nonce"')) >= before + 400);
     const victim = await connect(caps, { username: 'u', password: 'p', localAddress: ip });

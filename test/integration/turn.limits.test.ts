@@ -12,15 +12,7 @@ import { metricValue } from '../helpers/stunClient.ts';
 import { TurnTestClient, TurnError, UdpPeer, startTurnServers } from '../helpers/turnClient.ts';
 import { mintToken } from '../../src/cli/token.ts';
 import { turnRestPassword } from '../../src/auth/turnRest.ts';
-
-/** Polls `cond` every 100 ms until it holds; fails after `timeoutMs` (a hang guard, not a wait). */
-async function until(cond: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await cond())) {
-    if (performance.now() > deadline) assert.fail(`timed out waiting until ${what}`);
-    await sleep(100);
-  }
-}
+import { eventually } from '../helpers/wait.ts';
 
 const isTurnError = (code: number) => (e: unknown): boolean => e instanceof TurnError && e.code === code;
 
@@ -139,7 +131,7 @@ describe('TURN limits and lifecycle', () => {
     assert.equal(await portIsFree(ra), false, 'the relay socket is bound');
     await assert.rejects((await connect(life)).allocate(), isTurnError(508), 'the pool of two ports is empty');
     // Lifetime 2 s: wait for the server to expire both (bounded), not a fixed time.
-    await until(async () => await metricValue(life.httpUrl, 'turn_sessions_active') === active, 'both allocations expired');
+    await eventually('both allocations expired', async () => await metricValue(life.httpUrl, 'turn_sessions_active') === active, 20_000);
     await assert.rejects(a.refresh(60), isTurnError(437));
     assert.equal(await portIsFree(ra), true, 'the relay socket was closed');
     assert.equal(await portIsFree(rb), true);
@@ -159,13 +151,13 @@ describe('TURN limits and lifecycle', () => {
     // Lifetimes 2 s: probe until the server drops for lack of both (bounded), not a fixed time.
     const noChannel = await metricValue(life.httpUrl, 'turn_dropped_packets_total{reason="no_channel"');
     const noPermission = await metricValue(life.httpUrl, 'turn_dropped_packets_total{reason="no_permission"');
-    await until(async () => {
+    await eventually('channel and permission lapsed', async () => {
       c.sendChannelData(0x4000, Buffer.from('probe'));
       c.sendIndication(y.address, Buffer.from('probe'));
       await sleep(50);
       return await metricValue(life.httpUrl, 'turn_dropped_packets_total{reason="no_channel"') > noChannel
         && await metricValue(life.httpUrl, 'turn_dropped_packets_total{reason="no_permission"') > noPermission;
-    }, 'channel and permission lapsed');
+    }, 20_000);
     x.received.length = 0; // probes relayed before the lapse
     y.received.length = 0;
     c.sendChannelData(0x4000, Buffer.from('after: no channel'));
