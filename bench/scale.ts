@@ -103,7 +103,7 @@ export async function run(opts: { short: boolean }): Promise<void> {
   const store = new RedisSessionStore({ urls: redis.urls, commandTimeoutMs: 10_000 });
   try {
     const common = ['--redis-url', redis.urls.join(','), '--heartbeat-interval', '2', '--sweep-interval', '60',
-      '--mqtt-preauth-per-source', '1000000', '--rate-limit-token', '0', '--rate-limit-source', '0', '--max-sessions-per-app', '0'];
+      '--mqtt-preauth-per-source', '1000000', '--rate-limit-token', '0', '--rate-limit-source', '0', '--max-sessions-per-app', '0', '--max-viewers', '0'];
     turn = await startNode([...common, '--roles', 'stun,turn']);
     nodes.push(...await Promise.all(Array.from({ length: plan.nodes }, () => startNode([...common, '--roles', 'signal,api']))));
     const probe = await createHs256Signer(SECRET).sign({ sub: 'bench-probe', role: 'device' });

@@ -101,7 +101,7 @@ async function httpBench(name: string, extraArgs: readonly string[], short: bool
   const server = start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'serve', '--roles', 'stun,turn,api', '--listen', HOST, '--port', String(port),
     '--http', `${HOST}:${httpPort}`, '--workers', '1', '--jwt-secret', JWT, '--log-level', 'warn',
     // One token from one address drives the whole load: lift the per-token, per-source and per-app bounds (docs/client.md "Limits").
-    '--rate-limit-token', '0', '--rate-limit-source', '0', '--max-sessions-per-app', '0', ...extraArgs]);
+    '--rate-limit-token', '0', '--rate-limit-source', '0', '--max-sessions-per-app', '0', '--max-viewers', '0', ...extraArgs]);
   const base = `http://${HOST}:${httpPort}`;
   try {
     await waitFor(async () => (await fetch(`${base}/readyz`).catch(() => undefined))?.status === 200, 20_000, `p2pd (${name}) to be ready`);

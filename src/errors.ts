@@ -66,6 +66,11 @@ export const ERROR_CODES = {
   SESSION_REQUIRED: { on: ['mqtt'], http: 400 },
   /** The device's presence is offline (for the SDK: the device is not connected to the service). */
   DEVICE_OFFLINE: { on: ['http', 'mqtt', 'sdk'], http: 409 },
+  /**
+   * The device serves as many viewers as it takes: the service's --max-viewers open sessions
+   * (HTTP, MQTT), or the device's own --max-viewers (its `error` message).
+   */
+  DEVICE_BUSY: { on: ['http', 'mqtt', 'device'], http: 409 },
   /** The app holds --max-sessions-per-app open sessions. */
   TOO_MANY_SESSIONS: { on: ['http', 'mqtt'], http: 429 },
   /** No TURN node can take a session: none healthy, all draining or at capacity. */
@@ -213,8 +218,6 @@ export const ERROR_CODES = {
   MEDIA_UNAVAILABLE: { on: ['sdk'] },
   /** Device: an ICE-restart offer for a session it does not have (it restarted). */
   SESSION_UNKNOWN: { on: ['device'] },
-  /** Device: --max-viewers reached. */
-  DEVICE_BUSY: { on: ['device'] },
   /** Device: the offer could not be answered. */
   NEGOTIATION_FAILED: { on: ['device'] },
 } as const satisfies Record<string, Entry>;
@@ -292,6 +295,8 @@ export const sessionClosed = (sessionId: string) => make('SESSION_CLOSED', `sess
 export const deviceOffline = (deviceId: string) => make('DEVICE_OFFLINE', `device ${quote(deviceId)} is offline`);
 export const tooManySessions = (appId: string, max: number) => make('TOO_MANY_SESSIONS',
   `app ${quote(appId)} has ${max} open sessions, the most --max-sessions-per-app allows: close one first`);
+export const deviceBusy = (deviceId: string, max: number) => make('DEVICE_BUSY',
+  `device ${quote(deviceId)} has ${max} open sessions, the most --max-viewers allows: try again when a viewer leaves`);
 export const noTurnNode = (region: string) => make('NO_TURN_NODE',
   `no TURN node can take a session (region ${quote(region)}): none healthy, all draining or at capacity`);
 export const storeUnavailable = (cause?: unknown) => make('STORE_UNAVAILABLE', 'session store unavailable', cause === undefined ? undefined : { cause });

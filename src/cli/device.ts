@@ -11,6 +11,7 @@ import { parseInteger } from '../config/values.ts';
 import { CLIENT_ID_PATTERN } from '../auth/token.ts';
 import type { TestVideoSource } from '../device/testVideo.ts';
 import { SdkError, isSdkError } from '../sdk/errors.ts';
+import { DEFAULT_MAX_VIEWERS } from '../sdk/viewerRoster.ts';
 import { devToken, normalizeServer } from '../sdk/http.ts';
 import type { VideoCodec } from '../sdk/rtc.ts';
 
@@ -24,7 +25,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { name: 'fps', kind: 'value', metavar: 'N', defaultText: '30', help: 'frames per second' },
   { name: 'bitrate-kbps', kind: 'value', metavar: 'N', defaultText: '600', help: 'video bitrate' },
   { name: 'no-video', kind: 'flag', help: 'data channel only (no ffmpeg)' },
-  { name: 'max-viewers', kind: 'value', metavar: 'N', defaultText: '8', help: 'viewers at once' },
+  { name: 'max-viewers', kind: 'value', metavar: 'N', defaultText: '10', help: 'viewers at once; more get DEVICE_BUSY (the service refuses past its own --max-viewers first)' },
   { name: 'punch-ttl', kind: 'value', metavar: 'N', defaultText: '2', help: 'IP TTL of the hole-punching datagram (docs/client.md "Hole punching"); 0: no punching' },
   { name: 'json', kind: 'flag', help: 'print events as JSON lines' },
 ];
@@ -60,7 +61,7 @@ export async function device(argv: readonly string[], env: NodeJS.ProcessEnv): P
   const height = parseInteger('size', m[2] as string, 16, 2160);
   const fps = parseInteger('fps', getString(raw, 'fps') ?? '30', 1, 60);
   const bitrateKbps = parseInteger('bitrate-kbps', getString(raw, 'bitrate-kbps') ?? '600', 50, 20_000);
-  const maxViewers = parseInteger('max-viewers', getString(raw, 'max-viewers') ?? '8', 1, 1000);
+  const maxViewers = parseInteger('max-viewers', getString(raw, 'max-viewers') ?? String(DEFAULT_MAX_VIEWERS), 1, 1000);
   const punchTtl = parseInteger('punch-ttl', getString(raw, 'punch-ttl') ?? '2', 0, 255);
   const json = getFlag(raw, 'json');
   const print = (event: string, fields: Record<string, unknown>, text: string): void => {

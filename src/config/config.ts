@@ -92,6 +92,8 @@ export interface Config {
   readonly principalQuota: number;
   /** Open sessions per app; 0 = unlimited. */
   readonly maxSessionsPerApp: number;
+  /** Open sessions (viewers) per device; 0 = unlimited. */
+  readonly maxViewers: number;
   /** HTTP API requests/s per token; 0 = unlimited. */
   readonly rateLimitToken: number;
   /** HTTP API requests/s per source IP; 0 = unlimited. */
@@ -311,6 +313,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     maxChannels: parseInteger('max-channels', str('max-channels') ?? '128', 1, 4096),
     principalQuota: parseInteger('principal-quota', str('principal-quota') ?? '200', 0, 1_000_000),
     maxSessionsPerApp: parseInteger('max-sessions-per-app', str('max-sessions-per-app') ?? '100', 0, 10_000_000),
+    maxViewers: parseInteger('max-viewers', str('max-viewers') ?? '10', 0, 1_000_000),
     rateLimitToken: parseInteger('rate-limit-token', str('rate-limit-token') ?? '20', 0, 10_000_000),
     rateLimitSource: parseInteger('rate-limit-source', str('rate-limit-source') ?? '100', 0, 10_000_000),
     httpTimeoutSec: parseSeconds('http-timeout', str('http-timeout') ?? '10', 0.1, 3600),

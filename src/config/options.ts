@@ -66,6 +66,7 @@ export const SERVE_OPTIONS: readonly OptionSpec[] = [
   { name: 'max-channels', kind: 'value', metavar: 'N', defaultText: '128', help: 'TURN channel bindings per allocation; ChannelBind past it gets 508' },
   { name: 'principal-quota', kind: 'value', metavar: 'N', defaultText: '200', help: "TURN allocations per principal (a token's sub) across all its sessions (0 = unlimited)" },
   { name: 'max-sessions-per-app', kind: 'value', metavar: 'N', defaultText: '100', help: 'open sessions one app may hold; more get 429 TOO_MANY_SESSIONS (0 = unlimited)' },
+  { name: 'max-viewers', kind: 'value', metavar: 'N', defaultText: '10', help: 'open sessions (viewers) one device may have; more get 409 DEVICE_BUSY (0 = unlimited)' },
   { name: 'rate-limit-token', kind: 'value', metavar: 'N', defaultText: '20', help: 'HTTP API requests per second per token (burst 2N; 0 = unlimited); past it 429 RATE_LIMITED' },
   { name: 'rate-limit-source', kind: 'value', metavar: 'N', defaultText: '100', help: 'HTTP API requests per second per source IP (burst 2N; 0 = unlimited); past it 429 RATE_LIMITED' },
   { name: 'http-timeout', kind: 'value', metavar: 'S', defaultText: '10', help: 'seconds a client has to send the headers and the body of an HTTP request' },

@@ -226,7 +226,7 @@ export const httpRateLimitFallbackTotal = new Counter({
   registers: [registry],
 });
 export const sessionsRefusedTotal = new Counter({
-  name: 'sessions_refused_total', help: 'Session creations refused by a bound, by code (TOO_MANY_SESSIONS)',
+  name: 'sessions_refused_total', help: 'Session creations refused by a bound, by code (TOO_MANY_SESSIONS, DEVICE_BUSY)',
   labelNames: ['code'] as const, registers: [registry],
 });
 export const httpRefusedTotal = new Counter({

@@ -47,7 +47,7 @@ export interface ServeOptions {
   readonly signaling?: SignalingClient;
   /** A fresh token for the same device when the current one nears expiry (the broker closes an expired login). */
   readonly tokenProvider?: () => Promise<string>;
-  /** Viewers at once (default 8); more get `error` DEVICE_BUSY. */
+  /** Viewers at once (default 10, as the service's --max-viewers); more get `error` DEVICE_BUSY. */
   readonly maxViewers?: number;
   readonly keepaliveMs?: number;
   /** A viewer with no sign of life (data channel, keepalive, connected path) this long is closed (default 30 s). */

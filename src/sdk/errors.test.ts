@@ -11,6 +11,8 @@ test('codes from the service and the device map to SDK codes, keeping the origin
   assert.equal(auth.serverCode, 'TOKEN_EXPIRED');
   assert.equal(fromRemote('SESSION_UNKNOWN', 'restarted', 'device').code, 'PEER_GONE');
   assert.equal(fromRemote('DEVICE_BUSY', 'full', 'device').code, 'DEVICE_ERROR');
+  const busy = fromRemote('DEVICE_BUSY', 'full', 'service');
+  assert.deepEqual([busy.code, busy.serverCode], ['DEVICE_ERROR', 'DEVICE_BUSY'], 'the service\'s cap reads as the device\'s own');
   const other = fromRemote('NO_TURN_NODE', 'none', 'service');
   assert.equal(other.code, 'SESSION_FAILED');
   assert.deepEqual(other.toJSON(), { code: 'SESSION_FAILED', message: 'none [NO_TURN_NODE]', serverCode: 'NO_TURN_NODE' });

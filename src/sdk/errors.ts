@@ -49,6 +49,9 @@ export function fromRemote(serverCode: string, message: string, source: 'service
   if ((SDK_ERROR_CODES as readonly string[]).includes(serverCode)) return new SdkError(serverCode as SdkErrorCode, message);
   if (AUTH_CODES.has(serverCode)) return new SdkError('AUTH_FAILED', message, { serverCode });
   if (GONE_CODES.has(serverCode)) return new SdkError('PEER_GONE', message, { serverCode });
+  // The service's cap of viewers and the device's own read the same to an app (docs/client.md
+  // "Many viewers").
+  if (serverCode === 'DEVICE_BUSY') return new SdkError('DEVICE_ERROR', `${message} [${serverCode}]`, { serverCode });
   return new SdkError(source === 'device' ? 'DEVICE_ERROR' : 'SESSION_FAILED', `${message} [${serverCode}]`, { serverCode });
 }
 

@@ -17,7 +17,7 @@ export interface RosterEntry {
 
 export interface RosterOptions<V extends RosterEntry> {
   readonly clock: Clock;
-  /** Viewers at once (default 8). */
+  /** Viewers at once (default 10, as the service's --max-viewers). */
   readonly maxViewers?: number | undefined;
   /** Default 30 s. */
   readonly idleMs?: number | undefined;
@@ -27,7 +27,7 @@ export interface RosterOptions<V extends RosterEntry> {
 /** Why a new viewer is turned away (the `error` code it is sent). */
 export type Refusal = 'DEVICE_BUSY' | 'SESSION_UNKNOWN';
 
-export const DEFAULT_MAX_VIEWERS = 8;
+export const DEFAULT_MAX_VIEWERS = 10;
 export const DEFAULT_IDLE_MS = 30_000;
 
 export class ViewerRoster<V extends RosterEntry> {

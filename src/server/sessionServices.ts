@@ -157,6 +157,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
     authSecret: config.authSecret,
     sessionTtlSec: config.sessionTtlSec,
     maxSessionsPerApp: config.maxSessionsPerApp,
+    maxViewers: config.maxViewers,
     isDeviceOnline: (id: string) => isDeviceOnline?.(id),
     wakeDevice: (id: string) => (wakeDevice ? wakeDevice(id) : Promise.reject(deviceOffline(id))),
     onCreated: announce,

@@ -24,6 +24,8 @@ export interface SessionActionsOptions {
   readonly sessionTtlSec: number;
   /** `--max-sessions-per-app`: open sessions per app (TOO_MANY_SESSIONS past it); 0 = no cap. */
   readonly maxSessionsPerApp?: number;
+  /** `--max-viewers`: open sessions per device (DEVICE_BUSY past it); 0 = no cap. */
+  readonly maxViewers?: number;
   /** Device presence from signaling: false = offline (409), undefined = unknown (allowed). */
   readonly isDeviceOnline?: ((deviceId: string) => boolean | undefined) | undefined;
   /**
@@ -80,7 +82,7 @@ export interface SessionActions {
   /**
    * Opens a session: the app token must allow the device (FORBIDDEN), the device must not be
    * known offline (DEVICE_OFFLINE), the app must be under --max-sessions-per-app
-   * (TOO_MANY_SESSIONS), a TURN node must take it (NO_TURN_NODE). The one creation
+   * (TOO_MANY_SESSIONS) and the device under --max-viewers (DEVICE_BUSY), a TURN node must take it (NO_TURN_NODE). The one creation
    * used by `POST /v1/sessions` and by signaling's `session` request alike.
    */
   create(req: CreateSessionRequest): Promise<SessionAnswer>;
@@ -144,11 +146,11 @@ export function sessionActions(opts: SessionActionsOptions): SessionActions {
       now: Math.floor(nowMs() / 1000),
     });
     try {
-      await store.create(session, { maxOpenPerApp: opts.maxSessionsPerApp ?? 0 });
+      await store.create(session, { maxOpenPerApp: opts.maxSessionsPerApp ?? 0, maxOpenPerDevice: opts.maxViewers ?? 0 });
     } catch (err) {
-      if (err instanceof P2pdError && err.code === 'TOO_MANY_SESSIONS') {
+      if (err instanceof P2pdError && (err.code === 'TOO_MANY_SESSIONS' || err.code === 'DEVICE_BUSY')) {
         sessionsRefusedTotal.inc({ code: err.code });
-        opts.log?.info({ appId: claims.sub, max: opts.maxSessionsPerApp }, 'session refused: TOO_MANY_SESSIONS');
+        opts.log?.info({ appId: claims.sub, deviceId, maxPerApp: opts.maxSessionsPerApp, maxViewers: opts.maxViewers }, `session refused: ${err.code}`);
       }
       throw err;
     }

@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../log.ts';
 import { sessionsCreatedTotal } from '../metrics/metrics.ts';
-import { sessionExists, tooManySessions } from '../errors.ts';
+import { sessionExists, tooManySessions, deviceBusy } from '../errors.ts';
 import { TRACE_MAX_EVENTS, type Session, type SessionUpdate, type TraceEvent } from './model.ts';
 import { countClosed, stateEvent, type CloseOptions, type CreateOptions, type SessionPatch, type SessionStore } from './store.ts';
 
@@ -23,8 +23,12 @@ export interface MemorySessionStoreOptions {
 
 export class MemorySessionStore implements SessionStore {
   private readonly entries = new Map<string, Entry>();
-  /** Open session ids per app (`--max-sessions-per-app`); ids that closed or expired leave as they are met. */
+  /**
+   * Open session ids per app (`--max-sessions-per-app`) and per device (`--max-viewers`); ids
+   * that closed or expired leave as they are met.
+   */
   private readonly openByApp = new Map<string, Set<string>>();
+  private readonly openByDevice = new Map<string, Set<string>>();
   private readonly listeners = new Set<(u: SessionUpdate) => void>();
   private readonly nowMs: () => number;
   private readonly log: Logger | undefined;
@@ -47,17 +51,15 @@ export class MemorySessionStore implements SessionStore {
     return e;
   }
 
-  /** Forgets an expired record, and its place in its app's open count. */
+  /** Forgets an expired record, and its place in its app's and device's open counts. */
   private drop(sessionId: string, e: Entry): void {
     this.entries.delete(sessionId);
-    this.leaveApp(e.session.appId, sessionId);
+    this.leaveOpen(e.session);
   }
 
-  private leaveApp(appId: string, sessionId: string): void {
-    const open = this.openByApp.get(appId);
-    if (!open) return;
-    open.delete(sessionId);
-    if (open.size === 0) this.openByApp.delete(appId);
+  private leaveOpen(s: Session): void {
+    leave(this.openByApp, s.appId, s.sessionId);
+    leave(this.openByDevice, s.deviceId, s.sessionId);
   }
 
   private publish(s: Session, atMs: number): void {
@@ -82,15 +84,18 @@ export class MemorySessionStore implements SessionStore {
   async create(session: Session, opts: CreateOptions = {}): Promise<void> {
     if (this.live(session.sessionId)) throw sessionExists(session.sessionId);
     const max = opts.maxOpenPerApp ?? 0;
-    if (max > 0 && session.status !== 'closed' && this.openCount(session.appId) >= max) throw tooManySessions(session.appId, max);
+    const maxViewers = opts.maxOpenPerDevice ?? 0;
+    if (session.status !== 'closed') {
+      if (max > 0 && this.openCount(this.openByApp, session.appId) >= max) throw tooManySessions(session.appId, max);
+      if (maxViewers > 0 && this.openCount(this.openByDevice, session.deviceId) >= maxViewers) throw deviceBusy(session.deviceId, maxViewers);
+    }
     const at = this.nowMs();
     const e: Entry = { session: { ...session }, trace: [], expiresAtMs: at + session.ttl * 1000 };
     MemorySessionStore.pushTrace(e, stateEvent('new', session.status, at, ''));
     this.entries.set(session.sessionId, e);
     if (session.status !== 'closed') {
-      let open = this.openByApp.get(session.appId);
-      if (!open) this.openByApp.set(session.appId, open = new Set());
-      open.add(session.sessionId);
+      join(this.openByApp, session.appId, session.sessionId);
+      join(this.openByDevice, session.deviceId, session.sessionId);
     }
     sessionsCreatedTotal.inc();
     this.publish(e.session, at);
@@ -122,7 +127,7 @@ export class MemorySessionStore implements SessionStore {
       MemorySessionStore.pushTrace(e, stateEvent(prev.status, next.status, at, next.closeReason));
       if (next.status === 'closed') {
         countClosed(next.closeReason);
-        this.leaveApp(next.appId, sessionId);
+        this.leaveOpen(next);
       }
       this.publish(next, at);
     }
@@ -139,7 +144,7 @@ export class MemorySessionStore implements SessionStore {
     e.expiresAtMs = at + e.session.ttl * 1000;
     MemorySessionStore.pushTrace(e, stateEvent(prev, 'closed', at, reason));
     countClosed(reason);
-    this.leaveApp(e.session.appId, sessionId);
+    this.leaveOpen(e.session);
     this.publish(e.session, at);
     return true;
   }
@@ -180,16 +185,20 @@ export class MemorySessionStore implements SessionStore {
     return n;
   }
 
-  /** The app's open sessions, dropping ids whose record expired (walks at most the app's cap). */
-  private openCount(appId: string): number {
-    const open = this.openByApp.get(appId);
+  /** An app's or a device's open sessions, dropping ids whose record expired (walks at most its cap). */
+  private openCount(sets: Map<string, Set<string>>, owner: string): number {
+    const open = sets.get(owner);
     if (!open) return 0;
     for (const id of open) this.live(id);
-    return this.openByApp.get(appId)?.size ?? 0;
+    return sets.get(owner)?.size ?? 0;
   }
 
   async countOpenForApp(appId: string): Promise<number> {
-    return this.openCount(appId);
+    return this.openCount(this.openByApp, appId);
+  }
+
+  async countOpenForDevice(deviceId: string): Promise<number> {
+    return this.openCount(this.openByDevice, deviceId);
   }
 
   onUpdate(listener: (u: SessionUpdate) => void): () => void {
@@ -200,4 +209,17 @@ export class MemorySessionStore implements SessionStore {
   async shutdown(): Promise<void> {
     this.listeners.clear();
   }
+}
+
+function join(sets: Map<string, Set<string>>, owner: string, sessionId: string): void {
+  let open = sets.get(owner);
+  if (!open) sets.set(owner, open = new Set());
+  open.add(sessionId);
+}
+
+function leave(sets: Map<string, Set<string>>, owner: string, sessionId: string): void {
+  const open = sets.get(owner);
+  if (!open) return;
+  open.delete(sessionId);
+  if (open.size === 0) sets.delete(owner);
 }

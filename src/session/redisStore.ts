@@ -18,6 +18,8 @@
  *   is built in Lua from the record's app id: one server holds every key); in a Cluster it lives
  *   in the app's slot, so a reservation script on it runs before the create and separate commands
  *   follow the close and the TTL refresh.
+ * - `sessions:device:{DEVICE}` — the same for a device's open sessions, for `--max-viewers` (one
+ *   session a viewer), kept the same way.
  * - channel `session_updates:{ID}` — each status change (and the creation), published by the
  *   same script that made it, so exactly once. Every node PSUBSCRIBEs `session_updates:*`
  *   (classic pub/sub reaches every node of a Cluster).
@@ -28,7 +30,7 @@
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../log.ts';
 import { sessionStoreErrorsTotal, sessionsCreatedTotal } from '../metrics/metrics.ts';
-import { P2pdError, sessionExists, storeUnavailable, tooManySessions } from '../errors.ts';
+import { P2pdError, deviceBusy, sessionExists, storeUnavailable, tooManySessions } from '../errors.ts';
 import { TRACE_MAX_EVENTS, type Session, type SessionStatus, type SessionUpdate, type TraceEvent } from './model.ts';
 import { Cluster } from 'ioredis';
 import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from '../redis.ts';
@@ -40,6 +42,7 @@ export const traceKey = (id: string): string => `session:{${id}}:trace`;
 export const indexKey = (bucket: number): string => `sessions:lastseen:{${bucket}}`;
 export const indexKeyOf = (id: string): string => indexKey(crc32(id) % INDEX_BUCKETS);
 export const appKey = (appId: string): string => `sessions:app:{${appId}}`; // (built in Lua too)
+export const deviceKey = (deviceId: string): string => `sessions:device:{${deviceId}}`; // (built in Lua too)
 const UPDATES_PATTERN = 'session_updates:*';
 
 /** Session field → hash field. Short names keep a record well under 1 KiB. */
@@ -52,9 +55,9 @@ const FIELDS = {
 // Cluster the bucket lives in another slot, so the caller updates it with a separate command).
 const LUA_LIB = `
 local function appKey(a) return 'sessions:app:{' .. a .. '}' end
--- The app's open set: the session counts until its record would expire.
-local function appHold(a, id, atMs, ttl)
-  local k = appKey(a)
+local function deviceKey(d) return 'sessions:device:{' .. d .. '}' end
+-- An app's or a device's open set (key k): the session counts until its record would expire.
+local function hold(k, id, atMs, ttl)
   local untilMs = tonumber(atMs) + tonumber(ttl) * 1000
   redis.call('ZADD', k, untilMs, id)
   if redis.call('PTTL', k) < tonumber(ttl) * 1000 then redis.call('PEXPIRE', k, tonumber(ttl) * 1000) end
@@ -82,6 +85,7 @@ local function closeOne(rec, trace, idx, id, atMs, maxTrace, reason, updatedAt, 
   if idx then
     redis.call('ZREM', idx, id)
     if cur[6] then redis.call('ZREM', appKey(cur[6]), id) end
+    if cur[5] then redis.call('ZREM', deviceKey(cur[5]), id) end
   end
   notify(trace, cur[2], cur[1], 'closed', reason, atMs, maxTrace, id, cur[4], cur[5], cur[6])
   return 1
@@ -89,22 +93,25 @@ end
 `;
 
 // ARGV: id, atMs, maxTrace, ttl, status, lastSeenAt, turnNode, deviceId, appId, maxOpenPerApp,
-// field, value, … → 1 created, 0 exists, -2 the app is at its cap (single Redis; see appKey).
+// maxOpenPerDevice, field, value, … → 1 created, 0 exists, -2 the app is at its cap, -3 the
+// device is (single Redis; see appKey).
 const LUA_CREATE = `${LUA_LIB}
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local open = ARGV[5] ~= 'closed'
 if KEYS[3] and open then
-  local ak = appKey(ARGV[9])
-  redis.call('ZREMRANGEBYSCORE', ak, '-inf', ARGV[2])
-  local max = tonumber(ARGV[10])
-  if max > 0 and redis.call('ZCARD', ak) >= max then return -2 end
+  local full = { { appKey(ARGV[9]), tonumber(ARGV[10]), -2 }, { deviceKey(ARGV[8]), tonumber(ARGV[11]), -3 } }
+  for _, f in ipairs(full) do
+    redis.call('ZREMRANGEBYSCORE', f[1], '-inf', ARGV[2])
+    if f[2] > 0 and redis.call('ZCARD', f[1]) >= f[2] then return f[3] end
+  end
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 11))
+redis.call('HSET', KEYS[1], unpack(ARGV, 12))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('DEL', KEYS[2])
 if KEYS[3] and open then
   redis.call('ZADD', KEYS[3], ARGV[6], ARGV[1])
-  appHold(ARGV[9], ARGV[1], ARGV[2], ARGV[4])
+  hold(appKey(ARGV[9]), ARGV[1], ARGV[2], ARGV[4])
+  hold(deviceKey(ARGV[8]), ARGV[1], ARGV[2], ARGV[4])
 end
 notify(KEYS[2], ARGV[4], 'new', ARGV[5], '', ARGV[2], ARGV[3], ARGV[1], ARGV[7], ARGV[8], ARGV[9])
 return 1
@@ -113,7 +120,7 @@ return 1
 // ARGV: id, atMs, maxTrace, field, value, …
 // → nil for no record, else { 1 if the status changed else 0, the record after as HGETALL }.
 const LUA_UPDATE = `${LUA_LIB}
-local cur = redis.call('HMGET', KEYS[1], 's', 't', 'a')
+local cur = redis.call('HMGET', KEYS[1], 's', 't', 'a', 'd')
 if not cur[1] then return false end
 if cur[1] == 'closed' then return { 0, redis.call('HGETALL', KEYS[1]) } end
 local to, seen = nil, nil
@@ -134,9 +141,11 @@ if KEYS[3] then
   if to == 'closed' then
     redis.call('ZREM', KEYS[3], ARGV[1])
     if cur[3] then redis.call('ZREM', appKey(cur[3]), ARGV[1]) end
+    if cur[4] then redis.call('ZREM', deviceKey(cur[4]), ARGV[1]) end
   else
     if seen then redis.call('ZADD', KEYS[3], seen, ARGV[1]) end
-    if cur[3] then appHold(cur[3], ARGV[1], ARGV[2], cur[2]) end
+    if cur[3] then hold(appKey(cur[3]), ARGV[1], ARGV[2], cur[2]) end
+    if cur[4] then hold(deviceKey(cur[4]), ARGV[1], ARGV[2], cur[2]) end
   end
 end
 return { changed, redis.call('HGETALL', KEYS[1]) }
@@ -168,8 +177,8 @@ redis.call('EXPIRE', KEYS[2], ttl)
 return 1
 `;
 
-// A Cluster's reservation of a slot in an app's open set, before the session's own script.
-// KEYS: app set. ARGV: id, atMs, untilMs, maxOpenPerApp, ttlMs → 1 added, 0 was there, -2 full.
+// A Cluster's reservation of a slot in an app's (or a device's) open set, before the session's
+// own script. KEYS: the set. ARGV: id, atMs, untilMs, max, ttlMs → 1 added, 0 was there, -2 full.
 const LUA_APP_RESERVE = `
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 local max = tonumber(ARGV[4])
@@ -187,7 +196,7 @@ interface SessionScripts {
   /** Single Redis only: the number of keys comes first. */
   sessionCloseMany(numKeys: number, ...keysThenArgs: Arg[]): Promise<number[]>;
   sessionAppend(rec: string, trace: string, ...args: Arg[]): Promise<number>;
-  /** Cluster only: KEYS = the app set. */
+  /** Cluster only: KEYS = the app's or the device's open set. */
   sessionAppReserve(appSet: string, ...args: Arg[]): Promise<number>;
 }
 
@@ -340,28 +349,47 @@ export class RedisSessionStore implements SessionStore {
   async create(session: Session, opts: CreateOptions = {}): Promise<void> {
     const id = session.sessionId;
     const max = opts.maxOpenPerApp ?? 0;
+    const maxViewers = opts.maxOpenPerDevice ?? 0;
     await this.run(async () => {
       const { sessionId: _id, ...rest } = session;
       const keys = this.keys(id);
       const atMs = this.nowMs();
       const open = session.status !== 'closed';
-      // A Cluster: take the app's slot first (its own hash slot), give it back if the create fails.
-      let reserved = 0;
+      // A Cluster: take the app's slot, then the device's (each in its own hash slot), and give
+      // back what was taken if anything after fails.
+      const taken: string[] = [];
+      const giveBack = (): Promise<unknown> => Promise.all(taken.map((k) => this.client.zrem(k, id).catch(() => undefined)));
       if (!this.inlineIndex && open) {
-        reserved = await this.scripts.sessionAppReserve(appKey(session.appId), id, atMs, atMs + session.ttl * 1000, max, session.ttl * 1000);
-        if (reserved === -2) throw tooManySessions(session.appId, max);
+        const reserve = (k: string, cap: number): Promise<number> =>
+          this.scripts.sessionAppReserve(k, id, atMs, atMs + session.ttl * 1000, cap, session.ttl * 1000);
+        const app = await reserve(appKey(session.appId), max);
+        if (app === -2) throw tooManySessions(session.appId, max);
+        if (app === 1) taken.push(appKey(session.appId));
+        let device: number;
+        try {
+          device = await reserve(deviceKey(session.deviceId), maxViewers);
+        } catch (err) {
+          await giveBack();
+          throw err;
+        }
+        if (device === -2) {
+          await giveBack();
+          throw deviceBusy(session.deviceId, maxViewers);
+        }
+        if (device === 1) taken.push(deviceKey(session.deviceId));
       }
       let created: number;
       try {
         created = await this.scripts.sessionCreate(...keys,
           id, atMs, TRACE_MAX_EVENTS, session.ttl, session.status, session.lastSeenAt,
-          session.turnNode, session.deviceId, session.appId, max, ...toFields(rest));
+          session.turnNode, session.deviceId, session.appId, max, maxViewers, ...toFields(rest));
       } catch (err) {
-        if (reserved === 1) await this.client.zrem(appKey(session.appId), id).catch(() => undefined);
+        await giveBack();
         throw err;
       }
-      if (created !== 1 && reserved === 1) await this.client.zrem(appKey(session.appId), id);
+      if (created !== 1) await giveBack();
       if (created === -2) throw tooManySessions(session.appId, max);
+      if (created === -3) throw deviceBusy(session.deviceId, maxViewers);
       if (created !== 1) throw sessionExists(id);
       if (!this.inlineIndex && open) await this.client.zadd(indexKeyOf(id), session.lastSeenAt, id);
     });
@@ -384,10 +412,13 @@ export class RedisSessionStore implements SessionStore {
       if (!s) return undefined;
       if (s.status === 'closed') {
         if (changed === 1) countClosed(s.closeReason);
-        if (!this.inlineIndex) await Promise.all([this.client.zrem(indexKeyOf(sessionId), sessionId), this.client.zrem(appKey(s.appId), sessionId)]);
+        if (!this.inlineIndex) {
+          await Promise.all([indexKeyOf(sessionId), appKey(s.appId), deviceKey(s.deviceId)].map((k) => this.client.zrem(k, sessionId)));
+        }
       } else if (!this.inlineIndex) {
-        // The record's TTL was refreshed: so is its hold on the app's count.
-        await this.client.zadd(appKey(s.appId), 'XX', this.nowMs() + s.ttl * 1000, sessionId);
+        // The record's TTL was refreshed: so is its hold on the app's and the device's counts.
+        const untilMs = this.nowMs() + s.ttl * 1000;
+        await Promise.all([appKey(s.appId), deviceKey(s.deviceId)].map((k) => this.client.zadd(k, 'XX', untilMs, sessionId)));
         if (patch.lastSeenAt !== undefined) await this.client.zadd(indexKeyOf(sessionId), s.lastSeenAt, sessionId);
       }
       return s;
@@ -401,8 +432,9 @@ export class RedisSessionStore implements SessionStore {
         sessionId, this.nowMs(), TRACE_MAX_EVENTS, reason, now, opts.ifLastSeenBefore ?? '');
       if (code !== 2 && !this.inlineIndex) await this.client.zrem(indexKeyOf(sessionId), sessionId);
       if (code === 1 && !this.inlineIndex) {
-        const appId = await this.client.hget(sessionKey(sessionId), FIELDS.appId);
-        if (appId !== null) await this.client.zrem(appKey(appId), sessionId);
+        const [appId, deviceId] = await this.client.hmget(sessionKey(sessionId), FIELDS.appId, FIELDS.deviceId);
+        if (appId) await this.client.zrem(appKey(appId), sessionId);
+        if (deviceId) await this.client.zrem(deviceKey(deviceId), sessionId);
       }
       if (code === 1) countClosed(reason);
       return code === 1;
@@ -464,6 +496,10 @@ export class RedisSessionStore implements SessionStore {
 
   async countOpenForApp(appId: string): Promise<number> {
     return this.run(() => this.client.zcount(appKey(appId), `(${this.nowMs()}`, '+inf'));
+  }
+
+  async countOpenForDevice(deviceId: string): Promise<number> {
+    return this.run(() => this.client.zcount(deviceKey(deviceId), `(${this.nowMs()}`, '+inf'));
   }
 
   async countOpen(): Promise<number> {

@@ -243,6 +243,46 @@ export function sessionStoreSuite(name: string, makeHarness: () => Promise<Store
       assert.equal(await b.countOpenForApp(appId), 0);
     });
 
+    test('caps open sessions per device (--max-viewers) across nodes, beside the app cap; a closed one frees its slot', async () => {
+      const deviceId = `cam_cap_${randomUUID().slice(0, 8)}`;
+      const cap = 2;
+      const isBusy = (e: unknown): boolean => e instanceof P2pdError && e.code === 'DEVICE_BUSY' && e.statusCode === 409;
+      // Viewers from different apps race for the device's last slots on two nodes.
+      const tries = Array.from({ length: 8 }, (_, i) => sample({ deviceId, appId: `app_v${i}_${randomUUID().slice(0, 4)}` }));
+      const results = await Promise.allSettled(tries.map((t, i) => (i % 2 ? a : b).create(t, { maxOpenPerDevice: cap, maxOpenPerApp: 5 })));
+      const ok = tries.filter((_, i) => results[i]?.status === 'fulfilled');
+      assert.equal(ok.length, cap, 'two nodes racing for the last viewer slots do not overshoot');
+      for (const r of results) if (r.status === 'rejected') assert.ok(isBusy(r.reason), String(r.reason));
+      assert.equal(await a.countOpenForDevice(deviceId), cap);
+      // A refusal by the device cap takes no slot of its app.
+      for (const t of tries.filter((x) => !ok.includes(x))) assert.equal(await b.countOpenForApp(t.appId), 0, 'the refused viewer\'s app holds nothing');
+      // Another device has its own count; the app cap still applies first.
+      const other = sample({ deviceId: `${deviceId}_other`, appId: ok[0]!.appId });
+      await b.create(other, { maxOpenPerDevice: cap });
+      assert.equal(await a.countOpenForDevice(other.deviceId), 1);
+      await assert.rejects(a.create(sample({ deviceId: `${deviceId}_third`, appId: ok[0]!.appId }), { maxOpenPerApp: 2, maxOpenPerDevice: cap }),
+        (e: unknown) => e instanceof P2pdError && e.code === 'TOO_MANY_SESSIONS');
+      const [v1, v2] = ok as [Session, Session];
+      // A viewer leaves (DELETE / bye): the next one gets in.
+      assert.equal(await b.close(v1.sessionId, 'deleted', nowSec()), true);
+      assert.equal(await a.countOpenForDevice(deviceId), cap - 1);
+      const next = sample({ deviceId });
+      await a.create(next, { maxOpenPerDevice: cap });
+      await assert.rejects(b.create(sample({ deviceId }), { maxOpenPerDevice: cap }), isBusy);
+      // A keepalive keeps a viewer counted; a patch that closes and the sweeper free its slot.
+      await b.update(v2.sessionId, { status: 'connected', updatedAt: nowSec(), lastSeenAt: nowSec() });
+      assert.equal(await a.countOpenForDevice(deviceId), cap);
+      await a.update(v2.sessionId, { status: 'closed', closeReason: 'bye', updatedAt: nowSec() });
+      assert.deepEqual(await b.closeMany([next.sessionId], 'swept', nowSec()), [next.sessionId]);
+      assert.equal(await a.countOpenForDevice(deviceId), 0);
+      // No cap: as many as asked.
+      const free = Array.from({ length: 3 }, () => sample({ deviceId }));
+      for (const f of free) await a.create(f);
+      assert.equal(await b.countOpenForDevice(deviceId), 3);
+      await b.closeMany([...free.map((f) => f.sessionId), other.sessionId], 'deleted', nowSec());
+      assert.equal(await a.countOpenForDevice(deviceId), 0);
+    });
+
     test('a session whose record expires leaves its app\'s count', async () => {
       const appId = `app_ttl_${randomUUID().slice(0, 8)}`;
       const s = sample({ appId, ttl: 1 });

@@ -37,12 +37,17 @@ export interface CreateOptions {
    * creation, so nodes racing for an app's last slot cannot overshoot.
    */
   readonly maxOpenPerApp?: number;
+  /**
+   * Refuse (DEVICE_BUSY, 409) when the session's device already has this many open sessions
+   * (`--max-viewers`: one session a viewer; 0 or absent = no cap), atomically like maxOpenPerApp.
+   */
+  readonly maxOpenPerDevice?: number;
 }
 
 export interface SessionStore {
   /**
    * Stores a new session (fails with SESSION_EXISTS on a duplicate id, TOO_MANY_SESSIONS past
-   * `opts.maxOpenPerApp`). Publishes its update.
+   * `opts.maxOpenPerApp`, DEVICE_BUSY past `opts.maxOpenPerDevice`). Publishes its update.
    */
   create(session: Session, opts?: CreateOptions): Promise<void>;
   get(sessionId: string): Promise<Session | undefined>;
@@ -79,6 +84,8 @@ export interface SessionStore {
    * closed (DELETE, bye, sweep) or its record expires.
    */
   countOpenForApp(appId: string): Promise<number>;
+  /** Open sessions of one device (cluster-wide with Redis), counted as countOpenForApp counts. */
+  countOpenForDevice(deviceId: string): Promise<number>;
   /** Every SessionUpdate of every session, from every node (each node listens to release TURN allocations). */
   onUpdate(listener: (u: SessionUpdate) => void): () => void;
   /** True while the backing store answers. */

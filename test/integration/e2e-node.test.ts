@@ -169,3 +169,56 @@ describe('Node app ↔ Node device through p2pd', () => {
     assert.deepEqual(await (await fetch(`${p2pd.httpUrl}/viewer-config.json`)).json(), { devTokens: false });
   });
 });
+
+describe('the service\'s --max-viewers: the session answer refuses a full device', () => {
+  let p2pd: P2pdProcess;
+  let dev: DeviceServer;
+  const conns: AppConnection[] = [];
+
+  before(async () => {
+    p2pd = await startP2pd({ args: ['--jwt-secret', JWT, '--auth-secret', 'e2e-node-turn', '--allow-peer', '127.0.0.0/8', '--max-viewers', '2'] });
+    // The device's own cap (10) is above the service's: what refuses the third viewer is the session request.
+    dev = await serve({ server: p2pd.httpUrl, token: await signer.sign({ sub: 'cam-cap', role: 'device' }) });
+  });
+  after(async () => {
+    await Promise.allSettled(conns.map((c) => c.close()));
+    await dev?.close();
+    await p2pd?.stop();
+  });
+
+  test('a third viewer gets DEVICE_BUSY from its session request, before any offer; a viewer that leaves frees the slot', async () => {
+    const join = async (sub: string): Promise<AppConnection> => {
+      const conn = await connect({ server: p2pd.httpUrl, token: await signer.sign({ sub, role: 'app', devices: ['cam-cap'] }), deviceId: 'cam-cap', timeoutMs: 15_000, iceTransportPolicy: 'direct' });
+      conns.push(conn);
+      return conn;
+    };
+    const first = await join('app-v1');
+    await join('app-v2');
+    assert.equal(dev.viewers().length, 2);
+    const offersSeen = dev.viewers().length;
+    const refusedBefore = await metricValue(p2pd.httpUrl, 'sessions_refused_total{code="DEVICE_BUSY"}');
+    const t0 = Date.now();
+    await assert.rejects(join('app-v3'), (e) => isSdkError(e, 'DEVICE_ERROR') && e.serverCode === 'DEVICE_BUSY');
+    assert.ok(Date.now() - t0 < 5000, 'refused by the session request at once, not after a negotiation');
+    assert.equal(await metricValue(p2pd.httpUrl, 'sessions_refused_total{code="DEVICE_BUSY"}'), refusedBefore + 1);
+    assert.equal(dev.viewers().length, offersSeen, 'the device never heard of the refused viewer');
+    // Over HTTP as any client sees it.
+    const raw = await fetch(`${p2pd.httpUrl}/v1/sessions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await signer.sign({ sub: 'app-v4', role: 'app', devices: ['cam-cap'] })}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ deviceId: 'cam-cap' }),
+    });
+    assert.equal(raw.status, 409);
+    assert.equal(((await raw.json()) as { error: { code: string } }).error.code, 'DEVICE_BUSY');
+    // A viewer leaves (bye closes its session): the next one gets in.
+    await first.close();
+    const v1 = await signer.sign({ sub: 'app-v1', role: 'app', devices: ['cam-cap'] });
+    await until('the first viewer\'s session closed', async () => {
+      const r = await fetch(`${p2pd.httpUrl}/v1/sessions/${first.sessionId}`, { headers: { authorization: `Bearer ${v1}` } });
+      return r.ok && ((await r.json()) as { status: string }).status === 'closed';
+    }, 10_000);
+    const third = await join('app-v3');
+    assert.equal(third.state, 'connected');
+    assert.equal(await third.echo('after a slot freed'), 'after a slot freed');
+  });
+});

@@ -254,7 +254,7 @@ describe('429 RATE_LIMITED per token and per source, and a cap of open sessions 
   test('one token hammering POST /v1/sessions gets 429 RATE_LIMITED; another app is unaffected', async (t) => {
     // The attack of issue 10 (20,000 sessions from one token in 15 s), scaled down. The source
     // budget is lifted here: both apps call from loopback, and this test is about the token's.
-    const p2pd = await startP2pd({ args: ['--roles', 'stun,turn,api', '--jwt-secret', JWT, '--rate-limit-token', '20', '--rate-limit-source', '0', '--max-sessions-per-app', '0'], readyTimeoutMs: READY_MS });
+    const p2pd = await startP2pd({ args: ['--roles', 'stun,turn,api', '--jwt-secret', JWT, '--rate-limit-token', '20', '--rate-limit-source', '0', '--max-sessions-per-app', '0', '--max-viewers', '0'], readyTimeoutMs: READY_MS });
     try {
       const attacker = await signer.sign({ sub: 'app-attacker', role: 'app', devices: ['*'] });
       const victim = await signer.sign({ sub: 'app-victim', role: 'app', devices: ['*'] });
@@ -347,6 +347,34 @@ describe('429 RATE_LIMITED per token and per source, and a cap of open sessions 
       // The third, over MQTT, is refused with the same code the HTTP API uses.
       await assert.rejects(requestSession(app, 'device_cap'), /TOO_MANY_SESSIONS/);
       assert.equal(code(await local('POST', `${p2pd.httpUrl}/v1/sessions`, { body: { deviceId: 'device_cap' }, headers: h })), 'TOO_MANY_SESSIONS');
+    } finally {
+      await Promise.allSettled(peers.map((p) => p.close()));
+      await p2pd.stop();
+    }
+  });
+
+  test('--max-viewers: a device\'s sessions past it are 409 DEVICE_BUSY over HTTP and MQTT, whichever app asks', async () => {
+    const mqttPort = await freePort();
+    const p2pd = await startP2pd({ args: ['--mqtt', `127.0.0.1:${mqttPort}`, '--jwt-secret', SIGNALING_JWT, '--max-viewers', '2'], readyTimeoutMs: READY_MS });
+    const peers: Awaited<ReturnType<typeof connectPeer>>[] = [];
+    try {
+      const url = `mqtt://127.0.0.1:${mqttPort}`;
+      peers.push(await connectPeer(url, 'device_full', 'device'));
+      const app = await connectPeer(url, 'app_one', 'app', { token: await signalingToken('app_one', 'app', ['device_full']) });
+      peers.push(app);
+      const h = { authorization: `Bearer ${await signalingToken('app_two', 'app', ['device_full'])}` };
+      const open = () => local('POST', `${p2pd.httpUrl}/v1/sessions`, { body: { deviceId: 'device_full' }, headers: h });
+      const first = await open();
+      assert.equal(first.status, 201);
+      await requestSession(app, 'device_full');
+      await assert.rejects(requestSession(app, 'device_full'), /DEVICE_BUSY/);
+      const refused = await open();
+      assert.equal(refused.status, 409);
+      assert.equal(code(refused), 'DEVICE_BUSY');
+      assert.match(await (await fetch(`${p2pd.httpUrl}/metrics`)).text(), /sessions_refused_total\{code="DEVICE_BUSY"\} 2/);
+      // A viewer leaving frees a slot.
+      assert.equal((await local('DELETE', `${p2pd.httpUrl}/v1/sessions/${String(first.body.sessionId)}`, { headers: h })).status, 204);
+      assert.equal((await open()).status, 201);
     } finally {
       await Promise.allSettled(peers.map((p) => p.close()));
       await p2pd.stop();
