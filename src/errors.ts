@@ -93,6 +93,11 @@ export const ERROR_CODES = {
   MESSAGE_TOO_LARGE: { on: ['mqtt'], http: 413 },
   /** A signaling `from` that is not the sender. */
   FORGED_FROM: { on: ['mqtt'], http: 403 },
+  /**
+   * The node drains: its clients are told to move to the nodes `payload.signaling` lists, and
+   * its broker refuses new logins (docs/signaling.md "Draining").
+   */
+  NODE_DRAINING: { on: ['mqtt'], http: 503 },
 
   // The TURN relay: each answered with its STUN error code and the RFC's reason phrase.
   /** 400: a required attribute is missing or malformed, or attributes contradict each other. */

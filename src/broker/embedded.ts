@@ -23,13 +23,15 @@ import { createServer, type AddressInfo, type Server as NetServer, type Socket }
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
+import { randomUUID } from 'node:crypto';
 import type { ClientClaims, TokenVerifier } from '../auth/token.ts';
+import type { SignalingServer } from '../cluster/signalingServers.ts';
 import type { HostPort } from '../config/values.ts';
 import type { Logger } from '../log.ts';
 import { mqttClientsConnected, mqttConnectionsRefusedTotal } from '../metrics/metrics.ts';
 import { aclRules, maySubscribe } from '../signaling/acl.ts';
 import type { Sender, SignalingPublisher } from '../signaling/service.ts';
-import { PRESENCE_ONLINE, PRESENCE_PREFIX, SERVER_ID, parseTopic, presenceTopic } from '../signaling/topics.ts';
+import { PRESENCE_ONLINE, PRESENCE_PREFIX, SERVER_ID, ownTopic, parseTopic, presenceTopic } from '../signaling/topics.ts';
 import type { BrokerFabric } from './fabric.ts';
 import type { Lease } from './clientIds.ts';
 import { PacketGuard } from './packetGuard.ts';
@@ -70,6 +72,15 @@ export interface EmbeddedBroker extends SignalingPublisher {
   readonly tcpPort: number | undefined;
   /** Live authenticated connections of one app or device id. */
   connectionsOf(id: string): number;
+  /** Live authenticated connections, all ids. */
+  readonly clientCount: number;
+  /**
+   * The node drains (docs/signaling.md "Draining"): each logged-in client gets an `error`
+   * NODE_DRAINING from `server` on its own topic, listing the nodes to move to (`listFor` its
+   * id), and new logins are refused with CONNACK 3 from now on, so a client that comes back
+   * here moves on to its next URL. Returns how many clients were told.
+   */
+  moveClients(listFor: (id: string) => readonly SignalingServer[]): number;
   readonly aedes: Aedes;
   close(): Promise<void>;
 }
@@ -118,6 +129,10 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   const expiryTimers = new WeakMap<Client, NodeJS.Timeout>();
   /** Connections being closed because their token expired: their will is not published. */
   const expiring = new WeakSet<Client>();
+  /** Set by moveClients(): the node drains and sends its clients elsewhere. */
+  let moving = false;
+  /** Logged-in connections (moveClients tells each). */
+  const live = new Set<Client>();
 
   /** Another username holds this client id (a connection, or a persistent session). */
   const idTakenByOther = (clientId: string, username: string): boolean => {
@@ -204,6 +219,11 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     authenticate(client, username, password, done) {
       if (username === undefined || password === undefined) {
         done(authError('username (your id) and password (your token) are required', BAD_USERNAME_OR_PASSWORD), null);
+        return;
+      }
+      if (moving) {
+        mqttConnectionsRefusedTotal.inc({ reason: 'draining' });
+        done(authError('NODE_DRAINING: this node is stopping; connect to another', SERVER_UNAVAILABLE), null);
         return;
       }
       verifier.verify(password.toString('utf8')).then((claims: ClientClaims) => {
@@ -332,6 +352,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     const sender = senders.get(client);
     if (!sender) return;
     connections.set(sender.id, (connections.get(sender.id) ?? 0) + 1);
+    live.add(client);
     const t = pendingOffline.get(sender.id);
     if (t) {
       clearTimeout(t);
@@ -339,6 +360,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     }
   });
   aedes.on('clientDisconnect', (client) => {
+    live.delete(client);
     const sender = senders.get(client);
     if (!sender) return;
     const left = (connections.get(sender.id) ?? 1) - 1;
@@ -420,6 +442,32 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     aedes,
     tcpPort,
     connectionsOf: (id) => connections.get(id) ?? 0,
+    get clientCount() {
+      let n = 0;
+      for (const c of connections.values()) n += c;
+      return n;
+    },
+    moveClients(listFor) {
+      moving = true;
+      let told = 0;
+      for (const client of live) {
+        const sender = senders.get(client);
+        if (sender === undefined || client.closed) continue;
+        const body = {
+          type: 'error', sessionId: '', from: SERVER_ID, to: sender.id, msgId: randomUUID(),
+          payload: { code: 'NODE_DRAINING', message: 'this node is stopping: connect to one of `signaling`', signaling: listFor(sender.id) },
+          timestamp: Date.now(),
+        };
+        const topic = ownTopic(sender.role, sender.id);
+        // Straight to this connection, not through the fabric: the client is here, wherever its id routes.
+        client.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(body)), qos: 1, retain: false, dup: false }, (err?: Error) => {
+          if (err) log.debug({ err: err.message, client: sender.id }, 'could not tell a client to move');
+        });
+        told++;
+      }
+      log.info({ clients: told }, 'draining: signaling clients told to move to other nodes');
+      return told;
+    },
     publish(topic, payload, { qos, retain = false }) {
       return new Promise<void>((resolve, reject) => {
         const packet: PublishPacket = { cmd: 'publish', topic, payload: Buffer.from(payload), qos, retain, dup: false };

@@ -212,7 +212,7 @@ export const devicesOnline = new Gauge({
 // --- Issue 10, area mqtt: bounds of the embedded broker before and after login (src/broker)
 export const mqttConnectionsRefusedTotal = new Counter({
   name: 'mqtt_connections_refused_total',
-  help: 'MQTT connections the embedded broker refused or closed: connect_too_large, packet_too_large, bad_header (fixed header), preauth_per_source, client_id_taken, token_expired',
+  help: 'MQTT connections the embedded broker refused or closed: connect_too_large, packet_too_large, bad_header (fixed header), preauth_per_source, client_id_taken, token_expired, draining',
   labelNames: ['reason'] as const, registers: [registry],
 });
 

@@ -105,3 +105,54 @@ test('no reconnection storm: 5,000 clients of a node that dies come back spread 
   assert.equal(perNode.has('ws://a:8080/mqtt'), false, 'none back to the dead node first');
   for (const n of perNode.values()) assert.ok(n > 750 && n < 1250, `spread over the 5 others: ${[...perNode.values()].join(', ')}`);
 });
+
+test('a drain notice: the client leaves cleanly at a time uniform below the spread, then tries the next node at once', async () => {
+  const clock = fakeClock();
+  const events: string[] = [];
+  const urls = new SignalingUrls('ws://a:8080/mqtt');
+  urls.use([node('a'), node('b'), node('c')]);
+  let leaveDone: (() => void) | undefined;
+  const r = new Reconnector({
+    clock, urls, random: () => 0.5,
+    backoff: new Backoff({ baseMs: 1000, maxMs: 30_000, random: () => 0.5 }),
+    attempt: (url) => events.push(`attempt ${url}`),
+    leave: (then) => { events.push(`leave at ${clock.mono()}`); leaveDone = then; },
+  });
+  // The draining node lists the others only.
+  urls.use([node('c'), node('b')]);
+  r.move(1000);
+  r.move(1000); // a second notice changes nothing
+  assert.equal(r.moving, true);
+  r.lost(); // the connection ending during the move is the move's doing
+  await clock.advance(499);
+  assert.deepEqual(events, [], 'the connection stays up through the wait');
+  await clock.advance(1);
+  assert.deepEqual(events, ['leave at 500']);
+  leaveDone?.();
+  assert.deepEqual(events, ['leave at 500', 'attempt ws://c:8080/mqtt'], 'at once, to the first node of the new list');
+  assert.equal(r.moving, false);
+  // After that a loss goes the usual way.
+  r.lost();
+  await clock.advance(1000);
+  assert.equal(events.at(-1), 'attempt ws://b:8080/mqtt');
+});
+
+test('5,000 clients told to move leave spread over the spread, not in one instant', async () => {
+  const clock = fakeClock();
+  const random = seededRandom(7);
+  const perBucket = new Array<number>(10).fill(0);
+  for (let i = 0; i < 5_000; i++) {
+    const urls = new SignalingUrls('ws://a:8080/mqtt');
+    const r = new Reconnector({
+      clock, urls, random,
+      backoff: new Backoff({ baseMs: 1000, maxMs: 30_000, random }),
+      attempt: () => undefined,
+      leave: () => { perBucket[Math.floor(clock.mono() / 100)]! += 1; },
+    });
+    urls.use([node('b')]);
+    r.move(1000);
+  }
+  await clock.advance(1000);
+  assert.equal(perBucket.reduce((x, y) => x + y, 0), 5_000);
+  for (const n of perBucket) assert.ok(n > 400 && n < 600, `about 500 per 100 ms: ${perBucket.join(', ')}`);
+});

@@ -133,6 +133,10 @@ export interface ReconnectorOptions {
   readonly urls: SignalingUrls;
   /** Starts a connection attempt to `url`; the owner then calls connected() or lost(). */
   readonly attempt: (url: string) => void;
+  /** Leaves the node cleanly (an MQTT DISCONNECT: no will), then calls `then` (for move()). */
+  readonly leave?: (then: () => void) => void;
+  /** Uniform in [0, 1) (Math.random; tests hand in their own). */
+  readonly random?: () => number;
 }
 
 /** Schedules the attempts: one at a time, each to the next URL after its jittered wait. */
@@ -140,6 +144,7 @@ export class Reconnector {
   private readonly opts: ReconnectorOptions;
   private timer: unknown;
   private stopped = false;
+  private isMoving = false;
 
   constructor(opts: ReconnectorOptions) {
     this.opts = opts;
@@ -150,9 +155,35 @@ export class Reconnector {
     return this.timer !== undefined;
   }
 
+  /** A move is under way: the connection's end is its own doing, not a loss. */
+  get moving(): boolean {
+    return this.isMoving;
+  }
+
+  /**
+   * The node drains and asked its clients to move (docs/signaling.md "Draining"): after a wait
+   * uniform in [0, spreadMs) — a draining node's clients spread over it instead of all leaving
+   * at once — the owner leaves the node cleanly, and the next URL is tried at once. The
+   * connection stays up through the wait.
+   */
+  move(spreadMs: number): void {
+    if (this.stopped || this.isMoving || this.timer !== undefined || this.opts.leave === undefined) return;
+    const leave = this.opts.leave;
+    this.isMoving = true;
+    const waitMs = Math.floor((this.opts.random ?? Math.random)() * Math.max(0, spreadMs));
+    this.timer = this.opts.clock.setTimeout(() => {
+      this.timer = undefined;
+      if (this.stopped) return;
+      leave(() => {
+        this.isMoving = false;
+        if (!this.stopped) this.opts.attempt(this.opts.urls.advance());
+      });
+    }, waitMs);
+  }
+
   /** The connection (or an attempt) ended: the next attempt, to the next URL, after a wait. */
   lost(): void {
-    if (this.stopped || this.timer !== undefined) return;
+    if (this.stopped || this.isMoving || this.timer !== undefined) return;
     const url = this.opts.urls.advance();
     const waitMs = this.opts.backoff.next();
     this.timer = this.opts.clock.setTimeout(() => {

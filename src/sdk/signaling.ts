@@ -33,6 +33,14 @@ export interface SignalMessage {
 }
 
 const TYPES: readonly string[] = ['offer', 'answer', 'candidate', 'bye', 'keepalive', 'error', 'session'];
+/** The id of the service's own messages (docs/signaling.md). */
+const SERVER = 'server';
+
+/** An `error` NODE_DRAINING with the nodes to move to. */
+function isDrainNotice(payload: unknown): payload is { code: 'NODE_DRAINING'; signaling: { urls: string[] }[] } {
+  const p = payload as { code?: unknown; signaling?: unknown } | undefined;
+  return typeof p === 'object' && p !== null && p.code === 'NODE_DRAINING' && Array.isArray(p.signaling);
+}
 const PRESENCE_PREFIX = 'p2p/presence/device/';
 
 export const appTopic = (id: string): string => `p2p/signal/app/${id}`;
@@ -76,6 +84,8 @@ export type SignalingEvents = {
   error: [SdkError];
   /** A device's presence changed (after subscribePresence). */
   presence: [deviceId: string, online: boolean];
+  /** The node drains and asked this client to move: it leaves within `reconnectMs` for one of `servers` other nodes. */
+  moving: [{ servers: number }];
 };
 
 let clientSeq = 0;
@@ -138,6 +148,10 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private refreshing: Promise<boolean> | undefined;
   private readonly urls: SignalingUrls;
   private readonly reconnector: Reconnector;
+  /** A drain notice's move happens within this (reconnectMs). */
+  private readonly moveSpreadMs: number;
+  /** A move ended the connection cleanly: the next attempt starts with new stores. */
+  private leftCleanly = false;
   /** No more attempts: a fatal refusal, or open() gave up. */
   private gaveUp = false;
 
@@ -145,6 +159,7 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     super();
     this.urls = new SignalingUrls(opts.url);
     if (opts.servers) this.urls.use(opts.servers);
+    this.moveSpreadMs = opts.reconnectMs ?? 1000;
     this.id = opts.id;
     this.role = opts.role;
     this.tokenProvider = opts.tokenProvider;
@@ -166,9 +181,24 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       clock: opts.clock ?? realClock,
       backoff: new Backoff({ baseMs: opts.reconnectMs ?? 1000, maxMs: opts.reconnectMaxMs ?? 30_000 }),
       urls: this.urls,
+      leave: (then) => {
+        // A clean DISCONNECT once in-flight messages are acknowledged: no will, so a device's
+        // presence stays online while it moves (docs/signaling.md "Draining").
+        if (this.closed) return;
+        this.client.end(false, {}, () => {
+          this.leftCleanly = true;
+          then();
+        });
+      },
       attempt: (url) => {
         if (this.closed || this.gaveUp) return;
         aimAt(this.client.options, url);
+        if (this.leftCleanly) {
+          // end() waited for every acknowledgement and then closed MQTT.js' stores: new ones.
+          this.leftCleanly = false;
+          this.client.reconnect();
+          return;
+        }
         // The same stores: QoS 1 messages waiting for the broker leave on the new connection.
         this.client.reconnect({ incomingStore: this.client.incomingStore, outgoingStore: this.client.outgoingStore });
       },
@@ -185,8 +215,9 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       }
       // Closed at the token's expiry before the refresh was due (a clock skew): get one now.
       if (!this.closed && this.tokenExpired()) void this.refreshToken();
-      // A lost connection and a failed attempt alike: the next URL, after a jittered wait.
-      if (!this.closed && !this.gaveUp) this.reconnector.lost();
+      // A lost connection and a failed attempt alike: the next URL, after a jittered wait (a
+      // move's own end goes on by itself).
+      if (!this.closed && !this.gaveUp && !this.reconnector.moving) this.reconnector.lost();
     });
     this.client.on('error', (err) => {
       if (!isAuthRefusal(err) || this.closed) return;
@@ -392,6 +423,13 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     }
     const o = m as Partial<SignalMessage>;
     if (typeof o !== 'object' || o === null || typeof o.type !== 'string' || !TYPES.includes(o.type) || typeof o.from !== 'string') return;
+    if (o.type === 'error' && o.from === SERVER && isDrainNotice(o.payload)) {
+      // The node drains: move to the nodes it lists (docs/signaling.md "Draining").
+      this.urls.use(o.payload.signaling);
+      this.reconnector.move(this.moveSpreadMs);
+      this.emit('moving', { servers: o.payload.signaling.length });
+      return;
+    }
     const msg: SignalMessage = {
       type: o.type,
       sessionId: typeof o.sessionId === 'string' ? o.sessionId : '',
@@ -416,9 +454,24 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     const topic = this.role === 'app' ? deviceTopic(to) : appTopic(to);
     const qos = opts.qos ?? 1;
     if (this.closed) throw new SdkError('CLOSED', 'signaling is closed');
-    if (qos === 0 && !this.isUp) return msgId; // a keepalive while offline: the next one will do
+    if (qos === 0 && (!this.isUp || this.reconnector.moving)) return msgId; // a keepalive while offline: the next one will do
+    // MQTT.js refuses a publish while it ends a connection: one sent during a move leaves on the next.
+    if (this.reconnector.moving) await this.nextUp();
     await this.client.publishAsync(topic, JSON.stringify(body), { qos });
     return msgId;
+  }
+
+  /** Resolves at the next `up`; rejects with CLOSED if the client closes first. */
+  private nextUp(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const offUp = this.once('up', () => { clearInterval(watch); resolve(); });
+      const watch = setInterval(() => {
+        if (!this.closed && !this.gaveUp) return;
+        clearInterval(watch);
+        offUp();
+        reject(new SdkError('CLOSED', 'signaling is closed'));
+      }, 200);
+    });
   }
 
   /** Apps: follow devices' presence (`+` = every device the token allows). */

@@ -2,7 +2,8 @@
  * A node's drain (docs/turn.md "Draining"): once SIGTERM marks it draining, new Allocates are
  * sent to another TURN node of the cluster (300 Try Alternate, RFC 8489 §10) — re-chosen at
  * every heartbeat, as nodes come and go — while the relays already here keep flowing until they
- * end or `--drain-grace` runs out.
+ * end or `--drain-grace` runs out. The signaling clients connected here are told to move to
+ * other nodes (docs/signaling.md "Draining"); the node waits for them to leave as for the relays.
  */
 import type { Membership } from '../cluster/membership.ts';
 import { pickAlternateTurn } from '../cluster/placement.ts';
@@ -22,6 +23,13 @@ export interface DrainOptions {
   readonly setAlternate: (alt: AlternateServer | undefined) => void;
   /** Allocations alive on this node now. */
   readonly allocations: () => Promise<number>;
+  /**
+   * Tells the signaling clients connected here to move to other nodes; how many were told (0:
+   * none here, or nowhere to go). Absent without the signal role.
+   */
+  readonly moveClients?: () => number;
+  /** Signaling clients still connected here. */
+  readonly clients?: () => number;
   readonly graceSec: number;
   /** How often the alternate is chosen again and the allocations counted. */
   readonly intervalMs: number;
@@ -33,34 +41,44 @@ export class Drain {
   private timer: NodeJS.Timeout | undefined;
   /** What setAlternate was last told (undefined: nothing yet). */
   private chosen: string | undefined;
-  private started = false;
+  private starting: Promise<void> | undefined;
+  /** Signaling clients told to move (the drain waits for them to leave). */
+  private told = 0;
 
   constructor(opts: DrainOptions) {
     this.opts = opts;
   }
 
   /** Marks the node draining (registry, readiness) and starts sending allocations elsewhere. */
-  async start(): Promise<void> {
-    if (this.started) return;
-    this.started = true;
+  start(): Promise<void> {
+    this.starting ??= this.begin();
+    return this.starting;
+  }
+
+  private async begin(): Promise<void> {
     await this.opts.membership.drain();
+    // Marked draining first: the lists the clients get leave this node out.
+    this.told = this.opts.moveClients?.() ?? 0;
     this.choose();
     this.timer = setInterval(() => this.choose(), this.opts.intervalMs);
     this.timer.unref();
   }
 
   /**
-   * Resolves once no allocation is left here or the grace has run out, whichever is first
-   * (at once with a grace of 0).
+   * Resolves once no allocation is left here and the signaling clients told to move have left,
+   * or the grace has run out, whichever is first (at once with a grace of 0).
    */
   async settled(): Promise<void> {
     const until = Date.now() + this.opts.graceSec * 1000;
+    // The clients told to move are known once the start has run.
+    await this.starting?.catch(() => undefined);
     for (;;) {
       const left = await this.opts.allocations().catch(() => 0);
-      if (left === 0) return;
+      const clients = this.told > 0 ? this.opts.clients?.() ?? 0 : 0;
+      if (left === 0 && clients === 0) return;
       const remaining = until - Date.now();
       if (remaining <= 0) {
-        this.opts.log.info({ allocations: left }, 'drain grace over; stopping with relays still open');
+        this.opts.log.info({ allocations: left, signalingClients: clients }, 'drain grace over; stopping with relays or signaling clients still here');
         return;
       }
       await new Promise((r) => setTimeout(r, Math.min(this.opts.intervalMs, remaining, 500)));

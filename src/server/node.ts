@@ -18,6 +18,7 @@ import { startSignaling, type SignalingRole } from './signalingRole.ts';
 import { devTokenAllowed, registerDevTokenRoute } from '../api/devToken.ts';
 import { registerWebRoutes } from '../api/web.ts';
 import { remoteRelays } from '../cluster/nodeInfo.ts';
+import { signalingServers } from '../cluster/signalingServers.ts';
 import { createHttpRateLimits } from '../api/rateLimit.ts';
 import { TlsReloader } from './tlsReload.ts';
 import { Drain } from './drain.ts';
@@ -180,6 +181,8 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
       local?.setAlternate(alt);
     },
     allocations: async () => (await loadNow()).allocations,
+    moveClients: () => signaling?.moveClients((id) => signalingServers(sessions.membership.nodes(), id, config.region)) ?? 0,
+    clients: () => signaling?.clientCount ?? 0,
     graceSec: config.drainGraceSec,
     intervalMs: config.heartbeatIntervalSec * 1000,
     log,

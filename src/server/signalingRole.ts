@@ -9,6 +9,7 @@ import { DynsecProvisioner } from '../broker/dynsec.ts';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.ts';
 import { createBrokerFabric, type BrokerFabric } from '../broker/fabric.ts';
 import { registerBrokerRoutes } from '../broker/routes.ts';
+import type { SignalingServer } from '../cluster/signalingServers.ts';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import type { SessionActions } from '../session/actions.ts';
@@ -34,6 +35,14 @@ export interface SignalingRole {
   /** The embedded broker's TCP port as bound (undefined with an external broker). */
   readonly mqttPort: number | undefined;
   readonly broker: EmbeddedBroker | ExternalBroker;
+  /**
+   * The node drains: with the embedded broker in the fabric and another node to go to (`listFor`
+   * a client's id: signalingServers), its clients are told to move (docs/signaling.md
+   * "Draining"). How many were told; 0 when they have nowhere to go, or on one broker alone.
+   */
+  moveClients(listFor: (id: string) => readonly SignalingServer[]): number;
+  /** Clients connected to this node's embedded broker (0 with an external broker). */
+  readonly clientCount: number;
   stop(): Promise<void>;
 }
 
@@ -77,6 +86,14 @@ export async function startSignaling(opts: SignalingRoleOptions): Promise<Signal
     broker,
     mqttPort: 'tcpPort' in broker ? broker.tcpPort : undefined,
     isDeviceOnline: (id) => service.isDeviceOnline(id),
+    moveClients(listFor) {
+      // Without the fabric another node's broker would not reach this one's clients' peers.
+      if (fabric === undefined || !('moveClients' in broker) || listFor('').length === 0) return 0;
+      return broker.moveClients(listFor);
+    },
+    get clientCount() {
+      return 'clientCount' in broker ? broker.clientCount : 0;
+    },
     async stop() {
       await broker.close();
       await fabric?.close();
