@@ -6,10 +6,11 @@ import net from 'node:net';
  * Where freePort looks: below Linux's ephemeral range (32768-60999). A port the kernel hands out
  * as ephemeral can be taken by any test's outgoing connection between choosing it and binding
  * it (CI once failed on `EADDRINUSE 127.0.0.1:33523` that way); one picked here at random
- * collides only with another test's pick in the same instant.
+ * collides only with another test's pick in the same instant. Above HIGH, up to the ephemeral
+ * range, are the test servers' relay ranges (turnClient.ts startTurnServer), each held by one.
  */
 const LOW = 10000;
-const HIGH = 32768;
+const HIGH = 21000;
 
 /** A port free for both UDP and TCP on `host` right now (the test binds it next). */
 export async function freePort(host = '127.0.0.1'): Promise<number> {

@@ -4,6 +4,9 @@
  * of what the server relays back. UDP, TCP or TLS.
  */
 import dgram from 'node:dgram';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import net from 'node:net';
 import tls from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -348,16 +351,69 @@ export class UdpPeer {
   }
 }
 
-/** startP2pd with relay ports below Linux's ephemeral range (32768-60999) unless given. */
-export async function startTurnServer(opts: StartOptions = {}): Promise<P2pdProcess> {
-  // Clients' sockets (a hundred uclients, say) cannot take a port the relay reserved for an
-  // EVEN-PORT token.
-  const args = [...(opts.args ?? [])];
-  if (!args.includes('--relay-ports')) {
-    const base = 10000 + Math.floor(Math.random() * 21000);
-    args.push('--relay-ports', `${base}-${base + 1499}`);
+/** Where the relay ranges of test servers are handed out, one lock file a range (see relayRange). */
+const RANGE_LOCKS = join(tmpdir(), 'p2pd-test-relay-ranges');
+const RANGE_SIZE = 1000;
+/**
+ * Ranges between freePort's ports (ports.ts, below 21000) and Linux's ephemeral ports
+ * (32768-60999): 21000-21999 + k·1000 for k < 10 (31000-32767 is for tests that name their
+ * own ranges).
+ */
+const RANGE_SLOTS = 10;
+
+/** The process that holds a lock file is alive (a lock of a killed run is taken over). */
+function lockAlive(file: string): boolean {
+  try {
+    const pid = Number(readFileSync(file, 'utf8'));
+    if (!Number.isInteger(pid) || pid <= 0) return false;
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
-  return startP2pd({ ...opts, args });
+}
+
+/**
+ * A relay range no other test server on this machine holds now. Test files run in parallel
+ * processes: two servers given overlapping random ranges bind each other's ports, and a port one
+ * reserved for an EVEN-PORT token (RFC 8656 §7.2; every turnutils_uclient allocation asks for one)
+ * is then taken when the token is redeemed, a 508. Each range is a lock file holding its
+ * process's pid; `release` frees it.
+ */
+function relayRange(): { range: string; release: () => void } {
+  mkdirSync(RANGE_LOCKS, { recursive: true });
+  const start = Math.floor(Math.random() * RANGE_SLOTS);
+  for (let i = 0; i < RANGE_SLOTS * 2; i++) {
+    const slot = (start + i) % RANGE_SLOTS;
+    const file = join(RANGE_LOCKS, `${slot}.lock`);
+    if (i >= RANGE_SLOTS && !lockAlive(file)) rmSync(file, { force: true });
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+    } catch {
+      continue;
+    }
+    const base = 21000 + slot * RANGE_SIZE;
+    return { range: `${base}-${base + RANGE_SIZE - 1}`, release: () => rmSync(file, { force: true }) };
+  }
+  throw new Error(`no free relay range for a test server: ${RANGE_SLOTS} held (${RANGE_LOCKS})`);
+}
+
+/** startP2pd with a relay range of its own below Linux's ephemeral range, unless given. */
+export async function startTurnServer(opts: StartOptions = {}): Promise<P2pdProcess> {
+  // Clients' sockets (a hundred uclients, say) and other test servers cannot take a port the
+  // relay reserved for an EVEN-PORT token.
+  const args = [...(opts.args ?? [])];
+  if (args.includes('--relay-ports')) return startP2pd({ ...opts, args });
+  const { range, release } = relayRange();
+  let p: P2pdProcess;
+  try {
+    p = await startP2pd({ ...opts, args: [...args, '--relay-ports', range] });
+  } catch (err) {
+    release();
+    throw err;
+  }
+  p.child.once('exit', release);
+  return p;
 }
 
 /** Starts several servers at once; each that started is in `started` even when another failed. */

@@ -147,8 +147,8 @@ describe('peer policy: relay ports of the cluster\'s other TURN nodes', { timeou
     redis = await startRedis();
     const common = ['--roles', 'stun,turn', '--user', 'u:p', '--redis-url', redis.url, '--heartbeat-interval', '0.2'];
     const [x, y] = await startTurnServers([
-      { readyTimeoutMs: READY_MS, args: [...common, '--node-id', 'node-x', '--relay-ports', '21000-21499'] },
-      { readyTimeoutMs: READY_MS, args: [...common, '--node-id', 'node-y', '--relay-ports', '22000-22499'] },
+      { readyTimeoutMs: READY_MS, args: [...common, '--node-id', 'node-x', '--relay-ports', '31000-31499'] },
+      { readyTimeoutMs: READY_MS, args: [...common, '--node-id', 'node-y', '--relay-ports', '32000-32499'] },
     ], servers) as [P2pdProcess, P2pdProcess];
     const a = await TurnTestClient.connect({ port: x.port, username: 'u', password: 'p' });
     const b = await TurnTestClient.connect({ port: y.port, username: 'u', password: 'p' });
@@ -169,7 +169,7 @@ describe('peer policy: relay ports of the cluster\'s other TURN nodes', { timeou
     a.sendChannelData(0x4000, Buffer.from('across nodes'));
     assert.equal((await b.nextData(5000))?.data.toString(), 'across nodes');
     await assert.rejects(a.channelBind(0x4001, v4('127.0.0.1', y.port)), is403);
-    await assert.rejects(a.channelBind(0x4002, v4('127.0.0.1', 22500)), is403);
+    await assert.rejects(a.channelBind(0x4002, v4('127.0.0.1', 32500)), is403);
   });
 });
 

@@ -19,7 +19,7 @@ const isTurnError = (code: number) => (e: unknown): boolean => e instanceof Turn
 /** Two consecutive UDP ports free on loopback right now. */
 async function freePortPair(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 2 * (5000 + Math.floor(Math.random() * 11000)); // below the ephemeral range
+    const base = 2 * (5000 + Math.floor(Math.random() * 5400)); // freePort's window (helpers/ports.ts), below the relay ranges
     const ok = await Promise.all([base, base + 1].map((port) => new Promise<boolean>((resolve) => {
       const s = dgram.createSocket('udp4');
       s.once('error', () => resolve(false));
