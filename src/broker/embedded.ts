@@ -443,9 +443,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     tcpPort,
     connectionsOf: (id) => connections.get(id) ?? 0,
     get clientCount() {
-      let n = 0;
-      for (const c of connections.values()) n += c;
-      return n;
+      return live.size;
     },
     moveClients(listFor) {
       moving = true;
