@@ -112,6 +112,9 @@ export function newMsgId(): string {
  */
 const MQTTJS_RECONNECT_NEVER_MS = 2 ** 31 - 1;
 
+/** How long a move waits for the draining node's acknowledgements, and then for its close. */
+const LEAVE_WAIT_MS = 5000;
+
 /** Points MQTT.js at `url` for its next connection (it builds each from its options). */
 function aimAt(options: IClientOptions, url: string): void {
   const u = new URL(url);
@@ -154,6 +157,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private leftCleanly = false;
   /** No more attempts: a fatal refusal, or open() gave up. */
   private gaveUp = false;
+  /** Sends waiting for the next `up` (nextUp), told when no more attempts will come. */
+  private readonly upWaiters = new Set<(err: SdkError) => void>();
 
   private constructor(opts: SignalingOptions) {
     super();
@@ -182,11 +187,9 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       backoff: new Backoff({ baseMs: opts.reconnectMs ?? 1000, maxMs: opts.reconnectMaxMs ?? 30_000 }),
       urls: this.urls,
       leave: (then) => {
-        // A clean DISCONNECT once in-flight messages are acknowledged: no will, so a device's
-        // presence stays online while it moves (docs/signaling.md "Draining").
         if (this.closed) return;
-        this.client.end(false, {}, () => {
-          this.leftCleanly = true;
+        void this.leaveNode().then((clean) => {
+          this.leftCleanly = clean;
           then();
         });
       },
@@ -234,6 +237,52 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.client.on('message', (topic, payload) => this.onMessage(topic, payload));
   }
 
+  /**
+   * Leaves the node for a move (docs/signaling.md "Draining"): a clean DISCONNECT once the broker
+   * acknowledged every QoS 1 message in flight, so no will fires and a device's presence stays
+   * online. A node that goes first, or does not acknowledge within LEAVE_WAIT_MS, is dropped
+   * instead: its unacknowledged messages stay in the stores and leave again on the next node.
+   * Resolves true after a clean DISCONNECT.
+   */
+  private async leaveNode(): Promise<boolean> {
+    const c = this.client;
+    const acked = await new Promise<boolean>((resolve) => {
+      if (!c.connected || Object.keys(c.outgoing).length === 0) {
+        resolve(c.connected);
+        return;
+      }
+      const settle = (ok: boolean): void => {
+        clearTimeout(timer);
+        c.off('outgoingEmpty', onEmpty);
+        c.off('close', onClose);
+        resolve(ok);
+      };
+      const onEmpty = (): void => settle(c.connected);
+      const onClose = (): void => settle(false);
+      const timer = setTimeout(() => settle(false), LEAVE_WAIT_MS);
+      c.on('outgoingEmpty', onEmpty);
+      c.on('close', onClose);
+    });
+    if (acked) {
+      await new Promise<void>((resolve) => {
+        // The DISCONNECT is written; a peer that never closes its side must not hold the move.
+        const timer = setTimeout(() => c.stream.destroy(), LEAVE_WAIT_MS);
+        c.end(false, {}, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      return true;
+    }
+    if (!c.stream.destroyed) {
+      await new Promise<void>((resolve) => {
+        c.stream.once('close', () => resolve());
+        c.stream.destroy();
+      });
+    }
+    return false;
+  }
+
   private fail(id: string, err: Error): void {
     this.stopReconnecting();
     this.client.end(true);
@@ -244,6 +293,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private stopReconnecting(): void {
     this.gaveUp = true;
     this.reconnector.stop();
+    for (const reject of this.upWaiters) reject(new SdkError('CLOSED', 'signaling is closed'));
+    this.upWaiters.clear();
   }
 
   /** The URL of the connection now (or of the attempt under way). */
@@ -463,14 +514,11 @@ export class SignalingClient extends Emitter<SignalingEvents> {
 
   /** Resolves at the next `up`; rejects with CLOSED if the client closes first. */
   private nextUp(): Promise<void> {
+    if (this.closed || this.gaveUp) return Promise.reject(new SdkError('CLOSED', 'signaling is closed'));
     return new Promise((resolve, reject) => {
-      const offUp = this.once('up', () => { clearInterval(watch); resolve(); });
-      const watch = setInterval(() => {
-        if (!this.closed && !this.gaveUp) return;
-        clearInterval(watch);
-        offUp();
-        reject(new SdkError('CLOSED', 'signaling is closed'));
-      }, 200);
+      const abandon = (err: SdkError): void => { offUp(); reject(err); };
+      const offUp = this.once('up', () => { this.upWaiters.delete(abandon); resolve(); });
+      this.upWaiters.add(abandon);
     });
   }
 
