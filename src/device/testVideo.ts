@@ -59,7 +59,10 @@ export class TestVideoSource implements DeviceMedia {
   private readonly onLog: ((line: string) => void) | undefined;
   private socket: dgram.Socket | undefined;
   private child: ChildProcess | undefined;
+  /** Tracks that get the live packets. */
   private readonly tracks = new Set<MediaStreamTrack>();
+  /** Viewers' tracks until their DTLS is up, when they get the group so far and then join `tracks`. */
+  private readonly waiting = new Set<MediaStreamTrack>();
   private readonly frameListeners = new Set<(rtpTimestamp: number, atMs: number) => void>();
   private lastTimestamp = -1;
   private stopped = false;
@@ -153,15 +156,9 @@ export class TestVideoSource implements DeviceMedia {
     for (const t of this.tracks) t.writeRtp(pkt);
   }
 
-  /** One track for one viewer (werift). */
-  createTrack(): MediaStreamTrack {
-    const track = new MediaStreamTrack({ kind: 'video' });
-    this.tracks.add(track);
-    return track;
-  }
-
   removeTrack(track: MediaStreamTrack): void {
     this.tracks.delete(track);
+    this.waiting.delete(track);
     track.stop();
   }
 
@@ -169,16 +166,23 @@ export class TestVideoSource implements DeviceMedia {
     const pc = peer.raw as RTCPeerConnection;
     const transceiver = pc.getTransceivers().find((t) => t.kind === 'video');
     if (!transceiver) return () => undefined; // the app asked for no video
-    const track = this.createTrack();
+    const track = new MediaStreamTrack({ kind: 'video' });
+    this.waiting.add(track);
     void transceiver.sender.replaceTrack(track);
     transceiver.setDirection('sendonly');
     // Once it can send (DTLS up), the viewer gets the group so far, then the live packets: one
     // thread, so no live packet comes between. The RTP sequence stays continuous (werift adds
-    // one offset per sender), so the viewer's decoder starts at the group's keyframe.
+    // one offset per sender), so the viewer's decoder starts at the group's keyframe. No live
+    // packet reaches the track before: werift would send those the moment DTLS is up, ahead of
+    // the group and again within it, and Chromium, given newer packets first, then the older
+    // group with their duplicates, decoded the group but dropped its frames for up to 3 s
+    // (docs/lab.md "First frame").
     const off = peer.on('state', (s) => {
       if (s !== 'connected') return;
       off();
-      if (this.tracks.has(track)) for (const pkt of this.gop.group()) track.writeRtp(Buffer.from(pkt));
+      if (!this.waiting.delete(track)) return;
+      for (const pkt of this.gop.group()) track.writeRtp(Buffer.from(pkt));
+      this.tracks.add(track);
     });
     return () => { off(); this.removeTrack(track); };
   }
@@ -189,13 +193,14 @@ export class TestVideoSource implements DeviceMedia {
   }
 
   get viewers(): number {
-    return this.tracks.size;
+    return this.tracks.size + this.waiting.size;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of this.tracks) t.stop();
+    for (const t of [...this.tracks, ...this.waiting]) t.stop();
     this.tracks.clear();
+    this.waiting.clear();
     const child = this.child;
     this.child = undefined;
     if (child && child.exitCode === null && child.signalCode === null) {
