@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import type { SetupPhases } from '../src/sdk/setupTimeline.ts';
-import type { AttemptResult } from './connectivity.ts';
+import type { AttemptResult, VideoSteps } from './connectivity.ts';
 import { SERVER_URL, appToken } from './service.ts';
 import type { Namespace } from './sites.ts';
 
@@ -36,6 +36,18 @@ export async function openBrowserApp(host: Namespace, spki: string): Promise<Bro
   try {
     context = await chromium.launchPersistentContext(join(dir, 'profile'), { executablePath: wrapper, headless: true, args: [...ARGS, `--ignore-certificate-errors-spki-list=${spki}`], timeout: 60_000 });
     const page: Page = context.pages()[0] ?? await context.newPage();
+    // The lab reads each connection's inbound video stats (runAttempt): keep the page's peer connections.
+    await page.addInitScript(() => {
+      const Native = window.RTCPeerConnection;
+      const pcs: RTCPeerConnection[] = [];
+      (window as unknown as { labPeerConnections: RTCPeerConnection[] }).labPeerConnections = pcs;
+      window.RTCPeerConnection = class extends Native {
+        constructor(config?: RTCConfiguration) {
+          super(config);
+          pcs.push(this);
+        }
+      } as typeof RTCPeerConnection;
+    });
     await page.goto(`${SERVER_URL}/#token=${await appToken('lab-viewer')}`, { timeout: 30_000 });
     await page.waitForFunction(() => (window as unknown as { p2pdViewer?: { state: string } }).p2pdViewer !== undefined, undefined, { timeout: 30_000 });
     const ctx = context;
@@ -74,12 +86,39 @@ async function runAttempt(deviceId: string): Promise<AttemptResult> {
     };
     check();
   });
+  // The video's own steps, from the newest peer connection's inbound-rtp stats (docs/lab.md "First frame").
+  // The newest peer connection (the viewer may make it ahead of the click, for the next offer).
+  const pcs = (window as unknown as { labPeerConnections?: RTCPeerConnection[] }).labPeerConnections ?? [];
+  const steps: VideoSteps = {};
+  let sampling = true;
+  const sample = async (): Promise<void> => {
+    const pc = pcs[pcs.length - 1];
+    if (pc === undefined) return;
+    const report = await pc.getStats();
+    report.forEach((s: Record<string, unknown>) => {
+      if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
+      const at = Math.round(performance.now() - started);
+      const n = (k: string): number => (typeof s[k] === 'number' ? s[k] as number : 0);
+      if (steps.firstPacketMs === undefined && n('packetsReceived') > 0) steps.firstPacketMs = at;
+      if (steps.firstFrameReceivedMs === undefined && n('framesReceived') > 0) steps.firstFrameReceivedMs = at;
+      if (steps.firstDecodedMs === undefined && n('framesDecoded') > 0) steps.firstDecodedMs = at;
+      Object.assign(steps, {
+        framesReceived: n('framesReceived'), framesDecoded: n('framesDecoded'), keyFramesDecoded: n('keyFramesDecoded'),
+        framesDropped: n('framesDropped'), pliCount: n('pliCount'), nackCount: n('nackCount'), packetsLost: n('packetsLost'),
+      });
+    });
+  };
+  const sampler = (async () => { while (sampling) { await sample().catch(() => undefined); await new Promise((r) => setTimeout(r, 20)); } })();
   await v.connectTo(deviceId);
   if (v.state !== 'connected') {
+    sampling = false;
     await v.disconnect();
     return { ok: false, error: v.error?.code ?? v.state };
   }
   const frameAt = await Promise.race([frame, new Promise<undefined>((r) => setTimeout(r, 10_000))]);
+  sampling = false;
+  await sampler;
+  await sample().catch(() => undefined);
   const rttDeadline = performance.now() + 5000;
   while (v.stats?.rttMs === undefined && performance.now() < rttDeadline) await new Promise((r) => setTimeout(r, 50));
   const result: AttemptResult = {
@@ -87,6 +126,7 @@ async function runAttempt(deviceId: string): Promise<AttemptResult> {
     ...(v.setupPhases === undefined ? {} : { phases: v.setupPhases }),
     firstFrameMs: frameAt === undefined ? undefined : Math.round(frameAt - started),
     ...(v.natType === undefined ? {} : { natType: v.natType }),
+    ...(steps.framesReceived === undefined ? {} : { video: steps }),
   };
   await v.disconnect();
   video.srcObject = null;

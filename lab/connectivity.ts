@@ -8,10 +8,10 @@ import type { SetupPhases } from '../src/sdk/setupTimeline.ts';
 import { type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Output, SERVER_URL, appToken } from './service.ts';
-import type { Stack } from './report.ts';
+import type { Stack, VideoSteps } from './report.ts';
 import type { Namespace } from './sites.ts';
 
-export type { Stack };
+export type { Stack, VideoSteps };
 import type { BrowserApp } from './browser.ts';
 
 const AGENT = fileURLToPath(new URL('./agent.ts', import.meta.url));
@@ -27,7 +27,10 @@ export interface AttemptResult {
   readonly natType?: string;
   /** The app's setup steps (src/sdk/setupTimeline.ts). */
   readonly phases?: SetupPhases;
+  /** Chromium: how the video came up (docs/lab.md "First frame"). */
+  readonly video?: VideoSteps;
 }
+
 
 /** N attempts of the Node app from `host` to `deviceId`, one process for all of them. */
 export async function nodeAttempts(host: Namespace, deviceId: string, n: number, caFile: string): Promise<AttemptResult[]> {

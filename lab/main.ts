@@ -13,17 +13,18 @@
  *
  *   npm run lab -- report F…    a report from attempts saved by earlier runs (--save F)
  *
- * Options: --attempts N, --stacks node,chromium, --conditions 0/0,50/0,0/2,50/2 (delay ms/loss %),
- * --cameras K,… and --apps K,… (NAT kinds), --out DIR (default lab/; the short form: artifacts/lab),
- * --save FILE (every attempt as a JSON line, as it ends), --no-classify.
+ * Options: --attempts N, --stacks node,chromium, --conditions 0/0,50/0,0/2,50/2 (delay ms/loss %
+ * between camera and app), --p2pd-at mid|far (p2pd midway between them, the default, or as far from
+ * each as they are apart), --cameras K,… and --apps K,… (NAT kinds), --out DIR (default lab/; the
+ * short form: artifacts/lab), --save FILE (every attempt as a JSON line, as it ends), --no-classify.
  */
 import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { compareTelemetry, renderTelemetry } from './telemetry.ts';
 import { fileURLToPath } from 'node:url';
 import type { Stack } from './connectivity.ts';
-import { runMatrix, type Condition, type LabPlan } from './matrix.ts';
+import { conditionAt, runMatrix, type Condition, type LabPlan, type P2pdPlace } from './matrix.ts';
 import { COTURN_PORT, P2PD_STUN_PORT, settledNatType, startCoturn } from './natType.ts';
-import type { Attempt, Targets } from './report.ts';
+import { p2pdDelay, type Attempt, type Targets } from './report.ts';
 import { buildReport, writeReport } from './reportWrite.ts';
 import { startService } from './service.ts';
 import { Internet, NAT_KINDS, labSupported, type NatKind } from './sites.ts';
@@ -54,10 +55,13 @@ const kinds = (raw: string | undefined): NatKind[] => {
   for (const k of list) if (!(NAT_KINDS as readonly string[]).includes(k)) throw new Error(`unknown NAT kind ${k} (one of ${NAT_KINDS.join(', ')})`);
   return list as NatKind[];
 };
+const place = option('p2pd-at') ?? 'mid';
+if (place !== 'mid' && place !== 'far') throw new Error(`--p2pd-at is mid or far, not ${place}`);
+const at = (delayMs: number, lossPct: number): Condition => conditionAt(delayMs, lossPct, place as P2pdPlace);
 const conditions = (raw: string): Condition[] => raw.split(',').map((c) => {
   const [delayMs, lossPct] = c.split('/').map(Number);
   if (!Number.isFinite(delayMs) || !Number.isFinite(lossPct)) throw new Error(`bad condition ${c} (delay ms/loss %, e.g. 50/2)`);
-  return { delayMs: delayMs as number, lossPct: lossPct as number };
+  return at(delayMs as number, lossPct as number);
 });
 
 /** `p2pd nat-type` from behind every NAT kind, against p2pd and coturn: must match theory. */
@@ -97,12 +101,12 @@ function plan(): { plans: LabPlan[]; targets: Partial<Targets>; out: string } {
     const browserCells = [['port-restricted', 'port-restricted'], ['symmetric', 'full-cone'], ['address-restricted', 'symmetric'], ['full-cone', 'udp-blocked']] as const;
     return {
       plans: [
-        { cells, conditions: [{ delayMs: 0, lossPct: 0 }], stacks: ['node'], attempts },
-        ...(stacks.includes('chromium') ? [{ cells: browserCells, conditions: [{ delayMs: 0, lossPct: 0 }], stacks: ['chromium'] as Stack[], attempts }] : []),
+        { cells, conditions: [at(0, 0)], stacks: ['node'], attempts },
+        ...(stacks.includes('chromium') ? [{ cells: browserCells, conditions: [at(0, 0)], stacks: ['chromium'] as Stack[], attempts }] : []),
         // The Node SDK (werift) still loses about one setup in ten at 2 % loss (docs/lab.md
         // "Results"): under loss the short form drives the browser, and the Node SDK at 50 ms.
-        { cells: [['port-restricted', 'port-restricted']], conditions: [{ delayMs: 50, lossPct: 0 }], stacks: ['node'], attempts },
-        ...(stacks.includes('chromium') ? [{ cells: [['port-restricted', 'port-restricted']] as const, conditions: [{ delayMs: 50, lossPct: 2 }], stacks: ['chromium'] as Stack[], attempts }] : []),
+        { cells: [['port-restricted', 'port-restricted']], conditions: [at(50, 0)], stacks: ['node'], attempts },
+        ...(stacks.includes('chromium') ? [{ cells: [['port-restricted', 'port-restricted']] as const, conditions: [at(50, 2)], stacks: ['chromium'] as Stack[], attempts }] : []),
       ],
       // One attempt per cell says nothing about percentiles: the short form checks paths only.
       targets: { latencyTargets: false, weightedSuccess: false, natType: false },
@@ -129,8 +133,9 @@ async function retryShortOfTarget(): Promise<void> {
     .filter((c) => c.success < c.attempts || (c.directPossible && c.direct < c.success));
   for (const c of cells) {
     say(`retrying once: ${c.stack} ${c.delayMs} ms/${c.lossPct} %, camera ${c.camera} × app ${c.app} (${c.success}/${c.attempts} connected, ${c.direct} direct)`);
-    const run = await runMatrix({ cells: [[c.camera, c.app]], conditions: [{ delayMs: c.delayMs, lossPct: c.lossPct }], stacks: [c.stack], attempts: c.attempts }, say);
-    const same = (a: Attempt): boolean => a.camera === c.camera && a.app === c.app && a.stack === c.stack && a.delayMs === c.delayMs && a.lossPct === c.lossPct;
+    const condition = { delayMs: c.delayMs, lossPct: c.lossPct, p2pdMs: p2pdDelay(c) };
+    const run = await runMatrix({ cells: [[c.camera, c.app]], conditions: [condition], stacks: [c.stack], attempts: c.attempts }, say);
+    const same = (a: Attempt): boolean => a.camera === c.camera && a.app === c.app && a.stack === c.stack && a.delayMs === c.delayMs && a.lossPct === c.lossPct && p2pdDelay(a) === condition.p2pdMs;
     for (let i = attempts.length - 1; i >= 0; i--) if (same(attempts[i] as Attempt)) attempts.splice(i, 1);
     attempts.push(...run.attempts);
   }

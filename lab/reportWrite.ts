@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { NAT_KINDS, SEED_MIX, type NatKind, type NatMix } from './theory.ts';
 import { SETUP_STEPS } from '../src/sdk/setupTimeline.ts';
 import {
-  checkTargets, describeCondition, groupBy, percentile, summarize,
+  checkTargets, describeCondition, groupBy, p2pdDelay, percentile, summarize,
   type Attempt, type Cell, type Condition, type Summary, type TargetCheck, type Targets,
 } from './report.ts';
 
@@ -99,18 +99,18 @@ export function renderMarkdown(report: Report): string {
   }
   out.push('## Seed-weighted aggregate', '');
   out.push('Each cell weighs mix(camera) · mix(app) with the seed mix on both sides; latency P95s are over the mixture, each cell\'s samples sharing its weight.', '');
-  out.push('| stack | delay | loss | cells | attempts | weight | success | direct | direct in theory | setup P95 | direct | relayed | first frame P95 |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  out.push('| stack | delay | loss | p2pd | cells | attempts | weight | success | direct | direct in theory | setup P95 | direct | relayed | first frame P95 |', '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const a of summary.aggregate) {
-    out.push(`| ${a.stack} | ${a.delayMs} ms | ${a.lossPct} % | ${a.cells} | ${a.attempts} | ${a.weight.toFixed(4)} | ${share(a.success)} | ${share(a.directShare)} | ${share(a.theoreticalDirectShare)} | ${ms(a.setupP95)} | ${ms(a.setupP95Direct)} | ${ms(a.setupP95Relay)} | ${ms(a.firstFrameP95)} |`);
+    out.push(`| ${a.stack} | ${a.delayMs} ms | ${a.lossPct} % | ${p2pdDelay(a)} ms | ${a.cells} | ${a.attempts} | ${a.weight.toFixed(4)} | ${share(a.success)} | ${share(a.directShare)} | ${share(a.theoreticalDirectShare)} | ${ms(a.setupP95)} | ${ms(a.setupP95Direct)} | ${ms(a.setupP95Relay)} | ${ms(a.firstFrameP95)} |`);
   }
   const withSteps = summary.aggregate.filter((a) => a.steps !== undefined);
   if (withSteps.length > 0) {
     out.push('', '## Where setup goes', '');
     out.push('Median ms since the app called connect(), over the successful attempts, for each setup step (src/sdk/setupTimeline.ts; docs/client.md "Setup time").', '');
-    out.push(`| stack | delay | loss | ${SETUP_STEPS.join(' | ')} | setup P50 |`, `|---|---|---|${SETUP_STEPS.map(() => '---|').join('')}---|`);
+    out.push(`| stack | delay | loss | p2pd | ${SETUP_STEPS.join(' | ')} | setup P50 |`, `|---|---|---|---|${SETUP_STEPS.map(() => '---|').join('')}---|`);
     for (const a of withSteps) {
       const p50 = percentile(report.attempts.filter((t) => t.ok && describeCondition(t) === describeCondition(a)).map((t) => t.setupMs ?? 0), 50);
-      out.push(`| ${a.stack} | ${a.delayMs} ms | ${a.lossPct} % | ${SETUP_STEPS.map((s) => ms(a.steps?.[s])).join(' | ')} | ${ms(p50)} |`);
+      out.push(`| ${a.stack} | ${a.delayMs} ms | ${a.lossPct} % | ${p2pdDelay(a)} ms | ${SETUP_STEPS.map((s) => ms(a.steps?.[s])).join(' | ')} | ${ms(p50)} |`);
     }
   }
   out.push('', '## Targets', '');

@@ -186,22 +186,34 @@ test('targets: relaying where theory allows direct fails the cell and the direct
   assert.deepEqual(check2.warnings.map((w) => [w.target, w.where]), [['direct-path', 'node 50 ms 0 % loss, camera symmetric × app symmetric']]);
 });
 
-test('targets: setup and first-frame P95 bounds per condition, off in the short form', () => {
+test('targets: setup and first-frame P95 bounds per condition with p2pd in the region, off in the short form', () => {
+  const mid = { p2pdMs: 25 };
   const slow = [
-    ...fullMatrix(2, { setupMs: 1200, firstFrameMs: 1400 }),
-    ...fullMatrix(2, { lossPct: 2, setupMs: 1900, firstFrameMs: 5000 }),
-    ...fullMatrix(2, { delayMs: 150, setupMs: 5000, firstFrameMs: 5000 }),
+    ...fullMatrix(2, { ...mid, setupMs: 1200, firstFrameMs: 1400 }),
+    ...fullMatrix(2, { ...mid, lossPct: 2, setupMs: 1900, firstFrameMs: 5000 }),
+    ...fullMatrix(2, { delayMs: 150, p2pdMs: 75, setupMs: 5000, firstFrameMs: 5000 }),
   ];
   const check = checkTargets(summarize(slow));
-  assert.deepEqual(check.failures.map((f) => [f.target, f.where, f.reason]), [['latency', 'node 50 ms 0 % loss', 'setupP95 1200 ms, above 1000 ms']]);
-  const slower = fullMatrix(2, { setupMs: 900, firstFrameMs: 1600 }).concat(fullMatrix(2, { lossPct: 2, setupMs: 2100 }));
+  assert.deepEqual(check.failures.map((f) => [f.target, f.where, f.reason]), [['latency', 'node 50 ms 0 % loss, p2pd 25 ms away', 'setupP95 1200 ms, above 1000 ms']]);
+  const slower = fullMatrix(2, { ...mid, setupMs: 900, firstFrameMs: 1600 }).concat(fullMatrix(2, { ...mid, lossPct: 2, setupMs: 2100 }));
   assert.deepEqual(checkTargets(summarize(slower)).failures.map((f) => f.reason), ['setupP95 2100 ms, above 2000 ms', 'firstFrameP95 1600 ms, above 1500 ms']);
   const short = checkTargets(summarize(slower), { latencyTargets: false });
   assert.deepEqual(short.failures, []);
   assert.ok(!short.checked.includes('latency'));
   // A condition without any timing cannot pass silently.
-  const untimed = checkTargets(summarize(fullMatrix(1, { setupMs: undefined, firstFrameMs: undefined })));
+  const untimed = checkTargets(summarize(fullMatrix(1, { ...mid, setupMs: undefined, firstFrameMs: undefined })));
   assert.deepEqual(untimed.warnings.map((w) => w.reason), ['no seed-weighted setupP95 samples to hold against 1000 ms', 'no seed-weighted firstFrameP95 samples to hold against 1500 ms']);
+});
+
+test('targets: with p2pd as far from each side as they are apart, a latency miss is a warning naming where p2pd was', () => {
+  const far = fullMatrix(2, { setupMs: 1200, firstFrameMs: 1400 }); // no p2pdMs: as far as the peers
+  const check = checkTargets(summarize(far));
+  assert.deepEqual(check.failures, []);
+  assert.deepEqual(check.warnings.map((w) => [w.target, w.where]), [['latency', 'node 50 ms 0 % loss']]);
+  assert.match(check.warnings[0]?.reason ?? '', /setupP95 1200 ms, above 1000 ms, with p2pd 50 ms from each side/);
+  // The two placements are two conditions, never one mixture.
+  const both = summarize([...far, ...fullMatrix(2, { p2pdMs: 25, setupMs: 700 })]);
+  assert.deepEqual(both.aggregate.map((a) => [a.p2pdMs, a.setupP95]), [[25, 700], [undefined, 1200]]);
 });
 
 test('targets: a wrong NAT type report fails its cell; cells without reports are not judged', () => {
@@ -308,5 +320,5 @@ test('where setup goes: the median of each step over the successful attempts, pr
   assert.deepEqual(agg?.steps, { session: 101, answer: 310, channelOpen: 701 }, 'medians, the failed attempt left out');
   const md = renderMarkdown(buildReport(list, { meta: machineMeta(new Date(0)) }));
   assert.match(md, /## Where setup goes/);
-  assert.match(md, /\| node \| 50 ms \| 0 % \| — \| 101 ms \| — \| 310 ms \|/);
+  assert.match(md, /\| node \| 50 ms \| 0 % \| 50 ms \| — \| 101 ms \| — \| 310 ms \|/);
 });
