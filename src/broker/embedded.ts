@@ -23,13 +23,13 @@ import { createServer, type AddressInfo, type Server as NetServer, type Socket }
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type PublishPacket } from 'aedes';
-import { randomUUID } from 'node:crypto';
 import type { ClientClaims, TokenVerifier } from '../auth/token.ts';
 import type { SignalingServer } from '../cluster/signalingServers.ts';
 import type { HostPort } from '../config/values.ts';
 import type { Logger } from '../log.ts';
 import { mqttClientsConnected, mqttConnectionsRefusedTotal } from '../metrics/metrics.ts';
 import { aclRules, maySubscribe } from '../signaling/acl.ts';
+import { serverError } from '../signaling/message.ts';
 import type { Sender, SignalingPublisher } from '../signaling/service.ts';
 import { PRESENCE_ONLINE, PRESENCE_PREFIX, SERVER_ID, ownTopic, parseTopic, presenceTopic } from '../signaling/topics.ts';
 import type { BrokerFabric } from './fabric.ts';
@@ -451,14 +451,10 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       for (const client of live) {
         const sender = senders.get(client);
         if (sender === undefined || client.closed) continue;
-        const body = {
-          type: 'error', sessionId: '', from: SERVER_ID, to: sender.id, msgId: randomUUID(),
-          payload: { code: 'NODE_DRAINING', message: 'this node is stopping: connect to one of `signaling`', signaling: listFor(sender.id) },
-          timestamp: Date.now(),
-        };
+        const body = serverError(sender.id, { code: 'NODE_DRAINING', message: 'this node is stopping: connect to one of `signaling`', signaling: listFor(sender.id) });
         const topic = ownTopic(sender.role, sender.id);
         // Straight to this connection, not through the fabric: the client is here, wherever its id routes.
-        client.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(body)), qos: 1, retain: false, dup: false }, (err?: Error) => {
+        client.publish({ cmd: 'publish', topic, payload: Buffer.from(body), qos: 1, retain: false, dup: false }, (err?: Error) => {
           if (err) log.debug({ err: err.message, client: sender.id }, 'could not tell a client to move');
         });
         told++;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { MAX_MESSAGE_BYTES, parseMessage } from './message.ts';
+import { MAX_MESSAGE_BYTES, parseMessage, serverError } from './message.ts';
 
 const base = { sessionId: '5c7a3f1e-8a1b-4c1d-9e2f-0123456789ab', from: 'app_1', to: 'device_1', msgId: 'm1', timestamp: 1750929836097 };
 const code = (raw: unknown): string | undefined => {
@@ -90,4 +90,19 @@ test('any object of the right shape is accepted and read back unchanged', () => 
     assert.ok(r.ok);
     assert.deepEqual({ ...r.message }, m);
   }));
+});
+
+test('serverError: an error from server that parses as one, replyTo only when answering a message', () => {
+  const plain = JSON.parse(serverError('app_1', { code: 'NODE_DRAINING', message: 'stopping', signaling: [] }, { nowMs: 5 })) as Record<string, unknown>;
+  assert.equal(plain.from, 'server');
+  assert.equal(plain.to, 'app_1');
+  assert.equal(plain.sessionId, '');
+  assert.equal(plain.timestamp, 5);
+  assert.ok(!('replyTo' in plain));
+  assert.match(String(plain.msgId), /^[0-9a-f-]{36}$/);
+  const answer = serverError('dev_1', { code: 'FORBIDDEN', message: 'no' }, { sessionId: 's1', replyTo: 'm1' });
+  const parsed = parseMessage(answer);
+  assert.ok(parsed.ok);
+  assert.equal(parsed.ok && parsed.message.type, 'error');
+  assert.equal(JSON.parse(answer).replyTo, 'm1');
 });

@@ -7,8 +7,10 @@
  *
  * Unknown extra fields are kept and forwarded untouched (newer clients may add some).
  */
+import { randomUUID } from 'node:crypto';
 import { CLIENT_ID_PATTERN } from '../auth/token.ts';
 import { badJson, badMessage, messageTooLarge, unknownType, type SignalingError } from '../errors.ts';
+import { SERVER_ID } from './topics.ts';
 
 export const MESSAGE_TYPES = ['offer', 'answer', 'candidate', 'bye', 'keepalive', 'error', 'session'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
@@ -72,6 +74,18 @@ export type SignalMessage =
   | (Base & { readonly type: 'keepalive'; readonly payload: KeepalivePayload })
   | (Base & { readonly type: 'error'; readonly payload: ErrorPayload })
   | (Base & { readonly type: 'session'; readonly payload: SessionRequestPayload | Readonly<Record<string, unknown>> });
+
+/**
+ * The service's `error` to one client (docs/signaling.md "Errors"), as JSON: from `server`, a new
+ * msgId, `replyTo` the message answered when there is one.
+ */
+export function serverError(to: string, payload: ErrorPayload, opts: { sessionId?: string; replyTo?: string; nowMs?: number } = {}): string {
+  return JSON.stringify({
+    type: 'error', sessionId: opts.sessionId ?? '', from: SERVER_ID, to, msgId: randomUUID(),
+    ...(opts.replyTo === undefined ? {} : { replyTo: opts.replyTo }),
+    payload, timestamp: opts.nowMs ?? Date.now(),
+  });
+}
 
 /** What could be read from a refused message, to address and label the error answer. */
 export interface MessageHints {

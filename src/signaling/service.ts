@@ -24,7 +24,7 @@ import {
   type SignalingError,
 } from '../errors.ts';
 import { FlowTracker, type SessionFacts } from './flow.ts';
-import { parseMessage, type MessageHints, type SignalMessage } from './message.ts';
+import { parseMessage, serverError, type MessageHints, type SignalMessage } from './message.ts';
 import { PresenceTracker } from './presence.ts';
 import { DeviceWaker } from './wake.ts';
 import {
@@ -433,19 +433,16 @@ export class SignalingService {
   private async refuse(to: Party, err: P2pdError | SignalingError, hints: MessageHints, session?: CachedSession): Promise<false> {
     signalingErrorsTotal.inc({ code: err.code });
     this.stats.refused++;
-    const body: Record<string, unknown> = {
-      type: 'error', sessionId: hints.sessionId ?? '', from: SERVER_ID, to: to.id, msgId: randomUUID(),
-      payload: { code: err.code, message: err.message, ...(hints.type === undefined ? {} : { type: hints.type.slice(0, 32) }) },
-      timestamp: this.nowMs(),
-    };
-    if (hints.msgId !== undefined) body.replyTo = hints.msgId;
+    const body = serverError(to.id, { code: err.code, message: err.message, ...(hints.type === undefined ? {} : { type: hints.type.slice(0, 32) }) }, {
+      sessionId: hints.sessionId, replyTo: hints.msgId, nowMs: this.nowMs(),
+    });
     this.log.debug({ code: err.code, to: to.id, sessionId: hints.sessionId }, 'signaling message refused');
     if (session !== undefined) {
       this.background(this.store.appendTrace(session.sessionId, {
         at: this.nowMs(), kind: 'signal', what: 'error', detail: { from: SERVER_ID, to: to.id, code: err.code, refused: hints.type },
       }));
     }
-    await this.send(to, JSON.stringify(body));
+    await this.send(to, body);
     return false;
   }
 
