@@ -7,74 +7,31 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHs256Signer } from '../../src/auth/token.ts';
-import { TestVideoSource } from '../../src/device/testVideo.ts';
-import type { AppConnection } from '../../src/sdk/app.ts';
-import type { DeviceServer } from '../../src/sdk/device.ts';
-import { SignalingClient, connect, isSdkError, serve } from '../../src/sdk/node.ts';
-import { startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
-import { REDIS_MISSING, haveRedis, startRedis, type RedisServer } from '../helpers/redis.ts';
+import { REDIS_MISSING, haveRedis } from '../helpers/redis.ts';
+import { connectOnNodeA, nextReconnect, startTwoNodes, wsOf, type OnNodeA, type TwoNodes } from '../helpers/twoNodes.ts';
 import { eventually } from '../helpers/wait.ts';
 
-const JWT = 'e2e-drain-signaling-secret';
-const signer = createHs256Signer(JWT);
-const wsOf = (node: P2pdProcess): string => `${node.httpUrl.replace(/^http/, 'ws')}/mqtt`;
 /** Far above the move (a wait under 1 s, a clean end, a login): a hang guard. */
 const MOVED_WITHIN_MS = 20_000;
 /** The drain grace of node A: it must exit long before, once its clients have left. */
 const GRACE_SEC = 60;
 
 describe('a signaling node drains: its clients move to the other node before it exits', { skip: haveRedis() ? false : REDIS_MISSING, timeout: 180_000 }, () => {
-  let redis: RedisServer;
-  let a: P2pdProcess;
-  let b: P2pdProcess;
-  let media: TestVideoSource;
-  let dev: DeviceServer | undefined;
-  let conn: AppConnection | undefined;
-  const clients: SignalingClient[] = [];
+  let nodes: TwoNodes;
+  let on: OnNodeA | undefined;
 
   before(async () => {
-    redis = await startRedis();
-    const args = ['--jwt-secret', JWT, '--auth-secret', 'e2e-drain-sig-turn', '--allow-peer', '127.0.0.0/8', '--redis-url', redis.url,
-      '--heartbeat-interval', '1', '--drain-grace', String(GRACE_SEC)];
-    [a, b] = await Promise.all([startP2pd({ args }), startP2pd({ args })]);
-    media = new TestVideoSource({ width: 320, height: 240, fps: 15, bitrateKbps: 300 });
-    await media.start();
+    nodes = await startTwoNodes('e2e-drain-signaling-secret', ['--auth-secret', 'e2e-drain-sig-turn', '--drain-grace', String(GRACE_SEC)]);
   });
   after(async () => {
-    await conn?.close().catch(() => undefined);
-    await dev?.close();
-    await Promise.allSettled(clients.map((c) => c.close()));
-    await media?.stop();
-    await Promise.allSettled([a?.stop('SIGKILL'), b?.stop()]);
-    await redis?.stop();
+    await on?.close();
+    await nodes?.stop((a) => a.stop('SIGKILL'));
   });
 
   test('SIGTERM to node A: app and camera move to node B without a presence flap, A exits 0 once they left', async () => {
-    const devToken = await signer.sign({ sub: 'cam-dr', role: 'device' });
-    const appToken = await signer.sign({ sub: 'app-dr', role: 'app', devices: ['cam-dr'] });
-    await eventually('node A lists both signaling nodes', async () => {
-      const r = await fetch(`${a.httpUrl}/v1/signaling`, { headers: { authorization: `Bearer ${devToken}` } });
-      return ((await r.json()) as { signaling: unknown[] }).signaling.length === 2;
-    });
-
-    const devSig = await SignalingClient.open({ url: wsOf(a), id: 'cam-dr', role: 'device', token: devToken });
-    clients.push(devSig);
-    dev = await serve({ server: a.httpUrl, token: devToken, media, signaling: devSig });
-    const appSig = await SignalingClient.open({ url: wsOf(a), id: 'app-dr', role: 'app', token: appToken });
-    clients.push(appSig);
-    await appSig.subscribePresence(['cam-dr']);
-    for (let i = 0; conn === undefined; i++) {
-      try {
-        conn = await connect({ server: a.httpUrl, token: appToken, deviceId: 'cam-dr', timeoutMs: 15_000, iceTransportPolicy: 'direct', signaling: appSig });
-      } catch (err) {
-        if (!isSdkError(err, 'DEVICE_OFFLINE') || i >= 50) throw err;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-    assert.equal(conn.path, 'direct');
-    assert.equal(appSig.url, wsOf(a));
-    assert.equal(devSig.url, wsOf(a));
+    const { a, b, media } = nodes;
+    on = await connectOnNodeA(nodes, 'cam-dr', 'app-dr', { presence: true });
+    const { devSig, appSig, conn, appToken } = on;
 
     // What the app hears of the camera's presence from here on, and both clients' moves.
     const presence: boolean[] = [];
@@ -82,15 +39,8 @@ describe('a signaling node drains: its clients move to the other node before it 
     const moving: string[] = [];
     appSig.on('moving', () => moving.push('app'));
     devSig.on('moving', () => moving.push('camera'));
-    const onB = (sig: SignalingClient): Promise<void> => new Promise((resolve) => {
-      const off = sig.on('up', ({ reconnect }) => {
-        if (!reconnect) return;
-        off();
-        resolve();
-      });
-    });
-    const appMoved = onB(appSig);
-    const devMoved = onB(devSig);
+    const appMoved = nextReconnect(appSig);
+    const devMoved = nextReconnect(devSig);
     const exited = new Promise<number | null>((resolve) => a.child.once('exit', (code) => resolve(code)));
     const termAt = Date.now();
     a.child.kill('SIGTERM');
@@ -132,7 +82,7 @@ describe('a signaling node drains: its clients move to the other node before it 
     const producedBefore = media.frames;
     await eventually('video after the restart', async () => {
       if (media.frames - producedBefore > 150) throw new Error('no video after the restart');
-      return (await conn!.getStats()).framesReceived >= before + 5;
+      return (await conn.getStats()).framesReceived >= before + 5;
     }, 60_000);
   });
 });
