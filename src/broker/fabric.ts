@@ -19,6 +19,7 @@
  * lives as long. Persistent sessions themselves expire in clientIds.ts.
  */
 import { createRequire } from 'node:module';
+import type { Readable } from 'node:stream';
 import type { Logger } from '../log.ts';
 import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from '../redis.ts';
 import { ClientIdLeases } from './clientIds.ts';
@@ -41,6 +42,7 @@ interface AsyncRedisPersistence {
 /** aedes 1.x takes the library's callback wrapper (streams for retained and queued messages), around the async store. */
 interface RedisPersistence extends AsyncRedisPersistence {
   readonly asyncPersistence: AsyncRedisPersistence;
+  createRetainedStreamCombi(patterns: readonly string[]): Readable;
 }
 type PersistenceFactory = (opts: { conn: RedisClient; cluster?: boolean; packetTTL: () => number; maxSessionDelivery: number }) => RedisPersistence;
 const redisPersistence = require('aedes-persistence-redis') as PersistenceFactory;
@@ -117,6 +119,13 @@ export async function createBrokerFabric(opts: BrokerFabricOptions): Promise<Bro
     await storeIncoming(client, packet);
     await db.expire(incomingKey(client.id, packet.messageId), sessionExpirySec);
   };
+  // aedes pipes a subscriber's retained messages without an error handler (its
+  // lib/handlers/subscribe.js): a Redis read that times out there would end the process. The
+  // subscriber gets no retained messages this time (presence: the next change reaches it).
+  const retained = persistence.createRetainedStreamCombi.bind(persistence);
+  persistence.createRetainedStreamCombi = (patterns) => retained(patterns).on('error', (err: Error) => {
+    log.warn({ err: err.message, topics: patterns.slice(0, 4) }, 'retained messages not read from redis: the subscriber gets none this time');
+  });
   const mq = new MQEmitterRedisPrefix(FABRIC_CHANNEL_PREFIX, { subConn, pubConn, matchEmptyLevels: true, concurrency: 1000 });
   const leases = new ClientIdLeases({
     db, log, sessionExpirySec, refreshMs: opts.leaseRefreshMs,

@@ -70,6 +70,36 @@ describe('bounds of the broker fabric', { skip: haveRedis() ? false : REDIS_MISS
     peers.push(taker);
   });
 
+  test('a failed Redis read of retained messages under a SUBSCRIBE is logged, and the node goes on', async () => {
+    const app = await connectPeer(url, 'app_b4', 'app', { subscribe: false });
+    peers.push(app);
+    const errors: string[] = [];
+    const onUncaught = (err: Error): void => { errors.push(err.message); };
+    process.on('uncaughtException', onUncaught);
+    // The retained hash is briefly something else: the read behind this SUBSCRIBE fails (WRONGTYPE),
+    // as one that times out on a loaded Redis does.
+    const saved = await db.dump('retained');
+    await db.del('retained');
+    await db.set('retained', 'not a hash');
+    try {
+      await app.client.subscribeAsync('p2p/signal/app/app_b4', { qos: 1 });
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      await db.del('retained');
+      if (saved !== null) await db.restore('retained', 0, saved);
+    }
+    assert.deepEqual(errors, [], 'nothing escaped the broker');
+    // The node still serves: a new device logs in and its presence reaches a new subscriber.
+    const device = await connectPeer(url, 'device_b4', 'device');
+    peers.push(device);
+    const watcher = await connectPeer(url, 'app_b5', 'app', { devices: ['device_b4'], subscribe: false });
+    peers.push(watcher);
+    const seen = new Promise<string>((resolve) => watcher.client.on('message', (topic, payload) => { if (topic.endsWith('/device_b4')) resolve(payload.toString()); }));
+    await watcher.client.subscribeAsync('p2p/presence/device/device_b4', { qos: 1 });
+    assert.equal(await seen, 'online');
+  });
+
   test('a clean connection holds its id only while connected, on every node', async () => {
     const app = await connectPeer(url, 'app_b3', 'app', { clientId: 'app_b3-tab' });
     assert.notEqual(await db.get(`${LEASE_PREFIX}app_b3-tab`), null);
