@@ -20,6 +20,8 @@ export interface LinkShaping {
   delayMs: number;
   /** Percentage of packets dropped at random, 0..100. */
   lossPct: number;
+  /** Only the packets these iptables matches select (e.g. `-p tcp --dport 443`); default every one. */
+  only?: readonly string[];
 }
 
 /** The kernel's and the rules' counters for one shaper (read on demand; all since it started). */
@@ -174,7 +176,7 @@ function queueCounters(ns: string, queueNum: number): { held: number; overflowed
 async function shape(ns: string, dev: string, hook: 'egress' | 'ingress', shaping: LinkShaping, queueNum: number): Promise<Shaper> {
   check(shaping, queueNum);
   const chain = hook === 'egress' ? 'POSTROUTING' : 'PREROUTING';
-  const match = hook === 'egress' ? ['-o', dev] : ['-i', dev];
+  const match = [...(hook === 'egress' ? ['-o', dev] : ['-i', dev]), ...(shaping.only ?? [])];
   const tag = `p2pd-delay:${dev}:${hook}:q${queueNum}`;
   const rules: string[][] = [];
   if (shaping.lossPct > 0) {

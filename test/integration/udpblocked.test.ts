@@ -18,6 +18,8 @@ import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { shapeEgress } from '../../lab/delay.ts';
 import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
 import { createHs256Signer } from '../../src/auth/token.ts';
@@ -159,6 +161,29 @@ describe('clients behind a firewall that passes only TCP 80 and 443', { skip: sk
     const c = counters(B);
     assert.ok((c['udp-dropped'] ?? 0) > (before['udp-dropped'] ?? 0), 'UDP was tried and dropped');
     assert.ok((c.https ?? 0) > (before.https ?? 0), 'TCP 443 carried it');
+  });
+
+  test('an app that connects again inside the firewall relays every time (the remembered reach verdict skips the probe)', async () => {
+    // The lab's Node app: one process, two connect() in turn. For the second, werift gathers
+    // at once (turnReach.ts remembers the verdict), so the camera's candidates can arrive before the
+    // TURN/TLS allocation: werift must pair the relayed candidate with them (patches/werift).
+    // 300 ms on TCP 443 out of the firewall (TURN/TLS only; signaling on 80 is not held) makes that
+    // order certain rather than a race: the allocation takes four of its round trips (TCP, TLS,
+    // the 401 and the Allocate), long after the camera's candidates.
+    const dev = B.exec(['ip', '-o', 'link', 'show']).split('\n').map((l) => /^\d+: ([^:@]+)/.exec(l)?.[1]).find((d) => d !== undefined && d !== 'lo');
+    assert.ok(dev, 'the firewall namespace has a link');
+    const shaper = await shapeEgress(B.name, dev, { delayMs: 300, lossPct: 0, only: ['-p', 'tcp', '--dport', '443'] }, 7);
+    try {
+      const agent = fileURLToPath(new URL('../../lab/agent.ts', import.meta.url));
+      const child = B.spawn([process.execPath, agent, p2pd.httpUrl, appToken, 'cam-out', '2'],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...trustEnv } });
+      const lines = jsonLines(child);
+      const results: Record<string, unknown>[] = [];
+      for (let i = 0; i < 2; i++) results.push(await lines.next((e) => 'ok' in e && !results.includes(e), 2 * 45_000, `attempt ${i + 1}`));
+      assert.deepEqual(results.map((r) => [r.ok, r.error, r.path]), [[true, undefined, 'relay'], [true, undefined, 'relay']]);
+    } finally {
+      shaper.stop();
+    }
   });
 
   test('a camera inside the firewall is reached from outside over its TURN/TLS relay', async () => {
