@@ -86,8 +86,8 @@ async function runAttempt(deviceId: string): Promise<AttemptResult> {
     };
     check();
   });
-  // The video's own steps, from the newest peer connection's inbound-rtp stats (docs/lab.md "First frame").
-  // The newest peer connection (the viewer may make it ahead of the click, for the next offer).
+  // The video's own steps, from the newest peer connection's inbound-rtp stats (docs/lab.md "First
+  // frame"); the viewer may make that connection ahead of the click, for the next offer.
   const pcs = (window as unknown as { labPeerConnections?: RTCPeerConnection[] }).labPeerConnections ?? [];
   const steps: VideoSteps = {};
   let sampling = true;

@@ -31,7 +31,6 @@ export interface AttemptResult {
   readonly video?: VideoSteps;
 }
 
-
 /** N attempts of the Node app from `host` to `deviceId`, one process for all of them. */
 export async function nodeAttempts(host: Namespace, deviceId: string, n: number, caFile: string): Promise<AttemptResult[]> {
   const token = await appToken('lab-app');

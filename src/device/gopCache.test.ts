@@ -1,18 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { rtp, vp8Delta, vp8Key, vp8More } from '../../test/helpers/rtp.ts';
 import { GopCache, MAX_BYTES, h264KeyframeStart, rtpPayloadOffset, vp8KeyframeStart } from './gopCache.ts';
 
-/** An RTP packet (RFC 3550 §5.1) with `payload`, sequence `seq`, timestamp `ts`. */
-function rtp(seq: number, ts: number, payload: number[], extra = 0): Buffer {
-  const h = Buffer.alloc(12);
-  h[0] = 0x80; h[1] = 96; h.writeUInt16BE(seq, 2); h.writeUInt32BE(ts, 4);
-  return Buffer.concat([h, Buffer.from(payload), Buffer.alloc(extra)]);
-}
-// VP8 (RFC 7741): descriptor X=1 with a 15-bit PictureID, then the payload header's P bit.
-const vp8Key = (seq: number, ts: number): Buffer => rtp(seq, ts, [0x90, 0x80, 0x80, 0x01, 0x10, 0x02, 0x00]);
-const vp8Delta = (seq: number, ts: number): Buffer => rtp(seq, ts, [0x90, 0x80, 0x80, 0x02, 0x11, 0x02, 0x00]);
-const vp8More = (seq: number, ts: number): Buffer => rtp(seq, ts, [0x80, 0x80, 0x80, 0x02, 0x00]);
 
 test('VP8: the group runs from the last keyframe, a new keyframe starts a new one', () => {
   const c = new GopCache('VP8');

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { vp8Delta, vp8Key } from '../../test/helpers/rtp.ts';
 import type { RtcPeer } from '../sdk/rtc.ts';
 import { TestVideoSource, ffmpegArgs } from './testVideo.ts';
 
@@ -23,19 +24,6 @@ test('H.264: constrained baseline (what browsers decode), no B-frames, zero late
   assert.equal(a[a.indexOf('-g') + 1], '30');
 });
 
-/** A VP8 RTP packet: seq, timestamp, a keyframe start or not (RFC 7741 §4.2: S = 1, P = 0 for a key frame). */
-function vp8Packet(seq: number, ts: number, key: boolean): Buffer {
-  const b = Buffer.alloc(16);
-  b[0] = 0x80;
-  b[1] = 96;
-  b.writeUInt16BE(seq, 2);
-  b.writeUInt32BE(ts, 4);
-  b.writeUInt32BE(1234, 8);
-  b[12] = 0x10; // S = 1, partition 0, no extensions
-  b[13] = key ? 0x00 : 0x01; // VP8 payload header: P bit
-  return b;
-}
-
 test('a new viewer gets nothing live before its DTLS is up, then the group from its keyframe, then the live packets in order', async () => {
   const { RTCPeerConnection } = await import('werift');
   const pc = new RTCPeerConnection();
@@ -52,14 +40,14 @@ test('a new viewer gets nothing live before its DTLS is up, then the group from 
   const got: number[] = [];
   track.onReceiveRtp.subscribe((rtp) => got.push(rtp.header.sequenceNumber));
 
-  feed(vp8Packet(1, 100, false)); // before any keyframe: in no group
-  feed(vp8Packet(2, 200, true)); // the group starts
-  feed(vp8Packet(3, 300, false));
+  feed(vp8Delta(1, 100)); // before any keyframe: in no group
+  feed(vp8Key(2, 200)); // the group starts
+  feed(vp8Delta(3, 300));
   assert.deepEqual(got, [], 'nothing reaches the viewer before it can send');
   assert.equal(source.viewers, 1);
   for (const l of listeners) l('connected');
   assert.deepEqual(got, [2, 3], 'the group so far, from its keyframe');
-  feed(vp8Packet(4, 400, false));
+  feed(vp8Delta(4, 400));
   assert.deepEqual(got, [2, 3, 4], 'then the live packets, none twice');
   detach();
   assert.equal(source.viewers, 0);
