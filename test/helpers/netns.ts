@@ -35,6 +35,9 @@ export interface NetNs {
   readonly hostIp: string;
   /** The namespace's only non-loopback address. */
   readonly nsIp: string;
+  /** The link's device on this side (in `via` when given), and inside the namespace. */
+  readonly hostDev: string;
+  readonly nsDev: string;
   /** Runs a command in the namespace and returns its stdout. */
   exec(args: string[]): string;
   /** Starts a command in the namespace; killed by destroy(). */
@@ -104,6 +107,8 @@ export function createNetNs(opts: NetNsOptions = {}): NetNs {
     name,
     hostIp,
     nsIp,
+    hostDev,
+    nsDev,
     exec: (args) => sh(['ip', 'netns', 'exec', name, ...args]),
     spawn: (args, opts = {}) => {
       const c = spawn('ip', ['netns', 'exec', name, ...args], { stdio: 'ignore', ...opts });

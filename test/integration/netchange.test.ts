@@ -65,12 +65,10 @@ describe('network change: the app\'s address changes mid-call', { skip: netnsSup
     const [third, fourth] = ns.hostIp.split('.').slice(2).map(Number) as [number, number];
     const newHost = `10.202.${third}.${fourth}`;
     const newIp = `10.202.${third}.${fourth + 1}`;
-    const hostDev = `${ns.name}a`.slice(0, 15);
-    const nsDev = `${ns.name}b`.slice(0, 15);
-    execFileSync('ip', ['addr', 'add', `${newHost}/30`, 'dev', hostDev]);
-    ns.exec(['ip', 'addr', 'add', `${newIp}/30`, 'dev', nsDev]);
+    execFileSync('ip', ['addr', 'add', `${newHost}/30`, 'dev', ns.hostDev]);
+    ns.exec(['ip', 'addr', 'add', `${newIp}/30`, 'dev', ns.nsDev]);
     ns.exec(['ip', 'route', 'replace', 'default', 'via', newHost]);
-    ns.exec(['ip', 'addr', 'del', `${ns.nsIp}/30`, 'dev', nsDev]);
+    ns.exec(['ip', 'addr', 'del', `${ns.nsIp}/30`, 'dev', ns.nsDev]);
 
     const moved = await stats((s) => (s.iceRestarts ?? 0) > (before.iceRestarts ?? 0) && String(s.localCandidate).includes(newIp),
       'an ICE restart onto the new address', 60_000);

@@ -170,9 +170,7 @@ describe('clients behind a firewall that passes only TCP 80 and 443', { skip: sk
     // 300 ms on TCP 443 out of the firewall (TURN/TLS only; signaling on 80 is not held) makes that
     // order certain rather than a race: the allocation takes four of its round trips (TCP, TLS,
     // the 401 and the Allocate), long after the camera's candidates.
-    const dev = B.exec(['ip', '-o', 'link', 'show']).split('\n').map((l) => /^\d+: ([^:@]+)/.exec(l)?.[1]).find((d) => d !== undefined && d !== 'lo');
-    assert.ok(dev, 'the firewall namespace has a link');
-    const shaper = await shapeEgress(B.name, dev, { delayMs: 300, lossPct: 0, only: ['-p', 'tcp', '--dport', '443'] }, 7);
+    const shaper = await shapeEgress(B.name, B.nsDev, { delayMs: 300, lossPct: 0, only: ['-p', 'tcp', '--dport', '443'] }, 7);
     try {
       const agent = fileURLToPath(new URL('../../lab/agent.ts', import.meta.url));
       const child = B.spawn([process.execPath, agent, p2pd.httpUrl, appToken, 'cam-out', '2'],
