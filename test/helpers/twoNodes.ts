@@ -4,7 +4,7 @@
  * failover and drain tests start from before they stop node A.
  */
 import assert from 'node:assert/strict';
-import { createHs256Signer } from '../../src/auth/token.ts';
+import { createHs256Signer, type TokenSigner } from '../../src/auth/token.ts';
 import { TestVideoSource } from '../../src/device/testVideo.ts';
 import type { AppConnection } from '../../src/sdk/app.ts';
 import type { DeviceServer } from '../../src/sdk/device.ts';
@@ -32,7 +32,7 @@ export interface TwoNodes {
   readonly a: P2pdProcess;
   readonly b: P2pdProcess;
   readonly media: TestVideoSource;
-  readonly sign: (claims: Record<string, unknown>) => Promise<string>;
+  readonly sign: TokenSigner['sign'];
   /** Stops everything; node A with `stopA` (it may be gone already). */
   stop(stopA: (a: P2pdProcess) => Promise<unknown>): Promise<void>;
 }
@@ -47,7 +47,7 @@ export async function startTwoNodes(jwtSecret: string, args: readonly string[]):
   const signer = createHs256Signer(jwtSecret);
   return {
     redis, a, b, media,
-    sign: (claims) => signer.sign(claims as Parameters<typeof signer.sign>[0]),
+    sign: (claims) => signer.sign(claims),
     async stop(stopA) {
       await media.stop();
       await Promise.allSettled([stopA(a), b.stop()]);
