@@ -12,7 +12,7 @@
 import { chromiumAttempts, nodeAttempts, type AttemptResult, type Stack } from './connectivity.ts';
 import { openBrowserApp, type BrowserApp } from './browser.ts';
 import { shapeLinkAt, type LinkEnd, type Shaper } from './delay.ts';
-import type { Attempt } from './report.ts';
+import { halfway, type Attempt } from './report.ts';
 import { startCamera, startService, type Service } from './service.ts';
 import { Internet, type NatKind } from './sites.ts';
 
@@ -28,7 +28,7 @@ export interface Condition {
 export type P2pdPlace = 'mid' | 'far';
 
 export function conditionAt(delayMs: number, lossPct: number, place: P2pdPlace): Condition {
-  return { delayMs, lossPct, p2pdMs: place === 'mid' ? Math.round(delayMs / 2) : delayMs };
+  return { delayMs, lossPct, p2pdMs: place === 'mid' ? halfway(delayMs) : delayMs };
 }
 
 export interface LabPlan {
@@ -44,7 +44,7 @@ export interface LabPlan {
  * loss"); returns what undoes it.
  */
 async function shapeAll(serverEnd: LinkEnd, siteEnds: readonly LinkEnd[], c: Condition): Promise<Shaper[]> {
-  const half = Math.round(c.delayMs / 2);
+  const half = halfway(c.delayMs);
   if (c.p2pdMs < half || c.p2pdMs > c.delayMs) throw new RangeError(`p2pd must be ${half}..${c.delayMs} ms from each site, not ${c.p2pdMs}`);
   const siteLink = { delayMs: half, lossPct: 100 * (1 - Math.sqrt(1 - c.lossPct / 100)) };
   const serverLink = { delayMs: c.p2pdMs - half, lossPct: c.p2pdMs > half ? siteLink.lossPct : 0 };

@@ -64,11 +64,14 @@ export interface Condition {
 /** p2pd's one-way delay to each site under `c`. */
 export const p2pdDelay = (c: Condition): number => c.p2pdMs ?? c.delayMs;
 
+/** Half a one-way delay in whole ms: each site's link in the lab, and p2pd's distance when midway. */
+export const halfway = (delayMs: number): number => Math.round(delayMs / 2);
+
 /**
  * p2pd is in the region: no farther from either side than half the way between them, as the
  * seed's deployment places it (nearest node, GeoIP). The latency targets are stated for that.
  */
-export const p2pdInRegion = (c: Condition): boolean => p2pdDelay(c) <= c.delayMs / 2;
+export const p2pdInRegion = (c: Condition): boolean => p2pdDelay(c) <= halfway(c.delayMs);
 
 export interface NatTypeMiss {
   side: 'camera' | 'app';

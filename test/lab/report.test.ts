@@ -322,3 +322,8 @@ test('where setup goes: the median of each step over the successful attempts, pr
   assert.match(md, /## Where setup goes/);
   assert.match(md, /\| node \| 50 ms \| 0 % \| 50 ms \| — \| 101 ms \| — \| 310 ms \|/);
 });
+
+test('targets: p2pd midway at an odd delay (25 ms → 13 ms, whole ms as the lab shapes) is in the region', () => {
+  const check = checkTargets(summarize(fullMatrix(2, { delayMs: 25, p2pdMs: 13, setupMs: 1200 })), { latency: [{ metric: 'setupP95', delayMs: 25, lossPct: 0, maxMs: 1000 }] });
+  assert.deepEqual(check.failures.map((f) => f.target), ['latency']);
+});
