@@ -74,6 +74,13 @@ export async function connect(argv: readonly string[], env: NodeJS.ProcessEnv): 
     ...(natType ? { natType } : {}),
   });
 
+  // With --watch --json the path is a line of its own: the one connected on, then each change
+  // (a relayed path can give way to a direct one that comes up later, docs/client.md).
+  if (watch && json) {
+    const printPath = (p: string | undefined): void => { process.stdout.write(`${JSON.stringify({ event: 'path', path: p ?? null })}\n`); };
+    printPath(conn.path);
+    conn.on('path', printPath);
+  }
   const rtts: number[] = [];
   for (let i = 0; i < pings; i++) rtts.push(await conn.ping());
   rtts.sort((a, b) => a - b);

@@ -1,0 +1,77 @@
+/**
+ * A relayed path gives way to a direct one that comes up later (docs/client.md "Relayed first,
+ * direct later"). Under loss a direct check, or its answer, is lost and retransmitted, and the
+ * relayed pair succeeds first; werift kept the first nominated pair for good, so the session
+ * paid for relay where a direct path existed (the lab's Node cells at 2 % loss). The patch
+ * (patches/werift) takes the direct pair when it succeeds, on both ends.
+ *
+ *   test's namespace: p2pd (STUN/TURN on 3478), the camera (the SDK's device, test video)
+ *     └─ veth ─ B: `p2pd connect --watch --json`
+ *
+ * B's UDP out, except to p2pd's port 3478, is held 600 ms (lab/delay.ts): what B sends the camera
+ * directly answers or arrives 600 ms late, while everything through B's TURN allocation is
+ * immediate. So the relayed pair is certain to succeed first, and the direct one to follow.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { delaySupported, shapeEgress } from '../../lab/delay.ts';
+import { createHs256Signer } from '../../src/auth/token.ts';
+import { TestVideoSource } from '../../src/device/testVideo.ts';
+import { serve } from '../../src/sdk/node.ts';
+import { jsonLines } from '../helpers/jsonLines.ts';
+import { createNetNs, netnsSupported } from '../helpers/netns.ts';
+import { P2PD_BIN, ROOT, startP2pd } from '../helpers/p2pd.ts';
+import { freePort } from '../helpers/ports.ts';
+import { metricValue } from '../helpers/stunClient.ts';
+
+const JWT = 'pathupgrade-secret';
+const signer = createHs256Signer(JWT);
+const HELD_MS = 600;
+
+/** Bytes relayed by TURN, both directions. */
+const relayedBytes = (url: string): Promise<number> => metricValue(url, 'turn_relay_bytes_total{');
+
+// No suite-wide timeout: each step has its own bound, and the runner's --test-timeout guards a hang.
+describe('a relayed path that a direct one overtakes', { skip: netnsSupported() ?? delaySupported() ?? false }, () => {
+  const stops: Array<() => unknown> = [];
+  after(async () => {
+    for (const stop of stops.reverse()) await Promise.resolve(stop()).catch(() => undefined);
+  });
+
+  test('both ends move to the direct pair when it succeeds, and the relay carries nothing more', async () => {
+    const B = createNetNs({ prefix: 'p2pu' });
+    stops.push(() => B.destroy());
+    const [http, mqtt] = [await freePort(), await freePort()];
+    const p2pd = await startP2pd({
+      args: ['--listen', '0.0.0.0', '--external-ip', B.hostIp, '--port', '3478', '--http', `0.0.0.0:${http}`, '--mqtt', `0.0.0.0:${mqtt}`,
+        '--jwt-secret', JWT, '--auth-secret', 'pathupgrade-turn', '--allow-peer', '10.201.0.0/16'],
+    });
+    stops.push(() => p2pd.stop());
+    const media = new TestVideoSource({ width: 320, height: 240, fps: 15, bitrateKbps: 300 });
+    await media.start();
+    stops.push(() => media.stop());
+    const dev = await serve({ server: p2pd.httpUrl, token: await signer.sign({ sub: 'cam-pu', role: 'device' }), media });
+    stops.push(() => dev.close());
+
+    const shaper = await shapeEgress(B.name, B.nsDev, { delayMs: HELD_MS, lossPct: 0, only: ['-p', 'udp', '!', '--dport', '3478'] }, 11);
+    stops.push(() => shaper.stop());
+    const token = await signer.sign({ sub: 'app-pu', role: 'app', devices: ['cam-pu'] });
+    const app = B.spawn([process.execPath, P2PD_BIN, 'connect', '--device', 'cam-pu', '--server', `http://${B.hostIp}:${http}`,
+      '--token', token, '--watch', '--json', '--pings', '1'], { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
+    const out = jsonLines(app);
+    stops.push(() => app.kill('SIGTERM'));
+
+    const first = await out.next((e) => e.event === 'path', 60_000, 'the path connected on');
+    assert.equal(first.path, 'relay', 'the relayed pair came up first (what the held direct path is for)');
+    await out.next((e) => e.event === 'path' && e.path === 'direct', 30_000, 'the move to the direct pair');
+    // The camera moved too: the video (300 kbit/s) no longer goes through TURN in either direction.
+    const frames = (e: Record<string, unknown>): number => Number(e.framesReceived ?? 0);
+    const from = await out.next((e) => e.event === 'stats' && e.path === 'direct' && frames(e) > 0, 15_000, 'stats on the direct path');
+    const relayedFrom = await relayedBytes(p2pd.httpUrl);
+    const to = await out.next((e) => e.event === 'stats' && frames(e) >= frames(from) + 30, 15_000, '30 more frames');
+    const relayed = await relayedBytes(p2pd.httpUrl) - relayedFrom;
+    assert.equal(to.path, 'direct');
+    assert.ok(relayed < 2_000, `${relayed} bytes went through TURN while 30 frames arrived on the direct path`);
+    assert.equal(app.exitCode, null, `the app is still connected:\n${out.text().slice(-2000)}`);
+  });
+});
