@@ -54,7 +54,7 @@ for (let i = 0; i < attempts; i++) {
     rtts.sort((a, b) => a - b);
     const natType = (conn as unknown as { natType?: string }).natType;
     process.stdout.write(`${JSON.stringify({
-      ok: true, path: conn.path, setupMs: conn.setupMs, phases: conn.setup.phases, rttMs: rtts[1],
+      ok: true, path: await conn.finalPath(), setupMs: conn.setupMs, phases: conn.setup.phases, rttMs: rtts[1],
       firstFrameMs: frameAt === undefined ? undefined : frameAt - started,
       ...(natType === undefined ? {} : { natType }),
     })}\n`);

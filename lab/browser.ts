@@ -70,7 +70,7 @@ async function runAttempt(deviceId: string): Promise<AttemptResult> {
   interface Viewer {
     state: string; path?: 'direct' | 'relay'; setupMs?: number; setupPhases?: SetupPhases; error?: { code: string };
     stats?: { rttMs?: number }; natType?: string; online: string[];
-    connectTo(id: string): Promise<void>; disconnect(): Promise<void>;
+    connectTo(id: string): Promise<void>; disconnect(): Promise<void>; finalPath(): Promise<'direct' | 'relay' | undefined>;
   }
   const v = (window as unknown as { p2pdViewer: Viewer }).p2pdViewer;
   // Signed in and told the camera is online (MQTT presence): what a person waits for to click.
@@ -122,7 +122,7 @@ async function runAttempt(deviceId: string): Promise<AttemptResult> {
   const rttDeadline = performance.now() + 5000;
   while (v.stats?.rttMs === undefined && performance.now() < rttDeadline) await new Promise((r) => setTimeout(r, 50));
   const result: AttemptResult = {
-    ok: true, path: v.path, setupMs: v.setupMs, rttMs: v.stats?.rttMs,
+    ok: true, path: (await v.finalPath()) ?? v.path, setupMs: v.setupMs, rttMs: v.stats?.rttMs,
     ...(v.setupPhases === undefined ? {} : { phases: v.setupPhases }),
     firstFrameMs: frameAt === undefined ? undefined : Math.round(frameAt - started),
     ...(v.natType === undefined ? {} : { natType: v.natType }),

@@ -35,6 +35,7 @@ import { withoutTurn, type IcePolicy } from './icePolicy.ts';
 import { renewalDelayMs } from './turnRenewal.ts';
 import { SetupTimeline } from './setupTimeline.ts';
 import { SessionRecreator, readSignalError } from './signalErrors.ts';
+import { PATH_SETTLE_MS } from './stats.ts';
 import { StatsSampler } from './statsSampler.ts';
 import { KeepaliveTelemetry, settleWithin, LAST_REPORT_WAIT_MS } from './telemetry.ts';
 import type { NatDetector } from './natDetect.ts';
@@ -162,6 +163,8 @@ const EARLY_MESSAGES_MAX = 64;
 const ICE_REFRESH_MS = 2000;
 /** After a network change, a path whose ping is not answered within this is restarted. */
 const NETWORK_PROBE_MS = 1500;
+/** finalPath() looks at the candidate pairs this often. */
+const FINAL_PATH_POLL_MS = 100;
 /** A renewal of TURN credentials the service did not answer is tried again after this. */
 const RENEWAL_RETRY_MS = 30_000;
 
@@ -580,6 +583,20 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
     const pathUnreported = this.sampler.end();
     if ((!this.telemetry.unreported && !pathUnreported) || !this.signaling.connected) return;
     await settleWithin(this.signaling.send(this.deviceId, 'keepalive', this.sessionId, this.keepalivePayload(), {}), LAST_REPORT_WAIT_MS);
+  }
+
+  /**
+   * The path once it is final, as keepalives report it (statsSampler.ts): direct at once; relayed
+   * once no pair of two non-relay candidates is still being checked — a direct pair that succeeds
+   * later takes the relayed one's place — and at the latest PATH_SETTLE_MS after connecting.
+   */
+  async finalPath(): Promise<PathKind | undefined> {
+    const end = realClock.now() + PATH_SETTLE_MS + FINAL_PATH_POLL_MS * 10;
+    while (!this.sampler.final && !this.closed && this.state === 'connected' && realClock.now() < end) {
+      await this.sampler.refresh();
+      if (!this.sampler.final) await sleepOn(realClock, FINAL_PATH_POLL_MS);
+    }
+    return this.path;
   }
 
   /** A snapshot of the connection's numbers now. */

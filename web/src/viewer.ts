@@ -57,6 +57,8 @@ window.p2pdViewer = {
   get error() { return view.error; },
   get online() { return [...view.online]; },
   get path() { return view.conn?.path; },
+  /** The path once it is final (what keepalives report): the lab reads this. */
+  finalPath: () => view.conn?.finalPath(),
   get setupMs() { return view.conn?.setupMs; },
   /** When each setup step happened, ms since connect (docs/client.md "Setup time"). */
   get setupPhases() { return view.conn?.setup.phases; },
