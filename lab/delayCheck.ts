@@ -33,7 +33,7 @@ let made = 0;
 
 /** Builds A ── router ── B (namespaces and veths prefixed `dly`); destroy() removes them, as does process exit. */
 export function createDelayTopology(): DelayTopology {
-  const id = `dly${process.pid % 10000}${made++ % 10}`;
+  const id = `dly${process.pid}${made++ % 10}`;
   const [a, router, b] = [`${id}a`, `${id}r`, `${id}b`];
   let destroyed = false;
   const destroy = (): void => {

@@ -66,7 +66,7 @@ const conditions = (raw: string): Condition[] => raw.split(',').map((c) => {
 
 /** `p2pd nat-type` from behind every NAT kind, against p2pd and coturn: must match theory. */
 async function classify(): Promise<number> {
-  const net = new Internet(`pk${process.pid % 10000}`);
+  const net = new Internet(`pk${process.pid}`);
   let failures = 0;
   try {
     const service = await startService(net.server, { roles: 'stun' });

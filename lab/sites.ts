@@ -123,7 +123,7 @@ export class Internet {
   readonly serverLink: LinkEnds;
   private readonly sites = new Map<SiteRole, Site>();
 
-  constructor(id = `pl${process.pid % 10000}`) {
+  constructor(id = `pl${process.pid}`) {
     this.id = id;
     this.inet = new Namespace(`${id}i`);
     this.server = new Namespace(`${id}s`);

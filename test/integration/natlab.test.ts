@@ -16,7 +16,7 @@ describe('nat-type behind the lab\'s NATs', { skip: labSupported() }, () => {
   let coturn: { stop(): void };
 
   before(async () => {
-    net = new Internet(`nt${process.pid % 10000}`);
+    net = new Internet(`nt${process.pid}`);
     service = await startService(net.server, { roles: 'stun' });
     coturn = await startCoturn(net.server, net.inet);
   });
