@@ -4,9 +4,9 @@
  * endpoint sends it to which port. No sockets, so every rule is testable without I/O.
  */
 import {
-  Attr, MessageClass, Method, messageType, findAttr, attrValue, MessageWriter,
-  checkFingerprint, readChangeRequest, readResponsePort, unknownAttributes, RFC5780_REQUEST_ATTRIBUTES,
-  type StunMessage, type TransportAddress,
+  Attr, HEADER_LENGTH, MAGIC_COOKIE, MessageClass, Method, messageType, findAttr, attrValue, MessageWriter,
+  checkFingerprint, fingerprintValue, readChangeRequest, readResponsePort, unknownAttributes, writeXorAddressBytes,
+  RFC5780_REQUEST_ATTRIBUTES, type StunMessage, type TransportAddress,
 } from '../stun/index.ts';
 import type { EndpointIndex } from '../transport/ingress.ts';
 
@@ -27,8 +27,15 @@ export interface BindingAnswer {
   port: number;
 }
 
+const BINDING_REQUEST = messageType(Method.Binding, MessageClass.Request);
 const BINDING_SUCCESS = messageType(Method.Binding, MessageClass.SuccessResponse);
 const BINDING_ERROR = messageType(Method.Binding, MessageClass.ErrorResponse);
+/** A FINGERPRINT attribute: its 4-byte header and value. */
+const FINGERPRINT_BYTES = 8;
+/** The magic cookie (RFC 8489 §5) as it stands in a header. */
+const COOKIE_BYTES = [MAGIC_COOKIE >>> 24, (MAGIC_COOKIE >>> 16) & 0xff, (MAGIC_COOKIE >>> 8) & 0xff, MAGIC_COOKIE & 0xff];
+/** The longest answer `answerPlain` writes: an IPv6 XOR-MAPPED-ADDRESS and FINGERPRINT. */
+export const PLAIN_ANSWER_MAX_BYTES = HEADER_LENGTH + 24 + FINGERPRINT_BYTES;
 
 /** Why a request got no answer; the caller counts these as dropped. */
 export type BindingDrop = 'not_request' | 'bad_fingerprint';
@@ -107,6 +114,56 @@ export class BindingHandler {
     return ans;
   }
 
+  /**
+   * The fast form of `handle` for the Binding request nearly every client sends over UDP: a
+   * request with no attribute but perhaps FINGERPRINT, answered from the received bytes without
+   * decoding them or building an object. `req[off, off + len)` came from `family`, the address
+   * bytes at `addr[addrOff]` (network order) and `port`; the answer — the same bytes `handle`
+   * writes for it, at most PLAIN_ANSWER_MAX_BYTES — goes to `out[outOff]`, from the endpoint the
+   * request reached, to the source. Returns its length, or 0 for any other datagram (a bad
+   * FINGERPRINT, any other attribute, another method or class, RFC 5780 on, an IPv4-mapped
+   * source): those take the full path, `decodeMessage` and `handle`, with its errors and counts.
+   */
+  answerPlain(req: Buffer, off: number, len: number, family: 4 | 6, addr: Uint8Array, addrOff: number, port: number, out: Buffer, outOff: number): number {
+    // RFC 5780 answers carry MAPPED-ADDRESS, RESPONSE-ORIGIN and OTHER-ADDRESS: `handle` writes them.
+    if (this.endpoints.rfc5780) return 0;
+    const fingerprinted = len === HEADER_LENGTH + FINGERPRINT_BYTES;
+    if (!fingerprinted && len !== HEADER_LENGTH) return 0;
+    // The header (RFC 8489 §5): type, length, magic cookie. Byte by byte: this runs per datagram.
+    if (req[off] !== BINDING_REQUEST >>> 8 || req[off + 1] !== (BINDING_REQUEST & 0xff) || req[off + 2] !== 0 || req[off + 3] !== len - HEADER_LENGTH) return 0;
+    for (let k = 0; k < 4; k++) if (req[off + 4 + k] !== COOKIE_BYTES[k]) return 0;
+    if (fingerprinted) {
+      // RFC 8489 §14.7: the only attribute is a FINGERPRINT of 4 bytes that matches.
+      const at = off + HEADER_LENGTH;
+      if (req[at] !== Attr.Fingerprint >>> 8 || req[at + 1] !== (Attr.Fingerprint & 0xff) || req[at + 2] !== 0 || req[at + 3] !== 4) return 0;
+      if (fingerprintValue(req, at, off) !== req.readUInt32BE(at + 4)) return 0;
+    }
+    // The front door answers an IPv4-mapped source (a dual-stack socket's IPv4 client) as IPv4.
+    if (family === 6 && isIPv4Mapped(addr, addrOff)) return 0;
+
+    const valueLength = family === 4 ? 8 : 20;
+    const end = outOff + HEADER_LENGTH + 4 + valueLength;
+    out[outOff] = BINDING_SUCCESS >>> 8;
+    out[outOff + 1] = BINDING_SUCCESS & 0xff;
+    out[outOff + 2] = 0;
+    out[outOff + 3] = 4 + valueLength + (fingerprinted ? FINGERPRINT_BYTES : 0);
+    // Magic cookie and transaction id, as the request has them.
+    for (let k = 4; k < HEADER_LENGTH; k++) out[outOff + k] = req[off + k]!;
+    const a = outOff + HEADER_LENGTH;
+    out[a] = Attr.XorMappedAddress >>> 8;
+    out[a + 1] = Attr.XorMappedAddress & 0xff;
+    out[a + 2] = 0;
+    out[a + 3] = valueLength;
+    writeXorAddressBytes(out, outOff, a + 4, family, addr, addrOff, port);
+    if (!fingerprinted) return end - outOff;
+    out[end] = Attr.Fingerprint >>> 8;
+    out[end + 1] = Attr.Fingerprint & 0xff;
+    out[end + 2] = 0;
+    out[end + 3] = 4;
+    out.writeUInt32BE(fingerprintValue(out, end, outOff), end + 4);
+    return end + FINGERPRINT_BYTES - outOff;
+  }
+
   private error(req: StunMessage, code: number, reason: string, fingerprinted: boolean): BindingAnswer {
     const w = this.writer;
     w.reset(BINDING_ERROR, req.transactionId);
@@ -115,4 +172,10 @@ export class BindingHandler {
     this.answer.response = w.finish();
     return this.answer;
   }
+}
+
+/** ::ffff:a.b.c.d (RFC 4291 §2.5.5.2): ten zero bytes, then 0xffff. */
+function isIPv4Mapped(addr: Uint8Array, at: number): boolean {
+  for (let k = 0; k < 10; k++) if (addr[at + k] !== 0) return false;
+  return addr[at + 10] === 0xff && addr[at + 11] === 0xff;
 }
