@@ -45,7 +45,8 @@ export async function run(opts: { short: boolean }): Promise<void> {
       port += 2;
       const server = c.launch(port);
       try {
-        await waitFor(() => stunAnswers(HOST, port), 15_000, `${c.name} to answer`);
+        // Generous: on a loaded shared machine two workers can take well over 15 s to start.
+        await waitFor(() => stunAnswers(HOST, port), 60_000, `${c.name} to answer`);
         const out = execFileSync(gen, ['load', HOST, String(port), String(seconds), '64', '8'], { encoding: 'utf8' });
         const rps = (JSON.parse(out) as { rps: number }).rps;
         results.set(c.name, [...(results.get(c.name) ?? []), rps]);
