@@ -32,8 +32,9 @@ const BINDING_SUCCESS = messageType(Method.Binding, MessageClass.SuccessResponse
 const BINDING_ERROR = messageType(Method.Binding, MessageClass.ErrorResponse);
 /** A FINGERPRINT attribute: its 4-byte header and value. */
 const FINGERPRINT_BYTES = 8;
-/** The magic cookie (RFC 8489 §5) as it stands in a header. */
-const COOKIE_BYTES = [MAGIC_COOKIE >>> 24, (MAGIC_COOKIE >>> 16) & 0xff, (MAGIC_COOKIE >>> 8) & 0xff, MAGIC_COOKIE & 0xff];
+/** Two 16-bit fields (a type and a length) as the 32-bit word they make. */
+const wordOf = (high: number, low: number): number => ((high << 16) | low) >>> 0;
+const FINGERPRINT_HEADER = wordOf(Attr.Fingerprint, 4);
 /** The longest answer `answerPlain` writes: an IPv6 XOR-MAPPED-ADDRESS and FINGERPRINT. */
 export const PLAIN_ANSWER_MAX_BYTES = HEADER_LENGTH + 24 + FINGERPRINT_BYTES;
 
@@ -45,6 +46,8 @@ export class BindingHandler {
   private readonly writer = new MessageWriter();
   private readonly answer: BindingAnswer = { response: Buffer.alloc(0), from: 0, port: 0 };
   private readonly unknown: number[] = [];
+  private readonly rxView = new ViewCache();
+  private readonly txView = new ViewCache();
 
   constructor(endpoints: BindingEndpoints) {
     this.endpoints = endpoints;
@@ -129,38 +132,29 @@ export class BindingHandler {
     if (this.endpoints.rfc5780) return 0;
     const fingerprinted = len === HEADER_LENGTH + FINGERPRINT_BYTES;
     if (!fingerprinted && len !== HEADER_LENGTH) return 0;
-    // The header (RFC 8489 §5): type, length, magic cookie. Byte by byte: this runs per datagram.
-    if (req[off] !== BINDING_REQUEST >>> 8 || req[off + 1] !== (BINDING_REQUEST & 0xff) || req[off + 2] !== 0 || req[off + 3] !== len - HEADER_LENGTH) return 0;
-    for (let k = 0; k < 4; k++) if (req[off + 4 + k] !== COOKIE_BYTES[k]) return 0;
+    // 32-bit reads and writes: this runs per datagram, and a batch's buffers stay the same.
+    const r = this.rxView.of(req);
+    // The header (RFC 8489 §5): type, length, magic cookie.
+    if (r.getUint32(off) !== wordOf(BINDING_REQUEST, len - HEADER_LENGTH) || r.getUint32(off + 4) !== MAGIC_COOKIE) return 0;
     if (fingerprinted) {
       // RFC 8489 §14.7: the only attribute is a FINGERPRINT of 4 bytes that matches.
       const at = off + HEADER_LENGTH;
-      if (req[at] !== Attr.Fingerprint >>> 8 || req[at + 1] !== (Attr.Fingerprint & 0xff) || req[at + 2] !== 0 || req[at + 3] !== 4) return 0;
-      if (fingerprintValue(req, at, off) !== req.readUInt32BE(at + 4)) return 0;
+      if (r.getUint32(at) !== FINGERPRINT_HEADER || fingerprintValue(req, at, off) !== r.getUint32(at + 4)) return 0;
     }
     // The front door answers an IPv4-mapped source (a dual-stack socket's IPv4 client) as IPv4.
     if (family === 6 && isIPv4Mapped(addr, addrOff)) return 0;
 
+    const o = this.txView.of(out);
     const valueLength = family === 4 ? 8 : 20;
     const end = outOff + HEADER_LENGTH + 4 + valueLength;
-    out[outOff] = BINDING_SUCCESS >>> 8;
-    out[outOff + 1] = BINDING_SUCCESS & 0xff;
-    out[outOff + 2] = 0;
-    out[outOff + 3] = 4 + valueLength + (fingerprinted ? FINGERPRINT_BYTES : 0);
+    o.setUint32(outOff, wordOf(BINDING_SUCCESS, 4 + valueLength + (fingerprinted ? FINGERPRINT_BYTES : 0)));
     // Magic cookie and transaction id, as the request has them.
-    for (let k = 4; k < HEADER_LENGTH; k++) out[outOff + k] = req[off + k]!;
-    const a = outOff + HEADER_LENGTH;
-    out[a] = Attr.XorMappedAddress >>> 8;
-    out[a + 1] = Attr.XorMappedAddress & 0xff;
-    out[a + 2] = 0;
-    out[a + 3] = valueLength;
-    writeXorAddressBytes(out, outOff, a + 4, family, addr, addrOff, port);
+    for (let k = 4; k < HEADER_LENGTH; k += 4) o.setUint32(outOff + k, r.getUint32(off + k));
+    o.setUint32(outOff + HEADER_LENGTH, wordOf(Attr.XorMappedAddress, valueLength));
+    writeXorAddressBytes(out, outOff, outOff + HEADER_LENGTH + 4, family, addr, addrOff, port);
     if (!fingerprinted) return end - outOff;
-    out[end] = Attr.Fingerprint >>> 8;
-    out[end + 1] = Attr.Fingerprint & 0xff;
-    out[end + 2] = 0;
-    out[end + 3] = 4;
-    out.writeUInt32BE(fingerprintValue(out, end, outOff), end + 4);
+    o.setUint32(end, FINGERPRINT_HEADER);
+    o.setUint32(end + 4, fingerprintValue(out, end, outOff));
     return end + FINGERPRINT_BYTES - outOff;
   }
 
@@ -178,4 +172,18 @@ export class BindingHandler {
 function isIPv4Mapped(addr: Uint8Array, at: number): boolean {
   for (let k = 0; k < 10; k++) if (addr[at + k] !== 0) return false;
   return addr[at + 10] === 0xff && addr[at + 11] === 0xff;
+}
+
+/** A DataView of the last buffer asked for: made again only when the buffer changes. */
+class ViewCache {
+  private buf: Buffer | undefined;
+  private view: DataView = new DataView(new ArrayBuffer(0));
+
+  of(buf: Buffer): DataView {
+    if (buf !== this.buf) {
+      this.buf = buf;
+      this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    }
+    return this.view;
+  }
 }
