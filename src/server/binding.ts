@@ -35,6 +35,8 @@ const FINGERPRINT_BYTES = 8;
 /** Two 16-bit fields (a type and a length) as the 32-bit word they make. */
 const wordOf = (high: number, low: number): number => ((high << 16) | low) >>> 0;
 const FINGERPRINT_HEADER = wordOf(Attr.Fingerprint, 4);
+/** The longest request `answerPlain` answers: a header and FINGERPRINT. */
+export const PLAIN_REQUEST_MAX_BYTES = HEADER_LENGTH + FINGERPRINT_BYTES;
 /** The longest answer `answerPlain` writes: an IPv6 XOR-MAPPED-ADDRESS and FINGERPRINT. */
 export const PLAIN_ANSWER_MAX_BYTES = HEADER_LENGTH + 24 + FINGERPRINT_BYTES;
 
@@ -130,7 +132,7 @@ export class BindingHandler {
   answerPlain(req: Buffer, off: number, len: number, family: 4 | 6, addr: Uint8Array, addrOff: number, port: number, out: Buffer, outOff: number): number {
     // RFC 5780 answers carry MAPPED-ADDRESS, RESPONSE-ORIGIN and OTHER-ADDRESS: `handle` writes them.
     if (this.endpoints.rfc5780) return 0;
-    const fingerprinted = len === HEADER_LENGTH + FINGERPRINT_BYTES;
+    const fingerprinted = len === PLAIN_REQUEST_MAX_BYTES;
     if (!fingerprinted && len !== HEADER_LENGTH) return 0;
     // 32-bit reads and writes: this runs per datagram, and a batch's buffers stay the same.
     const r = this.rxView.of(req);

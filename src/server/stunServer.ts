@@ -22,7 +22,7 @@ import { listenStream, replaceTlsCredentials, type StreamListener } from '../tra
 import { StreamGuard, type GuardedStream, type StreamTransport } from '../transport/streamGuard.ts';
 import { streamCloseLabel, type StreamCloseCode } from '../errors.ts';
 import type { EndpointIndex, Ingress } from '../transport/ingress.ts';
-import { BindingHandler } from './binding.ts';
+import { BindingHandler, PLAIN_REQUEST_MAX_BYTES } from './binding.ts';
 import type { TurnHandler } from '../turn/handler.ts';
 import { isChannelDataFrame, turnFrameLength } from '../turn/channelData.ts';
 
@@ -49,6 +49,7 @@ export class StunServer {
    * (BindingHandler.answerPlain); everything else comes to onUdp.
    */
   private readonly plainBinding: DatagramAnswerer = {
+    maxLength: PLAIN_REQUEST_MAX_BYTES,
     answer: (rx, off, len, family, addr, addrOff, port, out, outOff) => {
       const n = this.binding.answerPlain(rx, off, len, family, addr, addrOff, port, out, outOff);
       if (n > 0) this.counted.success.count++;

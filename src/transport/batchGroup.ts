@@ -69,6 +69,8 @@ export interface BatchSocketOptions {
  * returns 0 to leave the datagram to the group's user.
  */
 export interface DatagramAnswerer {
+  /** Longer datagrams are not offered: the rest of the traffic pays one comparison. */
+  readonly maxLength: number;
   answer(rx: Buffer, off: number, len: number, family: 4 | 6, addr: Uint8Array, addrOff: number, port: number, out: Buffer, outOff: number): number;
 }
 
@@ -194,9 +196,10 @@ export class BatchGroup {
    */
   answerInPlace(i: number, sock: number, answerer: DatagramAnswerer): boolean {
     if (this.closed) return false;
-    const t = this.nextSlot();
     const m = i * this.meta;
     const rxMeta = this.rxMeta;
+    if (rxMeta[m + 1]! > answerer.maxLength) return false;
+    const t = this.nextSlot();
     const family = rxMeta[m + 3] === 4 ? 4 : 6;
     const port = rxMeta[m + 2]!;
     const len = answerer.answer(this.rx, i * this.slotBytes, rxMeta[m + 1]!, family, this.rxMetaBytes, (m + 4) * 4, port, this.tx, t * this.slotBytes);

@@ -68,6 +68,7 @@ test('an answerer answers its datagrams inside the batch, to their source; the r
   const sock = new BatchUdpSocket(lib!, '127.0.0.1', 0, false, false);
   // Answers datagrams that start with 'a' with 'A' + the rest and the source port it was given.
   const answerer: DatagramAnswerer = {
+    maxLength: 8,
     answer: (rx, off, len, family, addr, addrOff, port, out, outOff) => {
       if (rx[off] !== 0x61) return 0;
       assert.equal(family, 4);
@@ -94,6 +95,10 @@ test('an answerer answers its datagrams inside the batch, to their source; the r
   });
   assert.deepEqual(new Set(emitted), new Set(Array.from({ length: 50 }, (_, j) => `b${2 * j + 1}`)));
   assert.equal(emitted.length, 100);
+  // Longer than maxLength: not offered to the answerer.
+  const long = new Promise<string>((resolve) => clients[0]!.once('message', (m) => resolve(m.toString())));
+  clients[0]!.send('a-longer-one', sock.address().port, '127.0.0.1');
+  assert.equal(await long, 're:a-longer-one');
   for (const c of clients) c.close();
   sock.close();
 });
