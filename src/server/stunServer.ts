@@ -16,11 +16,13 @@ import {
   StunDecodeError, createStunMessage, type StunMessage, type TransportAddress,
 } from '../stun/index.ts';
 import { bindUdp, closeUdp } from '../transport/udp.ts';
+import { BatchUdpSocket } from '../transport/batchUdp.ts';
+import type { DatagramAnswerer } from '../transport/batchGroup.ts';
 import { listenStream, replaceTlsCredentials, type StreamListener } from '../transport/tcp.ts';
 import { StreamGuard, type GuardedStream, type StreamTransport } from '../transport/streamGuard.ts';
 import { streamCloseLabel, type StreamCloseCode } from '../errors.ts';
 import type { EndpointIndex, Ingress } from '../transport/ingress.ts';
-import { BindingHandler } from './binding.ts';
+import { BindingHandler, PLAIN_REQUEST_MAX_BYTES } from './binding.ts';
 import type { TurnHandler } from '../turn/handler.ts';
 import { isChannelDataFrame, turnFrameLength } from '../turn/channelData.ts';
 
@@ -42,6 +44,18 @@ export class StunServer {
   private turn: TurnHandler | undefined;
   private readonly counted: Record<'success' | 'error' | 'dropped' | 'malformed' | 'noTurn', HotCounter>;
   private readonly source: { family: 4 | 6; address: string; port: number } = { family: 4, address: '', port: 0 };
+  /**
+   * Plain Binding requests on batched UDP sockets are answered inside the batch, from their bytes
+   * (BindingHandler.answerPlain); everything else comes to onUdp.
+   */
+  private readonly plainBinding: DatagramAnswerer = {
+    maxLength: PLAIN_REQUEST_MAX_BYTES,
+    answer: (rx, off, len, family, addr, addrOff, port, out, outOff) => {
+      const n = this.binding.answerPlain(rx, off, len, family, addr, addrOff, port, out, outOff);
+      if (n > 0) this.counted.success.count++;
+      return n;
+    },
+  };
 
   constructor(config: Config, log: Logger) {
     this.config = config;
@@ -142,6 +156,8 @@ export class StunServer {
     this.udpSockets.push(socket);
     const ingress: Ingress = { endpoint, slot: this.udpSockets.length - 1, udp: socket, stream: undefined };
     socket.on('message', (buf, rinfo) => this.onUdp(buf, rinfo, ingress));
+    // With --secure-stun every Binding request needs credentials: the full path checks them.
+    if (socket instanceof BatchUdpSocket && !this.config.secureStun) socket.answerInBatch(this.plainBinding);
     socket.on('error', (err) => this.log.warn({ err: err.message }, 'udp socket error'));
   }
 

@@ -64,9 +64,9 @@ export function checkMessageIntegritySha256(msg: StunMessage, key: Buffer): bool
   return check(msg, msg.integritySha256Index, 'sha256', key);
 }
 
-/** CRC-32 of `buf[0, attrStart)` XOR 0x5354554e (RFC 8489 §14.7). */
-export function fingerprintValue(buf: Buffer, attrStart: number): number {
-  return (crc32(buf.subarray(0, attrStart)) ^ FINGERPRINT_XOR) >>> 0;
+/** CRC-32 of `buf[start, attrStart)` XOR 0x5354554e (RFC 8489 §14.7): a message at `start`. */
+export function fingerprintValue(buf: Buffer, attrStart: number, start = 0): number {
+  return (crc32(buf.subarray(start, attrStart)) ^ FINGERPRINT_XOR) >>> 0;
 }
 
 /** False when the message has no FINGERPRINT or it does not match. */

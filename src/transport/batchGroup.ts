@@ -62,6 +62,18 @@ export interface BatchSocketOptions {
   readonly bufferBytes: number;
 }
 
+/**
+ * Answers a received datagram without it leaving the batch: writes the answer to
+ * `rx[off, off + len)`, from `family`, the address bytes at `addr[addrOff]` (4 or 16, network
+ * order) and `port`, at `out[outOff]` (at most the group's slot size) and returns its length, or
+ * returns 0 to leave the datagram to the group's user.
+ */
+export interface DatagramAnswerer {
+  /** Longer datagrams are not offered: the rest of the traffic pays one comparison. */
+  readonly maxLength: number;
+  answer(rx: Buffer, off: number, len: number, family: 4 | 6, addr: Uint8Array, addrOff: number, port: number, out: Buffer, outOff: number): number;
+}
+
 /** What became of a datagram handed to `queue`: only 'queued' means it will be sent. */
 export type Queued = 'queued' | 'too big' | 'not a literal IP' | 'closed';
 
@@ -176,6 +188,28 @@ export class BatchGroup {
     if (one) msg.copy(this.tx, at);
     else for (const part of msg as readonly Buffer[]) at += part.copy(this.tx, at);
     return this.commit(i, sock, len, port);
+  }
+
+  /**
+   * Lets `answerer` write the answer to received datagram i straight into the next send slot,
+   * queued from `sock` back to i's source. False (nothing queued) when it does not answer.
+   */
+  answerInPlace(i: number, sock: number, answerer: DatagramAnswerer): boolean {
+    if (this.closed) return false;
+    const m = i * this.meta;
+    const rxMeta = this.rxMeta;
+    if (rxMeta[m + 1]! > answerer.maxLength) return false;
+    const t = this.nextSlot();
+    const family = rxMeta[m + 3] === 4 ? 4 : 6;
+    const port = rxMeta[m + 2]!;
+    const len = answerer.answer(this.rx, i * this.slotBytes, rxMeta[m + 1]!, family, this.rxMetaBytes, (m + 4) * 4, port, this.tx, t * this.slotBytes);
+    if (len <= 0 || len > this.slotBytes) return false;
+    const txMeta = this.txMeta;
+    const o = t * this.meta;
+    // [family, ip0..ip3] as received: the same layout both ways.
+    for (let k = 3; k < 8; k++) txMeta[o + k] = rxMeta[m + k]!;
+    this.commit(t, sock, len, port);
+    return true;
   }
 
   /** A free send slot: when all are taken, they are sent first. */

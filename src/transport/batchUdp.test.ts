@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { loadUdpBatch } from './batchGroup.ts';
+import { loadUdpBatch, type DatagramAnswerer } from './batchGroup.ts';
 import { BatchUdpSocket, LISTENER_SLOT_BYTES } from './batchUdp.ts';
 
 const lib = loadUdpBatch();
@@ -61,6 +61,45 @@ test('sends outside a batch go out at once, over IPv6 too', { skip }, async (t) 
   client.send('x', sock.address().port, '::1');
   assert.deepEqual({ ...(await back), size: 1 }, { address: '::1', family: 'IPv6', port: client.address().port, size: 1 });
   client.close();
+  sock.close();
+});
+
+test('an answerer answers its datagrams inside the batch, to their source; the rest are emitted', { skip }, async () => {
+  const sock = new BatchUdpSocket(lib!, '127.0.0.1', 0, false, false);
+  // Answers datagrams that start with 'a' with 'A' + the rest and the source port it was given.
+  const answerer: DatagramAnswerer = {
+    maxLength: 8,
+    answer: (rx, off, len, family, addr, addrOff, port, out, outOff) => {
+      if (rx[off] !== 0x61) return 0;
+      assert.equal(family, 4);
+      assert.deepEqual([...addr.subarray(addrOff, addrOff + 4)], [127, 0, 0, 1]);
+      out[outOff] = 0x41;
+      rx.copy(out, outOff + 1, off + 1, off + len);
+      return len + out.write(`@${port}`, outOff + len);
+    },
+  };
+  sock.answerInBatch(answerer);
+  const emitted: string[] = [];
+  sock.on('message', (buf: Buffer, rinfo: dgram.RemoteInfo) => {
+    emitted.push(buf.toString());
+    sock.send([Buffer.from('re:'), buf], rinfo.port, rinfo.address);
+  });
+  const clients = [await peer('udp4', '127.0.0.1'), await peer('udp4', '127.0.0.1')];
+  const got = clients.map(() => [] as string[]);
+  const all = Promise.all(clients.map((c, k) => new Promise<void>((resolve) => c.on('message', (m) => { got[k]!.push(m.toString()); if (got[k]!.length === 100) resolve(); }))));
+  for (let i = 0; i < 100; i++) for (const c of clients) c.send(i % 2 ? `b${i}` : `a${i}`, sock.address().port, '127.0.0.1');
+  await all;
+  clients.forEach((c, k) => {
+    const me = c.address().port;
+    assert.deepEqual(new Set(got[k]), new Set(Array.from({ length: 100 }, (_, i) => (i % 2 ? `re:b${i}` : `A${i}@${me}`))));
+  });
+  assert.deepEqual(new Set(emitted), new Set(Array.from({ length: 50 }, (_, j) => `b${2 * j + 1}`)));
+  assert.equal(emitted.length, 100);
+  // Longer than maxLength: not offered to the answerer.
+  const long = new Promise<string>((resolve) => clients[0]!.once('message', (m) => resolve(m.toString())));
+  clients[0]!.send('a-longer-one', sock.address().port, '127.0.0.1');
+  assert.equal(await long, 're:a-longer-one');
+  for (const c of clients) c.close();
   sock.close();
 });
 

@@ -6,7 +6,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type dgram from 'node:dgram';
-import { BatchGroup, type Queued, type UdpBatchAddon } from './batchGroup.ts';
+import { BatchGroup, type DatagramAnswerer, type Queued, type UdpBatchAddon } from './batchGroup.ts';
 
 /** Bytes per slot: STUN and ChannelData from clients fit (a longer datagram is cut short). */
 export const LISTENER_SLOT_BYTES = 2048;
@@ -22,6 +22,7 @@ export class BatchUdpSocket extends EventEmitter {
   private readonly family: 4 | 6;
   private inBatch = false;
   private closed = false;
+  private answerer: DatagramAnswerer | undefined;
 
   constructor(lib: UdpBatchAddon, address: string, port: number, reusePort: boolean, ipv6Only: boolean) {
     super();
@@ -38,11 +39,21 @@ export class BatchUdpSocket extends EventEmitter {
     }
   }
 
+  /**
+   * Datagrams `answerer` answers are answered inside the batch, back to their source from this
+   * socket, and never emitted as 'message'; the others are emitted as before.
+   */
+  answerInBatch(answerer: DatagramAnswerer): void {
+    this.answerer = answerer;
+  }
+
   private onBatch(n: number): void {
     const g = this.group;
+    const answerer = this.answerer;
     this.inBatch = true;
     try {
       for (let i = 0; i < n && !this.closed; i++) {
+        if (answerer !== undefined && g.answerInPlace(i, this.sock, answerer)) continue;
         const len = g.length(i);
         const rinfo: dgram.RemoteInfo = { address: g.address(i), family: g.family(i) === 4 ? 'IPv4' : 'IPv6', port: g.port(i), size: len };
         // A copy, as dgram gives: handlers may keep the buffer past this batch.

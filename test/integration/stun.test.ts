@@ -48,6 +48,17 @@ for (const io of ['batch', 'dgram'] as const) describe(`STUN Binding over UDP an
     assert.equal(findAttr(plain!.msg, Attr.Fingerprint), -1, 'no FINGERPRINT unless the request had one');
   });
 
+  test('counts every answered Binding as a success, and drops a Binding whose FINGERPRINT does not match', async () => {
+    const before = await metricValue(p.httpUrl, 'stun_requests_total{status="success"');
+    const droppedBefore = await metricValue(p.httpUrl, 'stun_dropped_packets_total{reason="bad_fingerprint"');
+    for (let i = 0; i < 10; i++) assert.ok(await udpTransaction(bindingRequest(i % 2 ? (w) => w.addFingerprint() : undefined), p.port));
+    const bad = bindingRequest((w) => w.addFingerprint());
+    bad[bad.length - 1]! ^= 1;
+    assert.equal(await udpTransaction(bad, p.port, '127.0.0.1', 300), undefined, 'no answer to a bad FINGERPRINT');
+    assert.equal(await metricValue(p.httpUrl, 'stun_requests_total{status="success"') - before, 10);
+    assert.equal(await metricValue(p.httpUrl, 'stun_dropped_packets_total{reason="bad_fingerprint"') - droppedBefore, 1);
+  });
+
   test('answers over TCP, with requests split across segments', async () => {
     const r = await tcpTransaction(bindingRequest(), p.port);
     const xi = findAttr(r.msg, Attr.XorMappedAddress);

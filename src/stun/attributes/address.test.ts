@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { SocketAddress } from 'node:net';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { readAddress, readXorAddress, writeAddressValue, type TransportAddress } from './address.ts';
+import { parseIPv4, parseIPv6 } from '../ip.ts';
+import { readAddress, readXorAddress, writeAddressValue, writeXorAddressBytes, type TransportAddress } from './address.ts';
 
 const TID = Buffer.from('b7e7a701bc34d686fa87dfae', 'hex');
 
@@ -47,6 +48,26 @@ describe('address attributes', () => {
           again.address === back.address;
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  it('writes the same XOR value from an address held as bytes as from its text, for a message at any offset', () => {
+    const addr = fc.oneof(
+      fc.record({ family: fc.constant(4 as const), address: fc.ipV4(), port: fc.integer({ min: 0, max: 65535 }) }),
+      fc.record({ family: fc.constant(6 as const), address: fc.ipV6(), port: fc.integer({ min: 0, max: 65535 }) }),
+    );
+    fc.assert(
+      fc.property(addr, fc.nat({ max: 40 }), (a, start) => {
+        const bytes = Buffer.alloc(16);
+        assert.ok(a.family === 4 ? parseIPv4(a.address, bytes, 0) : parseIPv6(a.address, bytes, 0));
+        const expected = encode(a, true);
+        const msg = Buffer.alloc(start + 20 + expected.length);
+        msg.writeUInt32BE(0x2112a442, start + 4);
+        TID.copy(msg, start + 8);
+        writeXorAddressBytes(msg, start, start + 20, a.family, bytes, 0, a.port);
+        assert.deepEqual(msg.subarray(start + 20), expected);
+      }),
+      { numRuns: 1000 },
     );
   });
 

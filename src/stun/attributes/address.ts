@@ -62,6 +62,21 @@ export function readXorAddress(value: Buffer, transactionId: Buffer): TransportA
   return { family: 6, address: formatIPv6(scratch, 0), port };
 }
 
+/**
+ * Writes an XOR address value at `offset` of `message`, whose header (magic cookie and
+ * transaction id, the XOR key) is already at `start`, from an address held as bytes: `family`,
+ * its 4 or 16 bytes in network order at `addr[addrOff]`, and `port`. The same value as
+ * `writeAddressValue(..., xor = true)` writes for that address as text.
+ */
+export function writeXorAddressBytes(message: Buffer, start: number, offset: number, family: 4 | 6, addr: Uint8Array, addrOff: number, port: number): void {
+  message[offset] = 0;
+  message[offset + 1] = family === 4 ? FAMILY_IPV4 : FAMILY_IPV6;
+  message[offset + 2] = (port >>> 8) ^ (COOKIE_HIGH >>> 8);
+  message[offset + 3] = (port & 0xff) ^ (COOKIE_HIGH & 0xff);
+  const n = family === 4 ? 4 : 16;
+  for (let k = 0; k < n; k++) message[offset + 4 + k] = addr[addrOff + k]! ^ message[start + 4 + k]!;
+}
+
 export function addressValueLength(addr: TransportAddress): number {
   return addr.family === 4 ? 8 : 20;
 }

@@ -82,15 +82,16 @@ static void meta_from_sockaddr(const struct sockaddr_storage *ss, int32_t *m) {
 }
 
 static socklen_t sockaddr_from_meta(const int32_t *m, struct sockaddr_storage *out) {
-  memset(out, 0, sizeof *out);
   if (m[1] == 4) {
     struct sockaddr_in *a = (struct sockaddr_in *)out;
+    memset(a, 0, sizeof *a);
     a->sin_family = AF_INET;
     a->sin_port = htons((uint16_t)m[0]);
     memcpy(&a->sin_addr, &m[2], 4);
     return sizeof *a;
   }
   struct sockaddr_in6 *a = (struct sockaddr_in6 *)out;
+  memset(a, 0, sizeof *a);
   a->sin6_family = AF_INET6;
   a->sin6_port = htons((uint16_t)m[0]);
   memcpy(&a->sin6_addr, &m[2], 16);
@@ -125,15 +126,8 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   napi_get_reference_value(env, g->callback, &cb);
   napi_get_global(env, &recv);
   for (int round = 0; round < g->max_rounds && !s->closing; round++) {
-    for (int i = 0; i < BATCH; i++) {
-      g->rxiov[i].iov_base = g->rx + (size_t)i * g->slot;
-      g->rxiov[i].iov_len = g->slot;
-      memset(&g->rxm[i].msg_hdr, 0, sizeof g->rxm[i].msg_hdr);
-      g->rxm[i].msg_hdr.msg_iov = &g->rxiov[i];
-      g->rxm[i].msg_hdr.msg_iovlen = 1;
-      g->rxm[i].msg_hdr.msg_name = &g->rxaddr[i];
-      g->rxm[i].msg_hdr.msg_namelen = sizeof g->rxaddr[i];
-    }
+    // The headers point at fixed slots (set up in NewGroup); recvmmsg rewrites only the name
+    // lengths of the datagrams it fills, so only those need resetting.
     int n = recvmmsg(s->fd, g->rxm, BATCH, MSG_DONTWAIT, NULL);
     if (n <= 0) break;
     g->rx_count += n;
@@ -143,6 +137,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
       m[1] = (int32_t)g->rxm[i].msg_len;
       meta_from_sockaddr(&g->rxaddr[i], m + 2);
       m[8] = (g->rxm[i].msg_hdr.msg_flags & MSG_TRUNC) ? 1 : 0;
+      g->rxm[i].msg_hdr.msg_namelen = sizeof g->rxaddr[i];
     }
     napi_create_int32(env, s->id, &argv[0]);
     napi_create_int32(env, n, &argv[1]);
@@ -350,6 +345,14 @@ static napi_value NewGroup(napi_env env, napi_callback_info info) {
   g->tx = malloc((size_t)BATCH * slot);
   g->rxmeta = calloc(BATCH * META, sizeof(int32_t));
   g->txmeta = calloc(BATCH * META, sizeof(int32_t));
+  for (int i = 0; i < BATCH; i++) {
+    g->rxiov[i].iov_base = g->rx + (size_t)i * slot;
+    g->rxiov[i].iov_len = slot;
+    g->rxm[i].msg_hdr.msg_iov = &g->rxiov[i];
+    g->rxm[i].msg_hdr.msg_iovlen = 1;
+    g->rxm[i].msg_hdr.msg_name = &g->rxaddr[i];
+    g->rxm[i].msg_hdr.msg_namelen = sizeof g->rxaddr[i];
+  }
   CHECK(napi_create_reference(env, argv[2], 1, &g->callback));
   napi_value resource, resource_name;
   CHECK(napi_create_object(env, &resource));
