@@ -171,7 +171,8 @@ export class Reservations {
       slots.push(s);
     }
     const grant = this.nextGrant++;
-    this.grants.set(grant, { owner, quotaKey: q, principalKey: pk, slots });
+    // A copy of exactly its length: the array pushed to has room for 16 (~150 B a grant held).
+    this.grants.set(grant, { owner, quotaKey: q, principalKey: pk, slots: slots.slice() });
     if (q !== undefined) this.perKey.set(q, (this.perKey.get(q) ?? 0) + 1);
     if (pk !== undefined) this.perKey.set(pk, (this.perKey.get(pk) ?? 0) + 1);
     return { ok: true, grant, slots, token };
