@@ -38,8 +38,12 @@ export class Allocation {
   readonly principal: Principal;
   readonly quotaKey: string | undefined;
   readonly grant: number;
-  /** Of the Allocate that created it: a retransmission gets the same success again (RFC 8656 §7.2). */
-  readonly transactionId: Buffer;
+  /**
+   * Of the Allocate that created it, as 12 latin1 characters: a retransmission gets the same
+   * success again (RFC 8656 §7.2). Not a Buffer: a small one is a slice of a shared 64 KiB pool
+   * slab, which each allocation kept alive for ~230 B of it.
+   */
+  readonly transactionId: string;
   /** Set once the relay sockets are bound, before the allocation is added to the manager. */
   relay4: RelayEndpoint | undefined;
   relay6: RelayEndpoint | undefined;

@@ -355,7 +355,7 @@ export class TurnServer implements TurnHandler {
     const fingerprint = msg.fingerprintIndex >= 0;
     if (existing !== undefined) {
       // A retransmission of the Allocate that made it gets the same answer; anything else is 437.
-      if (existing.transactionId.equals(msg.transactionId)) {
+      if (existing.transactionId === msg.transactionId.toString('latin1')) {
         this.sendAllocateSuccess(existing, msg.transactionId, source, ingress, fingerprint, false, undefined);
         return;
       }
@@ -474,7 +474,7 @@ export class TurnServer implements TurnHandler {
         principal: p.principal,
         quotaKey,
         grant: res.grant,
-        transactionId: p.transactionId,
+        transactionId: p.transactionId.toString('latin1'),
         expiresAtSec: capAtCredentialExpiry(p.principal, nowSeconds() + p.lifetimeSec),
         bucket: maxBps > 0 ? new TokenBucket(maxBps) : undefined,
       });
