@@ -7,7 +7,8 @@
  *   echoes every datagram, each keeping 8 ChannelData messages in flight — 200-byte payloads,
  *   and Mbit/s with 1000-byte payloads (relayed payload, one direction: each round trip relays
  *   it twice);
- * - resident memory per allocation: the server's RSS with 5,000 allocations minus its RSS idle.
+ * - resident memory per allocation: the server's RSS with 5,000 (then, started afresh, 16,000)
+ *   allocations held minus its RSS idle, divided by the allocations.
  *
  * Medians over the rounds, each throughput figure as a ratio to coturn and to the ceiling
  * (docs/performance.md "Ceilings and instruction counts"), and memory per allocation as a ratio
@@ -23,9 +24,14 @@ import { stunAnswers } from './lib/udp.ts';
 const HOST = '127.0.0.1';
 const USER = 'bench';
 const PASS = 'bench';
-/** Relay ports below Linux's ephemeral range (32768-60999), where the client's 5,000 sockets live. */
-const RELAY_MIN = 20000;
+/**
+ * Relay ports below Linux's ephemeral range (32768-60999), where the client's 16,000 sockets
+ * live: 18,000, room for 16,000 allocations on one relay address.
+ */
+const RELAY_MIN = 12000;
 const RELAY_MAX = 29999;
+/** Allocations held in the memory phase (a fresh server for each count). */
+const HOLD_COUNTS = [5000, 16000] as const;
 
 interface Contender {
   readonly name: string;
@@ -107,7 +113,7 @@ async function rssPerAllocation(bin: string, server: Started, port: number, coun
 export async function run(opts: { short: boolean }): Promise<void> {
   const seconds = opts.short ? 2 : 5;
   const rounds = opts.short ? 1 : 3;
-  const holdCount = opts.short ? 1000 : 5000;
+  const holdCounts: readonly number[] = opts.short ? [1000] : HOLD_COUNTS;
   const bin = turnbenchBinary();
   const available = contenders.filter((c) => c.name !== COTURN || hasCommand('turnserver'));
   let port = 31400; // below the ephemeral range (32768+), where the bench's own HTTP keep-alive connections take ports
@@ -115,7 +121,8 @@ export async function run(opts: { short: boolean }): Promise<void> {
   const peer = start(bin, ['peer', HOST, String(peerPort)]);
   const rt = new Map<string, number[]>();
   const mbit = new Map<string, number[]>();
-  const rss = new Map<string, number>();
+  /** Contender → allocations held → RSS per allocation. */
+  const rss = new Map<string, Map<number, number>>();
   const push = (m: Map<string, number[]>, k: string, v: number): void => { m.set(k, [...(m.get(k) ?? []), v]); };
   // A server that exits (a port taken, a bad option) says so at once rather than after the wait.
   const untilReady = (c: Contender, server: Started, at: number): Promise<void> => waitFor(() => {
@@ -139,16 +146,18 @@ export async function run(opts: { short: boolean }): Promise<void> {
         }
       }
     }
-    for (const c of available.filter((x) => x.memory)) {
-      port += 2;
-      const server = c.launch(port);
-      try {
-        await untilReady(c, server, port);
-        const m = await rssPerAllocation(bin, server, port, holdCount);
-        rss.set(c.name, m.perAllocation);
-        process.stdout.write(`  memory ${c.name.padEnd(19)} ${(m.perAllocation / 1024).toFixed(1).padStart(6)} KiB RSS per allocation (${m.allocated} allocations)\n`);
-      } finally {
-        await server.stop();
+    for (const count of holdCounts) {
+      for (const c of available.filter((x) => x.memory)) {
+        port += 2;
+        const server = c.launch(port);
+        try {
+          await untilReady(c, server, port);
+          const m = await rssPerAllocation(bin, server, port, count);
+          rss.set(c.name, (rss.get(c.name) ?? new Map<number, number>()).set(count, m.perAllocation));
+          process.stdout.write(`  memory ${c.name.padEnd(19)} ${(m.perAllocation / 1024).toFixed(1).padStart(6)} KiB RSS per allocation (${m.allocated} of ${count} allocations)\n`);
+        } finally {
+          await server.stop();
+        }
       }
     }
   } finally {
@@ -161,14 +170,20 @@ export async function run(opts: { short: boolean }): Promise<void> {
     return a && b ? `${(median(a) / median(b)).toFixed(2)}x` : '-';
   };
   process.stdout.write(`\nTURN relay, ${rounds} round(s) of ${seconds} s per payload, 16 allocations x 8 in flight, C client and echo peer, medians:\n`);
-  process.stdout.write(`  ${''.padEnd(22)} ${'round trips/s'.padStart(13)} ${'/coturn'.padStart(7)} ${'/ceiling'.padStart(8)}   ${'Mbit/s'.padStart(6)} ${'/coturn'.padStart(7)} ${'/ceiling'.padStart(8)}   ${'KiB/alloc'.padStart(9)} ${'/coturn'.padStart(7)}\n`);
+  const memHeads = holdCounts.map((n) => `${`KiB/alloc at ${n.toLocaleString('en')}`.padStart(22)} ${'/coturn'.padStart(7)}`).join('   ');
+  process.stdout.write(`  ${''.padEnd(22)} ${'round trips/s'.padStart(13)} ${'/coturn'.padStart(7)} ${'/ceiling'.padStart(8)}   ${'Mbit/s'.padStart(6)} ${'/coturn'.padStart(7)} ${'/ceiling'.padStart(8)}   ${memHeads}\n`);
   for (const c of available) {
-    const kib = (rss.get(c.name) ?? NaN) / 1024;
-    const memRatio = rss.has(c.name) && rss.has(COTURN) ? `${((rss.get(c.name) as number) / (rss.get(COTURN) as number)).toFixed(2)}x` : '-';
+    const mem = holdCounts.map((n) => {
+      const own = rss.get(c.name)?.get(n);
+      const theirs = rss.get(COTURN)?.get(n);
+      const kib = own === undefined ? '-' : (own / 1024).toFixed(1);
+      const memRatio = own !== undefined && theirs !== undefined ? `${(own / theirs).toFixed(2)}x` : '-';
+      return `${kib.padStart(22)} ${memRatio.padStart(7)}`;
+    }).join('   ');
     process.stdout.write(`  ${c.name.padEnd(22)} ${Math.round(median(rt.get(c.name) ?? [])).toLocaleString('en').padStart(13)} `
       + `${ratio(rt, c.name, COTURN).padStart(7)} ${ratio(rt, c.name, CEILING).padStart(8)}   `
       + `${median(mbit.get(c.name) ?? []).toFixed(0).padStart(6)} ${ratio(mbit, c.name, COTURN).padStart(7)} ${ratio(mbit, c.name, CEILING).padStart(8)}   `
-      + `${(c.memory ? kib.toFixed(1) : '-').padStart(9)} ${memRatio.padStart(7)}\n`);
+      + `${mem}\n`);
   }
-  process.stdout.write('  targets for p2pd (issue 15): >= 1.5x coturn and >= 0.8x the ceiling in round trips and Mbit/s, <= 4 KiB per allocation\n');
+  process.stdout.write('  targets for p2pd (issue 15): >= 1.5x coturn and >= 0.8x the ceiling in round trips and Mbit/s, <= 4 KiB per allocation at 16,000\n');
 }

@@ -35,3 +35,16 @@ test('signaling URLs: --signal-url as given; else the embedded broker over WebSo
   assert.deepEqual(advertisedSignalUrls({ ...base, mqttUrl: 'mqtt://broker:1883' }), []);
   assert.deepEqual(advertisedSignalUrls({ ...base, mqttUrl: 'mqtt://broker:1883', signalUrls: ['wss://sig.example.com/mqtt'] }), ['wss://sig.example.com/mqtt']);
 });
+
+test('--external-ip PUBLIC/PRIVATE names what one local address is told as; the plain one stands for the rest', () => {
+  const pairs = [{ publicIp: '203.0.113.1', privateIp: '10.0.0.1' }, { publicIp: '203.0.113.2', privateIp: '10.0.0.2' }];
+  const nat = { listen: '10.0.0.1', externalIp: '10.0.0.1', externalIpPairs: pairs };
+  assert.equal(advertisedAddress(nat, '10.0.0.1', 4), '203.0.113.1');
+  assert.equal(advertisedAddress(nat, '10.0.0.2', 4), '203.0.113.2');
+  assert.equal(advertisedAddress(nat, '10.0.0.3', 4), '10.0.0.3', 'an address without a pair is told as itself');
+  assert.equal(advertisedHost(nat), '203.0.113.1', 'the listener is told as its pair');
+  assert.equal(advertisedAddress({ ...nat, listen: '0.0.0.0', externalIp: '0.0.0.0' }, '0.0.0.0', 4), '203.0.113.1', 'a wildcard: the first pair');
+  const mixed = { listen: '0.0.0.0', externalIp: '198.51.100.9', externalIpPairs: pairs };
+  assert.equal(advertisedAddress(mixed, '10.0.0.2', 4), '203.0.113.2', 'a pair wins over the plain --external-ip');
+  assert.equal(advertisedAddress(mixed, '0.0.0.0', 4), '198.51.100.9');
+});

@@ -5,30 +5,43 @@
  */
 import { networkInterfaces } from 'node:os';
 import type { Config } from './config.ts';
+import { isWildcard } from './values.ts';
 
-const isWildcard = (ip: string): boolean => ip === '0.0.0.0' || ip === '::';
 const familyOf = (ip: string): 4 | 6 => (ip.includes(':') ? 6 : 4);
+
+/** What advertising needs of the configuration; `externalIpPairs` may be left out (none). */
+export type AdvertisingConfig = Pick<Config, 'listen' | 'externalIp'> & Partial<Pick<Config, 'externalIpPairs'>>;
 
 /**
  * The address of `family` clients reach the local address `local` at:
+ * 0. the PUBLIC of an `--external-ip PUBLIC/PRIVATE` pair whose PRIVATE is `local` (one per
+ *    relay address when there are several behind a 1:1 NAT);
  * 1. --external-ip, when it is a concrete address of `family` and either `local` is a wildcard
  *    or --external-ip was given (it defaults to --listen): a 1:1 NAT or a cloud public IP stands
  *    in front of --listen and --relay-ip alike;
- * 2. else, for a wildcard, the host's first non-loopback interface address of `family` (the
- *    loopback one when there is no other; undefined when there is none of the family);
+ * 2. else, for a wildcard, the first pair's PUBLIC of `family`, else the host's first
+ *    non-loopback interface address of `family` (the loopback one when there is no other;
+ *    undefined when there is none of the family);
  * 3. else `local` itself.
  */
-export function advertisedAddress(config: Pick<Config, 'listen' | 'externalIp'>, local: string, family: 4 | 6): string | undefined {
+export function advertisedAddress(config: AdvertisingConfig, local: string, family: 4 | 6): string | undefined {
+  const pairs = config.externalIpPairs ?? [];
+  const paired = pairs.find((p) => p.privateIp === local);
+  if (paired !== undefined) return paired.publicIp;
   const ext = config.externalIp;
-  if (!isWildcard(ext) && familyOf(ext) === family && (isWildcard(local) || ext !== config.listen)) return ext;
-  return isWildcard(local) ? hostAddress(family) : local;
+  if (!isWildcard(ext) && familyOf(ext) === family && (isWildcard(local) || ext !== config.listen)) {
+    // A defaulted --external-ip is --listen itself, which may have a pair of its own.
+    return ext === config.listen ? (pairs.find((p) => p.privateIp === ext)?.publicIp ?? ext) : ext;
+  }
+  if (!isWildcard(local)) return local;
+  return pairs.find((p) => familyOf(p.publicIp) === family)?.publicIp ?? hostAddress(family);
 }
 
 /**
  * The host clients reach the STUN/TURN listener (--listen) at, for URLs: the advertised address
  * of --external-ip's family, IPv4 for a wildcard (a `::` socket takes IPv4 too).
  */
-export function advertisedHost(config: Pick<Config, 'listen' | 'externalIp'>): string {
+export function advertisedHost(config: AdvertisingConfig): string {
   const ext = config.externalIp;
   return advertisedAddress(config, config.listen, isWildcard(ext) ? 4 : familyOf(ext)) ?? '127.0.0.1';
 }
@@ -45,7 +58,7 @@ function hostAddress(family: 4 | 6): string | undefined {
  * --mqtt at their advertised addresses; with an external broker (--mqtt-url) none (the operator
  * says with --signal-url where clients reach it).
  */
-export function advertisedSignalUrls(config: Pick<Config, 'listen' | 'externalIp' | 'http' | 'mqtt' | 'mqttUrl' | 'signalUrls'>): string[] {
+export function advertisedSignalUrls(config: AdvertisingConfig & Pick<Config, 'http' | 'mqtt' | 'mqttUrl' | 'signalUrls'>): string[] {
   if (config.signalUrls.length > 0) return [...config.signalUrls];
   if (config.mqttUrl !== undefined) return [];
   const at = (host: string, port: number): string => {

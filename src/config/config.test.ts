@@ -65,6 +65,30 @@ test('refuses unknown options, bad values and contradictions with stable codes',
   refuses([], 'CONFIG_INVALID_VALUE', { P2PD_SECURE_STUN: 'maybe' });
 });
 
+test('--relay-ip takes several addresses, comma-separated or repeated; each relay address is told as its --external-ip pair', () => {
+  assert.deepEqual(loadConfig(['--listen', '10.0.0.1']).relayIps, ['10.0.0.1'], 'the default: --listen, alone');
+  assert.deepEqual(loadConfig(['--listen', '127.0.0.1']).relayIps, ['127.0.0.1', '::1'], 'IPv6 ::1 beside a loopback IPv4 relay');
+  assert.deepEqual(loadConfig(['--relay-ip', '10.0.0.1,10.0.0.2', '--relay-ip', '10.0.0.3']).relayIps, ['10.0.0.1', '10.0.0.2', '10.0.0.3']);
+  assert.deepEqual(loadConfig([], { P2PD_RELAY_IP: '10.0.0.1, 10.0.0.2' }).relayIps, ['10.0.0.1', '10.0.0.2']);
+  assert.deepEqual(loadConfig(['--relay-ip', '127.0.0.1,127.0.0.2']).relayIps, ['127.0.0.1', '127.0.0.2', '::1']);
+  assert.deepEqual(loadConfig(['--relay-ip', '10.0.0.1,fd00::1,10.0.0.2', '--relay-ip6', 'fd00::9']).relayIps, ['10.0.0.1', '10.0.0.2', 'fd00::1'],
+    'IPv4 first, then the IPv6 ones of --relay-ip, which --relay-ip6 does not join');
+  const nat = loadConfig(['--relay-ip', '10.0.0.1,10.0.0.2', '--external-ip', '203.0.113.1/10.0.0.1', '--external-ip', '203.0.113.2/10.0.0.2']);
+  assert.equal(nat.externalIp, '0.0.0.0', 'no plain --external-ip: it defaults to --listen');
+  assert.deepEqual(nat.externalIpPairs, [{ publicIp: '203.0.113.1', privateIp: '10.0.0.1' }, { publicIp: '203.0.113.2', privateIp: '10.0.0.2' }]);
+  const plainAndPair = loadConfig(['--listen', '10.0.0.1', '--relay-ip', '10.0.0.1,10.0.0.2', '--external-ip', '203.0.113.1,203.0.113.2/10.0.0.2']);
+  assert.equal(plainAndPair.externalIp, '203.0.113.1');
+  refuses(['--relay-ip', '10.0.0.1,10.0.0.2', '--external-ip', '203.0.113.1'], 'CONFIG_CONFLICT');
+  refuses(['--relay-ip', '10.0.0.1,10.0.0.2', '--external-ip', '10.0.0.2/10.0.0.1'], 'CONFIG_CONFLICT');
+  refuses(['--relay-ip', '0.0.0.0,10.0.0.2'], 'CONFIG_CONFLICT');
+  refuses(['--relay-ip', '10.0.0.1,10.0.0.1'], 'CONFIG_INVALID_VALUE');
+  refuses(['--relay-ip', '10.0.0.1,nope'], 'CONFIG_INVALID_VALUE');
+  refuses(['--external-ip', '203.0.113.1/fd00::1'], 'CONFIG_INVALID_VALUE');
+  refuses(['--external-ip', '203.0.113.1/0.0.0.0'], 'CONFIG_INVALID_VALUE');
+  refuses(['--external-ip', '203.0.113.1', '--external-ip', '203.0.113.2'], 'CONFIG_CONFLICT');
+  refuses(['--external-ip', '203.0.113.1/10.0.0.1,203.0.113.2/10.0.0.1'], 'CONFIG_CONFLICT');
+});
+
 test('an invalid password is never echoed back', () => {
   try {
     loadConfig(['--user', 'secret-without-colon']);

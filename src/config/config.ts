@@ -11,9 +11,10 @@ import { SERVE_OPTIONS } from './options.ts';
 import { getFlag, getList, getString, parseOptions, withFallback } from './parse.ts';
 import { readConfigFile } from './file.ts';
 import {
-  parseCidr, parseHostName, parseHostPort, parseInteger, parseIp, parsePortRange, parseUser,
-  type Cidr, type HostPort, type PortRange, type StaticUser,
+  isWildcard, parseCidr, parseExternalIp, parseHostName, parseHostPort, parseInteger, parseIp, parsePortRange, parseUser, splitItems,
+  type Cidr, type ExternalIpPair, type HostPort, type PortRange, type StaticUser,
 } from './values.ts';
+import { advertisedAddress } from './advertised.ts';
 
 export const ROLES = ['stun', 'turn', 'signal', 'api'] as const;
 export type Role = (typeof ROLES)[number];
@@ -29,10 +30,18 @@ export interface Config {
   readonly tls: { readonly port: number; readonly certFile: string; readonly keyFile: string; readonly host: string | undefined } | undefined;
   /** RFC 5780 second address; absent unless --alt-ip is set. */
   readonly alt: { readonly ip: string; readonly port: number } | undefined;
+  /** The plain --external-ip (default --listen): told for --listen and for local addresses without a pair. */
   readonly externalIp: string;
-  readonly relayIp: string;
+  /** `--external-ip PUBLIC/PRIVATE`: what one local address (a --relay-ip, --listen) is told as (advertised.ts). */
+  readonly externalIpPairs: readonly ExternalIpPair[];
+  /**
+   * Where relay sockets bind, each address with a --relay-ports range of its own (the book's pools,
+   * in this order): the IPv4 --relay-ip addresses, then the IPv6 ones, or --relay-ip6 when
+   * --relay-ip names none. Default: --listen (and ::1 beside a loopback one).
+   */
+  readonly relayIps: readonly string[];
   readonly relayPorts: PortRange;
-  /** IPv6 address of IPv6 relays (REQUESTED-ADDRESS-FAMILY); undefined = IPv6 relays refused (440). */
+  /** --relay-ip6: the IPv6 relay address when --relay-ip names none; undefined = none given (IPv6 relays refused with 440 unless --relay-ip has one). */
   readonly relayIp6: string | undefined;
   /** Longest allocation lifetime a client may ask for (RFC 8656 §7.2: 3600 s). */
   readonly maxLifetimeSec: number;
@@ -202,14 +211,66 @@ function readableFile(name: string, file: string | undefined): string | undefine
   return file;
 }
 
-/** --relay-ip6, or ::1 when the IPv4 relay address is loopback (tests and one-machine setups). */
-function defaultRelayIp6(raw: string | undefined, relayIp: string): string | undefined {
+/** --relay-ip6, or ::1 when the IPv4 relay addresses are loopback (tests and one-machine setups). */
+function defaultRelayIp6(raw: string | undefined, relayIps: readonly string[]): string | undefined {
   if (raw !== undefined) {
     const ip = parseIp('relay-ip6', raw);
     if (!ip.includes(':')) throw invalidValue('relay-ip6', raw, 'an IPv6 address');
     return ip;
   }
-  return relayIp.startsWith('127.') ? '::1' : undefined;
+  const ip4 = relayIps.filter((ip) => !ip.includes(':'));
+  return ip4.length > 0 && ip4.every((ip) => ip.startsWith('127.')) ? '::1' : undefined;
+}
+
+/** `--relay-ip` as given: one address or several, none twice; a wildcard only alone (it takes the port on every address). */
+function parseRelayIps(items: readonly string[], listen: string): string[] {
+  const ips = items.length === 0 ? [listen] : items.map((i) => parseIp('relay-ip', i));
+  if (new Set(ips).size !== ips.length) throw invalidValue('relay-ip', ips.join(','), 'addresses named once each');
+  if (ips.length > 1 && ips.some(isWildcard)) throw conflict('a wildcard --relay-ip (0.0.0.0, ::) goes alone: it binds each relay port on every address');
+  return ips;
+}
+
+/** `--external-ip`: at most one plain address (default --listen) and PUBLIC/PRIVATE pairs, each local address paired once. */
+function parseExternalIps(items: readonly string[], listen: string): { plain: string; pairs: ExternalIpPair[] } {
+  let plain: string | undefined;
+  const pairs: ExternalIpPair[] = [];
+  for (const item of items) {
+    const v = parseExternalIp('external-ip', item);
+    if (typeof v === 'string') {
+      if (plain !== undefined) throw conflict(`--external-ip names one plain address (${plain}, ${v}): write PUBLIC/PRIVATE for each other local address`);
+      plain = v;
+    } else {
+      if (pairs.some((p) => p.privateIp === v.privateIp)) throw conflict(`--external-ip pairs ${v.privateIp} twice`);
+      pairs.push(v);
+    }
+  }
+  return { plain: plain ?? listen, pairs };
+}
+
+/**
+ * The relay addresses in the book's order (Config.relayIps): IPv4 --relay-ip entries, then IPv6
+ * ones, else --relay-ip6. No two may be told to clients as one address, nor as another's own
+ * (their ports would collide there): a plain --external-ip in front of several relay addresses
+ * of its family needs a PUBLIC/PRIVATE pair for each.
+ */
+function resolveRelayIps(
+  given: readonly string[], relayIp6: string | undefined, advertising: Pick<Config, 'listen' | 'externalIp' | 'externalIpPairs'>,
+): string[] {
+  const v4 = given.filter((ip) => !ip.includes(':'));
+  const v6 = given.filter((ip) => ip.includes(':'));
+  const all = [...v4, ...(v6.length > 0 ? v6 : relayIp6 === undefined ? [] : [relayIp6])];
+  const reached = new Map<string, string>();
+  for (const bind of all) {
+    const told = advertisedAddress(advertising, bind, bind.includes(':') ? 6 : 4);
+    for (const a of new Set([bind, ...(told === undefined ? [] : [told])])) {
+      const other = reached.get(a);
+      if (other !== undefined && other !== bind) {
+        throw conflict(`--relay-ip ${other} and ${bind} would both be reached at ${a}: give each its public address, --external-ip PUBLIC/PRIVATE (docs/turn.md "Several relay addresses")`);
+      }
+      reached.set(a, bind);
+    }
+  }
+  return all;
 }
 
 /**
@@ -262,16 +323,22 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
   const region = str('region') ?? 'default';
   if (!/^[a-z0-9][a-z0-9._-]{0,62}$/i.test(region)) throw invalidValue('region', region, 'letters, digits, ".", "_" or "-"');
 
+  const relayGiven = parseRelayIps(splitItems(getList(raw, 'relay-ip')), listen);
+  const relayIp6 = defaultRelayIp6(str('relay-ip6'), relayGiven);
+  const external = parseExternalIps(splitItems(getList(raw, 'external-ip')), listen);
+  const advertising = { listen, externalIp: external.plain, externalIpPairs: external.pairs };
+
   const config: Config = {
     roles: parseRoles(str('roles') ?? ROLES.join(',')),
     listen,
     port,
     tls: certFile === undefined ? undefined : { port: tlsPort, certFile, keyFile: keyFile as string, host: tlsHost },
     alt,
-    externalIp: parseIp('external-ip', str('external-ip') ?? listen),
-    relayIp: parseIp('relay-ip', str('relay-ip') ?? listen),
+    externalIp: external.plain,
+    externalIpPairs: external.pairs,
+    relayIps: resolveRelayIps(relayGiven, relayIp6, advertising),
     relayPorts: parsePortRange('relay-ports', str('relay-ports') ?? '49152-65535'),
-    relayIp6: defaultRelayIp6(str('relay-ip6'), parseIp('relay-ip', str('relay-ip') ?? listen)),
+    relayIp6,
     maxLifetimeSec: parseInteger('max-lifetime', str('max-lifetime') ?? '3600', 1, 86400),
     permissionLifetimeSec: parseInteger('permission-lifetime', str('permission-lifetime') ?? '300', 1, 86400),
     channelLifetimeSec: parseInteger('channel-lifetime', str('channel-lifetime') ?? '600', 1, 86400),

@@ -53,6 +53,14 @@ test('lists are YAML lists (one value is a list of one); an option or variable r
   assert.deepEqual(loadConfig(['--config', f], { P2PD_ALLOW_PEER: '172.16.0.0/12' }).allowPeers.map((p) => p.text), ['172.16.0.0/12']);
 });
 
+test('relay-ip and external-ip: a list, or one value holding a comma-separated list', () => {
+  const listed = loadConfig(['--config', file('relay-ip:\n  - 10.0.0.1\n  - 10.0.0.2\nexternal-ip: [203.0.113.1/10.0.0.1, 203.0.113.2/10.0.0.2]\n')]);
+  assert.deepEqual(listed.relayIps, ['10.0.0.1', '10.0.0.2']);
+  assert.deepEqual(listed.externalIpPairs.map((p) => p.publicIp), ['203.0.113.1', '203.0.113.2']);
+  assert.deepEqual(loadConfig(['--config', file('relay-ip: 10.0.0.1,10.0.0.2\n')]).relayIps, ['10.0.0.1', '10.0.0.2']);
+  assert.deepEqual(loadConfig(['--config', file('relay-ip: 10.0.0.1\nexternal-ip: 203.0.113.1\n')]).externalIp, '203.0.113.1', 'one address, as before');
+});
+
 test('flags take true/false (yes/no, on/off); P2PD_*=false turns off what the file turns on', () => {
   assert.equal(loadConfig(['--config', file('secure-stun: true\n')]).secureStun, true);
   assert.equal(loadConfig(['--config', file('secure-stun: off\n')]).secureStun, false);

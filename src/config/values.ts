@@ -39,6 +39,31 @@ export function parseHostPort(name: string, raw: string): HostPort {
   return { host, port: parseInteger(name, m[3] as string, 0, 65535) };
 }
 
+/** `--external-ip PUBLIC/PRIVATE` (coturn's form): the local address PRIVATE is told to clients as PUBLIC. */
+export interface ExternalIpPair {
+  readonly publicIp: string;
+  readonly privateIp: string;
+}
+
+/** One `--external-ip` item: `IP` (the plain address) or `PUBLIC/PRIVATE`, both concrete and of one family. */
+export function parseExternalIp(name: string, raw: string): string | ExternalIpPair {
+  const slash = raw.indexOf('/');
+  if (slash < 0) return parseIp(name, raw);
+  const publicIp = raw.slice(0, slash);
+  const privateIp = raw.slice(slash + 1);
+  const expected = 'PUBLIC/PRIVATE: two addresses of one family, neither a wildcard';
+  const family = isIP(publicIp);
+  if (family === 0 || isIP(privateIp) !== family || isWildcard(publicIp) || isWildcard(privateIp)) throw invalidValue(name, raw, expected);
+  return { publicIp, privateIp };
+}
+
+export const isWildcard = (ip: string): boolean => ip === '0.0.0.0' || ip === '::';
+
+/** Items of a list option, each of which may itself be comma-separated (`--relay-ip a,b --relay-ip c`). */
+export function splitItems(items: readonly string[]): string[] {
+  return items.flatMap((i) => i.split(',')).map((i) => i.trim()).filter(Boolean);
+}
+
 export interface PortRange {
   readonly min: number;
   readonly max: number;

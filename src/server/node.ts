@@ -9,7 +9,7 @@ import type { Config } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import { createHttpServer } from '../api/server.ts';
 import { enableDefaultMetrics, registry } from '../metrics/metrics.ts';
-import { WorkerPool } from './workers.ts';
+import { WorkerPool, workerExecArgv } from './workers.ts';
 import { assertPortsFree } from '../transport/portGuard.ts';
 import { startPacketRoles, storeSessionLookup, turnPrimaryHooks, type PacketRoles, type TurnPrimaryHooks } from './roles.ts';
 import { SessionGate } from '../turn/reservationClient.ts';
@@ -66,6 +66,7 @@ export async function startNode(config: Config, log: Logger, opts: NodeStartOpti
         exec: fileURLToPath(new URL('./worker.ts', import.meta.url)),
         args: opts.argv,
         env: opts.env,
+        execArgv: workerExecArgv(process.execArgv, opts.env.NODE_OPTIONS),
         logger: log,
         onRequest: turnHooks.onRequest,
         onExit: turnHooks.onExit,

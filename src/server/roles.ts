@@ -60,7 +60,7 @@ export async function startPacketRoles(
         nonceLifetimeSec: config.nonceLifetimeSec,
       }),
       authLimiter: new AuthLimiter(),
-      ...relayAddresses(config),
+      relays: relayAddresses(config),
       maxLifetimeSec: config.maxLifetimeSec,
       permissionLifetimeSec: config.permissionLifetimeSec,
       channelLifetimeSec: config.channelLifetimeSec,
@@ -112,6 +112,7 @@ function reservationLimits(config: Config): ReservationLimits {
   return {
     minPort: config.relayPorts.min,
     maxPort: config.relayPorts.max,
+    pools: relayAddresses(config).map((r) => r.family),
     maxAllocations: config.maxAllocations,
     userQuota: config.userQuota,
     principalQuota: config.principalQuota,
@@ -169,7 +170,7 @@ export function turnPrimaryHooks(
   config: Config, sessions: SessionGate, broadcast: (m: PrimaryToWorker) => void, onUsage?: (batch: readonly RelayUsage[]) => void,
 ): TurnPrimaryHooks {
   if (!config.roles.has('turn')) return {};
-  const feed = new LivePortFeed(broadcast);
+  const feed = new LivePortFeed(broadcast, relayAddresses(config).length);
   const book = serveReservations(new Reservations(reservationLimits(config), feed.onChange), sessions);
   const failures = serveAuthFailures();
   setInterval(() => failures.sweep(), 1000).unref();

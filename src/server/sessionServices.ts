@@ -119,7 +119,7 @@ export async function startSessionServices(opts: SessionServicesOptions): Promis
       alt: config.alt ? { host: config.alt.ip, port: config.alt.port } : undefined,
       tlsHost: config.tls?.host,
       relay: config.roles.has('turn')
-        ? { addresses: ownAddresses(config).relay, minPort: config.relayPorts.min, maxPort: config.relayPorts.max }
+        ? { addresses: ownAddresses(config).relay.flat(), minPort: config.relayPorts.min, maxPort: config.relayPorts.max }
         : undefined,
       signal: config.roles.has('signal') ? advertisedSignalUrls(config) : undefined,
       capacity: { allocations: config.maxAllocations, bps: config.turnCapacityBps },

@@ -16,6 +16,8 @@ export interface WorkerPoolOptions {
   /** Arguments and environment the worker builds its configuration from. */
   readonly args: readonly string[];
   readonly env: NodeJS.ProcessEnv;
+  /** Node options of the worker processes (workerExecArgv). */
+  readonly execArgv?: readonly string[];
   readonly logger: Logger;
   /**
    * Messages that are not replies (TURN reservations, auth failures); `reply` answers the sending
@@ -26,6 +28,25 @@ export interface WorkerPoolOptions {
   ) => void;
   /** A worker exited (whatever it held for others can be freed). */
   readonly onExit?: (workerId: number) => void;
+}
+
+/**
+ * Largest young-generation semi-space of a STUN/TURN worker, MiB. Node 24 sizes it by the
+ * machine's memory, up to 64 MiB (128 MiB of young generation per process), grows it when many
+ * objects survive a scavenge — what a burst of Allocates does, each allocation's state surviving
+ * — and keeps it grown: most of what a worker's RSS gained per allocation held (docs/performance.md
+ * "TURN memory per allocation"). A worker's packet path allocates little, so a small young
+ * generation costs only more frequent scavenges of few survivors.
+ */
+export const WORKER_SEMI_SPACE_MIB = 4;
+
+/**
+ * The Node options a worker runs with: the primary's, and WORKER_SEMI_SPACE_MIB unless the
+ * operator set --max-semi-space-size there or in NODE_OPTIONS.
+ */
+export function workerExecArgv(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
+  const given = [...execArgv, ...(nodeOptions ?? '').split(/\s+/)].some((a) => /^--max[-_]semi[-_]space[-_]size\b/.test(a));
+  return given ? [...execArgv] : [...execArgv, `--max-semi-space-size=${WORKER_SEMI_SPACE_MIB}`];
 }
 
 export class WorkerPool {
@@ -45,7 +66,7 @@ export class WorkerPool {
 
   /** Forks every worker and resolves once each has bound its sockets. */
   async start(): Promise<void> {
-    cluster.setupPrimary({ exec: this.opts.exec, args: [...this.opts.args], silent: false });
+    cluster.setupPrimary({ exec: this.opts.exec, args: [...this.opts.args], execArgv: [...(this.opts.execArgv ?? process.execArgv)], silent: false });
     await Promise.all(Array.from({ length: this.opts.count }, () => this.fork()));
   }
 

@@ -38,8 +38,12 @@ export class Allocation {
   readonly principal: Principal;
   readonly quotaKey: string | undefined;
   readonly grant: number;
-  /** Of the Allocate that created it: a retransmission gets the same success again (RFC 8656 §7.2). */
-  readonly transactionId: Buffer;
+  /**
+   * Of the Allocate that created it, as 12 latin1 characters: a retransmission gets the same
+   * success again (RFC 8656 §7.2). Not a Buffer: a small one is a slice of a shared 64 KiB pool
+   * slab, which each allocation kept alive for ~230 B of it.
+   */
+  readonly transactionId: string;
   /** Set once the relay sockets are bound, before the allocation is added to the manager. */
   relay4: RelayEndpoint | undefined;
   relay6: RelayEndpoint | undefined;
@@ -57,14 +61,17 @@ export class Allocation {
   expiresAtSec: number;
   deleted = false;
 
+  // Read-only to the rest: written only here, each a Map of its own from the first entry on and
+  // the shared empty one again once pruned empty, so an allocation without peers holds no Map
+  // (three empty Maps were ~600 B of every allocation), and the relay's lookups stay plain gets.
   /** IPv4 permissions: peer IP as a number → expiry. */
-  readonly perms4 = new Map<number, number>();
+  perms4: ReadonlyMap<number, number> = NONE;
   /** IPv6 permissions: peer IP text → expiry (created on first use). */
   perms6: Map<string, number> | undefined;
   /** Channel number → binding. */
-  readonly channels = new Map<number, ChannelBinding>();
+  channels: ReadonlyMap<number, ChannelBinding> = NONE;
   /** IPv4 peer (ip * 2^16 + port) → binding. */
-  readonly chan4 = new Map<number, ChannelBinding>();
+  chan4: ReadonlyMap<number, ChannelBinding> = NONE;
   /** IPv6 peer "[ip]:port" → binding (created on first use). */
   chan6: Map<string, ChannelBinding> | undefined;
 
@@ -104,7 +111,7 @@ export class Allocation {
 
   /** Installs or refreshes a permission for the peer's IP (RFC 8656 §9.1). */
   addPermission(family: 4 | 6, address: string, expiresAtSec: number): void {
-    if (family === 4) this.perms4.set(ipv4ToNumber(address), expiresAtSec);
+    if (family === 4) (this.perms4 = own(this.perms4)).set(ipv4ToNumber(address), expiresAtSec);
     else (this.perms6 ??= new Map()).set(address, expiresAtSec);
   }
 
@@ -133,20 +140,32 @@ export class Allocation {
     }
     const ip4 = family === 4 ? ipv4ToNumber(address) : -1;
     const b = createChannelBinding(number, family, address, ip4, port, relay, expiresAtSec);
-    this.channels.set(number, b);
-    if (family === 4) this.chan4.set(peerKey4(ip4, port), b);
+    (this.channels = own(this.channels)).set(number, b);
+    if (family === 4) (this.chan4 = own(this.chan4)).set(peerKey4(ip4, port), b);
     else (this.chan6 ??= new Map()).set(peerKey6(address, port), b);
   }
 
   /** Drops expired permissions and channel bindings. */
   prune(nowSec: number): void {
-    pruneExpired(this.perms4, nowSec);
+    if (this.perms4 !== NONE && pruneExpired(this.perms4 as Map<number, number>, nowSec) > 0 && this.perms4.size === 0) this.perms4 = NONE;
     if (this.perms6) pruneExpired(this.perms6, nowSec);
-    for (const [n, b] of this.channels) {
+    if (this.channels === NONE) return;
+    const channels = this.channels as Map<number, ChannelBinding>;
+    for (const [n, b] of channels) {
       if (b.expiresAtSec > nowSec) continue;
-      this.channels.delete(n);
-      if (b.family === 4) this.chan4.delete(peerKey4(b.ip4, b.port));
+      channels.delete(n);
+      if (b.family === 4) (this.chan4 as Map<number, ChannelBinding>).delete(peerKey4(b.ip4, b.port));
       else this.chan6?.delete(peerKey6(b.address, b.port));
     }
+    if (channels.size === 0) this.channels = NONE;
+    if (this.chan4.size === 0) this.chan4 = NONE;
   }
+}
+
+/** The empty map every allocation starts with; never written (the fields holding it are ReadonlyMap). */
+const NONE: ReadonlyMap<never, never> = new Map<never, never>();
+
+/** `m` to write to: a new Map in place of the shared empty one. */
+function own<K, V>(m: ReadonlyMap<K, V>): Map<K, V> {
+  return m === NONE ? new Map() : (m as Map<K, V>);
 }

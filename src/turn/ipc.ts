@@ -15,7 +15,7 @@ export type TurnToWorker =
   | { readonly t: 'turn-reserved'; readonly rid: number; readonly result: ReserveResult }
   /** The node's count of TURN auth failures blocked this source (authLimiter.ts). */
   | { readonly t: 'turn-auth-block'; readonly ip: string; readonly untilSec: number }
-  /** Relay ports that went live or dead on the node (all of them with `reset`): peerPolicy.ts. */
+  /** Relay ports (the book's slots) that went live or dead on the node (all of them with `reset`): peerPolicy.ts. */
   | { readonly t: 'turn-live-ports'; readonly reset: boolean; readonly live: readonly number[]; readonly dead: readonly number[] }
   /** The cluster's other TURN nodes, whose relay ports are peers too. */
   | { readonly t: 'turn-cluster-relays'; readonly relays: readonly RemoteRelay[] }

@@ -5,22 +5,26 @@
  * changes to every worker once per event-loop turn, and a worker that starts asks for the whole
  * set (`turn-sync`). A port counts as live from its grant until its release, a few milliseconds
  * longer than its socket (each ChannelData to an own address checks again, so a dead port is
- * dropped from then on).
+ * dropped from then on). Ports are told as the book's slots (pool × 65536 + port: one pool per
+ * relay address).
  */
 import type { TurnToWorker } from './ipc.ts';
+import { POOL_SLOTS } from './reservations.ts';
 
 type LivePortsMessage = Extract<TurnToWorker, { t: 'turn-live-ports' }>;
 
 /** Primary side: mirrors the book's live ports and sends what changed. */
 export class LivePortFeed {
-  private readonly live = new Uint8Array(65536);
+  private readonly live: Uint8Array;
   private readonly changes = new Map<number, boolean>();
   private readonly broadcast: (m: TurnToWorker) => void;
   private scheduled = false;
   private readonly flushNow = (): void => this.flush();
 
-  constructor(broadcast: (m: TurnToWorker) => void) {
+  /** `pools`: the node's relay addresses (the book's pools). */
+  constructor(broadcast: (m: TurnToWorker) => void, pools = 1) {
     this.broadcast = broadcast;
+    this.live = new Uint8Array(POOL_SLOTS * pools);
   }
 
   /** The book's listener (Reservations' `onPortChange`). */
@@ -36,7 +40,7 @@ export class LivePortFeed {
   /** Every live port, for a worker that starts (it replaces what the worker had). */
   snapshot(): LivePortsMessage {
     const live: number[] = [];
-    for (let p = 0; p < 65536; p++) if (this.live[p] === 1) live.push(p);
+    for (let s = 0; s < this.live.length; s++) if (this.live[s] === 1) live.push(s);
     return { t: 'turn-live-ports', reset: true, live, dead: [] };
   }
 

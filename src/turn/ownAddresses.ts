@@ -6,34 +6,34 @@
 import { networkInterfaces } from 'node:os';
 import { advertisedAddress } from '../config/advertised.ts';
 import type { Config } from '../config/config.ts';
+import { isWildcard } from '../config/values.ts';
 import type { OwnAddresses } from './peerPolicy.ts';
 
 export interface RelayAddress {
+  readonly family: 4 | 6;
   /** Address relay sockets bind to. */
   readonly bind: string;
   /** Address told to clients in XOR-RELAYED-ADDRESS. */
   readonly advertised: string;
 }
 
-type AddressConfig = Pick<Config, 'listen' | 'externalIp' | 'relayIp' | 'relayIp6' | 'alt' | 'port'>;
-
-const v6 = (ip: string): boolean => ip.includes(':');
-const isWildcard = (ip: string): boolean => ip === '0.0.0.0' || ip === '::';
+type AddressConfig = Pick<Config, 'listen' | 'externalIp' | 'externalIpPairs' | 'relayIps' | 'relayIp6' | 'alt' | 'port'>;
 
 /**
- * Where relay sockets bind and what XOR-RELAYED-ADDRESS says: --relay-ip (and --relay-ip6), told
- * to clients as config/advertised.ts says (--external-ip when given, of the same family; a
- * wildcard as the host's first public-facing address of the family).
+ * Where relay sockets bind and what XOR-RELAYED-ADDRESS says, one entry per --relay-ip (and
+ * --relay-ip6) in the order of Config.relayIps, which is the book's pool order
+ * (reservations.ts); each told to clients as config/advertised.ts says (its --external-ip pair,
+ * else --external-ip when given, of the same family; a wildcard as the host's first
+ * public-facing address of the family). A wildcard with no interface of its family is left out.
  */
-export function relayAddresses(config: AddressConfig): { relay4: RelayAddress | undefined; relay6: RelayAddress | undefined } {
-  const ip4 = v6(config.relayIp) ? undefined : config.relayIp;
-  const ip6 = v6(config.relayIp) ? config.relayIp : config.relayIp6;
-  const make = (bind: string | undefined, family: 4 | 6): RelayAddress | undefined => {
-    if (bind === undefined) return undefined;
+export function relayAddresses(config: AddressConfig): RelayAddress[] {
+  const out: RelayAddress[] = [];
+  for (const bind of config.relayIps) {
+    const family = bind.includes(':') ? 6 : 4;
     const advertised = advertisedAddress(config, bind, family);
-    return advertised === undefined ? undefined : { bind, advertised };
-  };
-  return { relay4: make(ip4, 4), relay6: make(ip6, 6) };
+    if (advertised !== undefined) out.push({ family, bind, advertised });
+  }
+  return out;
 }
 
 /** The host's interface addresses of one family (a wildcard listener is reached on each). */
@@ -43,13 +43,17 @@ function interfaceAddresses(family: 4 | 6): string[] {
 }
 
 /**
- * The node's own addresses: --listen, --external-ip, --alt-ip, --relay-ip, --relay-ip6 and the
- * advertised relay addresses; each wildcard among them stands for every interface address of its
- * family (`::` for both: a dual-stack socket takes IPv4 too). Interfaces are read once, at start.
+ * The node's own addresses: --listen, --external-ip (plain, and both sides of each pair), --alt-ip,
+ * every --relay-ip, --relay-ip6 and the advertised relay addresses; each wildcard among them
+ * stands for every interface address of its family (`::` for both: a dual-stack socket takes
+ * IPv4 too). Interfaces are read once, at start.
  */
 export function ownAddresses(config: AddressConfig): OwnAddresses {
-  const { relay4, relay6 } = relayAddresses(config);
-  const named = [config.listen, config.externalIp, config.relayIp, config.relayIp6, config.alt?.ip, relay4?.advertised, relay6?.advertised];
+  const relays = relayAddresses(config);
+  const named = [
+    config.listen, config.externalIp, ...config.externalIpPairs.flatMap((p) => [p.publicIp, p.privateIp]),
+    ...config.relayIps, config.relayIp6, config.alt?.ip, ...relays.map((r) => r.advertised),
+  ];
   const own = new Set<string>();
   for (const a of named) {
     if (a === undefined) continue;
@@ -57,12 +61,8 @@ export function ownAddresses(config: AddressConfig): OwnAddresses {
     else if (a === '::') for (const i of [...interfaceAddresses(4), ...interfaceAddresses(6)]) own.add(i);
     else own.add(a);
   }
-  const relay = new Set<string>();
-  for (const r of [relay4, relay6]) {
-    if (r === undefined) continue;
-    relay.add(r.advertised);
-    if (!isWildcard(r.bind)) relay.add(r.bind);
-  }
+  // Per relay address (the book's pool), where its sockets are reached.
+  const relay = relays.map((r) => [...new Set(isWildcard(r.bind) ? [r.advertised] : [r.advertised, r.bind])]);
   const servicePorts = [config.port];
   if (config.alt) servicePorts.push(config.alt.port);
   return { own: [...own], relay: [...relay], servicePorts };

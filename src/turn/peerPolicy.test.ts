@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { POOL_SLOTS } from './reservations.ts';
 import { PeerPolicy } from './peerPolicy.ts';
 import { ipv4ToNumber } from './fiveTuple.ts';
 
@@ -7,8 +8,12 @@ const cidr = (text: string): { family: 4 | 6; address: string; prefix: number } 
   const [address, prefix] = text.split('/') as [string, string];
   return { family: address.includes(':') ? 6 : 4, address, prefix: Number(prefix) };
 };
-/** A private-address host: STUN on 10.0.0.5:3478, relays advertised on 10.0.0.5, also a public external IP. */
-const self = { own: ['10.0.0.5', '127.0.0.1', '100.128.0.9', 'fd00::5'], relay: ['10.0.0.5', '100.128.0.9', 'fd00::5'], servicePorts: [3478, 3479] };
+/**
+ * A private-address host: STUN on 10.0.0.5:3478, an IPv4 relay address 10.0.0.5 told as the
+ * external 100.128.0.9 (pool 0 of the book), an IPv6 one fd00::5 (pool 1).
+ */
+const self = { own: ['10.0.0.5', '127.0.0.1', '100.128.0.9', 'fd00::5'], relay: [['10.0.0.5', '100.128.0.9'], ['fd00::5']], servicePorts: [3478, 3479] };
+const V6_POOL = POOL_SLOTS;
 const reach = (p: PeerPolicy, address: string, port: number): boolean => {
   const v4 = ipv4ToNumber(address);
   return p.mayReach(v4 >= 0 ? 4 : 6, v4, address, port);
@@ -20,6 +25,7 @@ test('a relay address of this server is a permitted peer IP, but only its live r
   assert.equal(p.permits(4, '100.128.0.9'), 'allowed');
   assert.equal(p.permits(6, 'fd00::5'), 'allowed');
   p.livePorts[50000] = 1;
+  p.livePorts[V6_POOL + 50000] = 1;
   assert.equal(reach(p, '10.0.0.5', 50000), true);
   assert.equal(reach(p, '100.128.0.9', 50000), true, 'a public own address is judged the same way');
   assert.equal(reach(p, 'fd00::5', 50000), true);
@@ -29,6 +35,16 @@ test('a relay address of this server is a permitted peer IP, but only its live r
   }
   p.livePorts[50000] = 0;
   assert.equal(reach(p, '10.0.0.5', 50000), false, 'a port that died is not reachable any more');
+});
+
+test('with several relay addresses, a port is a peer only on the address whose allocation holds it', () => {
+  const two = { own: ['192.0.2.1', '192.0.2.2'], relay: [['192.0.2.1'], ['192.0.2.2']], servicePorts: [3478] };
+  const p = new PeerPolicy([], [], two);
+  assert.equal(p.permits(4, '192.0.2.2'), 'allowed', 'every relay address is a permitted peer IP');
+  p.livePorts[POOL_SLOTS + 50000] = 1; // pool 1: 192.0.2.2
+  assert.equal(reach(p, '192.0.2.2', 50000), true);
+  assert.equal(reach(p, '192.0.2.1', 50000), false, 'the same port number on the other relay address holds no allocation');
+  assert.equal(reach(p, '192.0.2.2', 3478), false);
 });
 
 test('an own address that no relay socket listens on is refused outright, in every IPv6 spelling of it too', () => {

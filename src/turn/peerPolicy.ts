@@ -22,6 +22,7 @@
 import { formatIPv6, parseIPv6 } from '../stun/index.ts';
 import { ipv4ToNumber } from './fiveTuple.ts';
 import { embeddedIpv4, PeerFilter, type PeerCidr } from './peerFilter.ts';
+import { POOL_SLOTS } from './reservations.ts';
 
 /** Another TURN node of the cluster, as its registry entry tells (src/cluster/nodeInfo.ts). */
 export interface RemoteRelay {
@@ -36,16 +37,19 @@ export interface RemoteRelay {
 export interface OwnAddresses {
   /** Every address of this node (relay addresses included). */
   readonly own: readonly string[];
-  /** Addresses this node's relay sockets are reached on: live relay ports there are peers. */
-  readonly relay: readonly string[];
+  /**
+   * Where this node's relay sockets are reached, per relay address (the book's pools, in its
+   * order: reservations.ts): live relay ports of a pool there are peers.
+   */
+  readonly relay: readonly (readonly string[])[];
   /** This node's UDP service ports (STUN/TURN, RFC 5780 alternate). */
   readonly servicePorts: readonly number[];
 }
 
 /** What one own address allows (one object per address, built when the addresses change). */
 interface OwnEntry {
-  /** This node's relay sockets are reached here: its live relay ports are peers. */
-  selfRelay: boolean;
+  /** This node's relay sockets of one pool are reached here: where its live ports start in `livePorts` (-1: none). */
+  selfBase: number;
   /** Relay port ranges of other TURN nodes reached here, as [min, max] pairs. */
   readonly remote: number[];
   /** Inside an --allow-peer range: every port but `servicePorts` is a peer. */
@@ -58,8 +62,11 @@ export type PeerVerdict = 'allowed' | 'denied' | 'deny_peer' | 'own_address';
 export class PeerPolicy {
   readonly filter: PeerFilter;
   private readonly self: OwnAddresses;
-  /** Live relay ports of this node, by port: 1 = an allocation holds it (livePorts.ts fills it). */
-  readonly livePorts = new Uint8Array(65536);
+  /**
+   * Live relay ports of this node, by slot (pool × 65536 + port, reservations.ts): 1 = an
+   * allocation holds it (livePorts.ts fills it).
+   */
+  readonly livePorts: Uint8Array;
   private own4 = new Map<number, OwnEntry>();
   private own6 = new Map<string, OwnEntry>();
   private readonly scratch = Buffer.alloc(16);
@@ -69,6 +76,7 @@ export class PeerPolicy {
   constructor(allow: readonly PeerCidr[], deny: readonly PeerCidr[], self: OwnAddresses) {
     this.filter = new PeerFilter(allow, deny);
     this.self = self;
+    this.livePorts = new Uint8Array(POOL_SLOTS * Math.max(1, self.relay.length));
     this.setRemoteRelays([]);
   }
 
@@ -83,10 +91,12 @@ export class PeerPolicy {
       return text === undefined ? undefined : getOrMake(own6, text, () => this.newEntry(6, text));
     };
     for (const a of this.self.own) entry(a);
-    for (const a of this.self.relay) {
-      const e = entry(a);
-      if (e) e.selfRelay = true;
-    }
+    this.self.relay.forEach((addresses, pool) => {
+      for (const a of addresses) {
+        const e = entry(a);
+        if (e) e.selfBase = pool * POOL_SLOTS;
+      }
+    });
     for (const r of remotes) {
       for (const a of r.addresses) {
         const e = entry(a);
@@ -101,7 +111,7 @@ export class PeerPolicy {
   }
 
   private newEntry(family: 4 | 6, address: string): OwnEntry {
-    return { selfRelay: false, remote: [], opened: this.filter.judge(family, address) === 'allowed_range', servicePorts: [...this.self.servicePorts] };
+    return { selfBase: -1, remote: [], opened: this.filter.judge(family, address) === 'allowed_range', servicePorts: [...this.self.servicePorts] };
   }
 
   private canonical6(address: string): string | undefined {
@@ -117,7 +127,7 @@ export class PeerPolicy {
     const verdict = this.filter.judge(family, address);
     if (verdict === 'deny_peer') return 'deny_peer';
     const e = this.ownEntry(family, address);
-    if (e !== undefined) return e.selfRelay || e.remote.length > 0 || e.opened ? 'allowed' : 'own_address';
+    if (e !== undefined) return e.selfBase >= 0 || e.remote.length > 0 || e.opened ? 'allowed' : 'own_address';
     if (family === 6) {
       const embedded = this.embeddedOwn(address);
       // Relay sockets are IPv6-only: these spellings reach our IPv4 address only through a
@@ -140,7 +150,7 @@ export class PeerPolicy {
   mayReach(family: 4 | 6, ip4: number, address: string, port: number): boolean {
     const e = family === 4 ? this.own4.get(ip4) : this.own6.size === 0 ? undefined : this.own6.get(address);
     if (e === undefined) return true;
-    if (e.selfRelay && this.livePorts[port] === 1) return true;
+    if (e.selfBase >= 0 && this.livePorts[e.selfBase + port] === 1) return true;
     const r = e.remote;
     for (let i = 0; i < r.length; i += 2) if (port >= r[i]! && port <= r[i + 1]!) return true;
     return e.opened && !e.servicePorts.includes(port);

@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { OUTSIDE_BUSY_MS, Reservations, RESERVATION_TIMEOUT_MS } from './reservations.ts';
+import { OUTSIDE_BUSY_MS, Reservations, RESERVATION_TIMEOUT_MS, slotPool, slotPort } from './reservations.ts';
 
-const req = (quotaKey: string | undefined, extra: Partial<Parameters<Reservations['reserve']>[0]> = {}) => ({ quotaKey, count: 1 as const, evenPort: 'none' as const, token: undefined, ...extra });
+const req = (quotaKey: string | undefined, extra: Partial<Parameters<Reservations['reserve']>[0]> = {}) => ({ quotaKey, families: [4] as const, evenPort: 'none' as const, token: undefined, ...extra });
 
 test('hands out each port once and takes it back on release', () => {
   const r = new Reservations({ minPort: 50000, maxPort: 50003, maxAllocations: 0, userQuota: 0 });
   const got = [1, 2, 3, 4].map(() => r.reserve(req('u'), 1, 0));
-  const ports = got.map((g) => (g.ok ? g.ports[0] : -1)).sort();
+  const ports = got.map((g) => (g.ok ? g.slots[0] : -1)).sort();
   assert.deepEqual(ports, [50000, 50001, 50002, 50003]);
   const none = r.reserve(req('u'), 1, 0);
   assert.deepEqual(none.ok ? undefined : none.code, 508);
@@ -29,10 +29,10 @@ test('EVEN-PORT R=1 holds the next port for its token until redeemed or timed ou
   const r = new Reservations({ minPort: 50001, maxPort: 50004, maxAllocations: 0, userQuota: 0 });
   const a = r.reserve(req('u', { evenPort: 'even+reserve' }), 1, 0);
   assert.ok(a.ok && a.token);
-  assert.equal(a.ports[0], 50002);
+  assert.equal(a.slots[0], 50002);
   const b = r.reserve(req('u', { token: a.token }), 2, 0);
   assert.ok(b.ok);
-  assert.equal(b.ports[0], 50003);
+  assert.equal(b.slots[0], 50003);
   const again = r.reserve(req('u', { token: a.token }), 2, 0);
   assert.equal(again.ok ? 0 : again.code, 508, 'a token is used once');
 
@@ -75,17 +75,17 @@ test('a port found bound outside p2pd is set aside until OUTSIDE_BUSY_MS has pas
   const r = new Reservations({ minPort: 50000, maxPort: 50001, maxAllocations: 0, userQuota: 0 });
   const first = r.reserve(req('u'), 1, 0);
   assert.ok(first.ok);
-  const held = first.ports[0]!;
+  const held = first.slots[0]!;
   // The worker could not bind it: it gives the grant back and asks again, naming the port.
   r.release(first.grant);
   const second = r.reserve(req('u', { busy: [held] }), 1, 0);
   assert.ok(second.ok);
-  assert.notEqual(second.ports[0], held, 'the port held outside is not granted again at once');
+  assert.notEqual(second.slots[0], held, 'the port held outside is not granted again at once');
   assert.equal(r.setAsideCount, 1);
   const none = r.reserve(req('u'), 1, OUTSIDE_BUSY_MS - 1);
   assert.equal(none.ok ? 0 : none.code, 508, 'the range is full while the port is set aside');
   const back = r.reserve(req('u'), 1, OUTSIDE_BUSY_MS);
-  assert.deepEqual(back.ok ? back.ports : [], [held], 'after OUTSIDE_BUSY_MS it is offered again');
+  assert.deepEqual(back.ok ? back.slots : [], [held], 'after OUTSIDE_BUSY_MS it is offered again');
   assert.equal(r.setAsideCount, 0);
 });
 
@@ -93,9 +93,49 @@ test('a busy list naming ports outside the range, or ports p2pd holds, changes n
   const r = new Reservations({ minPort: 50000, maxPort: 50001, maxAllocations: 0, userQuota: 0 });
   const a = r.reserve(req('u'), 1, 0);
   assert.ok(a.ok);
-  const b = r.reserve(req('u', { busy: [1, 70000, -3, 0.5, a.ports[0]!] }), 1, 0);
+  const b = r.reserve(req('u', { busy: [1, 70000, -3, 0.5, a.slots[0]!] }), 1, 0);
   assert.ok(b.ok, 'the one free port is still granted');
   assert.equal(r.setAsideCount, 0);
   r.release(a.grant);
-  assert.deepEqual(((g) => (g.ok ? g.ports : []))(r.reserve(req('u'), 1, 0)), a.ports, 'a port p2pd held comes back on release');
+  assert.deepEqual(((g) => (g.ok ? g.slots : []))(r.reserve(req('u'), 1, 0)), a.slots, 'a port p2pd held comes back on release');
+});
+
+test('several relay addresses: each is a pool with the whole range, the one with most ports free is taken, 508 only when all are full', () => {
+  const r = new Reservations({ minPort: 50000, maxPort: 50001, maxAllocations: 0, userQuota: 0, pools: [4, 4, 6] });
+  const pools = [1, 2, 3, 4].map(() => r.reserve(req('u'), 1, 0)).map((g) => (g.ok ? slotPool(g.slots[0]!) : -1));
+  assert.deepEqual(pools, [0, 1, 0, 1], 'IPv4 allocations spread over the IPv4 pools');
+  const full = r.reserve(req('u'), 1, 0);
+  assert.deepEqual(full.ok ? 0 : [full.code, full.limit], [508, 'relay_ports'], 'both IPv4 pools full: 508, though the IPv6 one is free');
+  const six = r.reserve(req('u', { families: [6] }), 1, 0);
+  assert.deepEqual(six.ok ? [slotPool(six.slots[0]!), slotPort(six.slots[0]!) >= 50000] : [], [2, true]);
+  const both = r.reserve(req('u', { families: [4, 6] }), 1, 0);
+  assert.equal(both.ok ? 0 : both.code, 508, 'no IPv4 port: a dual allocation takes nothing');
+  const six2 = r.reserve(req('u', { families: [6] }), 1, 0);
+  assert.ok(six2.ok, 'the IPv6 port the failed dual allocation took back is free again');
+});
+
+test('a full relay address is passed over: a freed port brings the allocation back to its own address', () => {
+  const r = new Reservations({ minPort: 50000, maxPort: 50003, maxAllocations: 0, userQuota: 0, pools: [4, 4] });
+  const grants = Array.from({ length: 7 }, () => r.reserve(req('u'), 1, 0));
+  assert.ok(grants.every((g) => g.ok));
+  const onFirst = grants.filter((g) => g.ok && slotPool(g.slots[0]!) === 0).length;
+  assert.equal(onFirst, 4, 'the first address is full');
+  const eighth = r.reserve(req('u'), 1, 0);
+  assert.equal(eighth.ok ? slotPool(eighth.slots[0]!) : -1, 1, 'the next allocation goes to the second');
+  const ninth = r.reserve(req('u'), 1, 0);
+  assert.equal(ninth.ok ? 0 : ninth.code, 508);
+  const onFirstGrant = grants.find((g) => g.ok && slotPool(g.slots[0]!) === 0);
+  if (onFirstGrant?.ok) r.release(onFirstGrant.grant);
+  const tenth = r.reserve(req('u'), 1, 0);
+  assert.deepEqual(tenth.ok ? slotPool(tenth.slots[0]!) : -1, 0);
+});
+
+test('a RESERVATION-TOKEN redeems its port on the address that reserved it', () => {
+  const r = new Reservations({ minPort: 50000, maxPort: 50003, maxAllocations: 0, userQuota: 0, pools: [4, 4] });
+  r.reserve(req('u'), 1, 0); // pool 0 now has fewer free ports: the reservation goes to pool 1
+  const a = r.reserve(req('u', { evenPort: 'even+reserve' }), 1, 0);
+  assert.ok(a.ok && a.token !== undefined);
+  assert.equal(slotPool(a.slots[0]!), 1);
+  const b = r.reserve(req('u', { token: a.token }), 1, 0);
+  assert.deepEqual(b.ok ? b.slots : [], [a.slots[0]! + 1]);
 });

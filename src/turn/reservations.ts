@@ -6,11 +6,21 @@
  * it lives in the primary and workers ask over IPC (reservationClient.ts), so quotas hold across
  * workers and a reservation token works whichever worker the second Allocate lands on.
  *
+ * Several relay addresses (--relay-ip a,b,…) are pools of their own, each with the whole
+ * --relay-ports range: a grant names slots, pool × POOL_SLOTS + port, and an Allocate takes a
+ * port from the pool of its family with the most ports free (so allocations spread over the
+ * addresses, and a full one is passed over); 508 only when every pool of the family is full.
+ *
  * Pure bookkeeping: no sockets. The worker binds the port it was granted.
  */
 import { randomBytes } from 'node:crypto';
 
 export type EvenPort = 'none' | 'even' | 'even+reserve';
+
+/** Slots per pool (one relay address's ports): a slot is pool × POOL_SLOTS + port. */
+export const POOL_SLOTS = 65536;
+export const slotPool = (slot: number): number => Math.floor(slot / POOL_SLOTS);
+export const slotPort = (slot: number): number => slot % POOL_SLOTS;
 
 export interface ReserveRequest {
   /**
@@ -22,20 +32,21 @@ export interface ReserveRequest {
   readonly principalKey?: string | undefined;
   /** The session of REST credentials: the primary asks the session store whether it closed. */
   readonly sessionId?: string | undefined;
-  /** Relayed address families wanted, 1 or 2 (ADDITIONAL-ADDRESS-FAMILY). */
-  readonly count: 1 | 2;
+  /** Relayed address families wanted, in order: one, or IPv4 and IPv6 (ADDITIONAL-ADDRESS-FAMILY). */
+  readonly families: readonly (4 | 6)[];
   readonly evenPort: EvenPort;
   /** RESERVATION-TOKEN as hex, redeeming a port held by an earlier Allocate. */
   readonly token: string | undefined;
   /**
-   * Ports of this Allocate's previous grant that would not bind (EADDRINUSE: held by a process
+   * Slots of this Allocate's previous grant that would not bind (EADDRINUSE: held by a process
    * outside p2pd). The book sets them aside for OUTSIDE_BUSY_MS and looks elsewhere in the range.
    */
   readonly busy?: readonly number[];
 }
 
 export type ReserveResult =
-  | { readonly ok: true; readonly grant: number; readonly ports: readonly number[]; readonly token: string | undefined }
+  /** `slots`: one per family asked, in order; for a RESERVATION-TOKEN the reserved one (its pool says the family). */
+  | { readonly ok: true; readonly grant: number; readonly slots: readonly number[]; readonly token: string | undefined }
   | { readonly ok: false; readonly code: 401 | 486 | 508; readonly reason: string; readonly limit: ReserveLimit };
 
 /** Which bound refused an allocation (the `limit` label of turn_limit_refusals_total). */
@@ -51,11 +62,11 @@ interface Grant {
   readonly owner: number;
   readonly quotaKey: string | undefined;
   readonly principalKey: string | undefined;
-  readonly ports: readonly number[];
+  readonly slots: readonly number[];
 }
 
 interface Reserved {
-  readonly port: number;
+  readonly slot: number;
   readonly owner: number;
   readonly expiresAtMs: number;
 }
@@ -69,28 +80,38 @@ export interface ReservationLimits {
   readonly userQuota: number;
   /** 0 = unlimited. */
   readonly principalQuota?: number;
+  /** The family of each relay address, in pool order (ownAddresses.ts relayAddresses); default one IPv4 pool. */
+  readonly pools?: readonly (4 | 6)[];
+}
+
+/** One relay address's ports. */
+interface Pool {
+  readonly family: 4 | 6;
+  readonly base: number;
+  /** By port: 0 free, 1 in use, 2 held for a reservation token, 3 bound outside p2pd (see `outside`). */
+  readonly state: Uint8Array;
+  cursor: number;
+  free: number;
 }
 
 export class Reservations {
   private readonly limits: ReservationLimits;
-  /** 0 free, 1 in use, 2 held for a reservation token, 3 bound outside p2pd (see `outside`). */
-  private readonly portState = new Uint8Array(65536);
-  private cursor: number;
-  private freePorts: number;
+  private readonly pools: Pool[];
   private readonly grants = new Map<number, Grant>();
   private readonly perKey = new Map<string, number>();
   private readonly tokens = new Map<string, Reserved>();
-  /** Ports found bound by another process: port → when they go back into the book. */
+  /** Slots found bound by another process: slot → when they go back into the book. */
   private readonly outside = new Map<number, number>();
   private nextGrant = 1;
-  /** Told of each port that an allocation takes (true) or gives back (false): livePorts.ts. */
-  private readonly onPortChange: ((port: number, live: boolean) => void) | undefined;
+  /** Told of each slot that an allocation takes (true) or gives back (false): livePorts.ts. */
+  private readonly onPortChange: ((slot: number, live: boolean) => void) | undefined;
 
-  constructor(limits: ReservationLimits, onPortChange?: (port: number, live: boolean) => void) {
+  constructor(limits: ReservationLimits, onPortChange?: (slot: number, live: boolean) => void) {
     this.limits = limits;
     this.onPortChange = onPortChange;
-    this.freePorts = limits.maxPort - limits.minPort + 1;
-    this.cursor = this.randomPort();
+    this.pools = (limits.pools ?? [4]).map((family, i) => ({
+      family, base: i * POOL_SLOTS, state: new Uint8Array(POOL_SLOTS), cursor: this.randomPort(), free: limits.maxPort - limits.minPort + 1,
+    }));
   }
 
   private randomPort(): number {
@@ -120,40 +141,41 @@ export class Reservations {
       return { ok: false, code: 486, reason: 'principal quota reached', limit: 'principal_quota' };
     }
 
-    const ports: number[] = [];
+    const slots: number[] = [];
     let token: string | undefined;
     if (req.token !== undefined) {
       const r = this.tokens.get(req.token);
       if (!r) return { ok: false, code: 508, reason: 'unknown reservation token', limit: 'relay_ports' };
       this.tokens.delete(req.token);
-      this.portState[r.port] = 1;
-      this.onPortChange?.(r.port, true);
-      ports.push(r.port);
+      this.poolOf(r.slot).state[slotPort(r.slot)] = 1;
+      this.onPortChange?.(r.slot, true);
+      slots.push(r.slot);
     } else if (req.evenPort !== 'none') {
-      const p = this.findFree(req.evenPort === 'even+reserve' ? 2 : 1, true);
-      if (p < 0) return { ok: false, code: 508, reason: 'no even relay port free', limit: 'relay_ports' };
-      this.take(p, 1);
-      ports.push(p);
+      const s = this.findFree(req.families[0] ?? 4, req.evenPort === 'even+reserve' ? 2 : 1, true);
+      if (s < 0) return { ok: false, code: 508, reason: 'no even relay port free', limit: 'relay_ports' };
+      this.take(s, 1);
+      slots.push(s);
       if (req.evenPort === 'even+reserve') {
-        this.take(p + 1, 2);
+        this.take(s + 1, 2);
         token = randomBytes(8).toString('hex');
-        this.tokens.set(token, { port: p + 1, owner, expiresAtMs: nowMs + RESERVATION_TIMEOUT_MS });
+        this.tokens.set(token, { slot: s + 1, owner, expiresAtMs: nowMs + RESERVATION_TIMEOUT_MS });
       }
     }
-    while (ports.length < req.count) {
-      const p = this.findFree(1, false);
-      if (p < 0) {
-        for (const q of ports) this.free(q);
+    while (slots.length < req.families.length) {
+      const s = this.findFree(req.families[slots.length]!, 1, false);
+      if (s < 0) {
+        for (const t of slots) this.free(t);
         return { ok: false, code: 508, reason: 'no relay port free', limit: 'relay_ports' };
       }
-      this.take(p, 1);
-      ports.push(p);
+      this.take(s, 1);
+      slots.push(s);
     }
     const grant = this.nextGrant++;
-    this.grants.set(grant, { owner, quotaKey: q, principalKey: pk, ports });
+    // A copy of exactly its length: the array pushed to has room for 16 (~150 B a grant held).
+    this.grants.set(grant, { owner, quotaKey: q, principalKey: pk, slots: slots.slice() });
     if (q !== undefined) this.perKey.set(q, (this.perKey.get(q) ?? 0) + 1);
     if (pk !== undefined) this.perKey.set(pk, (this.perKey.get(pk) ?? 0) + 1);
-    return { ok: true, grant, ports, token };
+    return { ok: true, grant, slots, token };
   }
 
   /** Gives back an allocation's ports and quota. Unknown grants are ignored. */
@@ -161,7 +183,7 @@ export class Reservations {
     const g = this.grants.get(grant);
     if (!g) return;
     this.grants.delete(grant);
-    for (const p of g.ports) this.free(p);
+    for (const s of g.slots) this.free(s);
     if (g.quotaKey !== undefined) this.unuse(g.quotaKey);
     if (g.principalKey !== undefined) this.unuse(g.principalKey);
   }
@@ -183,7 +205,7 @@ export class Reservations {
     for (const [t, r] of this.tokens) {
       if (r.owner === owner) {
         this.tokens.delete(t);
-        this.free(r.port);
+        this.free(r.slot);
       }
     }
   }
@@ -193,13 +215,13 @@ export class Reservations {
     for (const [t, r] of this.tokens) {
       if (r.expiresAtMs <= nowMs) {
         this.tokens.delete(t);
-        this.free(r.port);
+        this.free(r.slot);
       }
     }
-    for (const [port, untilMs] of this.outside) {
+    for (const [slot, untilMs] of this.outside) {
       if (untilMs <= nowMs) {
-        this.outside.delete(port);
-        this.free(port);
+        this.outside.delete(slot);
+        this.free(slot);
       }
     }
   }
@@ -214,43 +236,65 @@ export class Reservations {
    * next grant after one is found starts from a random place in the range rather than the next
    * port, which is likely held too.
    */
-  private setAside(ports: readonly number[], nowMs: number): void {
+  private setAside(slots: readonly number[], nowMs: number): void {
     const { minPort, maxPort } = this.limits;
-    for (const p of ports) {
-      if (!Number.isInteger(p) || p < minPort || p > maxPort || this.portState[p] !== 0) continue;
-      this.take(p, 3);
-      this.outside.set(p, nowMs + OUTSIDE_BUSY_MS);
+    for (const s of slots) {
+      if (!Number.isInteger(s) || s < 0) continue;
+      const pool = this.pools[slotPool(s)];
+      const p = slotPort(s);
+      if (pool === undefined || p < minPort || p > maxPort || pool.state[p] !== 0) continue;
+      this.take(s, 3);
+      this.outside.set(s, nowMs + OUTSIDE_BUSY_MS);
+      pool.cursor = this.randomPort();
     }
-    this.cursor = this.randomPort();
   }
 
-  private take(port: number, state: 1 | 2 | 3): void {
-    this.portState[port] = state;
-    this.freePorts--;
-    if (state === 1) this.onPortChange?.(port, true);
+  private poolOf(slot: number): Pool {
+    return this.pools[slotPool(slot)]!;
   }
 
-  private free(port: number): void {
-    const was = this.portState[port];
+  private take(slot: number, state: 1 | 2 | 3): void {
+    const pool = this.poolOf(slot);
+    pool.state[slotPort(slot)] = state;
+    pool.free--;
+    if (state === 1) this.onPortChange?.(slot, true);
+  }
+
+  private free(slot: number): void {
+    const pool = this.poolOf(slot);
+    const p = slotPort(slot);
+    const was = pool.state[p];
     if (was === 0) return;
-    this.portState[port] = 0;
-    this.freePorts++;
-    if (was === 1) this.onPortChange?.(port, false);
+    pool.state[p] = 0;
+    pool.free++;
+    if (was === 1) this.onPortChange?.(slot, false);
   }
 
-  /** Next free port from the cursor (next fit, so a freed port is not reused at once). */
-  private findFree(run: 1 | 2, even: boolean): number {
+  /**
+   * A free slot of `family`: from the pool with the most ports free (ties: the first), else the
+   * next one that has a fit; -1 when none has.
+   */
+  private findFree(family: 4 | 6, run: 1 | 2, even: boolean): number {
+    const order = this.pools.filter((p) => p.family === family && p.free >= run).sort((a, b) => b.free - a.free);
+    for (const pool of order) {
+      const p = this.findInPool(pool, run, even);
+      if (p >= 0) return pool.base + p;
+    }
+    return -1;
+  }
+
+  /** Next free port of `pool` from its cursor (next fit, so a freed port is not reused at once). */
+  private findInPool(pool: Pool, run: 1 | 2, even: boolean): number {
     const { minPort, maxPort } = this.limits;
     const span = maxPort - minPort + 1;
-    if (this.freePorts < run) return -1;
-    const state = this.portState;
-    let p = this.cursor;
+    const state = pool.state;
+    let p = pool.cursor;
     for (let n = 0; n < span; n++, p++) {
       if (p > maxPort) p = minPort;
       if (even && (p & 1) !== 0) continue;
       if (state[p] !== 0) continue;
       if (run === 2 && (p + 1 > maxPort || state[p + 1] !== 0)) continue;
-      this.cursor = p + run > maxPort ? minPort : p + run;
+      pool.cursor = p + run > maxPort ? minPort : p + run;
       return p;
     }
     return -1;

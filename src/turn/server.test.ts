@@ -40,7 +40,7 @@ async function startTurn(limits: { userQuota?: number } = {}): Promise<Harness> 
   const minPort = 10000 + Math.floor(Math.random() * 21000);
   const maxPort = minPort + 199;
   const peers = new PeerPolicy([{ family: 4, address: '127.0.0.0', prefix: 8 }], [], {
-    own: ['127.0.0.1'], relay: ['127.0.0.1'], servicePorts: [port],
+    own: ['127.0.0.1'], relay: [['127.0.0.1']], servicePorts: [port],
   });
   const book = new Reservations(
     { minPort, maxPort, maxAllocations: 0, userQuota: limits.userQuota ?? 0 },
@@ -49,8 +49,7 @@ async function startTurn(limits: { userQuota?: number } = {}): Promise<Harness> 
   const turn = new TurnServer({
     auth: new TurnAuthenticator({ realm: 'test.p2pd', authSecret: '', users: [USER], nonceKey: randomBytes(32), nonceLifetimeSec: 600 }),
     authLimiter: new AuthLimiter(),
-    relay4: { bind: '127.0.0.1', advertised: '127.0.0.1' },
-    relay6: undefined,
+    relays: [{ family: 4, bind: '127.0.0.1', advertised: '127.0.0.1' }],
     maxLifetimeSec: 3600,
     permissionLifetimeSec: 300,
     channelLifetimeSec: 600,

@@ -33,7 +33,7 @@ import { Relay, plainRelayCounters, type RelayCounters } from './relay.ts';
 import { createRelayIo, type RelayIo, type RelayPort } from './relayPorts.ts';
 import type { ReservationClient } from './reservationClient.ts';
 import type { UdpIo } from '../config/config.ts';
-import type { EvenPort } from './reservations.ts';
+import { slotPool, slotPort, type EvenPort } from './reservations.ts';
 
 /** RFC 8656 §7.2: an allocation lives 10 minutes unless the client asks otherwise. */
 export const DEFAULT_LIFETIME_SEC = 600;
@@ -48,8 +48,11 @@ export interface TurnServerOptions {
   readonly auth: Authenticator;
   /** Per-source budgets of failures and challenges (authLimiter.ts). */
   readonly authLimiter: AuthLimiter;
-  readonly relay4: RelayAddress | undefined;
-  readonly relay6: RelayAddress | undefined;
+  /**
+   * The relay addresses, in the order of the book's pools (ownAddresses.ts relayAddresses): a
+   * grant's slot names the pool, so the address, its relay port binds on.
+   */
+  readonly relays: readonly RelayAddress[];
   readonly maxLifetimeSec: number;
   readonly permissionLifetimeSec: number;
   readonly channelLifetimeSec: number;
@@ -352,7 +355,7 @@ export class TurnServer implements TurnHandler {
     const fingerprint = msg.fingerprintIndex >= 0;
     if (existing !== undefined) {
       // A retransmission of the Allocate that made it gets the same answer; anything else is 437.
-      if (existing.transactionId.equals(msg.transactionId)) {
+      if (existing.transactionId === msg.transactionId.toString('latin1')) {
         this.sendAllocateSuccess(existing, msg.transactionId, source, ingress, fingerprint, false, undefined);
         return;
       }
@@ -439,7 +442,7 @@ export class TurnServer implements TurnHandler {
   }
 
   private relayAddress(family: 4 | 6): RelayAddress | undefined {
-    return family === 4 ? this.opts.relay4 : this.opts.relay6;
+    return this.opts.relays.find((r) => r.family === family);
   }
 
   private async completeAllocate(p: PendingAllocate): Promise<void> {
@@ -451,7 +454,7 @@ export class TurnServer implements TurnHandler {
     const busy: number[] = [];
     for (let attempt = 0; attempt < ALLOCATE_BIND_ATTEMPTS; attempt++) {
       const res = await this.opts.reservations.reserve({
-        quotaKey, principalKey, sessionId, count: p.families.length as 1 | 2, evenPort: p.evenPort, token: p.token, busy: busy.splice(0),
+        quotaKey, principalKey, sessionId, families: p.families, evenPort: p.evenPort, token: p.token, busy: busy.splice(0),
       });
       if (!res.ok) {
         this.events.emit('limitRefused', res.limit);
@@ -471,23 +474,23 @@ export class TurnServer implements TurnHandler {
         principal: p.principal,
         quotaKey,
         grant: res.grant,
-        transactionId: p.transactionId,
+        transactionId: p.transactionId.toString('latin1'),
         expiresAtSec: capAtCredentialExpiry(p.principal, nowSeconds() + p.lifetimeSec),
         bucket: maxBps > 0 ? new TokenBucket(maxBps) : undefined,
       });
       const endpoints: RelayEndpoint[] = [];
       try {
-        for (let k = 0; k < p.families.length; k++) {
-          const family = p.families[k]!;
-          const addr = this.relayAddress(family)!;
-          const port: RelayPort = await this.relayIo.open(family, addr.bind, res.ports[k]!, a);
-          endpoints.push({ port, address: { family, address: addr.advertised, port: res.ports[k]! } });
+        for (const slot of res.slots) {
+          const addr = this.opts.relays[slotPool(slot)]!;
+          const relayPort = slotPort(slot);
+          const port: RelayPort = await this.relayIo.open(addr.family, addr.bind, relayPort, a);
+          endpoints.push({ port, address: { family: addr.family, address: addr.advertised, port: relayPort } });
         }
       } catch (err) {
         for (const e of endpoints) e.port.close();
         this.opts.reservations.release(res.grant);
         if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' && p.token === undefined) {
-          busy.push(res.ports[endpoints.length]!);
+          busy.push(res.slots[endpoints.length]!);
           continue;
         }
         this.log.warn({ err: (err as Error).message }, 'relay socket bind failed');

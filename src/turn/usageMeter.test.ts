@@ -10,7 +10,7 @@ function allocation(id: number, sessionId: string | undefined): Allocation {
   return new Allocation({
     id, tupleKey: id, client: { family: 4, address: '127.0.0.1', port: 40000 + id }, udp: undefined, stream: undefined,
     principal: { username: 'u', key: Buffer.alloc(16), sha256Integrity: false, sessionId, sub: 'app-1', expiresAtSec: undefined },
-    quotaKey: undefined, grant: id, transactionId: Buffer.alloc(12), expiresAtSec: 0, bucket: undefined,
+    quotaKey: undefined, grant: id, transactionId: '\0'.repeat(12), expiresAtSec: 0, bucket: undefined,
   });
 }
 
