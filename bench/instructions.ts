@@ -7,7 +7,7 @@
  *
  * Each server runs as one process under `valgrind --tool=callgrind --instr-atstart=no` (p2pd with
  * --workers 1, which serves in the primary; Node 24 run directly on src/cli/main.ts, so no wrapper
- * process). Once it answers, instrumentation is switched on, a warm-up burst of each kind is sent
+ * process). Once it answers, instrumentation is switched on, three warm-up bursts of each kind are sent, interleaved
  * (JIT tiers, first allocation), then for each kind: counters reset (a dump), BASE packets, a dump
  * (Ir_base), BASE + COUNT packets, a dump (Ir_full). (Ir_full − Ir_base) / COUNT is what one more
  * packet costs, with the fixed costs of a burst (a new allocation, the control commands) taken out.
@@ -30,7 +30,8 @@ const USER = 'bench';
 const PASS = 'bench';
 const RELAY_MIN = 20000;
 const RELAY_MAX = 29999;
-const WARMUP = 2000;
+const WARMUP = 10_000;
+const WARMUP_ROUNDS = 3;
 const BASE = 2000;
 const COUNT = 10_000;
 const PAYLOAD = 200;
@@ -157,8 +158,13 @@ export async function run(opts: { short: boolean }): Promise<void> {
       try {
         await waitFor(() => stunAnswers(HOST, serverPort), 300_000, `${c.name} to answer under valgrind`);
         await cg.control('--instr=on');
-        bindings(WARMUP);
-        roundTrips(WARMUP);
+        // Interleaved, so that neither kind's measured window holds V8 compiling (or deoptimizing
+        // and compiling again) the code the two share: a Binding fast path that leaves onUdp to
+        // TURN alone made a 2,000-packet warm-up too short for the relay.
+        for (let i = 0; i < WARMUP_ROUNDS; i++) {
+          bindings(WARMUP);
+          roundTrips(WARMUP);
+        }
         const binding = await perPacket(cg, bindings);
         const relay = await perPacket(cg, roundTrips);
         results.push({ name: c.name, binding, relay });
@@ -171,7 +177,7 @@ export async function run(opts: { short: boolean }): Promise<void> {
   } finally {
     await peer.stop();
   }
-  process.stdout.write(`\nInstructions (callgrind Ir, all threads) per packet, (${BASE} + ${COUNT.toLocaleString('en')} packets) − ${BASE}, after ${WARMUP} of warm-up:\n`);
+  process.stdout.write(`\nInstructions (callgrind Ir, all threads) per packet, (${BASE} + ${COUNT.toLocaleString('en')} packets) − ${BASE}, after ${WARMUP_ROUNDS} × ${WARMUP.toLocaleString('en')} of each kind, interleaved, as warm-up:\n`);
   const coturn = results.find((r) => r.name.startsWith('coturn'));
   for (const r of results) {
     const ratio = (a: number, b: number | undefined): string => (b ? `${(a / b).toFixed(2)}x` : '-').padStart(6);
