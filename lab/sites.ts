@@ -166,6 +166,10 @@ function buildSite(net: Internet, role: SiteRole, kind: NatKind): Site {
   const destroy = (): void => {
     host?.destroy();
     router.destroy();
+    // The router's namespace outlives its name while a process is still in it (delayq, which
+    // stops on SIGTERM after its report): its uplink would still hold `${tag}i` in the internet's
+    // namespace, and the next site of this role could not be built ("File exists").
+    try { net.inet.exec(['ip', 'link', 'del', `${tag}i`]); } catch { /* gone with the router */ }
     try { net.inet.exec(['ip', 'route', 'del', `11.1${n}.0.0/24`]); } catch { /* only with `none` */ }
   };
   try {
