@@ -103,10 +103,9 @@ function plan(): { plans: LabPlan[]; targets: Partial<Targets>; out: string } {
       plans: [
         { cells, conditions: [at(0, 0)], stacks: ['node'], attempts },
         ...(stacks.includes('chromium') ? [{ cells: browserCells, conditions: [at(0, 0)], stacks: ['chromium'] as Stack[], attempts }] : []),
-        // Under 2 % loss the Node SDK (werift on both ends) still relays an attempt in ten
-        // where a check was lost (docs/performance.md "Connectivity"): under loss the short form
-        // drives the browser, and the Node SDK at 50 ms.
-        { cells: [['port-restricted', 'port-restricted']], conditions: [at(50, 0)], stacks: ['node'], attempts },
+        // Under loss a lost direct check let the relayed pair win until werift took the direct
+        // one when it came (docs/client.md "Relayed first, direct later"): both stacks at 50 ms / 2 %.
+        { cells: [['port-restricted', 'port-restricted']], conditions: [at(50, 0), at(50, 2)], stacks: ['node'], attempts },
         ...(stacks.includes('chromium') ? [{ cells: [['port-restricted', 'port-restricted']] as const, conditions: [at(50, 2)], stacks: ['chromium'] as Stack[], attempts }] : []),
       ],
       // One attempt per cell says nothing about percentiles: the short form checks paths only.
