@@ -15,7 +15,8 @@
  * locally) and nothing further.
  */
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { claimSlot } from './slotLock.ts';
 
 const sh = (args: string[]): string => execFileSync(args[0] as string, args.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
@@ -62,40 +63,16 @@ let claimed: number | undefined;
 
 /**
  * The third octet of this process's links, 10.201.<third>.0/24, claimed among the test processes
- * that run at once: a directory under /run per octet holds its owner's pid (a dead owner's claim
- * is taken over). Two processes on one /24 would route each other's replies into the wrong veth.
+ * that run at once (slotLock.ts): two processes on one /24 would route each other's replies into
+ * the wrong veth.
  */
 function claimSubnet(): number {
   if (claimed !== undefined) return claimed;
-  const dir = '/run/p2pd-netns';
-  mkdirSync(dir, { recursive: true });
-  for (let i = 0; i < 250; i++) {
-    const third = (process.pid + i) % 250;
-    const path = `${dir}/10.201.${third}`;
-    try {
-      mkdirSync(path);
-    } catch {
-      let owner = NaN;
-      try { owner = Number(readFileSync(`${path}/pid`, 'utf8')); } catch { /* being written, or left empty */ }
-      if (!Number.isInteger(owner) || owner <= 0 || alive(owner)) continue;
-      rmSync(path, { recursive: true, force: true });
-      try { mkdirSync(path); } catch { continue; }
-    }
-    writeFileSync(`${path}/pid`, String(process.pid));
-    process.once('exit', () => rmSync(path, { recursive: true, force: true }));
-    claimed = third;
-    return third;
-  }
-  throw new Error('no free 10.201.x.0/24 for a test namespace (250 test processes at once?)');
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  const lock = claimSlot('/run/p2pd-netns', 250, process.pid % 250);
+  if (lock === undefined) throw new Error('no free 10.201.x.0/24 for a test namespace (250 test processes at once?)');
+  process.once('exit', lock.release);
+  claimed = lock.slot;
+  return lock.slot;
 }
 
 export function createNetNs(opts: NetNsOptions = {}): NetNs {

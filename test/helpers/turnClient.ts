@@ -4,7 +4,6 @@
  * of what the server relays back. UDP, TCP or TLS.
  */
 import dgram from 'node:dgram';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -18,6 +17,7 @@ import {
 } from '../../src/stun/index.ts';
 import { streamPadding, turnFrameLength } from '../../src/turn/channelData.ts';
 import { startP2pd, type P2pdProcess, type StartOptions } from './p2pd.ts';
+import { claimSlot } from './slotLock.ts';
 
 export interface Received {
   readonly channel: number | undefined;
@@ -361,18 +361,6 @@ const RANGE_SIZE = 1000;
  */
 const RANGE_SLOTS = 10;
 
-/** The process that holds a lock file is alive (a lock of a killed run is taken over). */
-function lockAlive(file: string): boolean {
-  try {
-    const pid = Number(readFileSync(file, 'utf8'));
-    if (!Number.isInteger(pid) || pid <= 0) return false;
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * A relay range no other test server on this machine holds now. Test files run in parallel
  * processes: two servers given overlapping random ranges bind each other's ports, and a port one
@@ -381,21 +369,10 @@ function lockAlive(file: string): boolean {
  * process's pid; `release` frees it.
  */
 function relayRange(): { range: string; release: () => void } {
-  mkdirSync(RANGE_LOCKS, { recursive: true });
-  const start = Math.floor(Math.random() * RANGE_SLOTS);
-  for (let i = 0; i < RANGE_SLOTS * 2; i++) {
-    const slot = (start + i) % RANGE_SLOTS;
-    const file = join(RANGE_LOCKS, `${slot}.lock`);
-    if (i >= RANGE_SLOTS && !lockAlive(file)) rmSync(file, { force: true });
-    try {
-      writeFileSync(file, String(process.pid), { flag: 'wx' });
-    } catch {
-      continue;
-    }
-    const base = 21000 + slot * RANGE_SIZE;
-    return { range: `${base}-${base + RANGE_SIZE - 1}`, release: () => rmSync(file, { force: true }) };
-  }
-  throw new Error(`no free relay range for a test server: ${RANGE_SLOTS} held (${RANGE_LOCKS})`);
+  const lock = claimSlot(RANGE_LOCKS, RANGE_SLOTS, Math.floor(Math.random() * RANGE_SLOTS));
+  if (lock === undefined) throw new Error(`no free relay range for a test server: ${RANGE_SLOTS} held (${RANGE_LOCKS})`);
+  const base = 21000 + lock.slot * RANGE_SIZE;
+  return { range: `${base}-${base + RANGE_SIZE - 1}`, release: lock.release };
 }
 
 /** startP2pd with a relay range of its own below Linux's ephemeral range, unless given. */
