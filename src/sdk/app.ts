@@ -591,7 +591,8 @@ export class AppConnection extends Emitter<AppConnectionEvents> {
    * later takes the relayed one's place — and at the latest PATH_SETTLE_MS after connecting.
    */
   async finalPath(): Promise<PathKind | undefined> {
-    const end = realClock.now() + PATH_SETTLE_MS + FINAL_PATH_POLL_MS * 10;
+    // The sampler's grace counts from connecting, which was no later than now: one look past it.
+    const end = realClock.now() + PATH_SETTLE_MS + FINAL_PATH_POLL_MS;
     while (!this.sampler.final && !this.closed && this.state === 'connected' && realClock.now() < end) {
       await this.sampler.refresh();
       if (!this.sampler.final) await sleepOn(realClock, FINAL_PATH_POLL_MS);
