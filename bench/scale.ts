@@ -23,7 +23,7 @@ import { newSession } from '../src/session/model.ts';
 import { RedisSessionStore } from '../src/session/redisStore.ts';
 import { ROOT, ask, cpuSeconds, percentile, start, treeRss, waitFor, untilHealthy, type Started } from './lib/proc.ts';
 import { freePort } from '../test/helpers/ports.ts';
-import { haveRedis, startRedisCluster } from '../test/helpers/redis.ts';
+import { haveRedis, redisCli, startRedisCluster, type RedisCluster } from '../test/helpers/redis.ts';
 
 const SECRET = 'bench-scale-secret-0123456789abcdef';
 const HOST = '127.0.0.1';
@@ -63,7 +63,7 @@ async function startNode(args: readonly string[]): Promise<Node> {
   const mqttPort = await freePort();
   const stunPort = await freePort();
   const proc = start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'serve', '--workers', '1', '--port', String(stunPort), '--listen', HOST,
-    '--http', `${HOST}:${httpPort}`, '--mqtt', `${HOST}:${mqttPort}`, '--jwt-secret', SECRET, '--auth-secret', 'bench-scale-turn', '--log-level', 'error', ...args], { quiet: false });
+    '--http', `${HOST}:${httpPort}`, '--mqtt', `${HOST}:${mqttPort}`, '--jwt-secret', SECRET, '--auth-secret', 'bench-scale-turn', '--log-level', 'error', ...args], { quiet: false, env: process.env.P2PD_BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.P2PD_BENCH_NODE_OPTIONS } : {} });
   const httpUrl = `http://${HOST}:${httpPort}`;
   await untilHealthy(httpUrl, 60_000);
   return { proc, httpUrl, mqttUrl: `mqtt://${HOST}:${mqttPort}`, pid: proc.child.pid as number };
@@ -147,6 +147,7 @@ export async function run(opts: { short: boolean }): Promise<void> {
       const addPairs = step / 2 - pairsNow;
       const per = Math.ceil(addPairs / plan.workers);
       const ts = performance.now();
+      const stepCalls = commandCalls(redis);
       const got = await Promise.race([died, Promise.all(workers.map((w, k) => ask<{ up: number; failed: number }>(w, {
         cmd: 'connect', nodes: nodes.map((n) => n.mqttUrl), secret: SECRET, first: pairsNow + k * per,
         count: Math.max(0, Math.min(per, addPairs - k * per)), keepaliveSec: KEEPALIVE_SEC, parallel: 25,
@@ -156,6 +157,7 @@ export async function run(opts: { short: boolean }): Promise<void> {
       const conns = got.reduce((a, g) => a + g.up, 0) * 2;
       const rss = nodes.reduce((a, n) => a + treeRss(n.pid), 0);
       out(`  step ${step.toLocaleString('en')}: ${conns.toLocaleString('en')} connections up in ${((performance.now() - ts) / 1000).toFixed(1)} s, ${failed} pairs failed; nodes' RSS ${(rss / 2 ** 20).toFixed(0)} MiB`);
+      if (step === plan.steps[0]) row('Redis commands per login (the first step, per connection)', perEvent(stepCalls, commandCalls(redis), addPairs * 2));
       held = conns;
       if (failed > addPairs * 0.01) {
         limit = `the ramp stopped at ${step.toLocaleString('en')}: ${failed} pairs did not connect within 60 s`;
@@ -191,14 +193,18 @@ export async function run(opts: { short: boolean }): Promise<void> {
     const sessionIds = ses.flatMap((s) => s.ids);
     out(`  ${sessionIds.length} sessions opened over MQTT (${ses.reduce((a, s) => a + s.failed, 0)} failed)`);
     const cpu0 = nodes.map((n) => cpuSeconds(n.pid));
+    const calls0 = commandCalls(redis);
     const tOff = performance.now();
-    const offers = await Promise.all(workers.map((w) => ask<{ rtts: number[]; sent: number; unanswered: number }>(w, { cmd: 'offers', ratePerSec: plan.offerRate / plan.workers, durationSec: plan.offerSec }, 'offers')));
+    const offers = await Promise.all(workers.map((w) => ask<{ rtts: number[]; offerLegs: number[]; sent: number; unanswered: number }>(w, { cmd: 'offers', ratePerSec: plan.offerRate / plan.workers, durationSec: plan.offerSec }, 'offers')));
     const offSec = (performance.now() - tOff) / 1000;
     const cpu = nodes.map((n, k) => (cpuSeconds(n.pid) - (cpu0[k] as number)) / offSec * 100);
     const rtts = offers.flatMap((o) => o.rtts);
     const p = (q: number): string => percentile(rtts, q).toFixed(1);
     row(`offers across the fabric (app and device on different nodes), ${plan.offerRate}/s for ${plan.offerSec} s`, `${rtts.length.toLocaleString('en')} answered (${(rtts.length / plan.offerSec).toFixed(0)}/s), ${offers.reduce((a, o) => a + o.unanswered, 0)} unanswered`);
     row('offer→answer P50 / P95 / P99', `${p(50)} / ${p(95)} / ${p(99)} ms (goal P95 < 50 ms: ${percentile(rtts, 95) < 50 ? 'met' : 'NOT met'})`);
+    const legs = offers.flatMap((o) => o.offerLegs);
+    row('of which offer → device (its persistent session: queued in Redis first) P50 / P95', `${percentile(legs, 50).toFixed(1)} / ${percentile(legs, 95).toFixed(1)} ms`);
+    row('Redis commands per offer and its answer (all masters, during the offers)', perEvent(calls0, commandCalls(redis), rtts.length));
     row('CPU per node during the offers', cpu.map((c) => `${c.toFixed(0)} %`).join(', ') + ' of one core');
 
     // Session creates over HTTP with the live sessions in Redis and the sweeper on.
@@ -272,6 +278,29 @@ export async function run(opts: { short: boolean }): Promise<void> {
     await Promise.allSettled([...nodes.map((n) => n.proc.stop()), turn?.proc.stop()]);
     await redis.stop();
   }
+}
+
+/** Calls per Redis command, summed over the cluster's masters (`INFO commandstats`). */
+function commandCalls(redis: RedisCluster): Map<string, number> {
+  const calls = new Map<string, number>();
+  for (const s of redis.servers) {
+    for (const m of redisCli(s.port, 'info', 'commandstats').matchAll(/^cmdstat_([a-z|_-]+):calls=(\d+)/gm)) {
+      calls.set(m[1] as string, (calls.get(m[1] as string) ?? 0) + Number(m[2]));
+    }
+  }
+  return calls;
+}
+
+/** The commands between two readings, per event (an offer, a login): the figure load cannot move. */
+function perEvent(before: Map<string, number>, after: Map<string, number>, events: number): string {
+  const per: Array<[string, number]> = [];
+  for (const [cmd, n] of after) {
+    const d = (n - (before.get(cmd) ?? 0)) / Math.max(1, events);
+    if (d >= 0.05 && cmd !== 'info') per.push([cmd, d]);
+  }
+  per.sort((a, b) => b[1] - a[1]);
+  const total = per.reduce((a, [, d]) => a + d, 0);
+  return `${total.toFixed(1)} (${per.map(([c, d]) => `${c} ${d.toFixed(1)}`).join(', ')})`;
 }
 
 /** Replaces docs/performance.md "Scale-out" with this run's table. */

@@ -24,6 +24,8 @@ const pairs: Pair[] = [];
 const withSession: Pair[] = [];
 const pendingOffers = new Map<string, number>();
 const rtts: number[] = [];
+/** The first leg of each round trip: offer sent → offer at the device (through its persistent session). */
+const offerLegs: number[] = [];
 const acked = new Set<string>();
 const arrived = new Set<string>();
 let sent = 0;
@@ -85,6 +87,8 @@ async function connectPairs(c: { nodes: string[]; secret: string; first: number;
           const m = JSON.parse(payload.toString()) as { type: string; sessionId: string; from: string; msgId: string };
           if (m.type !== 'offer') return;
           arrived.add(m.msgId);
+          const sentAt = pendingOffers.get(m.msgId);
+          if (sentAt !== undefined) offerLegs.push(performance.now() - sentAt);
           pair.device.publish(`p2p/signal/app/${m.from}`, JSON.stringify({
             type: 'answer', sessionId: m.sessionId, from: deviceId, to: m.from, msgId: `a-${m.msgId}`, replyTo: m.msgId,
             payload: { type: 'answer', sdp: SDP }, timestamp: Date.now(),
@@ -152,6 +156,7 @@ async function openSessions(count: number): Promise<{ ok: number; failed: number
 
 async function runOffers(c: { ratePerSec: number; durationSec: number }): Promise<void> {
   rtts.length = 0;
+  offerLegs.length = 0;
   const tickMs = 10;
   const perTick = c.ratePerSec * tickMs / 1000;
   const endAt = Date.now() + c.durationSec * 1000;
@@ -199,7 +204,7 @@ process.on('message', (raw) => {
       openSessions(c.count as number).then((r) => send({ ev: 'sessions', ...r }), fail);
       return;
     case 'offers':
-      runOffers(c as never).then(() => send({ ev: 'offers', rtts, sent, unanswered: pendingOffers.size }), fail);
+      runOffers(c as never).then(() => send({ ev: 'offers', rtts, offerLegs, sent, unanswered: pendingOffers.size }), fail);
       return;
     case 'mark':
       markAt = Date.now();

@@ -29,6 +29,8 @@ const require = createRequire(import.meta.url);
 /** How aedes-persistence-redis names a client's queue and QoS 2 state (its asyncPersistence.js). */
 const outgoingKey = (clientId: string): string => `outgoing:${encodeURIComponent(clientId)}`;
 const incomingKey = (clientId: string, messageId: number): string => `incoming:${encodeURIComponent(clientId)}:${messageId}`;
+/** … a queued packet, and (with `:offlineCount`) how many queues still hold it. */
+const packetKey = (brokerId: string, brokerCounter: number): string => `packet:${brokerId}:${brokerCounter}`;
 
 /** The parts of aedes-persistence-redis' async persistence this file overrides or calls. */
 interface AsyncRedisPersistence {
@@ -46,6 +48,10 @@ interface RedisPersistence extends AsyncRedisPersistence {
 }
 type PersistenceFactory = (opts: { conn: RedisClient; cluster?: boolean; packetTTL: () => number; maxSessionDelivery: number }) => RedisPersistence;
 const redisPersistence = require('aedes-persistence-redis') as PersistenceFactory;
+/** The library's own packet shape and encoder, so what we write is what it reads back. */
+const requireFromLib = createRequire(require.resolve('aedes-persistence-redis'));
+const LibPacket = (requireFromLib('aedes-persistence') as { Packet: new (packet: unknown) => unknown }).Packet;
+const libMsgpack = requireFromLib('msgpack-lite') as { encode(value: unknown): Buffer };
 
 interface RedisEmitter {
   close(cb: () => void): void;
@@ -103,15 +109,24 @@ export async function createBrokerFabric(opts: BrokerFabricOptions): Promise<Bro
 
   // `cluster: true` (not an array) makes the library use our client in its cluster-safe mode.
   const persistence = redisPersistence({ conn: db, ...(cluster ? { cluster: true } : {}), packetTTL: () => sessionExpirySec, maxSessionDelivery: maxQueued });
-  // The bounds, around the two writes the library leaves without one.
   const store = persistence.asyncPersistence;
-  const enqueue = store.outgoingEnqueueCombi.bind(store);
+  // A QoS 1 message for persistent subscribers is written before it is published (aedes'
+  // enqueueOffline runs before emitPacket): the library's 5 sequential round trips (7 with the
+  // bounds), in 2 here, with the bounds.
   store.outgoingEnqueueCombi = async (subs, packet) => {
-    await enqueue(subs, packet);
-    await Promise.all(subs.map(async (s) => {
+    if (subs.length === 0) return;
+    const p = packet as { brokerId: string; brokerCounter: number };
+    const pktKey = packetKey(p.brokerId, p.brokerCounter);
+    // The packet before any queue names it: a client reading its queue drops a name whose packet
+    // is missing (the library's getDecodedValue), so the two must not race.
+    await Promise.all([
+      db.set(pktKey, libMsgpack.encode(new LibPacket(packet)), 'EX', sessionExpirySec),
+      db.set(`${pktKey}:offlineCount`, subs.length, 'EX', sessionExpirySec),
+    ]);
+    // One key each, so the three go to one Redis node in order.
+    await Promise.all(subs.flatMap((s) => {
       const key = outgoingKey(s.clientId);
-      await db.ltrim(key, -maxQueued, -1);
-      await db.expire(key, sessionExpirySec);
+      return [db.rpush(key, pktKey), db.ltrim(key, -maxQueued, -1), db.expire(key, sessionExpirySec)];
     }));
   };
   const storeIncoming = store.incomingStorePacket.bind(store);

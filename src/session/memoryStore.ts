@@ -160,6 +160,11 @@ export class MemorySessionStore implements SessionStore {
     if (e) MemorySessionStore.pushTrace(e, event);
   }
 
+  async touch(sessionId: string, event: TraceEvent, nowSec: number): Promise<void> {
+    await this.appendTrace(sessionId, event);
+    await this.update(sessionId, { updatedAt: nowSec, lastSeenAt: nowSec });
+  }
+
   async trace(sessionId: string): Promise<TraceEvent[]> {
     return [...(this.live(sessionId)?.trace ?? [])];
   }

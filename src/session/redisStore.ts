@@ -34,6 +34,7 @@ import { P2pdError, deviceBusy, sessionExists, storeUnavailable, tooManySessions
 import { TRACE_MAX_EVENTS, type Session, type SessionStatus, type SessionUpdate, type TraceEvent } from './model.ts';
 import { Cluster } from 'ioredis';
 import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from '../redis.ts';
+import { RefreshTimes } from './refreshTimes.ts';
 import { countClosed, type CloseOptions, type CreateOptions, type SessionPatch, type SessionStore } from './store.ts';
 
 export const INDEX_BUCKETS = 16;
@@ -44,6 +45,12 @@ export const indexKeyOf = (id: string): string => indexKey(crc32(id) % INDEX_BUC
 export const appKey = (appId: string): string => `sessions:app:{${appId}}`; // (built in Lua too)
 export const deviceKey = (deviceId: string): string => `sessions:device:{${deviceId}}`; // (built in Lua too)
 const UPDATES_PATTERN = 'session_updates:*';
+/**
+ * In a Cluster, a session's hold on its app's and device's open sets and its place in the stale
+ * index are refreshed by touch() at most this often (and at most every tenth of its TTL): a hold
+ * may end up to that much before the record would expire.
+ */
+const HOLD_REFRESH_MS = 30_000;
 
 /** Session field → hash field. Short names keep a record well under 1 KiB. */
 const FIELDS = {
@@ -177,6 +184,31 @@ redis.call('EXPIRE', KEYS[2], ttl)
 return 1
 `;
 
+// KEYS: rec, trace (, idx). ARGV: id, atMs, event json, maxTrace, nowSec → nil for no record, else
+// { ttl, appId, deviceId, 1 if open }. A closed session gets the event with the time it has left.
+const LUA_TOUCH = `${LUA_LIB}
+local cur = redis.call('HMGET', KEYS[1], 's', 't', 'a', 'd')
+if not cur[1] then return false end
+local open = cur[1] ~= 'closed'
+local ttl = tonumber(cur[2])
+if not open then ttl = redis.call('TTL', KEYS[1]) end
+if ttl > 0 then
+  redis.call('RPUSH', KEYS[2], ARGV[3])
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+if open then
+  redis.call('HSET', KEYS[1], 'u', ARGV[5], 'l', ARGV[5])
+  redis.call('EXPIRE', KEYS[1], ttl)
+  if KEYS[3] then
+    redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
+    if cur[3] then hold(appKey(cur[3]), ARGV[1], ARGV[2], ttl) end
+    if cur[4] then hold(deviceKey(cur[4]), ARGV[1], ARGV[2], ttl) end
+  end
+end
+return { ttl, cur[3] or '', cur[4] or '', open and 1 or 0 }
+`;
+
 // A Cluster's reservation of a slot in an app's (or a device's) open set, before the session's
 // own script. KEYS: the set. ARGV: id, atMs, untilMs, max, ttlMs → 1 added, 0 was there, -2 full.
 const LUA_APP_RESERVE = `
@@ -196,6 +228,7 @@ interface SessionScripts {
   /** Single Redis only: the number of keys comes first. */
   sessionCloseMany(numKeys: number, ...keysThenArgs: Arg[]): Promise<number[]>;
   sessionAppend(rec: string, trace: string, ...args: Arg[]): Promise<number>;
+  sessionTouch(...keysThenArgs: Arg[]): Promise<[number, string, string, number] | null>;
   /** Cluster only: KEYS = the app's or the device's open set. */
   sessionAppReserve(appSet: string, ...args: Arg[]): Promise<number>;
 }
@@ -208,6 +241,7 @@ function defineScripts(client: RedisClient, keysPerSession: number): SessionScri
   client.defineCommand('sessionClose', { numberOfKeys: keysPerSession, lua: LUA_CLOSE });
   client.defineCommand('sessionCloseMany', { lua: LUA_CLOSE_MANY });
   client.defineCommand('sessionAppend', { numberOfKeys: 2, lua: LUA_APPEND });
+  client.defineCommand('sessionTouch', { numberOfKeys: keysPerSession, lua: LUA_TOUCH });
   client.defineCommand('sessionAppReserve', { numberOfKeys: 1, lua: LUA_APP_RESERVE });
   return client as unknown as SessionScripts;
 }
@@ -270,6 +304,8 @@ export class RedisSessionStore implements SessionStore {
   private probe: NodeJS.Timeout | undefined;
   /** Single Redis: the scripts keep the stale index themselves (one round trip per change). */
   private readonly inlineIndex: boolean;
+  /** Cluster: when touch() last refreshed each session's indexes. */
+  private readonly holds = new RefreshTimes();
 
   constructor(opts: RedisSessionStoreOptions) {
     this.log = opts.log;
@@ -464,6 +500,24 @@ export class RedisSessionStore implements SessionStore {
 
   async appendTrace(sessionId: string, event: TraceEvent): Promise<void> {
     await this.run(() => this.scripts.sessionAppend(sessionKey(sessionId), traceKey(sessionId), JSON.stringify(event), TRACE_MAX_EVENTS));
+  }
+
+  async touch(sessionId: string, event: TraceEvent, nowSec: number): Promise<void> {
+    await this.run(async () => {
+      const reply = await this.scripts.sessionTouch(...this.keys(sessionId), sessionId, this.nowMs(), JSON.stringify(event), TRACE_MAX_EVENTS, nowSec);
+      if (reply === null || this.inlineIndex || reply[3] !== 1) return;
+      // In a Cluster the indexes live in other slots: refreshed here, at most every
+      // HOLD_REFRESH_MS per session (the record's lastSeenAt is what the sweeper finally trusts).
+      const [ttl, appId, deviceId] = reply;
+      const nowMs = this.nowMs();
+      if (!this.holds.due(sessionId, nowMs, Math.min(HOLD_REFRESH_MS, ttl * 100))) return;
+      const untilMs = nowMs + ttl * 1000;
+      await Promise.all([
+        appId === '' ? undefined : this.client.zadd(appKey(appId), 'XX', untilMs, sessionId),
+        deviceId === '' ? undefined : this.client.zadd(deviceKey(deviceId), 'XX', untilMs, sessionId),
+        this.client.zadd(indexKeyOf(sessionId), nowSec, sessionId),
+      ]);
+    });
   }
 
   async trace(sessionId: string): Promise<TraceEvent[]> {

@@ -313,6 +313,39 @@ export function sessionStoreSuite(name: string, makeHarness: () => Promise<Store
       assert.equal(full.at(-1)?.at, 100 + TRACE_MAX_EVENTS + 9);
     });
 
+    test('touch appends to the trace and refreshes updatedAt, lastSeenAt and the stale index, without an update', async () => {
+      const now = nowSec();
+      const s = sample({ appId: `app_${randomUUID()}`, createdAt: now - 1000, updatedAt: now - 1000, lastSeenAt: now - 1000 });
+      await a.create(s);
+      assert.ok((await b.findStale(now - 500, 1000)).includes(s.sessionId));
+      const heard = collect(b, s.sessionId, 1, 500);
+      await a.touch(s.sessionId, { at: 5, kind: 'signal', what: 'offer', detail: { from: s.appId } }, now);
+      const got = await a.get(s.sessionId);
+      assert.equal(got?.updatedAt, now);
+      assert.equal(got?.lastSeenAt, now);
+      assert.equal(got?.status, s.status);
+      assert.deepEqual((await b.trace(s.sessionId)).at(-1), { at: 5, kind: 'signal', what: 'offer', detail: { from: s.appId } });
+      assert.deepEqual(await heard, []);
+      assert.equal((await b.findStale(now - 500, 1000)).includes(s.sessionId), false);
+      assert.equal(await b.countOpenForApp(s.appId), 1);
+      await a.close(s.sessionId, 'deleted', now);
+    });
+
+    test('touch on a closed session only appends to its trace; on an unknown one it does nothing', async () => {
+      const s = sample();
+      await a.create(s);
+      await a.close(s.sessionId, 'bye', s.createdAt);
+      await b.touch(s.sessionId, { at: 7, kind: 'signal', what: 'candidate' }, s.createdAt + 50);
+      const got = await a.get(s.sessionId);
+      assert.equal(got?.status, 'closed');
+      assert.equal(got?.updatedAt, s.createdAt);
+      assert.deepEqual((await a.trace(s.sessionId)).at(-1), { at: 7, kind: 'signal', what: 'candidate' });
+      const unknown = randomUUID();
+      await b.touch(unknown, { at: 1, kind: 'signal', what: 'offer' }, s.createdAt);
+      assert.equal(await a.get(unknown), undefined);
+      assert.deepEqual(await a.trace(unknown), []);
+    });
+
     test('a record and its trace expire after the ttl', async () => {
       const s = sample({ ttl: 1 });
       await a.create(s);

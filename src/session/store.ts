@@ -69,6 +69,13 @@ export interface SessionStore {
   closeMany(sessionIds: readonly string[], reason: string, now: number, opts?: CloseOptions): Promise<string[]>;
   /** Appends to the session's trace (kept to the newest TRACE_MAX_EVENTS, same TTL as the record). */
   appendTrace(sessionId: string, event: TraceEvent): Promise<void>;
+  /**
+   * What a signaling message does to its session (docs/signaling.md "What the service tracks"):
+   * appends `event` to the trace and, unless the session is closed, sets `updatedAt` and
+   * `lastSeenAt` to `nowSec` and refreshes the record's TTL — appendTrace and update in one, one
+   * round trip on Redis. No status change, so no SessionUpdate.
+   */
+  touch(sessionId: string, event: TraceEvent, nowSec: number): Promise<void>;
   /** The trace in order, oldest first; empty for an unknown session. */
   trace(sessionId: string): Promise<TraceEvent[]>;
   /**

@@ -19,6 +19,7 @@ import {
   natTypeTotal, p2pConnectionAttemptsTotal, p2pConnectionSuccessTotal, p2pConnectionsTotal, p2pLatencySeconds,
   p2pSetupSeconds, signalingLatencySeconds, signalingMessagesTotal, signalingOfferAnswerSeconds,
 } from '../metrics/metrics.ts';
+import type { TraceEvent } from '../session/model.ts';
 import type { SessionStore } from '../session/store.ts';
 import { Deduplicator } from './dedup.ts';
 import type { SignalMessage } from './message.ts';
@@ -84,14 +85,14 @@ export class FlowTracker {
     if (session === undefined) return;
     const id = session.sessionId;
     try {
-      await this.store.appendTrace(id, { at: receivedAtMs, kind: 'signal', what: msg.type, detail: traceDetail(msg) });
+      const event = { at: receivedAtMs, kind: 'signal', what: msg.type, detail: traceDetail(msg) } as const;
       const nowSec = Math.floor(this.nowMs() / 1000);
       switch (msg.type) {
         case 'offer':
           this.countNatType(msg, id);
           if (this.once.record(id, 'attempt')) p2pConnectionAttemptsTotal.inc();
           if (!this.offers.has(id)) this.remember(id, receivedAtMs);
-          await this.store.update(id, { updatedAt: nowSec, lastSeenAt: nowSec });
+          await this.store.touch(id, event, nowSec);
           break;
         case 'answer': {
           this.countNatType(msg, id);
@@ -100,21 +101,23 @@ export class FlowTracker {
             this.offers.delete(id);
             signalingOfferAnswerSeconds.observe(Math.max(0, receivedAtMs - offeredAt) / 1000);
           }
-          await this.store.update(id, { updatedAt: nowSec, lastSeenAt: nowSec });
+          await this.store.touch(id, event, nowSec);
           break;
         }
         case 'candidate':
         case 'error':
-          await this.store.update(id, { updatedAt: nowSec, lastSeenAt: nowSec });
+          await this.store.touch(id, event, nowSec);
           break;
         case 'keepalive':
-          await this.keepalive(msg, session, nowSec);
+          await this.keepalive(msg, session, event, nowSec);
           break;
         case 'bye':
           this.offers.delete(id);
+          await this.store.appendTrace(id, event);
           await this.store.close(id, 'bye', nowSec);
           break;
         case 'session':
+          await this.store.appendTrace(id, event);
           break;
       }
     } catch (err) {
@@ -132,12 +135,13 @@ export class FlowTracker {
     if (natType !== undefined && this.once.record(id, `nat:${msg.from}`)) natTypeTotal.inc({ type: natTypeLabel(natType) });
   }
 
-  private async keepalive(msg: Extract<SignalMessage, { type: 'keepalive' }>, session: SessionFacts, nowSec: number): Promise<void> {
+  private async keepalive(msg: Extract<SignalMessage, { type: 'keepalive' }>, session: SessionFacts, event: TraceEvent, nowSec: number): Promise<void> {
     const id = session.sessionId;
     const p = msg.payload;
     if (p.rttMs !== undefined) p2pLatencySeconds.observe(p.rttMs / 1000);
     this.countNatType(msg, id);
     if (p.state === 'connected') {
+      await this.store.appendTrace(id, event);
       await this.store.update(id, { status: 'connected', updatedAt: nowSec, lastSeenAt: nowSec });
       // The path is the app's view: it is the controlling agent, whose nomination decides the
       // pair (RFC 8445 §8.1.1); a device may report an earlier pair the app then left.
@@ -150,10 +154,11 @@ export class FlowTracker {
       return;
     }
     if (p.state === 'disconnected') {
+      await this.store.appendTrace(id, event);
       await this.store.update(id, { status: 'connecting', updatedAt: nowSec, lastSeenAt: nowSec });
       return;
     }
-    await this.store.update(id, { updatedAt: nowSec, lastSeenAt: nowSec });
+    await this.store.touch(id, event, nowSec);
   }
 
   private remember(sessionId: string, atMs: number): void {

@@ -6,7 +6,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Cluster } from 'ioredis';
 import { connect } from 'mqtt';
+import { closeRedisClient, createRedisClient } from '../../src/redis.ts';
 import { startP2pd, type P2pdProcess } from '../helpers/p2pd.ts';
 import { freePort } from '../helpers/ports.ts';
 import { REDIS_MISSING, haveRedis, startRedis, startRedisCluster, type RedisServer } from '../helpers/redis.ts';
@@ -174,6 +176,37 @@ function fabricSuite(name: string, start: () => Promise<{ url: string; stop(): P
       }
       peers.push(back);
       await back.inbox.next((m) => m.body.msgId === bye, 5000, 'the queued bye');
+    });
+
+    test('a QoS 1 message a persistent device acknowledged leaves Redis: not queued, not sent again when it comes back', async () => {
+      const db = createRedisClient({ urls: redis.url.split(','), name: 'fabric-test', commandTimeoutMs: 5000 });
+      try {
+        const appTok = await token('app_f6', 'app', ['device_f6']);
+        const device = await connectPeer(b.mqttUrl, 'device_f6', 'device', { clientId: 'device_f6-cam', clean: false });
+        const app = await connectPeer(a.mqttUrl, 'app_f6', 'app', { token: appTok });
+        peers.push(app);
+        const created = await createSession(a, appTok, 'device_f6');
+        assert.equal(created.status, 201);
+        const { sessionId } = (await created.json()) as { sessionId: string };
+        const offer = await app.send('device_f6', { type: 'offer', sessionId, payload: { type: 'offer', sdp: SDP_OFFER } });
+        await device.inbox.next((m) => m.body.msgId === offer, 5000, 'the offer');
+        // The device's PUBACK takes the packet's name off its queue (aedes-persistence-redis, patched).
+        await waitUntil(async () => (await db.llen('outgoing:device_f6-cam')) === 0, 'the queue emptied by the PUBACK', 5000);
+        await device.client.endAsync(true);
+        const back = await connectPeer(a.mqttUrl, 'device_f6', 'device', { clientId: 'device_f6-cam', clean: false, subscribe: false, presence: false });
+        peers.push(back);
+        const marker = await app.send('device_f6', { type: 'keepalive', sessionId, payload: { state: 'checking' } });
+        await back.inbox.next((m) => m.body.msgId === marker, 5000, 'a message after coming back');
+        assert.equal(back.inbox.messages.some((m) => m.body.msgId === offer), false, 'the acknowledged offer came again');
+        // Whatever stays queued for others expires: no packet or count without a TTL.
+        const masters = db instanceof Cluster ? db.nodes('master') : [db];
+        for (const node of masters) {
+          // -1: no TTL (-2: deleted since KEYS listed it).
+          for (const key of await node.keys('packet:*')) assert.notEqual(await node.ttl(key), -1, `${key} has no TTL`);
+        }
+      } finally {
+        await closeRedisClient(db);
+      }
     });
   });
 }
