@@ -26,10 +26,12 @@ const DEFAULT_REFRESH_MS = 60_000;
 /** Expired sessions forgotten per sweep and node. */
 const SWEEP_BATCH = 200;
 
-// KEYS[1] the lease; ARGV: username, token, ttl ms. Takes a free lease or one of the same username.
+// KEYS[1] the lease; ARGV: username, token, ttl ms. Takes a free lease (1) or one of the same
+// username (2: a takeover, or a persistent session coming back); 0 when another username holds it.
 const CLAIM = `local cur = redis.call('GET', KEYS[1])
 if cur and string.sub(cur, 1, #ARGV[1] + 1) ~= ARGV[1] .. '\\n' then return 0 end
 redis.call('SET', KEYS[1], ARGV[1] .. '\\n' .. ARGV[2], 'PX', ARGV[3])
+if cur then return 2 end
 return 1`;
 // KEYS[1] the lease; ARGV: value, ttl ms (0 = delete). Only the connection that holds it.
 const RENEW = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -90,12 +92,16 @@ export class ClientIdLeases {
    */
   async claim(clientId: string, username: string, persistent: boolean): Promise<Lease | undefined> {
     const token = randomUUID();
-    const ok = await this.db.eval(CLAIM, 1, LEASE_PREFIX + clientId, username, token, String(this.liveTtlMs));
-    if (ok !== 1) return undefined;
+    const taken = await this.db.eval(CLAIM, 1, LEASE_PREFIX + clientId, username, token, String(this.liveTtlMs));
+    if (taken !== 1 && taken !== 2) return undefined;
     const held: Held = { clientId, value: `${username}\n${token}`, persistent };
     this.live.set(clientId, held);
-    if (persistent) await this.db.zadd(SESSIONS_KEY, this.nowMs() + this.liveTtlMs, clientId);
-    else await this.db.zrem(SESSIONS_KEY, clientId);
+    // The sessions' expiry index is bookkeeping the login need not wait for: a persistent session
+    // is entered again at the next refresh (tick) if this fails, and a clean one can only replace
+    // an entry when the id was held before (a free lease means any session there has expired).
+    const note = persistent ? this.db.zadd(SESSIONS_KEY, this.nowMs() + this.liveTtlMs, clientId)
+      : taken === 2 ? this.db.zrem(SESSIONS_KEY, clientId) : undefined;
+    note?.catch((err: unknown) => this.log.warn({ err, clientId }, 'client id leases: session index not updated at login'));
     return { release: () => this.release(held) };
   }
 

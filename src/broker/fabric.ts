@@ -29,6 +29,9 @@ const require = createRequire(import.meta.url);
 /** How aedes-persistence-redis names a client's queue and QoS 2 state (its asyncPersistence.js). */
 const outgoingKey = (clientId: string): string => `outgoing:${encodeURIComponent(clientId)}`;
 const incomingKey = (clientId: string, messageId: number): string => `incoming:${encodeURIComponent(clientId)}:${messageId}`;
+/** … a client's will (by the node that holds it), and the list of all wills' keys. */
+const willKey = (brokerId: string, clientId: string): string => `will:${brokerId}:${encodeURIComponent(clientId)}`;
+const WILLS_KEY = 'will';
 /** … a queued packet, and (with `:offlineCount`) how many queues still hold it. */
 const packetKey = (brokerId: string, brokerCounter: number): string => `packet:${brokerId}:${brokerCounter}`;
 
@@ -38,6 +41,7 @@ interface AsyncRedisPersistence {
   outgoingEnqueueCombi(subs: ReadonlyArray<{ readonly clientId: string }>, packet: unknown): Promise<void>;
   incomingStorePacket(client: { readonly id: string }, packet: { readonly messageId: number }): Promise<void>;
   cleanSubscriptions(client: { readonly id: string }): Promise<unknown>;
+  delWill(client: { readonly id: string; readonly brokerId: string }): Promise<unknown>;
   createRetainedStream(pattern: string): AsyncIterable<{ readonly topic: string; readonly payload: Buffer; readonly brokerId?: string }>;
   destroy(): Promise<void>;
 }
@@ -51,7 +55,7 @@ const redisPersistence = require('aedes-persistence-redis') as PersistenceFactor
 /** The library's own packet shape and encoder, so what we write is what it reads back. */
 const requireFromLib = createRequire(require.resolve('aedes-persistence-redis'));
 const LibPacket = (requireFromLib('aedes-persistence') as { Packet: new (packet: unknown) => unknown }).Packet;
-const libMsgpack = requireFromLib('msgpack-lite') as { encode(value: unknown): Buffer };
+const libMsgpack = requireFromLib('msgpack-lite') as { encode(value: unknown): Buffer; decode(buf: Buffer): unknown };
 
 interface RedisEmitter {
   close(cb: () => void): void;
@@ -128,6 +132,13 @@ export async function createBrokerFabric(opts: BrokerFabricOptions): Promise<Bro
       const key = outgoingKey(s.clientId);
       return [db.rpush(key, pktKey), db.ltrim(key, -maxQueued, -1), db.expire(key, sessionExpirySec)];
     }));
+  };
+  // Every login deletes the client's old will first (aedes' storeWill), also when it has none:
+  // the library's LREM, GET, DEL take 2 round trips, GETDEL with the LREM 1.
+  store.delWill = async (client) => {
+    const key = willKey(client.brokerId, client.id);
+    const [, packet] = await Promise.all([db.lrem(WILLS_KEY, 0, key), db.getdelBuffer(key)]);
+    return packet ? libMsgpack.decode(packet) : null;
   };
   const storeIncoming = store.incomingStorePacket.bind(store);
   store.incomingStorePacket = async (client, packet) => {

@@ -38,6 +38,21 @@ function connackCode(url: string, username: string, password: string, clientId: 
   });
 }
 
+/**
+ * A persistent device connecting again. Coming back takes the client id over (src/broker/clientIds.ts)
+ * and restores the session from Redis: on a loaded machine a CONNACK can miss the client's 5 s,
+ * and a client connects again, as the SDK does (a bounded retry, at most 3 tries).
+ */
+async function comeBack(url: string, deviceId: string, clientId: string): Promise<Peer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connectPeer(url, deviceId, 'device', { clientId, clean: false, subscribe: false, presence: false });
+    } catch (err) {
+      if (attempt >= 3 || !/connack timeout/.test(String(err))) throw err;
+    }
+  }
+}
+
 function fabricSuite(name: string, start: () => Promise<{ url: string; stop(): Promise<void> }>): void {
   describe(name, { skip: haveRedis() ? false : REDIS_MISSING, timeout: 120_000 }, () => {
     let redis: { url: string; stop(): Promise<void> };
@@ -163,17 +178,7 @@ function fabricSuite(name: string, start: () => Promise<{ url: string; stop(): P
       // Away without a will being sent yet (a dropped connection), then a bye while away.
       await device.client.endAsync(true);
       const bye = await app.send('device_f5', { type: 'bye', sessionId, payload: { reason: 'test' } });
-      // Coming back takes the client id over from node A (src/broker/clientIds.ts) and restores the
-      // session from Redis: on a loaded machine a CONNACK can miss the client's 5 s, and a client
-      // connects again, as the SDK does (a bounded retry, at most 3 tries).
-      let back: Peer | undefined;
-      for (let attempt = 1; back === undefined; attempt++) {
-        try {
-          back = await connectPeer(b.mqttUrl, 'device_f5', 'device', { clientId: 'device_f5-cam', clean: false, subscribe: false, presence: false });
-        } catch (err) {
-          if (attempt >= 3 || !/connack timeout/.test(String(err))) throw err;
-        }
-      }
+      const back = await comeBack(b.mqttUrl, 'device_f5', 'device_f5-cam');
       peers.push(back);
       await back.inbox.next((m) => m.body.msgId === bye, 5000, 'the queued bye');
     });
@@ -191,12 +196,12 @@ function fabricSuite(name: string, start: () => Promise<{ url: string; stop(): P
         const offer = await app.send('device_f6', { type: 'offer', sessionId, payload: { type: 'offer', sdp: SDP_OFFER } });
         await device.inbox.next((m) => m.body.msgId === offer, 5000, 'the offer');
         // The device's PUBACK takes the packet's name off its queue (aedes-persistence-redis, patched).
-        await waitUntil(async () => (await db.llen('outgoing:device_f6-cam')) === 0, 'the queue emptied by the PUBACK', 5000);
+        await waitUntil(async () => (await db.llen('outgoing:device_f6-cam')) === 0, 'the queue emptied by the PUBACK', 10_000);
         await device.client.endAsync(true);
-        const back = await connectPeer(a.mqttUrl, 'device_f6', 'device', { clientId: 'device_f6-cam', clean: false, subscribe: false, presence: false });
+        const back = await comeBack(a.mqttUrl, 'device_f6', 'device_f6-cam');
         peers.push(back);
         const marker = await app.send('device_f6', { type: 'keepalive', sessionId, payload: { state: 'checking' } });
-        await back.inbox.next((m) => m.body.msgId === marker, 5000, 'a message after coming back');
+        await back.inbox.next((m) => m.body.msgId === marker, 10_000, 'a message after coming back');
         assert.equal(back.inbox.messages.some((m) => m.body.msgId === offer), false, 'the acknowledged offer came again');
         // Whatever stays queued for others expires: no packet or count without a TTL.
         const masters = db instanceof Cluster ? db.nodes('master') : [db];
