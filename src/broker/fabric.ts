@@ -135,10 +135,17 @@ export async function createBrokerFabric(opts: BrokerFabricOptions): Promise<Bro
   };
   // Every login deletes the client's old will first (aedes' storeWill), also when it has none:
   // the library's LREM, GET, DEL take 2 round trips, GETDEL with the LREM 1.
+  // aedes chains it with `.finally()` only, so it must not reject: a will left behind is
+  // replaced by the next login's, or published at worst when the node holding it dies.
   store.delWill = async (client) => {
     const key = willKey(client.brokerId, client.id);
-    const [, packet] = await Promise.all([db.lrem(WILLS_KEY, 0, key), db.getdelBuffer(key)]);
-    return packet ? libMsgpack.decode(packet) : null;
+    try {
+      const [, packet] = await Promise.all([db.lrem(WILLS_KEY, 0, key), db.getdelBuffer(key)]);
+      return packet ? libMsgpack.decode(packet) : null;
+    } catch (err) {
+      log.warn({ err: (err as Error).message, client: client.id }, 'an old will not deleted from redis');
+      return null;
+    }
   };
   const storeIncoming = store.incomingStorePacket.bind(store);
   store.incomingStorePacket = async (client, packet) => {
