@@ -195,7 +195,7 @@ export async function run(opts: { short: boolean }): Promise<void> {
     const cpu0 = nodes.map((n) => cpuSeconds(n.pid));
     const calls0 = commandCalls(redis);
     const tOff = performance.now();
-    const offers = await Promise.all(workers.map((w) => ask<{ rtts: number[]; offerLegs: number[]; sent: number; unanswered: number }>(w, { cmd: 'offers', ratePerSec: plan.offerRate / plan.workers, durationSec: plan.offerSec }, 'offers')));
+    const offers = await Promise.all(workers.map((w) => ask<{ rtts: number[]; offerLegs: number[]; loopP50Ms: number; loopP99Ms: number; sent: number; unanswered: number }>(w, { cmd: 'offers', ratePerSec: plan.offerRate / plan.workers, durationSec: plan.offerSec }, 'offers')));
     const offSec = (performance.now() - tOff) / 1000;
     const cpu = nodes.map((n, k) => (cpuSeconds(n.pid) - (cpu0[k] as number)) / offSec * 100);
     const rtts = offers.flatMap((o) => o.rtts);
@@ -204,6 +204,7 @@ export async function run(opts: { short: boolean }): Promise<void> {
     row('offer→answer P50 / P95 / P99', `${p(50)} / ${p(95)} / ${p(99)} ms (goal P95 < 50 ms: ${percentile(rtts, 95) < 50 ? 'met' : 'NOT met'})`);
     const legs = offers.flatMap((o) => o.offerLegs);
     row('of which offer → device (its persistent session: queued in Redis first) P50 / P95', `${percentile(legs, 50).toFixed(1)} / ${percentile(legs, 95).toFixed(1)} ms`);
+    row('load processes\' event-loop delay during the offers (part of every round trip above), P50 / P99 of the worst', `${Math.max(...offers.map((o) => o.loopP50Ms)).toFixed(1)} / ${Math.max(...offers.map((o) => o.loopP99Ms)).toFixed(1)} ms`);
     row('Redis commands per offer and its answer (all masters, during the offers)', perEvent(calls0, commandCalls(redis), rtts.length));
     row('CPU per node during the offers', cpu.map((c) => `${c.toFixed(0)} %`).join(', ') + ' of one core');
 

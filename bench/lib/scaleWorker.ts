@@ -6,6 +6,7 @@
  * answers at once; offer→answer round trips; which offers were acknowledged and which arrived),
  * mark/status (who went down after a node was killed and how long until back), close.
  */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createHs256Signer } from '../../src/auth/token.ts';
 import { SignalingUrls } from '../../src/sdk/reconnect.ts';
 import { LiteClient } from './mqttLite.ts';
@@ -37,6 +38,12 @@ const cameBack: number[] = [];
 const all = new Set<LiteClient>();
 
 const send = (m: unknown): void => { process.send?.(m); };
+/** How late this process runs its callbacks: a round trip measured here includes it. */
+const LOOP_RESOLUTION_MS = 10;
+const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+loopDelay.enable();
+/** The delay past the sampling timer's own interval. */
+const lateMs = (q: number): number => Math.max(0, loopDelay.percentile(q) / 1e6 - LOOP_RESOLUTION_MS);
 
 function client(urls: SignalingUrls, id: string, token: string, device: boolean, onMessage: (topic: string, payload: Buffer) => void, keepaliveSec: number, onUp: () => void): LiteClient {
   const c: LiteClient = new LiteClient({
@@ -157,6 +164,7 @@ async function openSessions(count: number): Promise<{ ok: number; failed: number
 async function runOffers(c: { ratePerSec: number; durationSec: number }): Promise<void> {
   rtts.length = 0;
   offerLegs.length = 0;
+  loopDelay.reset();
   const tickMs = 10;
   const perTick = c.ratePerSec * tickMs / 1000;
   const endAt = Date.now() + c.durationSec * 1000;
@@ -204,7 +212,7 @@ process.on('message', (raw) => {
       openSessions(c.count as number).then((r) => send({ ev: 'sessions', ...r }), fail);
       return;
     case 'offers':
-      runOffers(c as never).then(() => send({ ev: 'offers', rtts, offerLegs, sent, unanswered: pendingOffers.size }), fail);
+      runOffers(c as never).then(() => send({ ev: 'offers', rtts, offerLegs, loopP50Ms: lateMs(50), loopP99Ms: lateMs(99), sent, unanswered: pendingOffers.size }), fail);
       return;
     case 'mark':
       markAt = Date.now();
