@@ -117,3 +117,13 @@ export async function closeRedisClient(client: RedisClient): Promise<void> {
   }
   client.disconnect();
 }
+
+/**
+ * True for what ioredis rejects a command with when Redis is slow or away: a timeout
+ * (`commandTimeout`), a closed connection or one not writable, the retries per request spent. Such a rejection left
+ * unhandled by a library (aedes and its Redis store fire some commands without awaiting them)
+ * says nothing about the process's state.
+ */
+export function isRedisUnavailable(err: unknown): boolean {
+  return err instanceof Error && /^(Command timed out|Connection is closed\.|Reached the max retries per request limit|Stream isn't writeable)/.test(err.message);
+}

@@ -2,6 +2,7 @@
 import { loadConfig } from '../config/config.ts';
 import { SERVE_OPTIONS, formatHelp } from '../config/options.ts';
 import { createLogger } from '../log.ts';
+import { isRedisUnavailable } from '../redis.ts';
 import { startNode } from '../server/node.ts';
 
 export const SERVE_HELP = formatHelp('serve', 'Runs the p2pd server: STUN, TURN, signaling and the HTTP API.\n'
@@ -20,6 +21,17 @@ export async function serve(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   }
   // SIGHUP reloads the TLS certificate and key (docs/operations.md "Reloading the TLS certificate");
   // one that comes while the node starts finds the files it is reading anyway.
+  // A Redis command that timed out, fired without a handler inside a library, must not end a
+  // node holding thousands of connections (docs/signaling.md "Known limits"); anything else
+  // unhandled is a bug and ends the process as Node would.
+  process.on('unhandledRejection', (err: unknown) => {
+    if (isRedisUnavailable(err)) {
+      log.error({ err: (err as Error).message }, 'a redis command failed with nobody waiting for it');
+      return;
+    }
+    log.fatal({ err }, 'unhandled rejection');
+    process.exit(1);
+  });
   let reload = (): void => undefined;
   let stopping = false;
   process.on('SIGHUP', () => { if (!stopping) reload(); });
