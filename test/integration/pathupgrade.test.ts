@@ -79,7 +79,11 @@ describe('a relayed path that a direct one overtakes', { skip: netnsSupported() 
       relayed = now - last;
       last = now;
     }
-    assert.ok(relayed < 2_000, `${relayed} bytes went through TURN in the last 2 s of 30 s on the direct path`);
+    const directions = [await metricValue(p2pd.httpUrl, 'turn_relay_bytes_total{direction="client_to_peer"'),
+      await metricValue(p2pd.httpUrl, 'turn_relay_bytes_total{direction="peer_to_client"')];
+    assert.ok(relayed < 2_000, `${relayed} bytes went through TURN in the last 2 s of 30 s on the direct path `
+      + `(client to peer ${directions[0]}, peer to client ${directions[1]} in all; the camera's viewers: `
+      + `${JSON.stringify(dev.viewers())}; the app's last output:\n${out.text().slice(-1500)})`);
     const now = out.events.filter((e) => e.event === 'stats').at(-1) ?? {};
     const more = await out.next((e) => e.event === 'stats' && frames(e) >= frames(now) + 15, 15_000, 'video on the direct path');
     assert.equal(more.path, 'direct');
