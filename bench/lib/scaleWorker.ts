@@ -8,6 +8,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createHs256Signer } from '../../src/auth/token.ts';
+import { rendezvousOrder } from '../../src/cluster/placement.ts';
 import { SignalingUrls } from '../../src/sdk/reconnect.ts';
 import { LiteClient } from './mqttLite.ts';
 
@@ -64,10 +65,17 @@ function client(urls: SignalingUrls, id: string, token: string, device: boolean,
   return c;
 }
 
-/** The nodes in this client's order: its own first, then around the ring (what the service's list gives each client, in effect). */
-function urlsFrom(nodes: readonly string[], first: number): SignalingUrls {
-  const urls = new SignalingUrls(nodes[first % nodes.length] as string);
-  urls.use(nodes.map((_, k) => ({ urls: [nodes[(first + k) % nodes.length] as string] })));
+/**
+ * This client's nodes: the one the bench puts it on first, then the others in the rendezvous
+ * order of its id, as the service's list gives them (src/cluster/signalingServers.ts; keyed here
+ * by URL where the service keys by node id, the same spread), so the
+ * clients of a dead node spread over the rest as real clients do.
+ */
+function urlsFor(nodes: readonly string[], first: number, id: string): SignalingUrls {
+  const own = nodes[first % nodes.length] as string;
+  const urls = new SignalingUrls(own);
+  const rest = rendezvousOrder(id, nodes.filter((u) => u !== own).map((u) => ({ id: u })));
+  urls.use([own, ...rest.map((n) => n.id)].map((u) => ({ urls: [u] })));
   return urls;
 }
 
@@ -90,7 +98,7 @@ async function connectPairs(c: { nodes: string[]; secret: string; first: number;
         const timer = setTimeout(() => resolve(false), 60_000);
         const oneUp = (): void => { if (++ups === 2) { clearTimeout(timer); resolve(true); } };
         let devUp = false;
-        pair.device = client(urlsFrom(c.nodes, i), deviceId, devTok, true, (_topic, payload) => {
+        pair.device = client(urlsFor(c.nodes, i, deviceId), deviceId, devTok, true, (_topic, payload) => {
           const m = JSON.parse(payload.toString()) as { type: string; sessionId: string; from: string; msgId: string };
           if (m.type !== 'offer') return;
           arrived.add(m.msgId);
@@ -107,7 +115,7 @@ async function connectPairs(c: { nodes: string[]; secret: string; first: number;
           // The app once its device is online (a session needs the device's presence).
           pair.app.start();
         });
-        pair.app = client(urlsFrom(c.nodes, i + 1), appId, appTok, false, (_topic, payload) => {
+        pair.app = client(urlsFor(c.nodes, i + 1, appId), appId, appTok, false, (_topic, payload) => {
           const m = JSON.parse(payload.toString()) as { type: string; sessionId: string; replyTo?: string; payload?: { code?: string } };
           if (m.type === 'answer' && m.replyTo !== undefined) {
             const at = pendingOffers.get(m.replyTo);
