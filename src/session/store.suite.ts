@@ -121,7 +121,7 @@ export function sessionStoreSuite(name: string, makeHarness: () => Promise<Store
     test('closes exactly once when two nodes race twenty closes', async () => {
       const s = sample();
       await a.create(s);
-      const heard = collect(a, s.sessionId, 2, 300);
+      const heard = collect(a, s.sessionId, 2, 2000);
       const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).close(s.sessionId, 'swept', nowSec())));
       assert.equal(results.filter(Boolean).length, 1);
       const updates = await heard;
@@ -316,7 +316,11 @@ export function sessionStoreSuite(name: string, makeHarness: () => Promise<Store
     test('touch appends to the trace and refreshes updatedAt, lastSeenAt and the stale index, without an update', async () => {
       const now = nowSec();
       const s = sample({ appId: `app_${randomUUID()}`, createdAt: now - 1000, updatedAt: now - 1000, lastSeenAt: now - 1000 });
+      // The creation is published too, and across a cluster it may reach b late: wait for it, so
+      // what b hears afterwards can only come from touch.
+      const created = collect(b, s.sessionId, 1);
       await a.create(s);
+      assert.equal((await created).length, 1);
       assert.ok((await b.findStale(now - 500, 1000)).includes(s.sessionId));
       const heard = collect(b, s.sessionId, 1, 500);
       await a.touch(s.sessionId, { at: 5, kind: 'signal', what: 'offer', detail: { from: s.appId } }, now);
