@@ -330,12 +330,30 @@ function writeSection(plan: Plan, table: string, notes: string): void {
   const file = join(ROOT, 'docs/performance.md');
   const doc = readFileSync(file, 'utf8');
   const head = '## Scale-out (`npm run bench -- scale`)';
-  const body = `${head}\n\nCommand: \`npm run bench -- scale${plan.steps.at(-1) === FULL.steps.at(-1) ? '' : ` --max-connections=${plan.steps.at(-1)}`}\`. ${plan.nodes} \`p2pd serve --roles signal,api\` nodes and one TURN node (for session placement) on a Redis Cluster of 3 masters (the broker fabric, docs/signaling.md "One broker across nodes"), light MQTT clients (bench/lib/mqttLite.ts, the SDK's reconnection rules) in ${plan.workers} load processes; each device on node i, its app on node i+1. All on one 2-core machine (shared with other work), each process limited to 20,000 open files. Written by the last full run (${new Date().toISOString().slice(0, 10)}).\n\n${table}\n${notes}`;
+  const size = plan.steps.at(-1) ?? 0;
+  // One table per run size: a run at 40,000 does not erase the last run at 100,000.
+  const sub = `### ${size.toLocaleString('en')} connections`;
+  const command = `npm run bench -- scale${size === FULL.steps.at(-1) ? '' : ` --max-connections=${size}`}`;
+  const subBody = `${sub}\n\nCommand: \`${command}\`. Written by the last run of this size (${new Date().toISOString().slice(0, 10)}).\n\n${table}\n${notes}\n`;
+  const intro = `${head}\n\n${plan.nodes} \`p2pd serve --roles signal,api\` nodes and one TURN node (for session placement) on a Redis Cluster of 3 masters (the broker fabric, docs/signaling.md "One broker across nodes"), light MQTT clients (bench/lib/mqttLite.ts, the SDK's reconnection rules) in ${plan.workers} load processes; each device on node i, its app on node i+1. All on one 2-core machine (shared with other work), each process limited to 20,000 open files.\n\n`;
   const at = doc.indexOf(head);
-  let next = at < 0 ? -1 : doc.indexOf('\n## ', at + head.length);
+  if (at < 0) {
+    writeFileSync(file, `${doc.trimEnd()}\n\n${intro}${subBody}`);
+    return;
+  }
+  let next = doc.indexOf('\n## ', at + head.length);
   if (next < 0) next = doc.length;
-  const updated = at < 0 ? `${doc.trimEnd()}\n\n${body}` : `${doc.slice(0, at)}${body}${doc.slice(next)}`;
-  writeFileSync(file, updated);
+  const section = doc.slice(at, next);
+  const subAt = section.indexOf(`\n${sub}\n`);
+  let updated: string;
+  if (subAt < 0) {
+    updated = `${section.trimEnd()}\n\n${subBody}`;
+  } else {
+    let subNext = section.indexOf('\n### ', subAt + sub.length + 1);
+    if (subNext < 0) subNext = section.length;
+    updated = `${section.slice(0, subAt + 1)}${subBody}${section.slice(subNext).replace(/^\n+/, '\n')}`;
+  }
+  writeFileSync(file, `${doc.slice(0, at)}${updated.trimEnd()}\n${doc.slice(next)}`);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
