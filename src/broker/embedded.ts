@@ -14,6 +14,11 @@
  * above 16 KiB and any packet above `maxPacketBytes`, one source holds at most
  * `preauthPerSource` connections not logged in, and aedes' connect timeout ends the rest.
  *
+ * A node takes at most `maxLoginsInFlight` logins at once, from CONNECT to CONNACK (loginGate.ts):
+ * a CONNECT beyond them is refused at once with CONNACK 3, so that the clients of a dead node,
+ * all arriving together, queue in their own backoff instead of in Redis (docs/signaling.md
+ * "Logins in flight"). A login not answered within `loginTimeoutMs` is closed.
+ *
  * With a `fabric` (fabric.ts) the brokers of all nodes are one: aedes' bus and store are Redis,
  * client ids are leased across nodes (clientIds.ts), and every node hears every device's presence
  * (docs/signaling.md "One broker across nodes"). Every check above still runs at the node where
@@ -27,13 +32,14 @@ import type { ClientClaims, TokenVerifier } from '../auth/token.ts';
 import type { SignalingServer } from '../cluster/signalingServers.ts';
 import type { HostPort } from '../config/values.ts';
 import type { Logger } from '../log.ts';
-import { mqttClientsConnected, mqttConnectionsRefusedTotal } from '../metrics/metrics.ts';
+import { mqttClientsConnected, mqttConnectionsRefusedTotal, mqttLoginsInFlight } from '../metrics/metrics.ts';
 import { aclRules, maySubscribe } from '../signaling/acl.ts';
 import { serverError } from '../signaling/message.ts';
 import type { Sender, SignalingPublisher } from '../signaling/service.ts';
 import { PRESENCE_ONLINE, PRESENCE_PREFIX, SERVER_ID, ownTopic, parseTopic, presenceTopic } from '../signaling/topics.ts';
 import type { BrokerFabric } from './fabric.ts';
 import type { Lease } from './clientIds.ts';
+import { LoginGate } from './loginGate.ts';
 import { PacketGuard } from './packetGuard.ts';
 import { PreauthLimiter } from './preauth.ts';
 import { attachWebSocket } from './websocket.ts';
@@ -63,6 +69,10 @@ export interface EmbeddedBrokerOptions {
   readonly maxPacketBytes?: number;
   /** Connections per source not logged in yet (`--mqtt-preauth-per-source`). */
   readonly preauthPerSource?: number;
+  /** Logins (CONNECT to CONNACK) under way at once (`--mqtt-max-logins-in-flight`); 0 = unbounded. */
+  readonly maxLoginsInFlight?: number;
+  /** A login without its CONNACK this long after its CONNECT is closed, ms (default: the connect timeout). */
+  readonly loginTimeoutMs?: number;
   /** The Redis fabric that joins this broker to the other nodes' (fabric.ts); one node alone without. */
   readonly fabric?: BrokerFabric;
 }
@@ -74,6 +84,8 @@ export interface EmbeddedBroker extends SignalingPublisher {
   connectionsOf(id: string): number;
   /** Live authenticated connections, all ids. */
   readonly clientCount: number;
+  /** Logins under way now (CONNECT received, CONNACK not yet sent). */
+  readonly loginsInFlight: number;
   /**
    * The node drains (docs/signaling.md "Draining"): each logged-in client gets an `error`
    * NODE_DRAINING from `server` on its own topic, listing the nodes to move to (`listFor` its
@@ -93,6 +105,16 @@ const EMPTY = Buffer.alloc(0);
 export const MAX_CONNECT_BYTES = 16 * 1024;
 const DEFAULT_MAX_PACKET_BYTES = 256 * 1024;
 const DEFAULT_PREAUTH_PER_SOURCE = 32;
+/**
+ * docs/signaling.md "Logins in flight": a login's ~16 Redis commands go in ~6 steps, 1–3 waiting
+ * at a time. On the 2-core bench machine the fabric did 115–300 logins a second (1,800–4,800
+ * commands): five nodes × 64 logins keep 320–960 commands waiting, 0.1–0.5 s of that, well inside
+ * the 2 s command timeout (256 would reach it). A healthy login takes milliseconds, so 64 still
+ * admits thousands a second per node.
+ */
+const DEFAULT_MAX_LOGINS_IN_FLIGHT = 64;
+/** aedes' time from connect to CONNECT; a login has as long from CONNECT to CONNACK. */
+const CONNECT_TIMEOUT_MS = 10_000;
 /** setTimeout's longest delay; a longer token is re-armed when it fires. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Client ids of persistent sessions remembered with their username (beyond: the oldest is forgotten). */
@@ -122,6 +144,10 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   const preauth = new PreauthLimiter(opts.preauthPerSource ?? DEFAULT_PREAUTH_PER_SOURCE);
   /** The pre-login slot of each connection (keyed by the guard aedes sees as `client.conn`). */
   const preauthSlots = new WeakMap<Duplex, () => void>();
+  const logins = new LoginGate(opts.maxLoginsInFlight ?? DEFAULT_MAX_LOGINS_IN_FLIGHT);
+  const loginTimeoutMs = opts.loginTimeoutMs ?? CONNECT_TIMEOUT_MS;
+  /** Each login under way: `answered` at its CONNACK (its deadline is over), `end` frees its slot. */
+  const loginsUnderWay = new WeakMap<Client, { readonly answered: () => void; readonly end: () => void }>();
   /** Client id → the live (or logging-in) connection holding it. */
   const idHolders = new Map<string, { readonly username: string; readonly client: Client }>();
   /** Client id → username of a persistent (clean = false) session, which outlives its connection. */
@@ -186,6 +212,44 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     });
   };
 
+  /**
+   * A login slot for `client` until it is done (aedes' `clientReady`: the CONNACK is out and the
+   * session's queue read), it is refused, or its connection ends; a login without its CONNACK
+   * `loginTimeoutMs` after the CONNECT is closed. Undefined (counted) while the node has its
+   * maximum in flight. Returns the login's end.
+   */
+  const beginLogin = (client: Client): (() => void) | undefined => {
+    const slot = logins.acquire();
+    if (slot === undefined) {
+      mqttConnectionsRefusedTotal.inc({ reason: 'logins_in_flight' });
+      return undefined;
+    }
+    mqttLoginsInFlight.inc();
+    const conn = client.conn as unknown as Duplex;
+    const timer = setTimeout(() => {
+      // No client waits this long for its CONNACK (the SDK gives up after 8 s): the slot is for one that does.
+      // (Once the CONNACK is out the connection is up: it is never closed for a slow queue read.)
+      mqttConnectionsRefusedTotal.inc({ reason: 'login_timeout' });
+      log.debug({ client: client.id }, 'MQTT login not answered in time: closed');
+      client.close();
+    }, loginTimeoutMs);
+    timer.unref();
+    let ended = false;
+    const end = (): void => {
+      if (ended) return;
+      ended = true;
+      clearTimeout(timer);
+      conn.off('close', end);
+      loginsUnderWay.delete(client);
+      slot();
+      mqttLoginsInFlight.dec();
+    };
+    loginsUnderWay.set(client, { answered: () => clearTimeout(timer), end });
+    conn.once('close', end);
+    if (conn.destroyed) end();
+    return end;
+  };
+
   /** Takes the client id on every node (fabric), or answers the CONNACK error that refuses it. */
   const claimAcrossNodes = async (client: Client, username: string): Promise<AuthenticateError | undefined> => {
     if (fabric === undefined) return undefined;
@@ -209,23 +273,34 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   };
 
   const aedes = await Aedes.createBroker({
-    connectTimeout: 10_000,
+    connectTimeout: CONNECT_TIMEOUT_MS,
     drainTimeout: 30_000,
     concurrency: 1000,
     // Across nodes the heartbeat also says which brokers live: a dead node's wills go out after 3 missed beats.
     heartbeatInterval: fabric === undefined ? 60_000 : 15_000,
     ...(fabric === undefined ? {} : { mq: fabric.mq, persistence: fabric.persistence }),
 
-    authenticate(client, username, password, done) {
+    authenticate(client, username, password, answer) {
       if (username === undefined || password === undefined) {
-        done(authError('username (your id) and password (your token) are required', BAD_USERNAME_OR_PASSWORD), null);
+        answer(authError('username (your id) and password (your token) are required', BAD_USERNAME_OR_PASSWORD), null);
         return;
       }
       if (moving) {
         mqttConnectionsRefusedTotal.inc({ reason: 'draining' });
-        done(authError('NODE_DRAINING: this node is stopping; connect to another', SERVER_UNAVAILABLE), null);
+        answer(authError('NODE_DRAINING: this node is stopping; connect to another', SERVER_UNAVAILABLE), null);
         return;
       }
+      const endLogin = beginLogin(client);
+      if (endLogin === undefined) {
+        // Before the token check: a refusal here costs neither CPU nor Redis.
+        answer(authError('too many logins under way on this node: retry after a backoff, or another node', SERVER_UNAVAILABLE), null);
+        return;
+      }
+      // A refusal ends the login now (only its CONNACK is left to send); a success at `clientReady`.
+      const done: typeof answer = (err, ok) => {
+        if (err !== null) endLogin();
+        answer(err, ok);
+      };
       verifier.verify(password.toString('utf8')).then((claims: ClientClaims) => {
         if (claims.sub !== username || claims.sub === SERVER_ID) {
           done(authError('username must be the token\'s subject', NOT_AUTHORIZED), null);
@@ -359,6 +434,9 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       pendingOffline.delete(sender.id);
     }
   });
+  aedes.on('connackSent', (_packet, client) => loginsUnderWay.get(client)?.answered());
+  // The CONNACK is out and the session's queue read: the login's Redis work is done.
+  aedes.on('clientReady', (client) => loginsUnderWay.get(client)?.end());
   aedes.on('clientDisconnect', (client) => {
     live.delete(client);
     const sender = senders.get(client);
@@ -444,6 +522,9 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     connectionsOf: (id) => connections.get(id) ?? 0,
     get clientCount() {
       return live.size;
+    },
+    get loginsInFlight() {
+      return logins.inFlight;
     },
     moveClients(listFor) {
       moving = true;

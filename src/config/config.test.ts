@@ -133,6 +133,7 @@ test('exposure defaults are closed: dev tokens for loopback, bounds on sessions,
   assert.equal(c.brokerHookSecret, undefined);
   assert.equal(c.mqttMaxPacketBytes, 262144);
   assert.equal(c.mqttPreauthPerSource, 32);
+  assert.equal(c.mqttMaxLoginsInFlight, 64);
   assert.equal(c.tcpIdleTimeoutSec, 30);
   assert.equal(c.tlsHandshakeTimeoutSec, 10);
   assert.equal(c.tcpMaxPerSource, 256);
@@ -140,6 +141,9 @@ test('exposure defaults are closed: dev tokens for loopback, bounds on sessions,
   assert.equal(open.devTokens, 'lan');
   assert.deepEqual(open.denyPeers.map((d) => d.text), ['203.0.113.0/24', '2001:db8::/32']);
   assert.equal(open.maxSessionsPerApp, 0);
+  assert.equal(loadConfig(['--mqtt-max-logins-in-flight', '0']).mqttMaxLoginsInFlight, 0, '0: unlimited');
+  assert.equal(loadConfig([], { P2PD_MQTT_MAX_LOGINS_IN_FLIGHT: '2' }).mqttMaxLoginsInFlight, 2);
+  refuses(['--mqtt-max-logins-in-flight', '-1'], 'CONFIG_INVALID_VALUE');
   refuses(['--dev-tokens', 'everyone'], 'CONFIG_INVALID_VALUE');
   refuses(['--deny-peer', '10.0.0.0/33'], 'CONFIG_INVALID_VALUE');
   refuses(['--mqtt-max-packet', '10'], 'CONFIG_INVALID_VALUE');

@@ -212,8 +212,13 @@ export const devicesOnline = new Gauge({
 // --- Issue 10, area mqtt: bounds of the embedded broker before and after login (src/broker)
 export const mqttConnectionsRefusedTotal = new Counter({
   name: 'mqtt_connections_refused_total',
-  help: 'MQTT connections the embedded broker refused or closed: connect_too_large, packet_too_large, bad_header (fixed header), preauth_per_source, client_id_taken, token_expired, draining',
+  help: 'MQTT connections the embedded broker refused or closed: connect_too_large, packet_too_large, bad_header (fixed header), preauth_per_source, client_id_taken, token_expired, draining, logins_in_flight, login_timeout',
   labelNames: ['reason'] as const, registers: [registry],
+});
+export const mqttLoginsInFlight = new Gauge({
+  name: 'mqtt_logins_in_flight',
+  help: 'MQTT logins (CONNECT to CONNACK) under way at the embedded broker; at most --mqtt-max-logins-in-flight',
+  registers: [registry],
 });
 
 // --- HTTP exposure bounds (issue 10, area http: src/api/rateLimit.ts, src/api/devToken.ts, src/broker/routes.ts)

@@ -63,6 +63,7 @@ export async function startSignaling(opts: SignalingRoleOptions): Promise<Signal
     broker = await startEmbeddedBroker({
       verifier, gate: service, log, tcp: config.mqtt, http: http.server,
       maxPacketBytes: config.mqttMaxPacketBytes, preauthPerSource: config.mqttPreauthPerSource,
+      maxLoginsInFlight: config.mqttMaxLoginsInFlight,
       ...(fabric === undefined ? {} : { fabric }),
     });
     registerBrokerRoutes(http, { verifier, log, hookSecret: config.brokerHookSecret });
