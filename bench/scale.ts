@@ -325,35 +325,43 @@ function perEvent(before: Map<string, number>, after: Map<string, number>, event
   return `${total.toFixed(1)} (${per.map(([c, d]) => `${c} ${d.toFixed(1)}`).join(', ')})`;
 }
 
-/** Replaces docs/performance.md "Scale-out" with this run's table. */
+/**
+ * Writes this run's table into docs/performance.md "Scale-out", under the heading of its size:
+ * one table per size, so a run at 40,000 does not erase the last run at 100,000.
+ */
 function writeSection(plan: Plan, table: string, notes: string): void {
   const file = join(ROOT, 'docs/performance.md');
   const doc = readFileSync(file, 'utf8');
   const head = '## Scale-out (`npm run bench -- scale`)';
   const size = plan.steps.at(-1) ?? 0;
-  // One table per run size: a run at 40,000 does not erase the last run at 100,000.
-  const sub = `### ${size.toLocaleString('en')} connections`;
   const command = `npm run bench -- scale${size === FULL.steps.at(-1) ? '' : ` --max-connections=${size}`}`;
-  const subBody = `${sub}\n\nCommand: \`${command}\`. Written by the last run of this size (${new Date().toISOString().slice(0, 10)}).\n\n${table}\n${notes}\n`;
-  const intro = `${head}\n\n${plan.nodes} \`p2pd serve --roles signal,api\` nodes and one TURN node (for session placement) on a Redis Cluster of 3 masters (the broker fabric, docs/signaling.md "One broker across nodes"), light MQTT clients (bench/lib/mqttLite.ts, the SDK's reconnection rules) in ${plan.workers} load processes; each device on node i, its app on node i+1. All on one 2-core machine (shared with other work), each process limited to 20,000 open files.\n\n`;
-  const at = doc.indexOf(head);
-  if (at < 0) {
-    writeFileSync(file, `${doc.trimEnd()}\n\n${intro}${subBody}`);
-    return;
-  }
-  let next = doc.indexOf('\n## ', at + head.length);
-  if (next < 0) next = doc.length;
-  const section = doc.slice(at, next);
-  const subAt = section.indexOf(`\n${sub}\n`);
-  let updated: string;
-  if (subAt < 0) {
-    updated = `${section.trimEnd()}\n\n${subBody}`;
-  } else {
-    let subNext = section.indexOf('\n### ', subAt + sub.length + 1);
-    if (subNext < 0) subNext = section.length;
-    updated = `${section.slice(0, subAt + 1)}${subBody}${section.slice(subNext).replace(/^\n+/, '\n')}`;
-  }
-  writeFileSync(file, `${doc.slice(0, at)}${updated.trimEnd()}\n${doc.slice(next)}`);
+  const sub = `### ${size.toLocaleString('en')} connections`;
+  const subBody = `${sub}\n\nCommand: \`${command}\`. Written by the last run of this size (${new Date().toISOString().slice(0, 10)}).\n\n${table}\n${notes}`;
+  const intro = `${head}\n\n${plan.nodes} \`p2pd serve --roles signal,api\` nodes and one TURN node (for session placement) on a Redis Cluster of 3 masters (the broker fabric, docs/signaling.md "One broker across nodes"), light MQTT clients (bench/lib/mqttLite.ts, the SDK's reconnection rules) in ${plan.workers} load processes; each device on node i, its app on node i+1. All on one 2-core machine (shared with other work), each process limited to 20,000 open files.`;
+  const section = partOf(doc, head) ?? intro;
+  writeFileSync(file, replacePart(doc, head, replacePart(section, sub, subBody)));
+}
+
+/** Where the part of markdown `text` under `heading` starts and ends (at the next heading of its level or above). */
+function partBounds(text: string, heading: string): [number, number] | undefined {
+  const at = text.startsWith(`${heading}\n`) ? 0 : text.indexOf(`\n${heading}\n`) + 1;
+  if (at === 0 && !text.startsWith(`${heading}\n`)) return undefined;
+  const hashes = heading.slice(0, heading.indexOf(' '));
+  const ends = Array.from({ length: hashes.length }, (_, i) => text.indexOf(`\n${'#'.repeat(i + 1)} `, at + heading.length)).filter((i) => i >= 0);
+  return [at, ends.length > 0 ? Math.min(...ends) + 1 : text.length];
+}
+
+function partOf(text: string, heading: string): string | undefined {
+  const b = partBounds(text, heading);
+  return b === undefined ? undefined : text.slice(b[0], b[1]).trimEnd();
+}
+
+/** `text` with the part under `heading` replaced by `body` (a blank line after it), or `body` appended. */
+function replacePart(text: string, heading: string, body: string): string {
+  const b = partBounds(text, heading);
+  if (b === undefined) return `${text.trimEnd()}\n\n${body.trimEnd()}\n`;
+  const rest = text.slice(b[1]);
+  return `${text.slice(0, b[0])}${body.trimEnd()}\n${rest === '' ? '' : `\n${rest}`}`;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
