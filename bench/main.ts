@@ -1,11 +1,12 @@
 /**
- * `npm run bench -- [stun|turn|sessions|signaling|e2e|viewers|scale|instructions ...] [--short]`: runs the named benchmarks
+ * `npm run bench -- [stun|turn|sessions|signaling|redis|e2e|viewers|scale|instructions ...] [--short]`: runs the named benchmarks
  * (all when none is named). `--short` is the quick form CI runs.
  */
 const BENCHES: Record<string, () => Promise<{ run(opts: { short: boolean }): Promise<void> }>> = {
   stun: () => import('./stun.ts'),
   sessions: () => import('./sessions.ts'),
   signaling: () => import('./signaling.ts'),
+  redis: () => import('./redisCommands.ts'),
   e2e: () => import('./e2e.ts'),
   turn: () => import('./turn.ts'),
   viewers: () => import('./viewers.ts'),
