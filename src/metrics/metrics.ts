@@ -18,6 +18,7 @@ export interface HotCounter {
 }
 
 const hotCounters = new Map<Counter<string>, HotCounter[]>();
+const beforeFolds = new Map<Counter<string>, (() => void)[]>();
 
 /** A hot-path count for `counter` with fixed `labels`; the counter must fold them (see below). */
 export function hotCounter(counter: Counter<string>, labels: Partial<Record<string, string>> = {}): HotCounter {
@@ -28,8 +29,19 @@ export function hotCounter(counter: Counter<string>, labels: Partial<Record<stri
   return h;
 }
 
+/**
+ * Runs `update` before `counter` folds its hot-path counts at a scrape: for counts kept elsewhere
+ * and brought in on demand (the TURN forwarding table's, src/turn/forwarder.ts).
+ */
+export function beforeFold(counter: Counter<string>, update: () => void): void {
+  const list = beforeFolds.get(counter) ?? [];
+  list.push(update);
+  beforeFolds.set(counter, list);
+}
+
 /** `collect` hook of counters that have hot-path counts. */
 function foldHot(this: Counter<string>): void {
+  for (const update of beforeFolds.get(this) ?? []) update();
   for (const h of hotCounters.get(this) ?? []) {
     const delta = h.count - h.reported;
     if (delta > 0) this.inc(h.labels, delta);
@@ -82,6 +94,13 @@ export const turnSessionsTotal = new Counter({
 export const turnRelayBytesTotal = new Counter({
   name: 'turn_relay_bytes_total',
   help: 'Bytes relayed, by direction (client_to_peer, peer_to_client)',
+  labelNames: ['direction'] as const,
+  registers: [registry],
+  collect: foldHot,
+});
+export const turnForwardedPacketsTotal = new Counter({
+  name: 'turn_forwarded_packets_total',
+  help: 'Relay datagrams the forwarding table in the addon sent without entering JS, by direction (client_to_peer, peer_to_client); included in turn_relay_bytes_total',
   labelNames: ['direction'] as const,
   registers: [registry],
   collect: foldHot,

@@ -13,7 +13,7 @@ import { TurnServer, type AlternateServer } from '../turn/server.ts';
 import { ownAddresses, relayAddresses } from '../turn/ownAddresses.ts';
 import { TurnAuthenticator, nonceKeyFrom } from '../turn/auth.ts';
 import { AuthLimiter, serveAuthFailures } from '../turn/authLimiter.ts';
-import { countTurnEvents, turnRelayCounters } from './turnMetrics.ts';
+import { countTurnEvents, foldForwardedAtScrape, turnRelayCounters } from './turnMetrics.ts';
 import { UsageMeter, type RelayUsage } from '../turn/usageMeter.ts';
 import { Reservations, type ReservationLimits } from '../turn/reservations.ts';
 import { PeerPolicy, type RemoteRelay } from '../turn/peerPolicy.ts';
@@ -85,6 +85,8 @@ export async function startPacketRoles(
       });
     }
     countTurnEvents(turn.events);
+    const counted = turn;
+    foldForwardedAtScrape(() => counted.collectForwarded());
     meter = new UsageMeter({
       events: turn.events,
       sink: inWorker ? (batch) => { if (process.connected) process.send?.({ t: 'turn-usage', batch } satisfies WorkerToPrimary); } : (batch) => onUsage?.(batch),
@@ -124,9 +126,8 @@ function reservationLimits(config: Config): ReservationLimits {
  * --user-quota and --max-allocations hold across workers); otherwise the book is local.
  */
 function reservationClient(config: Config, peers: PeerPolicy, sessions: SessionGate | undefined): ReservationClient {
-  const live = peers.livePorts;
   if (!cluster.isWorker) {
-    return new LocalReservationClient(new Reservations(reservationLimits(config), (port, on) => { live[port] = on ? 1 : 0; }), sessions);
+    return new LocalReservationClient(new Reservations(reservationLimits(config), (port, on) => peers.setLivePort(port, on)), sessions);
   }
   const send = (m: WorkerToPrimary): void => {
     if (process.connected) process.send?.(m);
@@ -135,7 +136,7 @@ function reservationClient(config: Config, peers: PeerPolicy, sessions: SessionG
   process.on('message', (m: PrimaryToWorker) => {
     if (typeof m !== 'object' || m === null) return;
     if (m.t === 'turn-reserved') client.onAnswer(m);
-    else if (m.t === 'turn-live-ports') applyLivePorts(live, m);
+    else if (m.t === 'turn-live-ports') applyLivePorts(peers, m);
     else if (m.t === 'turn-cluster-relays') peers.setRemoteRelays(m.relays);
   });
   // Listening now: the snapshot that answers covers every change sent before.

@@ -6,8 +6,8 @@
 import type { TurnEvents } from '../turn/events.ts';
 import { DROP_REASONS, type DropReason, type PacketCount, type RelayCounters } from '../turn/relay.ts';
 import {
-  hotCounter, turnAuthFailuresTotal, turnDroppedTotal, turnLimitRefusalsTotal, turnPeerRefusedTotal, turnRelayBytesTotal,
-  turnSessionsActive, turnSessionsTotal,
+  beforeFold, hotCounter, turnAuthFailuresTotal, turnDroppedTotal, turnForwardedPacketsTotal, turnLimitRefusalsTotal,
+  turnPeerRefusedTotal, turnRelayBytesTotal, turnSessionsActive, turnSessionsTotal,
 } from '../metrics/metrics.ts';
 
 /** Counts what `events` tells into turn_sessions_*, turn_auth_failures_total, turn_limit_refusals_total, turn_peer_refused_total. */
@@ -22,7 +22,10 @@ export function countTurnEvents(events: TurnEvents): void {
   events.on('peerRefused', (reason) => turnPeerRefusedTotal.labels(reason).inc());
 }
 
-/** The relay's counters, as turn_relay_bytes_total{direction} and turn_dropped_packets_total{reason}. */
+/**
+ * The relay's counters, as turn_relay_bytes_total{direction}, turn_dropped_packets_total{reason}
+ * and turn_forwarded_packets_total{direction}.
+ */
 export function turnRelayCounters(): RelayCounters {
   const drops = {} as Record<DropReason, PacketCount>;
   for (const reason of DROP_REASONS) drops[reason] = hotCounter(turnDroppedTotal, { reason });
@@ -30,5 +33,16 @@ export function turnRelayCounters(): RelayCounters {
     toPeer: hotCounter(turnRelayBytesTotal, { direction: 'client_to_peer' }),
     toClient: hotCounter(turnRelayBytesTotal, { direction: 'peer_to_client' }),
     drops,
+    forwardedToPeer: hotCounter(turnForwardedPacketsTotal, { direction: 'client_to_peer' }),
+    forwardedToClient: hotCounter(turnForwardedPacketsTotal, { direction: 'peer_to_client' }),
   };
+}
+
+/**
+ * Brings in what the forwarding table relayed (`collect`: TurnServer.collectForwarded) at each
+ * scrape, before turn_relay_bytes_total and turn_forwarded_packets_total are read.
+ */
+export function foldForwardedAtScrape(collect: () => void): void {
+  beforeFold(turnRelayBytesTotal, collect);
+  beforeFold(turnForwardedPacketsTotal, collect);
 }

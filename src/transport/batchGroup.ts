@@ -31,9 +31,20 @@ export interface UdpBatchAddon {
   closeGroup(handle: unknown): void;
   flush(handle: unknown, n: number): void;
   stats(handle: unknown): [number, number, number];
+  /** The forwarding table (udpbatch.c "forwarding table"; src/turn/forwarder.ts drives it). */
+  forwarder(): unknown;
+  attach(handle: unknown, forwarder: unknown, role: 1 | 2): void;
+  allocate(forwarder: unknown): number;
+  offer(forwarder: unknown, id: number, clientGroup: unknown, clientSock: number, clientAddress: string, clientPort: number,
+    relayGroup: unknown, relaySock: number, peerAddress: string, peerPort: number, channel: number, creditBytes: number, validMs: number): boolean;
+  unbind(forwarder: unknown, id: number, channel: number): void;
+  release(forwarder: unknown, id: number): [number, number];
+  collect(forwarder: unknown, out: Float64Array): number;
+  prune(forwarder: unknown): number;
+  forwarderStats(forwarder: unknown): [number, number, number];
   /** Datagrams per batch: receive and send slots of a group. */
   readonly BATCH: number;
-  /** int32s of meta per slot: [sock, len, port, family, ip0..ip3, truncated]. */
+  /** int32s of meta per slot: [sock, len, port, family, ip0..ip3, flags (1 truncated, 2 forwarded)]. */
   readonly META: number;
 }
 
@@ -83,7 +94,8 @@ export class BatchGroup {
   /** Received datagram i is `rx[offset(i), offset(i) + length(i))`. */
   readonly rx: Buffer;
   private readonly lib: UdpBatchAddon;
-  private readonly handle: unknown;
+  /** The addon's group, for the forwarding table (src/turn/forwarder.ts). */
+  readonly handle: unknown;
   private readonly meta: number;
   private readonly batch: number;
   private readonly rxMeta: Int32Array;
@@ -141,7 +153,9 @@ export class BatchGroup {
   port(i: number): number { return this.rxMeta[i * this.meta + 2]!; }
   family(i: number): 4 | 6 { return this.rxMeta[i * this.meta + 3] === 4 ? 4 : 6; }
   /** Longer than a slot: the kernel cut it short. */
-  truncated(i: number): boolean { return this.rxMeta[i * this.meta + 8] !== 0; }
+  truncated(i: number): boolean { return this.rxMeta[i * this.meta + 8] === 1; }
+  /** Already sent on by the forwarding table (udpbatch.c): not for the group's user. */
+  forwarded(i: number): boolean { return this.rxMeta[i * this.meta + 8] === 2; }
   /** The IPv4 source as a number (family 4 only). */
   ip4(i: number): number { return this.rxMetaBytes.readUInt32BE((i * this.meta + 4) * 4); }
   /** The source address as dgram writes it. */

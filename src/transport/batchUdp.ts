@@ -53,7 +53,7 @@ export class BatchUdpSocket extends EventEmitter {
     this.inBatch = true;
     try {
       for (let i = 0; i < n && !this.closed; i++) {
-        if (answerer !== undefined && g.answerInPlace(i, this.sock, answerer)) continue;
+        if (g.forwarded(i) || (answerer !== undefined && g.answerInPlace(i, this.sock, answerer))) continue;
         const len = g.length(i);
         const rinfo: dgram.RemoteInfo = { address: g.address(i), family: g.family(i) === 4 ? 'IPv4' : 'IPv6', port: g.port(i), size: len };
         // A copy, as dgram gives: handlers may keep the buffer past this batch.
@@ -87,6 +87,11 @@ export class BatchUdpSocket extends EventEmitter {
   private queue(msg: Buffer | readonly Buffer[], port: number, address: string): Queued {
     if (this.closed) return 'closed';
     return this.group.queueMessage(this.sock, msg, port, this.family === 4 || !address.includes(':') ? 4 : 6, address);
+  }
+
+  /** The addon's group and socket id: where the forwarding table sends clients' ChannelData from (src/turn/forwarder.ts). */
+  get native(): { readonly group: BatchGroup; readonly sock: number } {
+    return { group: this.group, sock: this.sock };
   }
 
   address(): { address: string; family: string; port: number } {

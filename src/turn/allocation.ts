@@ -84,6 +84,8 @@ export class Allocation {
    */
   bytesTotal = 0;
   relayingSec = 0;
+  /** Its entry in the addon's forwarding table (forwarder.ts), or -1 before its first offer. */
+  forwardId = -1;
 
   constructor(init: AllocationInit) {
     this.id = init.id;

@@ -23,3 +23,16 @@ test('a datagram larger than what is left waits for tokens rather than borrowing
   assert.equal(b.take(1000), true);
   assert.equal(b.take(100), false);
 });
+
+test('takeUpTo hands out what is there, at most the asked amount, and shares the rate with take', () => {
+  let now = 0;
+  const b = new TokenBucket(800_000, () => now); // 100 kB/s, burst 20 kB
+  assert.equal(b.takeUpTo(16 * 1024), 16 * 1024);
+  assert.equal(b.takeUpTo(16 * 1024), 20_000 - 16 * 1024);
+  assert.equal(b.takeUpTo(16 * 1024), 0);
+  assert.equal(b.take(1), false);
+  now = 100; // 10 kB more
+  assert.equal(b.takeUpTo(4000), 4000);
+  assert.equal(b.take(6000), true);
+  assert.equal(b.take(100), false);
+});

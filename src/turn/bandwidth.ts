@@ -45,4 +45,17 @@ export class TokenBucket {
     }
     return false;
   }
+
+  /**
+   * Takes what the bucket holds, at most `max` bytes, and returns how much: bandwidth credit the
+   * forwarding table spends for the allocation (forwarder.ts).
+   */
+  takeUpTo(max: number): number {
+    const now = this.clock();
+    this.tokens = Math.min(this.capacity, this.tokens + (now - this.lastMs) * this.rate);
+    this.lastMs = now;
+    const taken = Math.max(0, Math.min(max, Math.floor(this.tokens)));
+    this.tokens -= taken;
+    return taken;
+  }
 }

@@ -55,9 +55,19 @@ export class LivePortFeed {
   }
 }
 
+/** What a worker's live-port table is written through (PeerPolicy's `livePorts` and `setLivePort`). */
+export interface LivePortTable {
+  readonly livePorts: Uint8Array;
+  setLivePort(slot: number, live: boolean): void;
+}
+
 /** Worker side: applies a `turn-live-ports` message to the policy's table. */
-export function applyLivePorts(table: Uint8Array, m: LivePortsMessage): void {
-  if (m.reset) table.fill(0);
-  for (const p of m.live) table[p] = 1;
-  for (const p of m.dead) table[p] = 0;
+export function applyLivePorts(table: LivePortTable, m: LivePortsMessage): void {
+  if (m.reset) {
+    const live = new Set(m.live);
+    const ports = table.livePorts;
+    for (let s = 0; s < ports.length; s++) if (ports[s] === 1 && !live.has(s)) table.setLivePort(s, false);
+  }
+  for (const p of m.live) table.setLivePort(p, true);
+  for (const p of m.dead) table.setLivePort(p, false);
 }

@@ -10,6 +10,7 @@ import type { Ingress } from '../transport/ingress.ts';
 import type { TransportAddress } from '../stun/index.ts';
 import type { Allocation } from './allocation.ts';
 import type { TurnEvents } from './events.ts';
+import type { Forwarder } from './forwarder.ts';
 import { ipv4ToNumber, udp6TupleKey, udpTupleKey } from './fiveTuple.ts';
 import type { ReservationClient } from './reservationClient.ts';
 
@@ -27,6 +28,8 @@ export class AllocationManager {
   private readonly events: TurnEvents;
   private count = 0;
   private bps = 0;
+  /** The addon's forwarding table: told of each delete, collected at each sweep. */
+  forwarder: Forwarder | undefined;
 
   constructor(reservations: ReservationClient, events: TurnEvents) {
     this.reservations = reservations;
@@ -83,6 +86,7 @@ export class AllocationManager {
       set?.delete(a);
       if (set?.size === 0) this.bySession.delete(sid);
     }
+    this.forwarder?.release(a);
     a.relay4?.port.close();
     a.relay6?.port.close();
     // What it relayed since the last sweep (a part of a second, counted as one).
@@ -107,6 +111,8 @@ export class AllocationManager {
 
   /** Reclaims what expired; call about once a second. */
   sweep(nowSec: number, elapsedSec: number): void {
+    this.forwarder?.collectAll();
+    this.forwarder?.prune();
     let bytes = 0;
     const visit = (a: Allocation): void => {
       bytes += a.bytesRelayed;

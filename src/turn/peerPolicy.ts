@@ -72,6 +72,11 @@ export class PeerPolicy {
   private readonly scratch = Buffer.alloc(16);
   /** Called after the own-address tables change (the TURN server re-marks its channels). */
   onChange: (() => void) | undefined;
+  /**
+   * Called when a live relay port dies (its book slot): the forwarding table drops channels that
+   * reached an own address only through it (forwarder.ts).
+   */
+  onPortDead: ((slot: number) => void) | undefined;
 
   constructor(allow: readonly PeerCidr[], deny: readonly PeerCidr[], self: OwnAddresses) {
     this.filter = new PeerFilter(allow, deny);
@@ -154,6 +159,22 @@ export class PeerPolicy {
     const r = e.remote;
     for (let i = 0; i < r.length; i += 2) if (port >= r[i]! && port <= r[i + 1]!) return true;
     return e.opened && !e.servicePorts.includes(port);
+  }
+
+  /** Marks a book slot's relay port live or dead (livePorts.ts); a death is told to `onPortDead`. */
+  setLivePort(slot: number, live: boolean): void {
+    const was = this.livePorts[slot] === 1;
+    this.livePorts[slot] = live ? 1 : 0;
+    if (was && !live) this.onPortDead?.(slot);
+  }
+
+  /**
+   * The book slot of this node's relay port at this own address and port (whether live or not),
+   * or -1 when the address holds none of this node's relay sockets.
+   */
+  relaySlot(family: 4 | 6, ip4: number, address: string, port: number): number {
+    const e = family === 4 ? this.own4.get(ip4) : this.own6.size === 0 ? undefined : this.own6.get(address);
+    return e === undefined || e.selfBase < 0 ? -1 : e.selfBase + port;
   }
 
   private ownEntry(family: 4 | 6, address: string): OwnEntry | undefined {

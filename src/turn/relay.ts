@@ -11,6 +11,7 @@ import type { Allocation, LaterSender } from './allocation.ts';
 import type { ChannelBinding } from './channelBinding.ts';
 import { CHANNEL_DATA_HEADER, streamPadding } from './channelData.ts';
 import { ipv4ToNumber, numberToIpv4, peerKey4, peerKey6 } from './fiveTuple.ts';
+import type { Forwarder } from './forwarder.ts';
 import type { AllocationManager } from './manager.ts';
 import type { PeerPolicy } from './peerPolicy.ts';
 
@@ -30,18 +31,23 @@ export interface PacketCount {
   count: number;
 }
 
-/** What the relay counts: payload bytes each way and datagrams dropped, by reason. */
+/**
+ * What the relay counts: payload bytes each way and datagrams dropped, by reason; and the
+ * datagrams the addon's forwarding table sent each way (set from its totals: forwarder.ts).
+ */
 export interface RelayCounters {
   readonly toPeer: PacketCount;
   readonly toClient: PacketCount;
   readonly drops: Readonly<Record<DropReason, PacketCount>>;
+  readonly forwardedToPeer: PacketCount;
+  readonly forwardedToClient: PacketCount;
 }
 
 /** Counters nobody reads yet (a server without metrics, a test). */
 export function plainRelayCounters(): RelayCounters {
   const drops = {} as Record<DropReason, PacketCount>;
   for (const r of DROP_REASONS) drops[r] = { count: 0 };
-  return { toPeer: { count: 0 }, toClient: { count: 0 }, drops };
+  return { toPeer: { count: 0 }, toClient: { count: 0 }, drops, forwardedToPeer: { count: 0 }, forwardedToClient: { count: 0 } };
 }
 
 export class Relay {
@@ -50,6 +56,7 @@ export class Relay {
   private readonly toPeer: PacketCount;
   private readonly toClient: PacketCount;
   readonly drops: Readonly<Record<DropReason, PacketCount>>;
+  readonly counters: RelayCounters;
   /** Reused argument of `socket.send([header, payload])`: the sockets copy the list itself. */
   private readonly pair: Buffer[] = [ZEROS, ZEROS];
   private readonly triple: Buffer[] = [ZEROS, ZEROS, ZEROS];
@@ -60,6 +67,10 @@ export class Relay {
   private tidCounter = 0;
   /** Peer datagrams arrive in a buffer that is reused after the call (the batched relay sockets). */
   transientPeerData = false;
+  /** Takes over channels once they relayed a datagram here (forwarder.ts); undefined without the addon. */
+  forwarder: Forwarder | undefined;
+  /** The clock the lifetimes are in (seconds), for the forwarding table's deadlines. */
+  now: () => number = () => Date.now() / 1000;
 
   constructor(manager: AllocationManager, peers: PeerPolicy, counters: RelayCounters) {
     this.manager = manager;
@@ -67,6 +78,7 @@ export class Relay {
     this.toPeer = counters.toPeer;
     this.toClient = counters.toClient;
     this.drops = counters.drops;
+    this.counters = counters;
   }
 
   /** Client → peer: one ChannelData frame (RFC 8656 §12.6). */
@@ -98,6 +110,7 @@ export class Relay {
     a.bytesRelayed += len;
     this.toPeer.count += len;
     ch.relay.send(buf, CHANNEL_DATA_HEADER, len, ch.port, ch.ip4, ch.address);
+    this.forwarder?.offer(a, ch, this.now());
   }
 
   /** Client → peer: the DATA of a Send indication (RFC 8656 §11.4). */
@@ -152,8 +165,10 @@ export class Relay {
     }
     a.bytesRelayed += len;
     this.toClient.count += len;
-    if (ch !== undefined) this.channelDataToClient(a, ch, buf, off, len);
-    else this.dataIndicationToClient(a, family, family === 4 ? numberToIpv4(ip4) : address, port, buf, off, len);
+    if (ch !== undefined) {
+      this.channelDataToClient(a, ch, buf, off, len);
+      this.forwarder?.offer(a, ch, this.now());
+    } else this.dataIndicationToClient(a, family, family === 4 ? numberToIpv4(ip4) : address, port, buf, off, len);
   }
 
   private channelDataToClient(a: Allocation, ch: ChannelBinding, buf: Buffer, off: number, len: number): void {

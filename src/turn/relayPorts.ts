@@ -21,6 +21,8 @@ import { ipv4ToNumber } from './fiveTuple.ts';
 
 export interface RelayPort {
   readonly family: 4 | 6;
+  /** The addon's group and socket id of a batched relay socket: the forwarding table sends from it (forwarder.ts). */
+  readonly native?: { readonly group: BatchGroup; readonly sock: number };
   /** Sends `data[off, off + len)` to a peer; `ip4` is the IPv4 address as a number, or -1 for IPv6 `address`. */
   send(data: Buffer, off: number, len: number, port: number, ip4: number, address: string): void;
   close(): void;
@@ -37,6 +39,8 @@ export interface RelayIo<T> {
   open(family: 4 | 6, bindAddress: string, port: number, owner: T): Promise<RelayPort>;
   /** Datagrams the kernel refused to send (full buffer, unreachable peer). */
   sendErrors(): number;
+  /** The addon's group holding every batched relay socket (undefined on dgram). */
+  readonly group?: BatchGroup;
 }
 
 /** The relay socket implementation for `io` (the listeners' --udp-io): batched where built. */
@@ -61,7 +65,7 @@ class BatchedRelayIo<T> implements RelayIo<T>, RelaySockets {
   readonly kind = 'batch';
   readonly transient = true;
   private readonly handler: PeerHandler<T>;
-  private readonly group: BatchGroup;
+  readonly group: BatchGroup;
   private readonly owners: (T | undefined)[] = [];
 
   constructor(lib: UdpBatchAddon, handler: PeerHandler<T>) {
@@ -74,8 +78,9 @@ class BatchedRelayIo<T> implements RelayIo<T>, RelaySockets {
     if (owner === undefined) return;
     const g = this.group;
     for (let i = 0; i < n; i++) {
-      // A datagram larger than a slot was cut short by the kernel: not relayed.
-      if (g.truncated(i)) continue;
+      // A datagram larger than a slot was cut short by the kernel: not relayed. One the
+      // forwarding table sent on (forwarder.ts) is done.
+      if (g.truncated(i) || g.forwarded(i)) continue;
       const v4 = g.family(i) === 4;
       this.handler(owner, g.rx, g.offset(i), g.length(i), v4 ? 4 : 6, v4 ? g.ip4(i) : -1, v4 ? '' : g.address(i), g.port(i));
     }
@@ -89,7 +94,7 @@ class BatchedRelayIo<T> implements RelayIo<T>, RelaySockets {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     this.owners[sock] = owner;
-    return Promise.resolve(new BatchedRelayPort(this, sock, family));
+    return Promise.resolve(new BatchedRelayPort(this, sock, family, this.group));
   }
 
   send(sock: number, data: Buffer, off: number, len: number, port: number, ip4: number, address: string): void {
@@ -112,11 +117,17 @@ class BatchedRelayPort implements RelayPort {
   private readonly io: RelaySockets;
   private readonly sock: number;
   readonly family: 4 | 6;
+  private readonly group: BatchGroup;
 
-  constructor(io: RelaySockets, sock: number, family: 4 | 6) {
+  constructor(io: RelaySockets, sock: number, family: 4 | 6, group: BatchGroup) {
     this.io = io;
     this.sock = sock;
     this.family = family;
+    this.group = group;
+  }
+
+  get native(): { readonly group: BatchGroup; readonly sock: number } {
+    return { group: this.group, sock: this.sock };
   }
 
   send(data: Buffer, off: number, len: number, port: number, ip4: number, address: string): void {

@@ -44,7 +44,7 @@ async function startTurn(limits: { userQuota?: number } = {}): Promise<Harness> 
   });
   const book = new Reservations(
     { minPort, maxPort, maxAllocations: 0, userQuota: limits.userQuota ?? 0 },
-    (p, live) => { peers.livePorts[p] = live ? 1 : 0; },
+    (p, live) => peers.setLivePort(p, live),
   );
   const turn = new TurnServer({
     auth: new TurnAuthenticator({ realm: 'test.p2pd', authSecret: '', users: [USER], nonceKey: randomBytes(32), nonceLifetimeSec: 600 }),

@@ -31,6 +31,7 @@ import { AllocationManager } from './manager.ts';
 import type { PeerPolicy } from './peerPolicy.ts';
 import { Relay, plainRelayCounters, type RelayCounters } from './relay.ts';
 import { createRelayIo, type RelayIo, type RelayPort } from './relayPorts.ts';
+import { Forwarder, type ForwarderStats } from './forwarder.ts';
 import type { ReservationClient } from './reservationClient.ts';
 import type { UdpIo } from '../config/config.ts';
 import { slotPool, slotPort, type EvenPort } from './reservations.ts';
@@ -148,11 +149,22 @@ export class TurnServer implements TurnHandler {
       relay.onPeerDatagram(a, buf, off, len, family, ip4, address, port);
     });
     relay.transientPeerData = this.relayIo.transient;
+    relay.now = nowSeconds;
+    const forwarder = Forwarder.create(this.relayIo, relay.counters, opts.peers);
+    relay.forwarder = forwarder;
+    this.manager.forwarder = forwarder;
+    if (forwarder !== undefined) opts.peers.onPortDead = (slot) => forwarder.portDead(slot);
     // A node that joins or leaves the cluster changes which addresses are own: channels bound
     // before are marked again, so each frame to an own address keeps checking its port.
     opts.peers.onChange = () => {
       const visit = (a: Allocation): void => {
-        for (const ch of a.channels.values()) ch.guarded = this.peers.isOwn(ch.family, ch.address);
+        for (const ch of a.channels.values()) {
+          // What made a channel to an own address a peer may have changed: the forwarding table
+          // lets it go, and the next datagram the relay lets through offers it again.
+          if (ch.guarded) forwarder?.unbind(a, ch);
+          ch.guarded = this.peers.isOwn(ch.family, ch.address);
+          if (ch.guarded) forwarder?.unbind(a, ch);
+        }
       };
       for (const a of this.manager.byTuple.values()) visit(a);
       for (const a of this.manager.byTuple6.values()) visit(a);
@@ -181,6 +193,19 @@ export class TurnServer implements TurnHandler {
 
   stats(): { allocations: number; bps: number } {
     return { allocations: this.manager.size, bps: this.manager.bitsPerSecond };
+  }
+
+  /**
+   * Counts what the addon's forwarding table relayed since the last sweep into the relay's
+   * counters now (before a scrape), so turn_relay_bytes_total does not lag.
+   */
+  collectForwarded(): void {
+    this.relay.forwarder?.collectAll();
+  }
+
+  /** What the forwarding table did (undefined without the addon, or with forwarding off). */
+  forwardingStats(): ForwarderStats | undefined {
+    return this.relay.forwarder?.stats();
   }
 
   /**

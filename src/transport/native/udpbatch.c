@@ -11,8 +11,9 @@
 //
 // Shared with JS: rx and tx hold BATCH slots of `slot` bytes each; rx meta and tx meta hold
 // META little-endian int32s per slot, the same layout both ways:
-//   [sock, len, port, family (4 or 6), ip0, ip1, ip2, ip3, truncated (rx only)]
-// ip0..ip3 hold the address bytes in network order (IPv4 in ip0), as raw 32-bit words.
+//   [sock, len, port, family (4 or 6), ip0, ip1, ip2, ip3, flags (rx only)]
+// ip0..ip3 hold the address bytes in network order (IPv4 in ip0, the rest 0), as raw 32-bit
+// words; flags is 1 when the datagram was cut short, 2 when the forwarding table sent it on.
 // A readable socket is drained with recvmmsg and handed to JS in one call: onBatch(sock, n).
 // JS fills tx slots 0..n-1 and calls flush(group, n): one sendmmsg per socket, order kept.
 #define _GNU_SOURCE
@@ -21,9 +22,12 @@
 #include <arpa/inet.h>
 #include <node_api.h>
 #include <stdint.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -33,10 +37,16 @@
 
 typedef struct Group Group;
 
+typedef struct Forwarder Forwarder;
+
 typedef struct {
   int fd;
   int id;
   int closing;
+  int family;
+  // Forwarding-table channels that name this socket (as a client's listener or a peer's relay
+  // socket): a socket nobody names costs the receive path one comparison.
+  int fwd_refs;
   Group *g;
   uv_poll_t poll;
 } Sock;
@@ -60,6 +70,15 @@ struct Group {
   // poll handle libuv has not let go of. The last one to let go frees it.
   int refs;
   uint64_t rx_count, tx_count, tx_errors;
+  // The forwarding table this group's sockets consult before JS (NULL: none), and their role in
+  // it: FWD_CLIENTS (listeners: ChannelData from clients) or FWD_PEERS (relay sockets).
+  Forwarder *fwd;
+  int fwd_role;
+  // Sends of forwarded datagrams, built and sent inside one receive round.
+  struct mmsghdr fm[BATCH];
+  struct iovec fiov[BATCH][2];
+  uint8_t fhdr[BATCH][4];
+  Sock *fsock[BATCH];
 };
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, "UDPBATCH_NAPI", #call); return NULL; } } while (0)
@@ -73,6 +92,7 @@ static void meta_from_sockaddr(const struct sockaddr_storage *ss, int32_t *m) {
     m[0] = ntohs(a->sin_port);
     m[1] = 4;
     memcpy(&m[2], &a->sin_addr, 4);
+    m[3] = m[4] = m[5] = 0;
   } else {
     const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
     m[0] = ntohs(a->sin6_port);
@@ -113,6 +133,256 @@ static socklen_t sockaddr_from_text(const char *addr, int port, struct sockaddr_
   return inet_pton(AF_INET, addr, &a->sin_addr) == 1 ? sizeof *a : 0;
 }
 
+// ---- forwarding table ----------------------------------------------------------------------
+//
+// Channels the TURN relay has let through once, so that their ChannelData moves here both ways
+// without entering JS (docs/turn.md "Forwarding in the addon"). The TypeScript relay stays the
+// one place the rules live: it offers a channel after it has relayed one of its datagrams, with
+// a deadline (the earliest of the allocation's, the permission's and the channel's expiry) and
+// bandwidth credit taken from the allocation's token bucket; it unbinds a channel or releases the
+// whole allocation when its rules say so. Here a datagram is forwarded only while its channel is
+// before its deadline and its allocation has credit for it; any other datagram goes to JS as
+// before, which decides and may offer again. Bytes and packets forwarded are counted per
+// allocation and collected by JS (at each sweep, each scrape and at release).
+//
+// A channel is found two ways: from a client, by (listener socket, client address, channel
+// number); from a peer, by (relay socket, peer address). Two chained hash tables, one entry each.
+
+#define FWD_CLIENTS 1
+#define FWD_PEERS 2
+/** Credit no allocation without a bandwidth limit runs out of. */
+#define FWD_UNLIMITED 4503599627370496.0
+
+typedef struct Chan Chan;
+
+typedef union {
+  struct sockaddr sa;
+  struct sockaddr_in v4;
+  struct sockaddr_in6 v6;
+} Addr;
+
+typedef struct {
+  int id;
+  int dirty;
+  double credit;
+  double to_peer, to_client;  // payload bytes since JS last collected
+  Chan *chans;
+} Fwd;
+
+struct Chan {
+  Fwd *a;
+  int number;
+  Sock *lsock, *rsock;
+  int32_t cmeta[6], pmeta[6];  // [port, family, ip0..ip3] as in rx meta
+  Addr caddr, paddr;
+  socklen_t calen, palen;
+  int64_t deadline_ms;
+  uint32_t ch, ph;
+  Chan *cnext, *pnext, *anext;
+};
+
+struct Forwarder {
+  Chan **ctab, **ptab;
+  uint32_t mask;
+  int nchan;
+  // Allocations by id (NULL: free); an id is reused after release.
+  Fwd **allocs;
+  int acap, anext, *afree, nafree;
+  int *dirty, ndirty;
+  double packets_to_peer, packets_to_client;
+  // The JS external and every group attached to it; the last one to let go frees it.
+  int refs;
+};
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint32_t mix(uint32_t h, uint32_t v) {
+  h ^= v;
+  h *= 0x9e3779b1u;
+  return h ^ (h >> 15);
+}
+
+static uint32_t hash_key(const Sock *s, const int32_t *meta, int number) {
+  uintptr_t p = (uintptr_t)s;
+  uint32_t h = mix(mix(0x811c9dc5u, (uint32_t)p), (uint32_t)(p >> 32));
+  for (int k = 0; k < 6; k++) h = mix(h, (uint32_t)meta[k]);
+  return mix(h, (uint32_t)number);
+}
+
+static int same_meta(const int32_t *a, const int32_t *b) {
+  return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4] && a[5] == b[5];
+}
+
+static Chan *find_from_client(Forwarder *f, const Sock *s, const int32_t *meta, int number) {
+  uint32_t h = hash_key(s, meta, number);
+  for (Chan *c = f->ctab[h & f->mask]; c; c = c->cnext)
+    if (c->ch == h && c->lsock == s && c->number == number && same_meta(c->cmeta, meta)) return c;
+  return NULL;
+}
+
+static Chan *find_from_peer(Forwarder *f, const Sock *s, const int32_t *meta) {
+  uint32_t h = hash_key(s, meta, 0);
+  for (Chan *c = f->ptab[h & f->mask]; c; c = c->pnext)
+    if (c->ph == h && c->rsock == s && same_meta(c->pmeta, meta)) return c;
+  return NULL;
+}
+
+static void unlink_chain(Chan **head, Chan *c, int peer_chain) {
+  for (Chan **pp = head; *pp; pp = peer_chain ? &(*pp)->pnext : &(*pp)->cnext) {
+    if (*pp == c) { *pp = peer_chain ? c->pnext : c->cnext; return; }
+  }
+}
+
+static void chan_free(Forwarder *f, Chan *c) {
+  unlink_chain(&f->ctab[c->ch & f->mask], c, 0);
+  unlink_chain(&f->ptab[c->ph & f->mask], c, 1);
+  for (Chan **pp = &c->a->chans; *pp; pp = &(*pp)->anext) {
+    if (*pp == c) { *pp = c->anext; break; }
+  }
+  c->lsock->fwd_refs--;
+  c->rsock->fwd_refs--;
+  f->nchan--;
+  free(c);
+}
+
+// Doubles both tables once they hold as many channels as buckets.
+static void fwd_grow(Forwarder *f) {
+  uint32_t size = (f->mask + 1) * 2;
+  Chan **ct = calloc(size, sizeof *ct), **pt = calloc(size, sizeof *pt);
+  if (!ct || !pt) { free(ct); free(pt); return; }
+  for (uint32_t b = 0; b <= f->mask; b++) {
+    for (Chan *c = f->ctab[b], *next; c; c = next) { next = c->cnext; c->cnext = ct[c->ch & (size - 1)]; ct[c->ch & (size - 1)] = c; }
+    for (Chan *c = f->ptab[b], *next; c; c = next) { next = c->pnext; c->pnext = pt[c->ph & (size - 1)]; pt[c->ph & (size - 1)] = c; }
+  }
+  free(f->ctab);
+  free(f->ptab);
+  f->ctab = ct;
+  f->ptab = pt;
+  f->mask = size - 1;
+}
+
+static void fwd_mark_dirty(Forwarder *f, Fwd *a) {
+  if (a->dirty) return;
+  a->dirty = 1;
+  f->dirty[f->ndirty++] = a->id;
+}
+
+// Every channel naming a socket that is closing (a listener at shutdown; a relay socket whose
+// allocation JS did not release first). Rare: the whole table is walked.
+static void fwd_forget_sock(Forwarder *f, Sock *s) {
+  for (uint32_t b = 0; b <= f->mask && s->fwd_refs > 0; b++) {
+    for (Chan *c = f->ctab[b], *next; c; c = next) {
+      next = c->cnext;
+      if (c->lsock == s || c->rsock == s) chan_free(f, c);
+    }
+  }
+}
+
+static void fwd_unref(Forwarder *f) {
+  if (--f->refs > 0) return;
+  for (int i = 0; i < f->anext; i++) {
+    if (!f->allocs[i]) continue;
+    while (f->allocs[i]->chans) chan_free(f, f->allocs[i]->chans);
+    free(f->allocs[i]);
+  }
+  free(f->ctab);
+  free(f->ptab);
+  free(f->allocs);
+  free(f->afree);
+  free(f->dirty);
+  free(f);
+}
+
+// Sends what forward_round queued, one sendmmsg per run of datagrams leaving the same socket.
+static void fwd_send(Group *g, int n) {
+  int k = 0;
+  while (k < n) {
+    Sock *s = g->fsock[k];
+    int start = k;
+    while (k < n && g->fsock[k] == s) k++;
+    int off = start;
+    while (off < k) {
+      int r = sendmmsg(s->fd, g->fm + off, k - off, 0);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        s->g->tx_errors++;
+        off++;
+        continue;
+      }
+      s->g->tx_count += r;
+      off += r;
+    }
+  }
+}
+
+// Forwards what it can of received datagrams 0..n-1 of `s` and marks them (meta[8] = 2) so JS
+// skips them. Returns how many it forwarded.
+static int forward_round(Group *g, Sock *s, int n) {
+  Forwarder *f = g->fwd;
+  int64_t now = now_ms();
+  int q = 0;
+  for (int i = 0; i < n; i++) {
+    int32_t *m = g->rxmeta + i * META;
+    if (m[8] != 0) continue;
+    uint8_t *buf = g->rx + (size_t)i * g->slot;
+    int len = m[1];
+    Chan *c;
+    struct iovec *iov = g->fiov[q];
+    struct msghdr *h = &g->fm[q].msg_hdr;
+    if (g->fwd_role == FWD_CLIENTS) {
+      // RFC 8656 §12.4: ChannelData is number (first two bits 01), length, data.
+      if (len < 4 || (buf[0] & 0xc0) != 0x40) continue;
+      int number = (buf[0] << 8) | buf[1];
+      int dlen = (buf[2] << 8) | buf[3];
+      if (4 + dlen > len) continue;
+      c = find_from_client(f, s, m + 2, number);
+      if (!c || now >= c->deadline_ms || c->a->credit < dlen || c->rsock->closing) continue;
+      c->a->credit -= dlen;
+      c->a->to_peer += dlen;
+      f->packets_to_peer++;
+      iov[0].iov_base = buf + 4;
+      iov[0].iov_len = dlen;
+      h->msg_iovlen = 1;
+      h->msg_name = &c->paddr;
+      h->msg_namelen = c->palen;
+      g->fsock[q] = c->rsock;
+    } else {
+      if (len > 0xffff - 4) continue;
+      c = find_from_peer(f, s, m + 2);
+      if (!c || now >= c->deadline_ms || c->a->credit < len || c->lsock->closing) continue;
+      c->a->credit -= len;
+      c->a->to_client += len;
+      f->packets_to_client++;
+      uint8_t *hdr = g->fhdr[q];
+      hdr[0] = (uint8_t)(c->number >> 8);
+      hdr[1] = (uint8_t)c->number;
+      hdr[2] = (uint8_t)(len >> 8);
+      hdr[3] = (uint8_t)len;
+      iov[0].iov_base = hdr;
+      iov[0].iov_len = 4;
+      iov[1].iov_base = buf;
+      iov[1].iov_len = len;
+      h->msg_iovlen = 2;
+      h->msg_name = &c->caddr;
+      h->msg_namelen = c->calen;
+      g->fsock[q] = c->lsock;
+    }
+    h->msg_iov = iov;
+    h->msg_control = NULL;
+    h->msg_controllen = 0;
+    h->msg_flags = 0;
+    fwd_mark_dirty(f, c->a);
+    m[8] = 2;
+    q++;
+  }
+  if (q > 0) fwd_send(g, q);
+  return q;
+}
+
 // ---- receive -------------------------------------------------------------------------------
 
 static void on_readable(uv_poll_t *handle, int status, int events) {
@@ -120,11 +390,9 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   Group *g = s->g;
   if (status < 0 || s->closing) return;
   napi_env env = g->env;
-  napi_handle_scope scope;
-  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  // Opened at the first batch JS gets: a round the forwarding table takes whole never enters JS.
+  napi_handle_scope scope = NULL;
   napi_value cb, recv, argv[2], result;
-  napi_get_reference_value(env, g->callback, &cb);
-  napi_get_global(env, &recv);
   for (int round = 0; round < g->max_rounds && !s->closing; round++) {
     // The headers point at fixed slots (set up in NewGroup); recvmmsg rewrites only the name
     // lengths of the datagrams it fills, so only those need resetting.
@@ -139,18 +407,26 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
       m[8] = (g->rxm[i].msg_hdr.msg_flags & MSG_TRUNC) ? 1 : 0;
       g->rxm[i].msg_hdr.msg_namelen = sizeof g->rxaddr[i];
     }
-    napi_create_int32(env, s->id, &argv[0]);
-    napi_create_int32(env, n, &argv[1]);
-    // make_callback (not call_function): the handler runs as an event-loop callback, so the
-    // promises and nextTicks it queues run right after it, as for any dgram 'message' handler.
-    if (napi_make_callback(env, g->async_ctx, recv, cb, 2, argv, &result) != napi_ok) {
-      napi_value exc;
-      if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
-      break;
+    int forwarded = g->fwd && s->fwd_refs > 0 ? forward_round(g, s, n) : 0;
+    if (forwarded < n) {
+      if (!scope) {
+        if (napi_open_handle_scope(env, &scope) != napi_ok) { scope = NULL; break; }
+        napi_get_reference_value(env, g->callback, &cb);
+        napi_get_global(env, &recv);
+      }
+      napi_create_int32(env, s->id, &argv[0]);
+      napi_create_int32(env, n, &argv[1]);
+      // make_callback (not call_function): the handler runs as an event-loop callback, so the
+      // promises and nextTicks it queues run right after it, as for any dgram 'message' handler.
+      if (napi_make_callback(env, g->async_ctx, recv, cb, 2, argv, &result) != napi_ok) {
+        napi_value exc;
+        if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
+        break;
+      }
     }
     if (n < BATCH) break;
   }
-  napi_close_handle_scope(env, scope);
+  if (scope) napi_close_handle_scope(env, scope);
 }
 
 // ---- send ----------------------------------------------------------------------------------
@@ -213,6 +489,7 @@ static void flush_tx(Group *g, int n) {
 
 static void unref(Group *g) {
   if (--g->refs > 0) return;
+  if (g->fwd) fwd_unref(g->fwd);
   free(g->rx);
   free(g->tx);
   free(g->rxmeta);
@@ -232,6 +509,7 @@ static void on_closed(uv_handle_t *handle) {
 
 static void close_sock(Group *g, Sock *s) {
   s->closing = 1;
+  if (s->fwd_refs > 0 && g->fwd) fwd_forget_sock(g->fwd, s);
   g->socks[s->id] = NULL;
   uv_poll_stop(&s->poll);
   close(s->fd);
@@ -394,6 +672,7 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   CHECK(napi_get_uv_event_loop(env, &loop));
   Sock *s = calloc(1, sizeof *s);
   s->fd = fd;
+  s->family = strchr(addr, ':') ? 6 : 4;
   s->g = g;
   s->id = take_id(g);
   g->socks[s->id] = s;
@@ -452,6 +731,285 @@ static napi_value Stats(napi_env env, napi_callback_info info) {
   return arr;
 }
 
+// ---- the forwarding table's JS surface (src/turn/forwarder.ts drives it) --------------------
+
+static void forwarder_finalize(napi_env env, void *data, void *hint) { (void)env; (void)hint; fwd_unref((Forwarder *)data); }
+
+static Forwarder *forwarder_of(napi_env env, napi_value v) {
+  void *p = NULL;
+  return napi_get_value_external(env, v, &p) == napi_ok ? (Forwarder *)p : NULL;
+}
+
+// forwarder() → handle: an empty forwarding table.
+static napi_value NewForwarder(napi_env env, napi_callback_info info) {
+  Forwarder *f = calloc(1, sizeof *f);
+  if (!f) { napi_throw_error(env, "UDPBATCH_NOMEM", "out of memory"); return NULL; }
+  f->mask = 63;
+  f->ctab = calloc(f->mask + 1, sizeof *f->ctab);
+  f->ptab = calloc(f->mask + 1, sizeof *f->ptab);
+  f->refs = 1;
+  napi_value v;
+  CHECK(napi_create_external(env, f, forwarder_finalize, NULL, &v));
+  return v;
+}
+
+// attach(group, forwarder, role): the group's sockets consult the table before JS, as
+// listeners (role 1: ChannelData from clients) or relay sockets (role 2: datagrams from peers).
+static napi_value Attach(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  Group *g = group_call(env, info, 3, argv);
+  Forwarder *f = forwarder_of(env, argv[1]);
+  int32_t role;
+  if (!g || !f || g->fwd || napi_get_value_int32(env, argv[2], &role) != napi_ok || (role != FWD_CLIENTS && role != FWD_PEERS)) {
+    napi_throw_error(env, "UDPBATCH_BAD_ATTACH", "attach(group, forwarder, 1 | 2) once per group");
+    return NULL;
+  }
+  g->fwd = f;
+  g->fwd_role = role;
+  f->refs++;
+  return NULL;
+}
+
+// allocate(forwarder) → id: an allocation's entry, with no channels and no credit.
+static napi_value Allocate(napi_env env, napi_callback_info info) {
+  napi_value argv[1], v;
+  size_t argc = 1;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Forwarder *f = forwarder_of(env, argv[0]);
+  if (!f) return NULL;
+  int id;
+  if (f->nafree > 0) id = f->afree[--f->nafree];
+  else {
+    if (f->anext == f->acap) {
+      int cap = f->acap ? f->acap * 2 : 64;
+      Fwd **allocs = realloc(f->allocs, cap * sizeof *allocs);
+      int *afree = realloc(f->afree, cap * sizeof *afree);
+      int *dirty = realloc(f->dirty, cap * sizeof *dirty);
+      if (allocs) f->allocs = allocs;
+      if (afree) f->afree = afree;
+      if (dirty) f->dirty = dirty;
+      if (!allocs || !afree || !dirty) { napi_throw_error(env, "UDPBATCH_NOMEM", "out of memory"); return NULL; }
+      f->acap = cap;
+    }
+    id = f->anext++;
+  }
+  Fwd *a = calloc(1, sizeof *a);
+  if (!a) { napi_throw_error(env, "UDPBATCH_NOMEM", "out of memory"); return NULL; }
+  a->id = id;
+  f->allocs[id] = a;
+  CHECK(napi_create_int32(env, id, &v));
+  return v;
+}
+
+static Fwd *alloc_of(Forwarder *f, int32_t id) {
+  return f && id >= 0 && id < f->anext ? f->allocs[id] : NULL;
+}
+
+// A literal address and port as rx meta and a sockaddr. An IPv4 address seen by an IPv6
+// (dual-stack) socket arrives as ::ffff:a.b.c.d, so it is written that way for such a socket.
+static int endpoint_from_text(const char *text, int port, int sock_family, int32_t *meta, Addr *out, socklen_t *outlen) {
+  char mapped[64];
+  if (sock_family == 6 && !strchr(text, ':')) {
+    snprintf(mapped, sizeof mapped, "::ffff:%s", text);
+    text = mapped;
+  }
+  struct sockaddr_storage ss;
+  socklen_t len = sockaddr_from_text(text, port, &ss);
+  if (len == 0 || len > sizeof *out) return 0;
+  memcpy(out, &ss, len);
+  *outlen = len;
+  meta_from_sockaddr(&ss, meta);
+  return 1;
+}
+
+// offer(forwarder, id, clientGroup, clientSock, clientAddress, clientPort, relayGroup, relaySock,
+//       peerAddress, peerPort, number, creditBytes, validMs) → boolean
+// Binds (or refreshes) channel `number` of allocation `id` between the client at the listener
+// socket and the peer at the relay socket, forwarded for validMs from now; adds creditBytes to
+// the allocation's credit. False when the sockets are not attached to this table as those roles.
+static napi_value Offer(napi_env env, napi_callback_info info) {
+  napi_value argv[13], v;
+  size_t argc = 13;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Forwarder *f = forwarder_of(env, argv[0]);
+  int32_t id, lsid, cport, rsid, pport, number;
+  double credit, valid_ms;
+  void *lgp = NULL, *rgp = NULL;
+  char caddr[64], paddr[64];
+  size_t alen;
+  CHECK(napi_get_value_int32(env, argv[1], &id));
+  CHECK(napi_get_value_external(env, argv[2], &lgp));
+  CHECK(napi_get_value_int32(env, argv[3], &lsid));
+  CHECK(napi_get_value_string_utf8(env, argv[4], caddr, sizeof caddr, &alen));
+  CHECK(napi_get_value_int32(env, argv[5], &cport));
+  CHECK(napi_get_value_external(env, argv[6], &rgp));
+  CHECK(napi_get_value_int32(env, argv[7], &rsid));
+  CHECK(napi_get_value_string_utf8(env, argv[8], paddr, sizeof paddr, &alen));
+  CHECK(napi_get_value_int32(env, argv[9], &pport));
+  CHECK(napi_get_value_int32(env, argv[10], &number));
+  CHECK(napi_get_value_double(env, argv[11], &credit));
+  CHECK(napi_get_value_double(env, argv[12], &valid_ms));
+  Group *lg = lgp, *rg = rgp;
+  Fwd *a = alloc_of(f, id);
+  Sock *ls = lg && lg->fwd == f && lg->fwd_role == FWD_CLIENTS ? sock_of(lg, lsid) : NULL;
+  Sock *rs = rg && rg->fwd == f && rg->fwd_role == FWD_PEERS ? sock_of(rg, rsid) : NULL;
+  int ok = a && ls && rs && !ls->closing && !rs->closing && number >= 0x4000 && number <= 0x7fff && valid_ms > 0 && credit >= 0;
+  Chan c = { 0 };
+  if (ok) ok = endpoint_from_text(caddr, cport, ls->family, c.cmeta, &c.caddr, &c.calen)
+            && endpoint_from_text(paddr, pport, rs->family, c.pmeta, &c.paddr, &c.palen);
+  if (ok) {
+    // One channel per number and one per peer in an allocation (RFC 8656 §12): an entry left
+    // from an earlier binding of either goes first.
+    for (Chan *e = a->chans, *next; e; e = next) {
+      next = e->anext;
+      int same = e->number == number && e->lsock == ls && same_meta(e->cmeta, c.cmeta) && e->rsock == rs && same_meta(e->pmeta, c.pmeta);
+      if (same) {
+        e->deadline_ms = now_ms() + (int64_t)valid_ms;
+        ok = 2;
+        break;
+      }
+      if (e->number == number || (e->rsock == rs && same_meta(e->pmeta, c.pmeta))) chan_free(f, e);
+    }
+  }
+  if (ok == 1) {
+    if ((uint32_t)f->nchan > f->mask) fwd_grow(f);
+    Chan *n = malloc(sizeof *n);
+    if (!n) ok = 0;
+    else {
+      *n = c;
+      n->a = a;
+      n->number = number;
+      n->lsock = ls;
+      n->rsock = rs;
+      n->deadline_ms = now_ms() + (int64_t)valid_ms;
+      n->ch = hash_key(ls, n->cmeta, number);
+      n->ph = hash_key(rs, n->pmeta, 0);
+      n->cnext = f->ctab[n->ch & f->mask];
+      f->ctab[n->ch & f->mask] = n;
+      n->pnext = f->ptab[n->ph & f->mask];
+      f->ptab[n->ph & f->mask] = n;
+      n->anext = a->chans;
+      a->chans = n;
+      ls->fwd_refs++;
+      rs->fwd_refs++;
+      f->nchan++;
+    }
+  }
+  if (ok) a->credit = fmin(a->credit + credit, FWD_UNLIMITED);
+  CHECK(napi_get_boolean(env, ok != 0, &v));
+  return v;
+}
+
+// unbind(forwarder, id, number): channel `number` of allocation `id` is no longer forwarded.
+static napi_value Unbind(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t argc = 3;
+  int32_t id, number;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Forwarder *f = forwarder_of(env, argv[0]);
+  CHECK(napi_get_value_int32(env, argv[1], &id));
+  CHECK(napi_get_value_int32(env, argv[2], &number));
+  Fwd *a = alloc_of(f, id);
+  for (Chan *e = a ? a->chans : NULL, *next; e; e = next) {
+    next = e->anext;
+    if (e->number == number) chan_free(f, e);
+  }
+  return NULL;
+}
+
+static napi_value pair_of(napi_env env, double x, double y) {
+  napi_value arr, v;
+  CHECK(napi_create_array_with_length(env, 2, &arr));
+  CHECK(napi_create_double(env, x, &v));
+  CHECK(napi_set_element(env, arr, 0, v));
+  CHECK(napi_create_double(env, y, &v));
+  CHECK(napi_set_element(env, arr, 1, v));
+  return arr;
+}
+
+// release(forwarder, id) → [bytesToPeer, bytesToClient] not collected yet; the id is free after.
+static napi_value Release(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  size_t argc = 2;
+  int32_t id;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Forwarder *f = forwarder_of(env, argv[0]);
+  CHECK(napi_get_value_int32(env, argv[1], &id));
+  Fwd *a = alloc_of(f, id);
+  if (!a) return pair_of(env, 0, 0);
+  double to_peer = a->to_peer, to_client = a->to_client;
+  while (a->chans) chan_free(f, a->chans);
+  if (a->dirty) {
+    for (int i = 0; i < f->ndirty; i++) {
+      if (f->dirty[i] == id) { f->dirty[i] = f->dirty[--f->ndirty]; break; }
+    }
+  }
+  free(a);
+  f->allocs[id] = NULL;
+  f->afree[f->nafree++] = id;
+  return pair_of(env, to_peer, to_client);
+}
+
+// collect(forwarder, out: Float64Array) → n: writes [id, bytesToPeer, bytesToClient] of up to
+// out.length / 3 allocations that forwarded since the last collect, and zeroes their counts.
+static napi_value Collect(napi_env env, napi_callback_info info) {
+  napi_value argv[2], v;
+  size_t argc = 2;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Forwarder *f = forwarder_of(env, argv[0]);
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  CHECK(napi_get_typedarray_info(env, argv[1], &type, &length, &data, NULL, NULL));
+  if (!f || type != napi_float64_array) { napi_throw_type_error(env, "UDPBATCH_BAD_COLLECT", "collect(forwarder, Float64Array)"); return NULL; }
+  double *out = data;
+  int n = 0, room = (int)(length / 3);
+  while (f->ndirty > 0 && n < room) {
+    Fwd *a = f->allocs[f->dirty[--f->ndirty]];
+    out[n * 3] = a->id;
+    out[n * 3 + 1] = a->to_peer;
+    out[n * 3 + 2] = a->to_client;
+    a->to_peer = a->to_client = 0;
+    a->dirty = 0;
+    n++;
+  }
+  CHECK(napi_create_int32(env, n, &v));
+  return v;
+}
+
+// prune(forwarder) → channels dropped because their deadline passed (an offer binds them again).
+static napi_value Prune(napi_env env, napi_callback_info info) {
+  napi_value argv[1], v;
+  size_t argc = 1;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Forwarder *f = forwarder_of(env, argv[0]);
+  int dropped = 0;
+  int64_t now = now_ms();
+  for (uint32_t b = 0; f && b <= f->mask; b++) {
+    for (Chan *c = f->ctab[b], *next; c; c = next) {
+      next = c->cnext;
+      if (now >= c->deadline_ms) { chan_free(f, c); dropped++; }
+    }
+  }
+  CHECK(napi_create_int32(env, dropped, &v));
+  return v;
+}
+
+// forwarderStats(forwarder) → [packetsToPeer, packetsToClient, channels]: packets since creation.
+static napi_value ForwarderStats(napi_env env, napi_callback_info info) {
+  napi_value argv[1], arr, v;
+  size_t argc = 1;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  Forwarder *f = forwarder_of(env, argv[0]);
+  double vals[3] = { f ? f->packets_to_peer : 0, f ? f->packets_to_client : 0, f ? f->nchan : 0 };
+  CHECK(napi_create_array_with_length(env, 3, &arr));
+  for (uint32_t i = 0; i < 3; i++) {
+    CHECK(napi_create_double(env, vals[i], &v));
+    CHECK(napi_set_element(env, arr, i, v));
+  }
+  return arr;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "group", NULL, NewGroup, NULL, NULL, NULL, napi_default, NULL },
@@ -460,6 +1018,15 @@ static napi_value Init(napi_env env, napi_value exports) {
     { "closeGroup", NULL, CloseGroup, NULL, NULL, NULL, napi_default, NULL },
     { "flush", NULL, Flush, NULL, NULL, NULL, napi_default, NULL },
     { "stats", NULL, Stats, NULL, NULL, NULL, napi_default, NULL },
+    { "forwarder", NULL, NewForwarder, NULL, NULL, NULL, napi_default, NULL },
+    { "attach", NULL, Attach, NULL, NULL, NULL, napi_default, NULL },
+    { "allocate", NULL, Allocate, NULL, NULL, NULL, napi_default, NULL },
+    { "offer", NULL, Offer, NULL, NULL, NULL, napi_default, NULL },
+    { "unbind", NULL, Unbind, NULL, NULL, NULL, napi_default, NULL },
+    { "release", NULL, Release, NULL, NULL, NULL, napi_default, NULL },
+    { "collect", NULL, Collect, NULL, NULL, NULL, napi_default, NULL },
+    { "prune", NULL, Prune, NULL, NULL, NULL, napi_default, NULL },
+    { "forwarderStats", NULL, ForwarderStats, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   set_int(env, exports, "BATCH", BATCH);
