@@ -22,6 +22,7 @@ import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../log.ts';
 import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from '../redis.ts';
+import { parseTopic } from '../signaling/topics.ts';
 import { ClientIdLeases } from './clientIds.ts';
 
 const require = createRequire(import.meta.url);
@@ -41,7 +42,8 @@ interface AsyncRedisPersistence {
   outgoingEnqueueCombi(subs: ReadonlyArray<{ readonly clientId: string }>, packet: unknown): Promise<void>;
   incomingStorePacket(client: { readonly id: string }, packet: { readonly messageId: number }): Promise<void>;
   cleanSubscriptions(client: { readonly id: string }): Promise<unknown>;
-  delWill(client: { readonly id: string; readonly brokerId: string }): Promise<unknown>;
+  outgoingStream(client: { readonly id: string; readonly clean?: boolean }): AsyncIterable<unknown>;
+  delWill(client: { readonly id: string; readonly brokerId?: string }): Promise<unknown>;
   createRetainedStream(pattern: string): AsyncIterable<{ readonly topic: string; readonly payload: Buffer; readonly brokerId?: string }>;
   destroy(): Promise<void>;
 }
@@ -58,12 +60,26 @@ const LibPacket = (requireFromLib('aedes-persistence') as { Packet: new (packet:
 const libMsgpack = requireFromLib('msgpack-lite') as { encode(value: unknown): Buffer; decode(buf: Buffer): unknown };
 
 interface RedisEmitter {
+  emit(packet: { readonly topic: string }, done?: (err?: Error) => void): void;
   close(cb: () => void): void;
 }
 type EmitterClass = new (prefix: string, opts: { subConn: RedisClient; pubConn: RedisClient; matchEmptyLevels: boolean; concurrency: number }) => RedisEmitter;
 const { MQEmitterRedisPrefix } = require('mqemitter-redis') as { MQEmitterRedisPrefix: EmitterClass };
 
 export const FABRIC_CHANNEL_PREFIX = 'p2pd:mqtt:';
+/**
+ * aedes' announcements nobody hears: `new/subscribes`, `new/unsubscribes`, `disconnect/clients`
+ * (aedes itself listens to `heartbeat`, `birth` and `new/clients`, its persistence to `$SYS/sub/+`).
+ */
+const UNHEARD_SYS_TOPIC = /^\$SYS\/[^/]+\/(new\/subscribes|new\/unsubscribes|disconnect\/clients)$/;
+
+const NOTHING_QUEUED: AsyncIterable<unknown> = { [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ done: true, value: undefined }) }) };
+
+/** False for a filter of signaling topics, where the gate never lets a message be retained. */
+function mayBeRetained(filter: string): boolean {
+  const kind = parseTopic(filter)?.kind;
+  return kind !== 'peer' && kind !== 'server';
+}
 /** A persistent session away this long is gone: its subscriptions and queue are deleted. */
 export const DEFAULT_SESSION_EXPIRY_SEC = 24 * 3600;
 /** Packets queued per persistent session (aedes hands at most 1,000 to a reconnecting client anyway). */
@@ -116,28 +132,39 @@ export async function createBrokerFabric(opts: BrokerFabricOptions): Promise<Bro
   const store = persistence.asyncPersistence;
   // A QoS 1 message for persistent subscribers is written before it is published (aedes'
   // enqueueOffline runs before emitPacket): the library's 5 sequential round trips (7 with the
-  // bounds), in 2 here, with the bounds.
+  // bounds), in 2 here, with the bounds, and 3 commands for the usual one subscriber (a device's
+  // own topic) instead of 5:
+  // - no count of queues holding the packet when one does: the PUBACK's DECR of the missing count
+  //   answers -1, which deletes the packet as a count reaching 0 does (the library's clear, as
+  //   patched in patches/). QoS 1 only: the library's QoS 2 clear deletes at exactly 0.
+  // - LTRIM only once a push made the queue longer than its bound (RPUSH answers the length).
   store.outgoingEnqueueCombi = async (subs, packet) => {
     if (subs.length === 0) return;
-    const p = packet as { brokerId: string; brokerCounter: number };
+    const p = packet as { brokerId: string; brokerCounter: number; qos?: number };
     const pktKey = packetKey(p.brokerId, p.brokerCounter);
+    const counted = subs.length > 1 || p.qos !== 1;
     // The packet before any queue names it: a client reading its queue drops a name whose packet
     // is missing (the library's getDecodedValue), so the two must not race.
     await Promise.all([
       db.set(pktKey, libMsgpack.encode(new LibPacket(packet)), 'EX', sessionExpirySec),
-      db.set(`${pktKey}:offlineCount`, subs.length, 'EX', sessionExpirySec),
+      counted ? db.set(`${pktKey}:offlineCount`, subs.length, 'EX', sessionExpirySec) : undefined,
     ]);
-    // One key each, so the three go to one Redis node in order.
-    await Promise.all(subs.flatMap((s) => {
+    // One key each, so a queue's commands go to one Redis node in order.
+    const lengths = await Promise.all(subs.map((s) => {
       const key = outgoingKey(s.clientId);
-      return [db.rpush(key, pktKey), db.ltrim(key, -maxQueued, -1), db.expire(key, sessionExpirySec)];
+      return Promise.all([db.rpush(key, pktKey), db.expire(key, sessionExpirySec)]).then(([length]) => length);
     }));
+    await Promise.all(subs.map((s, i) => ((lengths[i] as number) > maxQueued ? db.ltrim(outgoingKey(s.clientId), -maxQueued, -1) : undefined)));
   };
   // Every login deletes the client's old will first (aedes' storeWill), also when it has none:
   // the library's LREM, GET, DEL take 2 round trips, GETDEL with the LREM 1.
   // aedes chains it with `.finally()` only, so it must not reject: a will left behind is
   // replaced by the next login's, or published at worst when the node holding it dies.
   store.delWill = async (client) => {
+    // At a login aedes hands in the connecting client, which has no `brokerId`: the library looks
+    // for `will:undefined:<id>`, which nothing writes (putWill keys by the broker's id). Two
+    // commands per login for nothing; the wills of a closing client or a dead node name their broker.
+    if (client.brokerId === undefined) return null;
     const key = willKey(client.brokerId, client.id);
     try {
       const [, packet] = await Promise.all([db.lrem(WILLS_KEY, 0, key), db.getdelBuffer(key)]);
@@ -147,6 +174,11 @@ export async function createBrokerFabric(opts: BrokerFabricOptions): Promise<Bro
       return null;
     }
   };
+  // aedes reads every client's queue right after its CONNACK. A clean session's is empty: its
+  // login's cleanSubscriptions deleted the queue of any old session with its id (the library's
+  // removeSubscriptions), and only persistent subscriptions are queued for. One LRANGE per login saved.
+  const outgoingStream = store.outgoingStream.bind(store);
+  store.outgoingStream = (client) => (client.clean === true ? NOTHING_QUEUED : outgoingStream(client));
   const storeIncoming = store.incomingStorePacket.bind(store);
   store.incomingStorePacket = async (client, packet) => {
     await storeIncoming(client, packet);
@@ -155,11 +187,23 @@ export async function createBrokerFabric(opts: BrokerFabricOptions): Promise<Bro
   // aedes pipes a subscriber's retained messages without an error handler (its
   // lib/handlers/subscribe.js): a Redis read that times out there would end the process. The
   // subscriber gets no retained messages this time (presence: the next change reaches it).
+  // Signaling topics hold no retained messages (the gate lets only presence be retained,
+  // src/signaling/acl.ts): every login's SUBSCRIBE to its own topic read Redis for nothing.
   const retained = persistence.createRetainedStreamCombi.bind(persistence);
-  persistence.createRetainedStreamCombi = (patterns) => retained(patterns).on('error', (err: Error) => {
+  persistence.createRetainedStreamCombi = (patterns) => retained(patterns.filter(mayBeRetained)).on('error', (err: Error) => {
     log.warn({ err: err.message, topics: patterns.slice(0, 4) }, 'retained messages not read from redis: the subscriber gets none this time');
   });
   const mq = new MQEmitterRedisPrefix(FABRIC_CHANNEL_PREFIX, { subConn, pubConn, matchEmptyLevels: true, concurrency: 1000 });
+  // aedes announces every SUBSCRIBE, UNSUBSCRIBE and disconnection on $SYS topics that no node
+  // listens to and no client may subscribe (the ACL): a PUBLISH to Redis each, kept off the bus.
+  const emit = mq.emit.bind(mq);
+  mq.emit = (packet, done) => {
+    if (UNHEARD_SYS_TOPIC.test(packet.topic)) {
+      if (done) setImmediate(done);
+      return;
+    }
+    emit(packet, done);
+  };
   const leases = new ClientIdLeases({
     db, log, sessionExpirySec, refreshMs: opts.leaseRefreshMs,
     forget: (clientId) => persistence.cleanSubscriptions({ id: clientId }).then(() => undefined),

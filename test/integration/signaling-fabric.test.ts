@@ -151,7 +151,12 @@ function fabricSuite(name: string, start: () => Promise<{ url: string; stop(): P
       // A message that claims another sender is refused at node B before it enters the fabric.
       const app = await connectPeer(b.mqttUrl, 'app_f4', 'app', { token: appTok });
       peers.push(app);
-      const created = await createSession(b, appTok, 'device_f4');
+      // The device's `online` reaches node B through Redis a moment after its PUBACK on node A.
+      let created = await createSession(b, appTok, 'device_f4');
+      for (let i = 0; i < 100 && created.status === 409; i++) {
+        await sleep(50);
+        created = await createSession(b, appTok, 'device_f4');
+      }
       assert.equal(created.status, 201);
       const { sessionId } = (await created.json()) as { sessionId: string };
       const forged = await app.send('device_f4', { type: 'offer', sessionId, from: 'app_other', payload: { sdp: SDP_OFFER } });
