@@ -20,7 +20,10 @@
  */
 import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Counter } from 'prom-client';
 import type { Logger } from '../log.ts';
+import { registry } from '../metrics/metrics.ts';
 import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from '../redis.ts';
 import { parseTopic } from '../signaling/topics.ts';
 import { ClientIdLeases } from './clientIds.ts';
@@ -40,6 +43,8 @@ const packetKey = (brokerId: string, brokerCounter: number): string => `packet:$
 interface AsyncRedisPersistence {
   setup(broker: unknown): Promise<void>;
   outgoingEnqueueCombi(subs: ReadonlyArray<{ readonly clientId: string }>, packet: unknown): Promise<void>;
+  outgoingUpdate(client: { readonly id: string }, packet: { readonly cmd?: string }): Promise<void>;
+  storeRetained(packet: unknown): Promise<void>;
   incomingStorePacket(client: { readonly id: string }, packet: { readonly messageId: number }): Promise<void>;
   cleanSubscriptions(client: { readonly id: string }): Promise<unknown>;
   outgoingStream(client: { readonly id: string; readonly clean?: boolean }): AsyncIterable<unknown>;
@@ -73,6 +78,20 @@ export const FABRIC_CHANNEL_PREFIX = 'p2pd:mqtt:';
  */
 const UNHEARD_SYS_TOPIC = /^\$SYS\/[^/]+\/(new\/subscribes|new\/unsubscribes|disconnect\/clients)$/;
 
+/** True once `db` answers a PING, false when it has not within `timeoutMs`. */
+async function answers(db: RedisClient, timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await db.ping();
+      return true;
+    } catch {
+      if (Date.now() >= until) return false;
+      await sleep(100);
+    }
+  }
+}
+
 const NOTHING_QUEUED: AsyncIterable<unknown> = { [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ done: true, value: undefined }) }) };
 
 /** False for a filter of signaling topics, where the gate never lets a message be retained. */
@@ -84,6 +103,18 @@ function mayBeRetained(filter: string): boolean {
 export const DEFAULT_SESSION_EXPIRY_SEC = 24 * 3600;
 /** Packets queued per persistent session (aedes hands at most 1,000 to a reconnecting client anyway). */
 export const DEFAULT_MAX_QUEUED = 1000;
+/** How long a store write that failed waits for Redis to answer again before its one retry. */
+const RETRY_WAIT_MS = 10_000;
+
+/**
+ * Store writes of the fabric that failed (docs/reference.md "Metrics"). Kept beside the code
+ * that counts it while src/metrics/ is being changed elsewhere; it belongs in metrics.ts.
+ */
+export const mqttStoreErrorsTotal = new Counter({
+  name: 'mqtt_store_errors_total',
+  help: 'Redis writes of the broker fabric that failed, by operation: enqueue (a QoS 1 message queued for persistent sessions), retain (a retained message), both tried once more when Redis answers; delivery (the packet id of a QoS 1 message sent to a persistent session: the message is sent anyway)',
+  labelNames: ['operation'] as const, registers: [registry],
+});
 
 export interface BrokerFabricOptions {
   /** `--redis-url`: one URL (Redis) or several (Redis Cluster seed nodes). */
@@ -138,7 +169,7 @@ export async function createBrokerFabric(opts: BrokerFabricOptions): Promise<Bro
   //   answers -1, which deletes the packet as a count reaching 0 does (the library's clear, as
   //   patched in patches/). QoS 1 only: the library's QoS 2 clear deletes at exactly 0.
   // - LTRIM only once a push made the queue longer than its bound (RPUSH answers the length).
-  store.outgoingEnqueueCombi = async (subs, packet) => {
+  const enqueue = async (subs: Parameters<AsyncRedisPersistence['outgoingEnqueueCombi']>[0], packet: unknown): Promise<void> => {
     if (subs.length === 0) return;
     const p = packet as { brokerId: string; brokerCounter: number; qos?: number };
     const pktKey = packetKey(p.brokerId, p.brokerCounter);
@@ -156,6 +187,39 @@ export async function createBrokerFabric(opts: BrokerFabricOptions): Promise<Bro
     }));
     await Promise.all(subs.map((s, i) => ((lengths[i] as number) > maxQueued ? db.ltrim(outgoingKey(s.clientId), -maxQueued, -1) : undefined)));
   };
+  // A store write under a publish that fails (a command timed out: Redis busy or away) made aedes
+  // close the publisher's connection, and under load its reconnection added to the load. It is
+  // tried once more when Redis answers again (at most RETRY_WAIT_MS later). Should that fail too,
+  // the connection still closes: MQTT 3.1.1 has no negative PUBACK, and acknowledging would promise
+  // a queued copy that does not exist; the client sends the message again after reconnecting.
+  const onceMore = async (operation: 'enqueue' | 'retain', write: () => Promise<void>): Promise<void> => {
+    try {
+      await write();
+    } catch (err) {
+      mqttStoreErrorsTotal.inc({ operation });
+      if (!await answers(db, RETRY_WAIT_MS)) throw err;
+      try {
+        await write();
+      } catch (again) {
+        mqttStoreErrorsTotal.inc({ operation });
+        log.warn({ err: (again as Error).message, operation }, 'a broker store write failed twice: the publisher is disconnected');
+        throw again;
+      }
+    }
+  };
+  store.outgoingEnqueueCombi = (subs, packet) => onceMore('enqueue', () => enqueue(subs, packet));
+  const storeRetained = store.storeRetained.bind(store);
+  store.storeRetained = (packet) => onceMore('retain', () => storeRetained(packet));
+  // Sending a QoS 1 message to a persistent session first records its packet id with the queued
+  // copy (so that a resend after a reconnect keeps it, MQTT 3.1.1 §4.4); when that write fails
+  // aedes closed the subscriber's connection instead of sending. The copy is queued already and
+  // the id is known to this node (the library's cache), so the message goes out and its PUBACK
+  // clears it; a resend after a reconnect would only carry a new id. QoS 2 state still fails.
+  const outgoingUpdate = store.outgoingUpdate.bind(store);
+  store.outgoingUpdate = (client, packet) => outgoingUpdate(client, packet).catch((err: unknown) => {
+    if (packet.cmd !== 'publish') throw err;
+    mqttStoreErrorsTotal.inc({ operation: 'delivery' });
+  });
   // Every login deletes the client's old will first (aedes' storeWill), also when it has none:
   // the library's LREM, GET, DEL take 2 round trips, GETDEL with the LREM 1.
   // aedes chains it with `.finally()` only, so it must not reject: a will left behind is
