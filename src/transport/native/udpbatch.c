@@ -19,6 +19,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <arpa/inet.h>
 #include <node_api.h>
 #include <stdint.h>
@@ -36,6 +37,7 @@
 #define MAX_SLOT 65536
 
 typedef struct Group Group;
+typedef struct Chan Chan;
 
 typedef struct Forwarder Forwarder;
 
@@ -47,6 +49,9 @@ typedef struct {
   // Forwarding-table channels that name this socket (as a client's listener or a peer's relay
   // socket): a socket nobody names costs the receive path one comparison.
   int fwd_refs;
+  // The kernel refused a GSO send from this socket as such (EIO: no checksum offload on the
+  // route's device): its forwarded datagrams leave one per message from then on.
+  int no_gso;
   Group *g;
   uv_poll_t poll;
 } Sock;
@@ -74,11 +79,17 @@ struct Group {
   // it: FWD_CLIENTS (listeners: ChannelData from clients) or FWD_PEERS (relay sockets).
   Forwarder *fwd;
   int fwd_role;
-  // Sends of forwarded datagrams, built and sent inside one receive round.
-  struct mmsghdr fm[BATCH];
-  struct iovec fiov[BATCH][2];
-  uint8_t fhdr[BATCH][4];
+  // Forwarded datagrams of one receive round (socket, channel, ChannelData header, payload),
+  // and the messages they leave in: several of a channel in one message with UDP_SEGMENT (GSO).
   Sock *fsock[BATCH];
+  Chan *fchan[BATCH];
+  uint8_t *fdata[BATCH];
+  int flen[BATCH];
+  uint8_t fhdr[BATCH][4];
+  struct mmsghdr fm[BATCH];
+  int fseg[BATCH];
+  struct iovec fiov[2 * BATCH];
+  char fctl[BATCH][CMSG_SPACE(sizeof(uint16_t))];
 };
 
 #define CHECK(call) do { if ((call) != napi_ok) { napi_throw_error(env, "UDPBATCH_NAPI", #call); return NULL; } } while (0)
@@ -152,8 +163,6 @@ static socklen_t sockaddr_from_text(const char *addr, int port, struct sockaddr_
 #define FWD_PEERS 2
 /** Credit no allocation without a bandwidth limit runs out of. */
 #define FWD_UNLIMITED 4503599627370496.0
-
-typedef struct Chan Chan;
 
 typedef union {
   struct sockaddr sa;
@@ -297,23 +306,120 @@ static void fwd_unref(Forwarder *f) {
   free(f);
 }
 
-// Sends what forward_round queued, one sendmmsg per run of datagrams leaving the same socket.
+// Several datagrams of one channel leave in one message with UDP_SEGMENT (Linux GSO, 4.18+):
+// the kernel walks its UDP/IP path once for all of them. All segments but the last must have
+// the same size, at most UDP_MAX_SEGMENTS (64) per message; the total stays under one datagram.
+#define GSO_MAX_SEGMENTS 64
+#define GSO_MAX_BYTES 60000
+
+static void fwd_count_sent(Sock *s, int segments) { s->g->tx_count += segments; }
+
+// One message of `segments` datagrams that the kernel refused as a whole (no GSO on the path,
+// a segment over the MTU): its datagrams go one by one.
+static void fwd_send_each(Sock *s, struct mmsghdr *m, int segments) {
+  struct msghdr one = m->msg_hdr;
+  one.msg_control = NULL;
+  one.msg_controllen = 0;
+  struct iovec *iov = m->msg_hdr.msg_iov;
+  int per = (int)m->msg_hdr.msg_iovlen / segments;  // 1 or 2 iovecs per datagram
+  for (int k = 0; k < segments; k++) {
+    one.msg_iov = iov + k * per;
+    one.msg_iovlen = per;
+    if (sendmsg(s->fd, &one, 0) < 0) s->g->tx_errors++;
+    else fwd_count_sent(s, 1);
+  }
+}
+
+// Sends the round's forwarded datagrams 0..n-1: grouped by socket and channel (order kept within
+// a channel), a channel's run in GSO messages, one sendmmsg per socket.
 static void fwd_send(Group *g, int n) {
+  int order[BATCH];
+  for (int i = 0; i < n; i++) order[i] = i;
+  // Stable insertion sort by (socket, channel): at most BATCH entries, mostly already in runs.
+  for (int i = 1; i < n; i++) {
+    int v = order[i], j = i - 1;
+    while (j >= 0 && (g->fsock[order[j]] > g->fsock[v] || (g->fsock[order[j]] == g->fsock[v] && g->fchan[order[j]] > g->fchan[v]))) {
+      order[j + 1] = order[j];
+      j--;
+    }
+    order[j + 1] = v;
+  }
+  int nmsg = 0, niov = 0;
+  Sock *msock[BATCH];
+  int seg = 0, total = 0, closed = 0;
+  for (int q = 0; q < n; q++) {
+    int i = order[q];
+    int hdr = g->fchan[i]->lsock == g->fsock[i];  // to a client: a ChannelData header in front
+    int len = g->flen[i] + (hdr ? 4 : 0);
+    struct mmsghdr *cur = nmsg > 0 ? &g->fm[nmsg - 1] : NULL;
+    int joins = cur && !g->fsock[i]->no_gso && msock[nmsg - 1] == g->fsock[i] && g->fchan[order[q - 1]] == g->fchan[i] && !closed
+      && len <= seg && g->fseg[nmsg - 1] < GSO_MAX_SEGMENTS && total + len <= GSO_MAX_BYTES;
+    if (!joins) {
+      cur = &g->fm[nmsg];
+      msock[nmsg] = g->fsock[i];
+      g->fseg[nmsg] = 0;
+      struct msghdr *h = &cur->msg_hdr;
+      Chan *c = g->fchan[i];
+      h->msg_name = hdr ? (void *)&c->caddr : (void *)&c->paddr;
+      h->msg_namelen = hdr ? c->calen : c->palen;
+      h->msg_iov = &g->fiov[niov];
+      h->msg_iovlen = 0;
+      h->msg_control = NULL;
+      h->msg_controllen = 0;
+      h->msg_flags = 0;
+      nmsg++;
+      seg = len;
+      total = 0;
+      closed = 0;
+    } else if (len < seg) {
+      closed = 1;  // a shorter datagram ends the message: only the last may be shorter
+    }
+    if (hdr) {
+      g->fiov[niov].iov_base = g->fhdr[i];
+      g->fiov[niov].iov_len = 4;
+      niov++;
+      cur->msg_hdr.msg_iovlen++;
+    }
+    g->fiov[niov].iov_base = g->fdata[i];
+    g->fiov[niov].iov_len = g->flen[i];
+    niov++;
+    cur->msg_hdr.msg_iovlen++;
+    g->fseg[nmsg - 1]++;
+    total += len;
+    if (g->fseg[nmsg - 1] == 2) {
+      // Now a GSO message: the segment size is the first datagram's.
+      struct msghdr *h = &cur->msg_hdr;
+      int first = (int)(hdr ? 4 + ((struct iovec *)h->msg_iov)[1].iov_len : ((struct iovec *)h->msg_iov)[0].iov_len);
+      h->msg_control = g->fctl[nmsg - 1];
+      h->msg_controllen = sizeof g->fctl[nmsg - 1];
+      struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+      cm->cmsg_level = SOL_UDP;
+      cm->cmsg_type = UDP_SEGMENT;
+      cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      uint16_t size = (uint16_t)first;
+      memcpy(CMSG_DATA(cm), &size, sizeof size);
+    }
+  }
   int k = 0;
-  while (k < n) {
-    Sock *s = g->fsock[k];
+  while (k < nmsg) {
+    Sock *s = msock[k];
     int start = k;
-    while (k < n && g->fsock[k] == s) k++;
+    while (k < nmsg && msock[k] == s) k++;
     int off = start;
     while (off < k) {
       int r = sendmmsg(s->fd, g->fm + off, k - off, 0);
       if (r < 0) {
         if (errno == EINTR) continue;
-        s->g->tx_errors++;
+        if (g->fseg[off] > 1) {
+          if (errno == EIO || errno == ENOPROTOOPT) s->no_gso = 1;
+          fwd_send_each(s, &g->fm[off], g->fseg[off]);
+        } else {
+          s->g->tx_errors++;
+        }
         off++;
         continue;
       }
-      s->g->tx_count += r;
+      for (int m = off; m < off + r; m++) fwd_count_sent(s, g->fseg[m]);
       off += r;
     }
   }
@@ -331,8 +437,6 @@ static int forward_round(Group *g, Sock *s, int n) {
     uint8_t *buf = g->rx + (size_t)i * g->slot;
     int len = m[1];
     Chan *c;
-    struct iovec *iov = g->fiov[q];
-    struct msghdr *h = &g->fm[q].msg_hdr;
     if (g->fwd_role == FWD_CLIENTS) {
       // RFC 8656 §12.4: ChannelData is number (first two bits 01), length, data.
       if (len < 4 || (buf[0] & 0xc0) != 0x40) continue;
@@ -344,12 +448,9 @@ static int forward_round(Group *g, Sock *s, int n) {
       c->a->credit -= dlen;
       c->a->to_peer += dlen;
       f->packets_to_peer++;
-      iov[0].iov_base = buf + 4;
-      iov[0].iov_len = dlen;
-      h->msg_iovlen = 1;
-      h->msg_name = &c->paddr;
-      h->msg_namelen = c->palen;
       g->fsock[q] = c->rsock;
+      g->fdata[q] = buf + 4;
+      g->flen[q] = dlen;
     } else {
       if (len > 0xffff - 4) continue;
       c = find_from_peer(f, s, m + 2);
@@ -362,19 +463,11 @@ static int forward_round(Group *g, Sock *s, int n) {
       hdr[1] = (uint8_t)c->number;
       hdr[2] = (uint8_t)(len >> 8);
       hdr[3] = (uint8_t)len;
-      iov[0].iov_base = hdr;
-      iov[0].iov_len = 4;
-      iov[1].iov_base = buf;
-      iov[1].iov_len = len;
-      h->msg_iovlen = 2;
-      h->msg_name = &c->caddr;
-      h->msg_namelen = c->calen;
       g->fsock[q] = c->lsock;
+      g->fdata[q] = buf;
+      g->flen[q] = len;
     }
-    h->msg_iov = iov;
-    h->msg_control = NULL;
-    h->msg_controllen = 0;
-    h->msg_flags = 0;
+    g->fchan[q] = c;
     fwd_mark_dirty(f, c->a);
     m[8] = 2;
     q++;
