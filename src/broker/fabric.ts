@@ -21,9 +21,8 @@
 import { createRequire } from 'node:module';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Counter } from 'prom-client';
 import type { Logger } from '../log.ts';
-import { registry } from '../metrics/metrics.ts';
+import { mqttStoreErrorsTotal } from '../metrics/metrics.ts';
 import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from '../redis.ts';
 import { parseTopic } from '../signaling/topics.ts';
 import { ClientIdLeases } from './clientIds.ts';
@@ -105,16 +104,6 @@ export const DEFAULT_SESSION_EXPIRY_SEC = 24 * 3600;
 export const DEFAULT_MAX_QUEUED = 1000;
 /** How long a store write that failed waits for Redis to answer again before its one retry. */
 const RETRY_WAIT_MS = 10_000;
-
-/**
- * Store writes of the fabric that failed (docs/reference.md "Metrics"). Kept beside the code
- * that counts it while src/metrics/ is being changed elsewhere; it belongs in metrics.ts.
- */
-export const mqttStoreErrorsTotal = new Counter({
-  name: 'mqtt_store_errors_total',
-  help: 'Redis writes of the broker fabric that failed, by operation: enqueue (a QoS 1 message queued for persistent sessions), retain (a retained message), both tried once more when Redis answers; delivery (the packet id of a QoS 1 message sent to a persistent session: the message is sent anyway)',
-  labelNames: ['operation'] as const, registers: [registry],
-});
 
 export interface BrokerFabricOptions {
   /** `--redis-url`: one URL (Redis) or several (Redis Cluster seed nodes). */

@@ -239,6 +239,12 @@ export const mqttLoginsInFlight = new Gauge({
   help: 'MQTT logins (CONNECT to CONNACK) under way at the embedded broker; at most --mqtt-max-logins-in-flight',
   registers: [registry],
 });
+/** Store writes of the broker fabric that failed (src/broker/fabric.ts, docs/signaling.md). */
+export const mqttStoreErrorsTotal = new Counter({
+  name: 'mqtt_store_errors_total',
+  help: 'Redis writes of the broker fabric that failed, by operation: enqueue (a QoS 1 message queued for persistent sessions), retain (a retained message), both tried once more when Redis answers; delivery (the packet id of a QoS 1 message sent to a persistent session: the message is sent anyway)',
+  labelNames: ['operation'] as const, registers: [registry],
+});
 
 // --- HTTP exposure bounds (issue 10, area http: src/api/rateLimit.ts, src/api/devToken.ts, src/broker/routes.ts)
 export const httpRateLimitedTotal = new Counter({
