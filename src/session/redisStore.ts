@@ -4,7 +4,9 @@
  * Keys (the braces are hash tags: a session's keys share one slot, so one Lua script can touch
  * them atomically in a Cluster):
  * - `session:{ID}` — hash with short field names (FIELDS below), TTL = the session's ttl,
- *   refreshed at each change: a closed session stays readable for ttl after closing.
+ *   refreshed at each change: a closed session stays readable for ttl after closing. Beside the
+ *   session's fields, `ix`: unix ms, no later than when the indexes below were last written for
+ *   it and than the lastSeenAt they were written with (INDEXED_AT).
  * - `session:{ID}:trace` — list of JSON trace events (newest TRACE_MAX_EVENTS), same TTL.
  * - `sessions:lastseen:{N}`, N = crc32(ID) mod 16 — the sweeper's index: sorted sets of open
  *   sessions scored by lastSeenAt. Sixteen buckets spread the index over the Cluster's masters
@@ -34,7 +36,6 @@ import { P2pdError, deviceBusy, sessionExists, storeUnavailable, tooManySessions
 import { TRACE_MAX_EVENTS, type Session, type SessionStatus, type SessionUpdate, type TraceEvent } from './model.ts';
 import { Cluster } from 'ioredis';
 import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from '../redis.ts';
-import { RefreshTimes } from './refreshTimes.ts';
 import { countClosed, type CloseOptions, type CreateOptions, type SessionPatch, type SessionStore } from './store.ts';
 
 export const INDEX_BUCKETS = 16;
@@ -46,11 +47,22 @@ export const appKey = (appId: string): string => `sessions:app:{${appId}}`; // (
 export const deviceKey = (deviceId: string): string => `sessions:device:{${deviceId}}`; // (built in Lua too)
 const UPDATES_PATTERN = 'session_updates:*';
 /**
- * In a Cluster, a session's hold on its app's and device's open sets and its place in the stale
- * index are refreshed by touch() at most this often (and at most every tenth of its TTL): a hold
- * may end up to that much before the record would expire.
+ * A session's hold on its app's and device's open sets and its place in the stale index are
+ * refreshed by touch() (a signaling message) only once this long has passed since they were last
+ * written (and at most a tenth of its TTL): by its creation, a status change or keepalive patch
+ * (update), or an earlier touch, on any node — the record's INDEXED_AT says when. So a hold may
+ * end up to that much before the record would expire, and the stale index may hold a lastSeenAt
+ * up to that much older than the record's (never newer: the sweeper re-checks the record, so a
+ * lagging index spares no stale session and closes no live one).
  */
-const HOLD_REFRESH_MS = 30_000;
+export const HOLD_REFRESH_MS = 30_000;
+/** Hash field of INDEXED_AT (not a Session field: get() leaves it out). */
+const INDEXED_AT = 'ix';
+/**
+ * INDEXED_AT for indexes written at `atMs` (the store's clock) with `lastSeenSec`: the earlier of
+ * the two, so that the next refresh is due by either clock.
+ */
+const indexedAt = (atMs: number, lastSeenSec: number): number => Math.min(atMs, lastSeenSec * 1000);
 
 /** Session field → hash field. Short names keep a record well under 1 KiB. */
 const FIELDS = {
@@ -184,10 +196,12 @@ redis.call('EXPIRE', KEYS[2], ttl)
 return 1
 `;
 
-// KEYS: rec, trace (, idx). ARGV: id, atMs, event json, maxTrace, nowSec → nil for no record, else
-// { ttl, appId, deviceId, 1 if open }. A closed session gets the event with the time it has left.
+// KEYS: rec, trace (, idx). ARGV: id, atMs, event json, maxTrace, nowSec, refreshMs → nil for no
+// record, else { ttl, appId, deviceId, 1 if open, 1 if the indexes are due (HOLD_REFRESH_MS) }.
+// A closed session gets the event with the time it has left. With a single Redis the due indexes
+// are written here; in a Cluster the caller writes them (other slots).
 const LUA_TOUCH = `${LUA_LIB}
-local cur = redis.call('HMGET', KEYS[1], 's', 't', 'a', 'd')
+local cur = redis.call('HMGET', KEYS[1], 's', 't', 'a', 'd', '${INDEXED_AT}')
 if not cur[1] then return false end
 local open = cur[1] ~= 'closed'
 local ttl = tonumber(cur[2])
@@ -197,16 +211,24 @@ if ttl > 0 then
   redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
   redis.call('EXPIRE', KEYS[2], ttl)
 end
+local due = 0
 if open then
-  redis.call('HSET', KEYS[1], 'u', ARGV[5], 'l', ARGV[5])
+  local atMs, seenMs = tonumber(ARGV[2]), tonumber(ARGV[5]) * 1000
+  -- Due by either clock (see indexedAt); a record without the field (older nodes) is due.
+  if math.max(atMs, seenMs) - tonumber(cur[5] or 0) >= math.min(tonumber(ARGV[6]), ttl * 100) then due = 1 end
+  if due == 1 then
+    redis.call('HSET', KEYS[1], 'u', ARGV[5], 'l', ARGV[5], '${INDEXED_AT}', math.min(atMs, seenMs))
+  else
+    redis.call('HSET', KEYS[1], 'u', ARGV[5], 'l', ARGV[5])
+  end
   redis.call('EXPIRE', KEYS[1], ttl)
-  if KEYS[3] then
+  if KEYS[3] and due == 1 then
     redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
     if cur[3] then hold(appKey(cur[3]), ARGV[1], ARGV[2], ttl) end
     if cur[4] then hold(deviceKey(cur[4]), ARGV[1], ARGV[2], ttl) end
   end
 end
-return { ttl, cur[3] or '', cur[4] or '', open and 1 or 0 }
+return { ttl, cur[3] or '', cur[4] or '', open and 1 or 0, due }
 `;
 
 // A Cluster's reservation of a slot in an app's (or a device's) open set, before the session's
@@ -228,7 +250,7 @@ interface SessionScripts {
   /** Single Redis only: the number of keys comes first. */
   sessionCloseMany(numKeys: number, ...keysThenArgs: Arg[]): Promise<number[]>;
   sessionAppend(rec: string, trace: string, ...args: Arg[]): Promise<number>;
-  sessionTouch(...keysThenArgs: Arg[]): Promise<[number, string, string, number] | null>;
+  sessionTouch(...keysThenArgs: Arg[]): Promise<[number, string, string, number, number] | null>;
   /** Cluster only: KEYS = the app's or the device's open set. */
   sessionAppReserve(appSet: string, ...args: Arg[]): Promise<number>;
 }
@@ -304,8 +326,6 @@ export class RedisSessionStore implements SessionStore {
   private probe: NodeJS.Timeout | undefined;
   /** Single Redis: the scripts keep the stale index themselves (one round trip per change). */
   private readonly inlineIndex: boolean;
-  /** Cluster: when touch() last refreshed each session's indexes. */
-  private readonly holds = new RefreshTimes();
 
   constructor(opts: RedisSessionStoreOptions) {
     this.log = opts.log;
@@ -414,11 +434,13 @@ export class RedisSessionStore implements SessionStore {
         }
         if (device === 1) taken.push(deviceKey(session.deviceId));
       }
+      // The creation writes the indexes: it counts as their first refresh (HOLD_REFRESH_MS).
+      const fields = open ? [...toFields(rest), INDEXED_AT, indexedAt(atMs, session.lastSeenAt)] : toFields(rest);
       let created: number;
       try {
         created = await this.scripts.sessionCreate(...keys,
           id, atMs, TRACE_MAX_EVENTS, session.ttl, session.status, session.lastSeenAt,
-          session.turnNode, session.deviceId, session.appId, max, maxViewers, ...toFields(rest));
+          session.turnNode, session.deviceId, session.appId, max, maxViewers, ...fields);
       } catch (err) {
         await giveBack();
         throw err;
@@ -438,10 +460,13 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async update(sessionId: string, patch: SessionPatch): Promise<Session | undefined> {
-    const fields = toFields(patch);
     return this.run(async () => {
       const keys = this.keys(sessionId);
-      const reply = await this.scripts.sessionUpdate(...keys, sessionId, this.nowMs(), TRACE_MAX_EVENTS, ...fields);
+      const atMs = this.nowMs();
+      // A patch with lastSeenAt writes every index of an open session (below, or in the script
+      // with a single Redis): a refresh in HOLD_REFRESH_MS's sense.
+      const fields = patch.lastSeenAt === undefined ? toFields(patch) : [...toFields(patch), INDEXED_AT, indexedAt(atMs, patch.lastSeenAt)];
+      const reply = await this.scripts.sessionUpdate(...keys, sessionId, atMs, TRACE_MAX_EVENTS, ...fields);
       if (reply === null) return undefined;
       const [changed, pairs] = reply;
       const s = fromHash(sessionId, pairsToRecord(pairs));
@@ -453,7 +478,7 @@ export class RedisSessionStore implements SessionStore {
         }
       } else if (!this.inlineIndex) {
         // The record's TTL was refreshed: so is its hold on the app's and the device's counts.
-        const untilMs = this.nowMs() + s.ttl * 1000;
+        const untilMs = atMs + s.ttl * 1000;
         await Promise.all([appKey(s.appId), deviceKey(s.deviceId)].map((k) => this.client.zadd(k, 'XX', untilMs, sessionId)));
         if (patch.lastSeenAt !== undefined) await this.client.zadd(indexKeyOf(sessionId), s.lastSeenAt, sessionId);
       }
@@ -504,14 +529,13 @@ export class RedisSessionStore implements SessionStore {
 
   async touch(sessionId: string, event: TraceEvent, nowSec: number): Promise<void> {
     await this.run(async () => {
-      const reply = await this.scripts.sessionTouch(...this.keys(sessionId), sessionId, this.nowMs(), JSON.stringify(event), TRACE_MAX_EVENTS, nowSec);
-      if (reply === null || this.inlineIndex || reply[3] !== 1) return;
-      // In a Cluster the indexes live in other slots: refreshed here, at most every
-      // HOLD_REFRESH_MS per session (the record's lastSeenAt is what the sweeper finally trusts).
+      const atMs = this.nowMs();
+      const reply = await this.scripts.sessionTouch(...this.keys(sessionId), sessionId, atMs, JSON.stringify(event), TRACE_MAX_EVENTS, nowSec, HOLD_REFRESH_MS);
+      if (reply === null || this.inlineIndex || reply[3] !== 1 || reply[4] !== 1) return;
+      // In a Cluster the indexes live in other slots: written here when the script found them due
+      // (the record's lastSeenAt is what the sweeper finally trusts).
       const [ttl, appId, deviceId] = reply;
-      const nowMs = this.nowMs();
-      if (!this.holds.due(sessionId, nowMs, Math.min(HOLD_REFRESH_MS, ttl * 100))) return;
-      const untilMs = nowMs + ttl * 1000;
+      const untilMs = atMs + ttl * 1000;
       await Promise.all([
         appId === '' ? undefined : this.client.zadd(appKey(appId), 'XX', untilMs, sessionId),
         deviceId === '' ? undefined : this.client.zadd(deviceKey(deviceId), 'XX', untilMs, sessionId),

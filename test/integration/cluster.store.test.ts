@@ -2,6 +2,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHs256Signer } from '../../src/auth/token.ts';
 import { RedisSessionStore } from '../../src/session/redisStore.ts';
+import { indexRefreshSuite } from '../../src/session/indexRefresh.suite.ts';
 import { sessionStoreSuite } from '../../src/session/store.suite.ts';
 import { startRedisCluster, type RedisCluster } from '../helpers/redis.ts';
 import { startP2pd } from '../helpers/p2pd.ts';
@@ -10,7 +11,7 @@ import { startP2pd } from '../helpers/p2pd.ts';
 // is sessions.outage.test.ts's to test; on a loaded machine it would turn these into timing tests.
 const SUITE_COMMAND_TIMEOUT_MS = 5000;
 
-// One 3-master Cluster for the file: the store suite, then a real p2pd on it.
+// One 3-master Cluster for the file: the store suite, the lazy index refresh, then a real p2pd on it.
 let started: Promise<RedisCluster> | undefined;
 const cluster = (): Promise<RedisCluster> => (started ??= startRedisCluster(3));
 after(async () => { await (await started)?.stop(); });
@@ -26,6 +27,8 @@ sessionStoreSuite('a real 3-master Redis Cluster', async () => {
     close: async () => undefined,
   };
 });
+
+indexRefreshSuite('a real 3-master Redis Cluster', async () => (await cluster()).urls);
 
 describe('p2pd serve on a Redis Cluster', { timeout: 60_000 }, () => {
   test('--redis-url with several URLs: sessions and the node registry live in the Cluster', async () => {
