@@ -10,6 +10,10 @@
  * - resident memory per allocation: the server's RSS with 5,000 (then, started afresh, 16,000)
  *   allocations held minus its RSS idle, divided by the allocations.
  *
+ * - the server's CPU time per round trip (its whole process tree, user and system apart, read from
+ *   /proc during the 200-byte load): where a server spends it — its own code or the kernel's
+ *   UDP path — and what a round trip costs it whatever the other processes got of the cores.
+ *
  * Medians over the rounds, each throughput figure as a ratio to coturn and to the ceiling
  * (docs/performance.md "Ceilings and instruction counts"), and memory per allocation as a ratio
  * to coturn (the ceiling keeps no state worth measuring). Client, peer and servers share this
@@ -18,7 +22,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ROOT, benchBinary, hasCommand, median, start, treeRss, turnbenchBinary, waitFor, type Started } from './lib/proc.ts';
+import { ROOT, benchBinary, hasCommand, median, start, treeCpu, treeRss, turnbenchBinary, waitFor, type Started } from './lib/proc.ts';
 import { stunAnswers } from './lib/udp.ts';
 
 const HOST = '127.0.0.1';
@@ -121,6 +125,9 @@ export async function run(opts: { short: boolean }): Promise<void> {
   const peer = start(bin, ['peer', HOST, String(peerPort)]);
   const rt = new Map<string, number[]>();
   const mbit = new Map<string, number[]>();
+  /** Contender → server CPU µs per round trip, user and system, per round. */
+  const cpuUser = new Map<string, number[]>();
+  const cpuSys = new Map<string, number[]>();
   /** Contender → allocations held → RSS per allocation. */
   const rss = new Map<string, Map<number, number>>();
   const push = (m: Map<string, number[]>, k: string, v: number): void => { m.set(k, [...(m.get(k) ?? []), v]); };
@@ -136,11 +143,19 @@ export async function run(opts: { short: boolean }): Promise<void> {
         const server = c.launch(port);
         try {
           await untilReady(c, server, port);
+          const cpu0 = treeCpu(server.child.pid as number);
           const small = load(bin, port, peerPort, seconds, 200);
+          const cpu1 = treeCpu(server.child.pid as number);
           const big = load(bin, port, peerPort, seconds, 1000);
           push(rt, c.name, small.rtps);
           push(mbit, c.name, big.mbps);
-          process.stdout.write(`  round ${r + 1} ${c.name.padEnd(22)} ${Math.round(small.rtps).toLocaleString('en').padStart(9)} round trips/s (200 B)  ${big.mbps.toFixed(0).padStart(6)} Mbit/s (1000 B)\n`);
+          const trips = small.rtps * seconds;
+          const user = ((cpu1.user - cpu0.user) / trips) * 1e6;
+          const sys = ((cpu1.sys - cpu0.sys) / trips) * 1e6;
+          push(cpuUser, c.name, user);
+          push(cpuSys, c.name, sys);
+          process.stdout.write(`  round ${r + 1} ${c.name.padEnd(22)} ${Math.round(small.rtps).toLocaleString('en').padStart(9)} round trips/s (200 B)  ${big.mbps.toFixed(0).padStart(6)} Mbit/s (1000 B)`
+            + `  server CPU ${user.toFixed(2)} user + ${sys.toFixed(2)} sys µs per round trip\n`);
         } finally {
           await server.stop();
         }
@@ -184,6 +199,12 @@ export async function run(opts: { short: boolean }): Promise<void> {
       + `${ratio(rt, c.name, COTURN).padStart(7)} ${ratio(rt, c.name, CEILING).padStart(8)}   `
       + `${median(mbit.get(c.name) ?? []).toFixed(0).padStart(6)} ${ratio(mbit, c.name, COTURN).padStart(7)} ${ratio(mbit, c.name, CEILING).padStart(8)}   `
       + `${mem}\n`);
+  }
+  process.stdout.write('\nServer CPU per relayed round trip (200 B, whole process tree), medians: µs user + µs system = total\n');
+  for (const c of available) {
+    const u = median(cpuUser.get(c.name) ?? []);
+    const s = median(cpuSys.get(c.name) ?? []);
+    process.stdout.write(`  ${c.name.padEnd(22)} ${u.toFixed(2).padStart(6)} + ${s.toFixed(2).padStart(6)} = ${(u + s).toFixed(2).padStart(6)}\n`);
   }
   process.stdout.write('  targets for p2pd (issue 15): >= 1.5x coturn and >= 0.8x the ceiling in round trips and Mbit/s, <= 4 KiB per allocation at 16,000\n');
 }

@@ -64,6 +64,22 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/** User and system CPU seconds of a process and all its descendants so far (exited ones drop out). */
+export function treeCpu(pid: number): { user: number; sys: number } {
+  const total = { user: 0, sys: 0 };
+  const walk = (p: number): void => {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      total.user += Number(fields[11]) / 100;
+      total.sys += Number(fields[12]) / 100;
+    } catch { /* exited */ }
+    for (const c of childPids(p)) walk(c);
+  };
+  walk(pid);
+  return total;
+}
+
 export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
