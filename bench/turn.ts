@@ -14,6 +14,11 @@
  *   /proc during the 200-byte load): where a server spends it — its own code or the kernel's
  *   UDP path — and what a round trip costs it whatever the other processes got of the cores.
  *
+ * - capacity past one relay address: p2pd with two relay addresses (127.0.0.1 and 127.0.0.2,
+ *   18,000 ports each) holding 32,000 allocations from two holder processes, and its RSS per
+ *   allocation there (one address's port range bounds a node near 16,000: docs/turn.md
+ *   "Several relay addresses").
+ *
  * Medians over the rounds, each throughput figure as a ratio to coturn and to the ceiling
  * (docs/performance.md "Ceilings and instruction counts"), and memory per allocation as a ratio
  * to coturn (the ceiling keeps no state worth measuring). Client, peer and servers share this
@@ -89,14 +94,19 @@ function load(bin: string, port: number, peerPort: number, seconds: number, payl
   return { rtps: r.rtps, mbps: (r.rtps * payload * 8) / 1e6 };
 }
 
-/** RSS growth of the server's process tree per allocation, with `count` allocations held. */
-async function rssPerAllocation(bin: string, server: Started, port: number, count: number): Promise<{ perAllocation: number; allocated: number }> {
+/**
+ * RSS growth of the server's process tree per allocation, with `count` allocations held by
+ * `holders` client processes (one socket per allocation: a process holds at most its open-file limit).
+ */
+async function rssPerAllocation(bin: string, server: Started, port: number, count: number, holders = 1): Promise<{ perAllocation: number; allocated: number }> {
   const pid = server.child.pid as number;
   await sleep(1000);
   const before = treeRss(pid);
-  const hold = spawn(bin, ['hold', HOST, String(port), String(count), USER, PASS], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // Holder k sends from 127.0.0.(k + 1): each source address has Linux's ~28,000 ephemeral ports.
+  const holds = Array.from({ length: holders }, (_, k) => spawn(bin, ['hold', HOST, String(port), String(Math.ceil(count / holders)), USER, PASS, `127.0.0.${k + 1}`],
+    { stdio: ['pipe', 'pipe', 'inherit'] }));
   try {
-    const allocated = await new Promise<number>((resolve, reject) => {
+    const counts = await Promise.all(holds.map((hold) => new Promise<number>((resolve, reject) => {
       let out = '';
       hold.stdout.on('data', (d: Buffer) => {
         out += d.toString();
@@ -104,14 +114,27 @@ async function rssPerAllocation(bin: string, server: Started, port: number, coun
         if (m) resolve(Number(m[1]));
       });
       hold.once('exit', (code) => reject(new Error(`turnbench hold exited with ${code}`)));
-    });
+    })));
+    const allocated = counts.reduce((a, b) => a + b, 0);
     await sleep(1000);
     const after = treeRss(pid);
     return { perAllocation: allocated > 0 ? (after - before) / allocated : NaN, allocated };
   } finally {
-    hold.stdin.end();
-    hold.kill();
+    for (const hold of holds) {
+      hold.stdin.end();
+      hold.kill();
+    }
   }
+}
+
+/** Allocations held across two relay addresses in the capacity phase. */
+const CAPACITY_COUNT = 32_000;
+
+/** p2pd as the bench starts it, with two relay addresses: room for 36,000 allocations. */
+function launchTwoAddresses(port: number): Started {
+  return start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'serve', '--roles', 'stun,turn', '--listen', HOST, '--port', String(port),
+    '--workers', '2', '--http', `${HOST}:${port + 1}`, '--user', `${USER}:${PASS}`, '--realm', 'bench', '--user-quota', '0', '--max-allocations', '0',
+    '--max-bps', '0', '--allow-peer', '127.0.0.0/8', '--relay-ip', '127.0.0.1,127.0.0.2', '--relay-ports', `${RELAY_MIN}-${RELAY_MAX}`, '--log-level', 'warn']);
 }
 
 export async function run(opts: { short: boolean }): Promise<void> {
@@ -173,6 +196,18 @@ export async function run(opts: { short: boolean }): Promise<void> {
         } finally {
           await server.stop();
         }
+      }
+    }
+    let capacity: { perAllocation: number; allocated: number } | undefined;
+    if (!opts.short) {
+      port += 2;
+      const server = launchTwoAddresses(port);
+      try {
+        await untilReady(contenders[0]!, server, port);
+        capacity = await rssPerAllocation(bin, server, port, CAPACITY_COUNT, 2);
+        process.stdout.write(`  capacity p2pd, two relay addresses: ${capacity.allocated.toLocaleString('en')} of ${CAPACITY_COUNT.toLocaleString('en')} allocations held, ${(capacity.perAllocation / 1024).toFixed(1)} KiB RSS per allocation\n`);
+      } finally {
+        await server.stop();
       }
     }
   } finally {

@@ -9,8 +9,9 @@
 //   turnbench load ... USER PASS COUNT
 //       the same with a fixed number of messages: sends COUNT (plus any refills after a loss) and
 //       stops at COUNT round trips or SECONDS (bench/instructions.ts)
-//   turnbench hold SERVER PORT COUNT USER PASS
-//       makes COUNT allocations, prints {"allocated":N} and holds them until stdin closes
+//   turnbench hold SERVER PORT COUNT USER PASS [SOURCE]
+//       makes COUNT allocations, prints {"allocated":N} and holds them until stdin closes;
+//       from SOURCE (another loopback address: another set of ephemeral ports) when given
 //
 // Written in C so the client is never the bottleneck: long-term credentials (MD5 key, HMAC-SHA1
 // MESSAGE-INTEGRITY via libcrypto), then the data phase with epoll and recvmmsg/sendmmsg.
@@ -315,10 +316,11 @@ static int run_load(const char *shost, int sport, const char *phost, int pport, 
 
 // ---- hold
 
-static int run_hold(const char *shost, int sport, int count, const char *user, const char *pass) {
+static int run_hold(const char *shost, int sport, int count, const char *user, const char *pass, const char *source) {
   raise_nofile();
-  struct sockaddr_in server;
+  struct sockaddr_in server, local;
   addr_of(&server, shost, sport);
+  if (source) addr_of(&local, source, 0);
   if (count > MAXALLOC) count = MAXALLOC;
   creds_t c = { .user = user, .pass = pass };
   static int fds[MAXALLOC];
@@ -326,6 +328,7 @@ static int run_hold(const char *shost, int sport, int count, const char *user, c
   for (int a = 0; a < count; a++) {
     fds[a] = socket(AF_INET, SOCK_DGRAM, 0);
     if (fds[a] < 0) { perror("socket"); break; }
+    if (source && bind(fds[a], (struct sockaddr *)&local, sizeof local) != 0) { perror("bind"); break; }
     if (connect(fds[a], (struct sockaddr *)&server, sizeof server) != 0) { perror("connect"); break; }
     int code = 0;
     if (request(fds[a], &c, 0x0003, fill_allocate, NULL, &code) == 2) ok++;
@@ -372,10 +375,10 @@ int main(int argc, char **argv) {
   if (argc >= 12 && strcmp(argv[1], "load") == 0)
     return run_load(argv[2], atoi(argv[3]), argv[4], atoi(argv[5]), atof(argv[6]), atoi(argv[7]), atoi(argv[8]), atoi(argv[9]), argv[10], argv[11],
                     argc >= 13 ? strtoull(argv[12], NULL, 10) : 0);
-  if (argc >= 7 && strcmp(argv[1], "hold") == 0) return run_hold(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv[6]);
+  if (argc >= 7 && strcmp(argv[1], "hold") == 0) return run_hold(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv[6], argc >= 8 ? argv[7] : NULL);
   fprintf(stderr,
           "usage: turnbench peer HOST PORT\n"
           "       turnbench load SERVER PORT PEERHOST PEERPORT SECONDS ALLOCS WINDOW PAYLOAD USER PASS [COUNT]\n"
-          "       turnbench hold SERVER PORT COUNT USER PASS\n");
+          "       turnbench hold SERVER PORT COUNT USER PASS [SOURCE]\n");
   return 2;
 }
