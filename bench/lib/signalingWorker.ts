@@ -6,7 +6,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { connect, type MqttClient } from 'mqtt';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createHs256Signer } from '../../src/auth/token.ts';
+import { Backoff } from '../../src/sdk/reconnect.ts';
 
 interface ConnectCmd {
   readonly cmd: 'connect';
@@ -36,13 +38,34 @@ const pairs: Pair[] = [];
 const pendingOffers = new Map<string, number>();
 const rtts: number[] = [];
 let errors = 0;
+/** Logins turned away with CONNACK 3 and tried again. */
+let loginRetries = 0;
 let sessionWaiters = new Map<string, (sessionId: string | undefined) => void>();
 
 function send(msg: unknown): void {
   process.send?.(msg);
 }
 
-function open(url: string, id: string, password: string, device: boolean): Promise<MqttClient> {
+/** CONNACK 3 (server unavailable): the broker is at --mqtt-max-logins-in-flight; come back later. */
+const SERVER_UNAVAILABLE = 3;
+/** Tries at a login the broker turned away for being busy, as a client does (src/sdk/reconnect.ts). */
+const LOGIN_TRIES = 30;
+
+/** A login; one turned away with CONNACK 3 is tried again after a full-jitter backoff, as the SDK does. */
+async function open(url: string, id: string, password: string, device: boolean): Promise<MqttClient> {
+  const backoff = new Backoff({ baseMs: 200, maxMs: 5000 });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await openOnce(url, id, password, device);
+    } catch (err) {
+      if ((err as { code?: number }).code !== SERVER_UNAVAILABLE || attempt === LOGIN_TRIES) throw err;
+      loginRetries++;
+      await sleep(backoff.next());
+    }
+  }
+}
+
+function openOnce(url: string, id: string, password: string, device: boolean): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
     const client = connect(url, {
       clientId: `${id}-${randomBytes(3).toString('hex')}`,
@@ -160,7 +183,7 @@ async function runOffers(c: RunCmd): Promise<void> {
 process.on('message', (raw) => {
   const c = raw as Cmd;
   if (c.cmd === 'connect') {
-    connectPairs(c).then(() => send({ ev: 'connected', pairs: pairs.length }), (err: unknown) => send({ ev: 'failed', error: String(err) }));
+    connectPairs(c).then(() => send({ ev: 'connected', pairs: pairs.length, loginRetries }), (err: unknown) => send({ ev: 'failed', error: String(err) }));
   } else if (c.cmd === 'run') {
     runOffers(c).then(() => send({ ev: 'done', rtts, lost: pendingOffers.size, errors }), (err: unknown) => send({ ev: 'failed', error: String(err) }));
   } else {

@@ -172,7 +172,7 @@ typedef union {
 
 typedef struct {
   int id;
-  int dirty;
+  int dirty;  // 1 + its index in the forwarder's dirty list, 0 when not in it
   double credit;
   double to_peer, to_client;  // payload bytes since JS last collected
   Chan *chans;
@@ -276,8 +276,16 @@ static void fwd_grow(Forwarder *f) {
 
 static void fwd_mark_dirty(Forwarder *f, Fwd *a) {
   if (a->dirty) return;
-  a->dirty = 1;
-  f->dirty[f->ndirty++] = a->id;
+  f->dirty[f->ndirty] = a->id;
+  a->dirty = ++f->ndirty;
+}
+
+static void fwd_unmark_dirty(Forwarder *f, Fwd *a) {
+  if (!a->dirty) return;
+  int at = a->dirty - 1, last = f->dirty[--f->ndirty];
+  f->dirty[at] = last;
+  f->allocs[last]->dirty = at + 1;
+  a->dirty = 0;
 }
 
 // Every channel naming a socket that is closing (a listener at shutdown; a relay socket whose
@@ -1032,11 +1040,7 @@ static napi_value Release(napi_env env, napi_callback_info info) {
   if (!a) return pair_of(env, 0, 0);
   double to_peer = a->to_peer, to_client = a->to_client;
   while (a->chans) chan_free(f, a->chans);
-  if (a->dirty) {
-    for (int i = 0; i < f->ndirty; i++) {
-      if (f->dirty[i] == id) { f->dirty[i] = f->dirty[--f->ndirty]; break; }
-    }
-  }
+  fwd_unmark_dirty(f, a);
   free(a);
   f->allocs[id] = NULL;
   f->afree[f->nafree++] = id;
@@ -1058,12 +1062,12 @@ static napi_value Collect(napi_env env, napi_callback_info info) {
   double *out = data;
   int n = 0, room = (int)(length / 3);
   while (f->ndirty > 0 && n < room) {
-    Fwd *a = f->allocs[f->dirty[--f->ndirty]];
+    Fwd *a = f->allocs[f->dirty[f->ndirty - 1]];
     out[n * 3] = a->id;
     out[n * 3 + 1] = a->to_peer;
     out[n * 3 + 2] = a->to_client;
     a->to_peer = a->to_client = 0;
-    a->dirty = 0;
+    fwd_unmark_dirty(f, a);
     n++;
   }
   CHECK(napi_create_int32(env, n, &v));
