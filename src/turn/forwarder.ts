@@ -17,6 +17,11 @@
  * unbind every such channel (server.ts). Not offered: clients on TCP/TLS or on dgram listeners,
  * relay sockets on dgram.
  *
+ * Order: what the relay sent in JS waits in the sockets' send queues until the end of the
+ * event-loop turn (batchGroup.ts `flushSoon`), while the table sends at once. So an offer takes
+ * effect at the end of the turn, after those queues are flushed: a channel's datagrams leave in
+ * the order they came, across the hand-over.
+ *
  * Bytes the table forwards reach the allocation (`bytesRelayed`) and the relay's byte counters at
  * `collectAll` — each sweep and each scrape — and at `release`, when the allocation goes.
  */
@@ -58,15 +63,25 @@ export class Forwarder {
   /** Allocations by their id in the table. */
   private readonly byId: (Allocation | undefined)[] = [];
   private readonly out = new Float64Array(COLLECT_BATCH * 3);
+  /** Channels offered in this event-loop turn, applied at its end (see "Order" above). */
+  private readonly pending = new Map<ChannelBinding, Allocation>();
+  private readonly now: () => number;
+  private readonly applyPending = (): void => {
+    const nowSec = this.now();
+    for (const [ch, a] of this.pending) this.offerNow(a, ch, nowSec);
+    this.pending.clear();
+  };
 
   /** A table for the relay sockets of `relayIo`, or undefined when they are not batched. */
-  static create(relayIo: RelayIo<Allocation>, counters: RelayCounters, peers: PeerPolicy): Forwarder | undefined {
+  /** `now`: the clock of the lifetimes, in seconds. */
+  static create(relayIo: RelayIo<Allocation>, counters: RelayCounters, peers: PeerPolicy, now: () => number): Forwarder | undefined {
     const lib = relayIo.group === undefined ? undefined : loadUdpBatch();
     if (lib === undefined || relayIo.group === undefined || typeof lib.forwarder !== 'function') return undefined;
-    return new Forwarder(lib, relayIo.group, counters, peers);
+    return new Forwarder(lib, relayIo.group, counters, peers, now);
   }
 
-  private constructor(lib: UdpBatchAddon, relayGroup: BatchGroup, counters: RelayCounters, peers: PeerPolicy) {
+  private constructor(lib: UdpBatchAddon, relayGroup: BatchGroup, counters: RelayCounters, peers: PeerPolicy, now: () => number) {
+    this.now = now;
     this.lib = lib;
     this.table = lib.forwarder();
     this.relayGroup = relayGroup;
@@ -76,10 +91,18 @@ export class Forwarder {
   }
 
   /**
-   * The relay let a datagram of `ch` through (either way): the table takes the channel's next
-   * ones, until the earliest expiry that applies, with fresh credit.
+   * The relay let a datagram of `ch` through (either way): at the end of this event-loop turn the
+   * table takes the channel's next ones, until the earliest expiry that applies, with fresh credit.
    */
-  offer(a: Allocation, ch: ChannelBinding, nowSec: number): void {
+  offer(a: Allocation, ch: ChannelBinding): void {
+    if (this.pending.has(ch)) return;
+    if (this.pending.size === 0) setImmediate(this.applyPending);
+    this.pending.set(ch, a);
+  }
+
+  /** `offer`, now: every rule is judged again here, since the turn may have changed them. */
+  private offerNow(a: Allocation, ch: ChannelBinding, nowSec: number): void {
+    if (a.deleted || a.channels.get(ch.number) !== ch) return;
     if (ch.guarded && !this.peers.mayReach(ch.family, ch.ip4, ch.address, ch.port)) return;
     const udp = a.udp;
     const relay = ch.relay.native;

@@ -69,8 +69,6 @@ export class Relay {
   transientPeerData = false;
   /** Takes over channels once they relayed a datagram here (forwarder.ts); undefined without the addon. */
   forwarder: Forwarder | undefined;
-  /** The clock the lifetimes are in (seconds), for the forwarding table's deadlines. */
-  now: () => number = () => Date.now() / 1000;
 
   constructor(manager: AllocationManager, peers: PeerPolicy, counters: RelayCounters) {
     this.manager = manager;
@@ -110,7 +108,7 @@ export class Relay {
     a.bytesRelayed += len;
     this.toPeer.count += len;
     ch.relay.send(buf, CHANNEL_DATA_HEADER, len, ch.port, ch.ip4, ch.address);
-    this.forwarder?.offer(a, ch, this.now());
+    this.forwarder?.offer(a, ch);
   }
 
   /** Client → peer: the DATA of a Send indication (RFC 8656 §11.4). */
@@ -167,7 +165,7 @@ export class Relay {
     this.toClient.count += len;
     if (ch !== undefined) {
       this.channelDataToClient(a, ch, buf, off, len);
-      this.forwarder?.offer(a, ch, this.now());
+      this.forwarder?.offer(a, ch);
     } else this.dataIndicationToClient(a, family, family === 4 ? numberToIpv4(ip4) : address, port, buf, off, len);
   }
 

@@ -149,8 +149,7 @@ export class TurnServer implements TurnHandler {
       relay.onPeerDatagram(a, buf, off, len, family, ip4, address, port);
     });
     relay.transientPeerData = this.relayIo.transient;
-    relay.now = nowSeconds;
-    const forwarder = Forwarder.create(this.relayIo, relay.counters, opts.peers);
+    const forwarder = Forwarder.create(this.relayIo, relay.counters, opts.peers, nowSeconds);
     relay.forwarder = forwarder;
     this.manager.forwarder = forwarder;
     if (forwarder !== undefined) opts.peers.onPortDead = (slot) => forwarder.portDead(slot);
