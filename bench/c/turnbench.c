@@ -14,11 +14,16 @@
 //       from SOURCE (another loopback address: another set of ephemeral ports) when given
 //
 // Written in C so the client is never the bottleneck: long-term credentials (MD5 key, HMAC-SHA1
-// MESSAGE-INTEGRITY via libcrypto), then the data phase with epoll and recvmmsg/sendmmsg.
+// MESSAGE-INTEGRITY via libcrypto), then the data phase with epoll and recvmmsg/sendmmsg. The
+// client's bursts, and the peer's echoes to one source, leave as UDP_SEGMENT (GSO) messages: the
+// generator's own kernel path runs once per burst, so more of the two cores is left to the server
+// under test (which still receives one datagram at a time: its sockets do not ask for GRO).
+// TURNBENCH_GSO=0 sends one message per datagram.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <poll.h>
@@ -35,6 +40,40 @@
 #define BATCH 64
 #define MAXALLOC 20000
 #define CHANNEL 0x4000
+
+/** Whether to send bursts as GSO messages (TURNBENCH_GSO=0: never; off after the kernel refuses one). */
+static int gso_on = -1;
+
+static int gso_wanted(void) {
+  if (gso_on < 0) gso_on = getenv("TURNBENCH_GSO") == NULL || atoi(getenv("TURNBENCH_GSO")) != 0;
+  return gso_on;
+}
+
+static void set_segment(struct msghdr *h, char *ctl, size_t ctllen, int size) {
+  h->msg_control = ctl;
+  h->msg_controllen = ctllen;
+  struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+  cm->cmsg_level = SOL_UDP;
+  cm->cmsg_type = UDP_SEGMENT;
+  cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  uint16_t v = (uint16_t)size;
+  memcpy(CMSG_DATA(cm), &v, sizeof v);
+}
+
+/** k copies of `frame` on a connected socket: one GSO message, else one sendmmsg of k. */
+static int send_burst(int fd, struct mmsghdr *tx, const uint8_t *frame, int len, int k, int flags) {
+  if (k > 1 && gso_wanted()) {
+    struct iovec iov[64];
+    for (int i = 0; i < k; i++) { iov[i].iov_base = (void *)frame; iov[i].iov_len = len; }
+    char ctl[CMSG_SPACE(sizeof(uint16_t))];
+    struct msghdr h = { .msg_iov = iov, .msg_iovlen = k };
+    set_segment(&h, ctl, sizeof ctl, len);
+    if (sendmsg(fd, &h, flags) >= 0) return k;
+    if (errno != EIO && errno != EINVAL && errno != ENOPROTOOPT) return -1;
+    gso_on = 0;
+  }
+  return sendmmsg(fd, tx, k, flags);
+}
 
 static double now_s(void) {
   struct timespec ts;
@@ -260,7 +299,7 @@ static int run_load(const char *shost, int sport, const char *phost, int pport, 
     if (count && (uint64_t)prime > count - sent) prime = count - sent;
     for (int left = prime; left > 0;) {
       int k = left < BATCH ? left : BATCH;
-      int w = sendmmsg(fds[a], tx, k, 0);
+      int w = send_burst(fds[a], tx, frame, 4 + payload, k, 0);
       if (w > 0) sent += w;
       left -= k;
     }
@@ -283,7 +322,7 @@ static int run_load(const char *shost, int sport, const char *phost, int pport, 
         last_rx[a] = t;
         int more = r;
         if (count && (uint64_t)more > count - (sent < count ? sent : count)) more = sent < count ? count - sent : 0;
-        int w = more ? sendmmsg(fds[a], tx, more, MSG_DONTWAIT) : 0;
+        int w = more ? send_burst(fds[a], tx, frame, 4 + payload, more, MSG_DONTWAIT) : 0;
         if (w > 0) sent += w;
         if (r < BATCH) break;
       }
@@ -295,7 +334,7 @@ static int run_load(const char *shost, int sport, const char *phost, int pport, 
         if (t - last_rx[a] > (count ? 1.0 : 0.2)) {
           for (int left = window; left > 0;) {
             int k = left < BATCH ? left : BATCH;
-            int w = sendmmsg(fds[a], tx, k, MSG_DONTWAIT);
+            int w = send_burst(fds[a], tx, frame, 4 + payload, k, MSG_DONTWAIT);
             if (w > 0) { sent += w; refilled += w; }
             left -= k;
           }
@@ -355,6 +394,9 @@ static int run_peer(const char *host, int port) {
   struct mmsghdr msgs[BATCH];
   struct iovec iov[BATCH];
   struct sockaddr_in from[BATCH];
+  struct mmsghdr out[BATCH];
+  struct iovec oiov[BATCH];
+  static char ctl[BATCH][CMSG_SPACE(sizeof(uint16_t))];
   fprintf(stderr, "ready\n");
   for (;;) {
     for (int i = 0; i < BATCH; i++) {
@@ -366,7 +408,43 @@ static int run_peer(const char *host, int port) {
     int r = recvmmsg(fd, msgs, BATCH, MSG_WAITFORONE, NULL);
     if (r <= 0) continue;
     for (int i = 0; i < r; i++) iov[i].iov_len = msgs[i].msg_len;
-    sendmmsg(fd, msgs, r, 0);
+    if (!gso_wanted()) {
+      sendmmsg(fd, msgs, r, 0);
+      continue;
+    }
+    // Echoes to one source in a row, of one size (the last may be shorter), leave as one GSO message.
+    int order[BATCH];
+    for (int i = 0; i < r; i++) order[i] = i;
+    for (int i = 1; i < r; i++) {
+      int v = order[i], j = i - 1;
+      while (j >= 0 && memcmp(&from[order[j]], &from[v], sizeof from[v]) > 0) { order[j + 1] = order[j]; j--; }
+      order[j + 1] = v;
+    }
+    int nout = 0, seg = 0, closed = 0;
+    for (int q = 0; q < r; q++) {
+      int i = order[q];
+      int len = (int)iov[i].iov_len;
+      struct msghdr *cur = nout > 0 ? &out[nout - 1].msg_hdr : NULL;
+      if (cur && memcmp(cur->msg_name, &from[i], sizeof from[i]) == 0 && !closed && len <= seg && cur->msg_iovlen < 64) {
+        if (len < seg) closed = 1;
+      } else {
+        cur = &out[nout].msg_hdr;
+        memset(&out[nout], 0, sizeof out[nout]);
+        cur->msg_name = &from[i];
+        cur->msg_namelen = sizeof from[i];
+        cur->msg_iov = &oiov[q];
+        nout++;
+        seg = len;
+        closed = 0;
+      }
+      oiov[q] = iov[i];
+      cur->msg_iovlen++;
+      if (cur->msg_iovlen == 2) set_segment(cur, ctl[nout - 1], sizeof ctl[nout - 1], seg);
+    }
+    if (sendmmsg(fd, out, nout, 0) < 0 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
+      gso_on = 0;  // the kernel refuses GSO here: one message per datagram from now on
+      sendmmsg(fd, msgs, r, 0);
+    }
   }
 }
 
