@@ -6,7 +6,8 @@
  * own topic at QoS 1, a device's retained `online` and `offline` will). Redis' MONITOR sees every
  * command; each phase is counted between two moments Redis is quiet (a PUBACK's bookkeeping runs
  * after the answer arrived): devices log in, apps log in, each app asks for a session over MQTT,
- * each app sends an offer its device answers at once (both QoS 1). Printed per event: all
+ * each app sends an offer its device answers at once (both QoS 1), and (persistent sessions) each
+ * device disconnects and logs in again with its client id, resubscribing. Printed per event: all
  * commands Redis ran (what `INFO commandstats` counts) = those the nodes sent, by name, + those
  * their scripts ran; and which of the node's connections sent them.
  *
@@ -253,6 +254,19 @@ async function measureCase(c: Case, pairs: number): Promise<Row[]> {
       });
     });
     rows.push({ what: 'per offer and its answer (QoS 1 each, app on B → device on A → app)', value: perEvent(offers, pairs) });
+    if (c.persistentDevices) {
+      // Each device leaves and comes straight back with its client id, as the SDK after a dropped
+      // link: within the node's offline grace, so its presence is not rewritten `offline` between.
+      const reconnects = await measured(monitor, 'device reconnects', async () => {
+        devices = await inParallel(pairs, async (i) => {
+          const dev = devices[i] as Peer;
+          await dev.close();
+          return connectPeer(a.mqttUrl, dev.id, 'device', { clean: false, clientId: dev.client.options.clientId as string });
+        });
+        peers.push(...devices);
+      });
+      rows.push({ what: 'per device reconnect (DISCONNECT, CONNECT with its session, SUBSCRIBE own topic again, retained `online`; node A)', value: perEvent(reconnects, pairs) });
+    }
     return rows;
   } finally {
     await Promise.allSettled(peers.map((p) => p.close()));
