@@ -26,6 +26,7 @@ import { mqttStoreErrorsTotal } from '../metrics/metrics.ts';
 import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from '../redis.ts';
 import { parseTopic } from '../signaling/topics.ts';
 import { ClientIdLeases } from './clientIds.ts';
+import { RestoredSubscriptions, type StoredSubscription } from './restoredSubscriptions.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -55,6 +56,10 @@ interface AsyncRedisPersistence {
 interface RedisPersistence extends AsyncRedisPersistence {
   readonly asyncPersistence: AsyncRedisPersistence;
   createRetainedStreamCombi(patterns: readonly string[]): Readable;
+  // What aedes calls on the wrapper for a client's stored subscriptions (promise form, no callback).
+  subscriptionsByClient(client: { readonly id: string }): Promise<StoredSubscription[]>;
+  addSubscriptions(client: { readonly id: string }, subs: readonly StoredSubscription[]): Promise<unknown>;
+  removeSubscriptions(client: { readonly id: string }, topics: readonly string[]): Promise<unknown>;
 }
 type PersistenceFactory = (opts: { conn: RedisClient; cluster?: boolean; packetTTL: () => number; maxSessionDelivery: number }) => RedisPersistence;
 const redisPersistence = require('aedes-persistence-redis') as PersistenceFactory;
@@ -65,6 +70,7 @@ const libMsgpack = requireFromLib('msgpack-lite') as { encode(value: unknown): B
 
 interface RedisEmitter {
   emit(packet: { readonly topic: string }, done?: (err?: Error) => void): void;
+  on(topic: string, listener: (packet: { readonly payload: Buffer | string }, done: () => void) => void, done?: () => void): void;
   close(cb: () => void): void;
 }
 type EmitterClass = new (prefix: string, opts: { subConn: RedisClient; pubConn: RedisClient; matchEmptyLevels: boolean; concurrency: number }) => RedisEmitter;
@@ -76,6 +82,8 @@ export const FABRIC_CHANNEL_PREFIX = 'p2pd:mqtt:';
  * (aedes itself listens to `heartbeat`, `birth` and `new/clients`, its persistence to `$SYS/sub/+`).
  */
 const UNHEARD_SYS_TOPIC = /^\$SYS\/[^/]+\/(new\/subscribes|new\/unsubscribes|disconnect\/clients)$/;
+/** Where the library's store tells every node of a stored or removed subscription (aedes-persistence's broadcastPersistence.js). */
+const SUBSCRIPTION_CHANGES = '$SYS/sub/+';
 
 /** True once `db` answers a PING, false when it has not within `timeoutMs`. */
 async function answers(db: RedisClient, timeoutMs: number): Promise<boolean> {
@@ -257,6 +265,63 @@ export async function createBrokerFabric(opts: BrokerFabricOptions): Promise<Bro
     }
     emit(packet, done);
   };
+  // A persistent session that logs in again and resubscribes what it had (the SDK resubscribes
+  // after every reconnection) made the library store it again: SADD, HMSET and a `$SYS/sub/add`
+  // PUBLISH that every node's subscription index had heard already when it was first stored.
+  // What the login read back (aedes restores the session's subscriptions from the store before
+  // its CONNACK) is remembered (restoredSubscriptions.ts), and a SUBSCRIBE of exactly that is not
+  // written. The SUBSCRIBE itself goes on as before: the SUBACK, the retained messages (presence).
+  // Anything that changes the client's stored subscriptions drops what was remembered: a write or
+  // removal here, and another node's (its broadcast).
+  const restored = new RestoredSubscriptions();
+  const subscriptionsByClient = persistence.subscriptionsByClient.bind(persistence);
+  // aedes asks for a client's subscriptions only at a persistent login (its connect.js fetchSubs).
+  persistence.subscriptionsByClient = async (client) => {
+    const read = restored.beginRead(client.id);
+    let subs: StoredSubscription[] | undefined;
+    try {
+      subs = await subscriptionsByClient(client);
+      return subs;
+    } finally {
+      restored.endRead(client.id, read, subs);
+    }
+  };
+  // aedes stores a SUBSCRIBE's whole list once for each of its topics, at once (its
+  // subscribe.js storeSubscriptions), and the library's broadcast waits for its echo under a key
+  // made of the client id and the list's first topic: the second write took the first one's
+  // place, the first never heard its echo, and the SUBACK of a persistent client subscribing to
+  // several topics in one packet never came. One write per SUBSCRIBE (the list is the packet's).
+  const writing = new WeakMap<readonly StoredSubscription[], Promise<unknown>>();
+  const addSubscriptions = persistence.addSubscriptions.bind(persistence);
+  persistence.addSubscriptions = (client, subs) => {
+    if (restored.covers(client.id, subs)) return Promise.resolve(client);
+    const under = writing.get(subs);
+    if (under !== undefined) return under;
+    restored.forget(client.id);
+    const write = addSubscriptions(client, subs);
+    writing.set(subs, write);
+    return write;
+  };
+  const removing = <A extends unknown[]>(remove: (client: { readonly id: string }, ...rest: A) => Promise<unknown>) =>
+    async (client: { readonly id: string }, ...rest: A): Promise<unknown> => {
+      restored.forget(client.id);
+      try {
+        return await remove(client, ...rest);
+      } finally {
+        restored.forget(client.id);
+      }
+    };
+  persistence.removeSubscriptions = removing(persistence.removeSubscriptions.bind(persistence));
+  persistence.cleanSubscriptions = removing(persistence.cleanSubscriptions.bind(persistence));
+  mq.on(SUBSCRIPTION_CHANGES, (packet, done) => {
+    try {
+      const { clientId } = JSON.parse(String(packet.payload)) as { clientId?: unknown };
+      if (typeof clientId === 'string') restored.forget(clientId);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'a subscription change on the fabric not understood');
+    }
+    done();
+  });
   const leases = new ClientIdLeases({
     db, log, sessionExpirySec, refreshMs: opts.leaseRefreshMs,
     forget: (clientId) => persistence.cleanSubscriptions({ id: clientId }).then(() => undefined),
