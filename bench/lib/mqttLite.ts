@@ -56,6 +56,8 @@ export class LiteClient {
   private readonly reconnector: Reconnector;
   private closed = false;
   private everUp = false;
+  /** The last attempt got CONNACK 3. */
+  private busy = false;
   up = false;
   lastSentMs = 0;
 
@@ -100,7 +102,11 @@ export class LiteClient {
         this.up = false;
         this.o.onDown();
       }
-      if (!this.closed) this.reconnector.lost();
+      if (!this.closed) {
+        if (this.busy) this.reconnector.busy();
+        else this.reconnector.lost();
+      }
+      this.busy = false;
     });
   }
 
@@ -136,7 +142,8 @@ export class LiteClient {
   private handle(type: number, flags: number, body: Buffer): void {
     switch (type) {
       case 2: { // CONNACK
-        if (body[1] !== 0) { this.socket?.destroy(); return; }
+        // 3 (server unavailable): the node is busy with logins; come back soon (reconnect.ts `busy`).
+        if (body[1] !== 0) { this.busy = body[1] === 3; this.socket?.destroy(); return; }
         const id = this.id();
         this.write(packet(0x82, Buffer.concat([Buffer.from([id >> 8, id & 0xff]), utf8(this.o.topic), Buffer.from([1])])));
         return;

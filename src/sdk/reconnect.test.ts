@@ -78,6 +78,64 @@ test('after losing its node the client tries the next URL after a wait below the
   assert.equal(clock.pending, 0);
 });
 
+test('a busy node (CONNACK 3): the next URL after a short wait of its own, which never grows past twice the base; failures keep their own count', async () => {
+  const clock = fakeClock();
+  const urls = new SignalingUrls('ws://a:8080/mqtt');
+  urls.use([node('a'), node('b'), node('c')]);
+  const attempts: Array<{ url: string; at: number }> = [];
+  const r = new Reconnector({
+    clock, urls, backoff: new Backoff({ baseMs: 1000, maxMs: 30_000, random: () => 0.999 }),
+    attempt: (url) => attempts.push({ url, at: clock.now() }),
+  });
+  // Busy waits: below 250, 500, 1000, 2000, then 2000 ms (base / 4 · 2^n, capped at 2 × base).
+  const waits: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    const from = clock.now();
+    r.busy();
+    await clock.advance(2000);
+    waits.push(attempts.at(-1)!.at - from);
+  }
+  assert.deepEqual(waits, [249, 499, 999, 1998, 1998, 1998, 1998, 1998]);
+  assert.deepEqual(attempts.slice(0, 3).map((a) => a.url), ['ws://b:8080/mqtt', 'ws://c:8080/mqtt', 'ws://a:8080/mqtt'], 'each busy refusal moves on to the next node');
+  // A real failure after eight busy refusals waits as a first failure does: below the base.
+  const from = clock.now();
+  r.lost();
+  await clock.advance(1000);
+  assert.equal(attempts.at(-1)!.at - from, 999);
+  r.connected();
+  const again = clock.now();
+  r.busy();
+  await clock.advance(250);
+  assert.equal(attempts.at(-1)!.at - again, 249, 'a success starts the busy waits again too');
+  r.stop();
+});
+
+test('3,320 clients of a killed node, every login refused busy twice: all back within 1.75 s of waiting (a quarter, half and the base)', async () => {
+  const clock = fakeClock();
+  const random = seededRandom(13);
+  let worst = 0;
+  for (let i = 0; i < 3320; i++) {
+    const urls = new SignalingUrls('ws://a:8080/mqtt');
+    urls.use([node('a'), node('b'), node('c')]);
+    let tries = 0;
+    let doneAt = -1;
+    const start = clock.now();
+    const r: Reconnector = new Reconnector({
+      clock, urls, backoff: new Backoff({ baseMs: 1000, maxMs: 30_000, random }),
+      attempt: () => {
+        tries++;
+        if (tries <= 2) r.busy();
+        else doneAt = clock.now();
+      },
+    });
+    r.lost();
+    await clock.advance(5000);
+    assert.ok(doneAt >= 0, `client ${i} logged in`);
+    worst = Math.max(worst, doneAt - start);
+  }
+  assert.ok(worst < 1750, `the last came back after ${worst} ms`);
+});
+
 test('no reconnection storm: 5,000 clients of a node that dies come back spread over the first second, onto the other nodes', async () => {
   const clock = fakeClock();
   const random = seededRandom(13);

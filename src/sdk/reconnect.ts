@@ -6,6 +6,13 @@
  * what keeps the clients of a node that died from all coming back in the same instant (a
  * reconnection storm): they spread over the first `baseMs`, and those that fail again over twice
  * that. A successful connection starts the count again.
+ *
+ * A node that answers CONNACK 3 (server unavailable) is alive and busy: it has as many logins in
+ * flight as it runs at once (docs/signaling.md "Logins in flight") and refused this one before any
+ * work. Such a refusal is no reason to wait longer and longer: the next URL is tried after a wait
+ * of its own backoff, which starts at a quarter of the base and stops at twice it (`busy()`), and
+ * the backoff of failures does not grow. A node's clients that all come back at once thus spread
+ * over the other nodes' login slots within seconds instead of backing off past their failover bound.
  */
 import type { Clock } from './clock.ts';
 
@@ -20,9 +27,9 @@ export interface BackoffOptions {
 
 /** Full-jitter exponential backoff. */
 export class Backoff {
-  private readonly baseMs: number;
+  readonly baseMs: number;
   private readonly maxMs: number;
-  private readonly random: () => number;
+  readonly random: () => number;
   private n = 0;
 
   constructor(opts: BackoffOptions) {
@@ -130,6 +137,8 @@ export class SignalingUrls {
 export interface ReconnectorOptions {
   readonly clock: Clock;
   readonly backoff: Backoff;
+  /** After a busy refusal (CONNACK 3); by default base / 4 up to 2 × base of `backoff`. */
+  readonly busyBackoff?: Backoff;
   readonly urls: SignalingUrls;
   /** Starts a connection attempt to `url`; the owner then calls connected() or lost(). */
   readonly attempt: (url: string) => void;
@@ -142,12 +151,15 @@ export interface ReconnectorOptions {
 /** Schedules the attempts: one at a time, each to the next URL after its jittered wait. */
 export class Reconnector {
   private readonly opts: ReconnectorOptions;
+  private readonly busyBackoff: Backoff;
   private timer: unknown;
   private stopped = false;
   private isMoving = false;
 
   constructor(opts: ReconnectorOptions) {
     this.opts = opts;
+    const base = opts.backoff.baseMs;
+    this.busyBackoff = opts.busyBackoff ?? new Backoff({ baseMs: Math.max(1, Math.floor(base / 4)), maxMs: 2 * base, random: opts.backoff.random });
   }
 
   /** An attempt is waiting for its turn. */
@@ -183,9 +195,18 @@ export class Reconnector {
 
   /** The connection (or an attempt) ended: the next attempt, to the next URL, after a wait. */
   lost(): void {
+    this.retry(this.opts.backoff);
+  }
+
+  /** The attempt got CONNACK 3 (a busy node): the next URL, after a short wait that does not grow the failures' backoff. */
+  busy(): void {
+    this.retry(this.busyBackoff);
+  }
+
+  private retry(backoff: Backoff): void {
     if (this.stopped || this.isMoving || this.timer !== undefined) return;
     const url = this.opts.urls.advance();
-    const waitMs = this.opts.backoff.next();
+    const waitMs = backoff.next();
     this.timer = this.opts.clock.setTimeout(() => {
       this.timer = undefined;
       if (!this.stopped) this.opts.attempt(url);
@@ -194,6 +215,7 @@ export class Reconnector {
 
   connected(): void {
     this.opts.backoff.reset();
+    this.busyBackoff.reset();
     this.opts.urls.succeeded();
   }
 

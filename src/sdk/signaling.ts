@@ -157,6 +157,8 @@ export class SignalingClient extends Emitter<SignalingEvents> {
   private leftCleanly = false;
   /** No more attempts: a fatal refusal, or open() gave up. */
   private gaveUp = false;
+  /** The last attempt got CONNACK 3: the node is busy, not gone (reconnect.ts `busy`). */
+  private busyRefusal = false;
   /** Sends waiting for the next `up` (nextUp), told when no more attempts will come. */
   private readonly upWaiters = new Set<(err: SdkError) => void>();
 
@@ -220,9 +222,15 @@ export class SignalingClient extends Emitter<SignalingEvents> {
       if (!this.closed && this.tokenExpired()) void this.refreshToken();
       // A lost connection and a failed attempt alike: the next URL, after a jittered wait (a
       // move's own end goes on by itself).
-      if (!this.closed && !this.gaveUp && !this.reconnector.moving) this.reconnector.lost();
+      if (!this.closed && !this.gaveUp && !this.reconnector.moving) {
+        if (this.busyRefusal) this.reconnector.busy();
+        else this.reconnector.lost();
+      }
+      this.busyRefusal = false;
     });
     this.client.on('error', (err) => {
+      // MQTT 3.1.1 §3.2.2.3: 3 = server unavailable; p2pd answers it to a login past its logins in flight.
+      if ((err as { code?: unknown }).code === 3) this.busyRefusal = true;
       if (!isAuthRefusal(err) || this.closed) return;
       if (this.tokenProvider !== undefined && this.tokenExpired()) {
         // Refused because the token ran out: log in again with a fresh one (reconnect is suppressed after a CONNACK refusal).
