@@ -162,9 +162,10 @@ export async function createBrokerFabric(opts: BrokerFabricOptions): Promise<Bro
   // enqueueOffline runs before emitPacket): the library's 5 sequential round trips (7 with the
   // bounds), in 2 here, with the bounds, and 3 commands for the usual one subscriber (a device's
   // own topic) instead of 5:
-  // - no count of queues holding the packet when one does: the PUBACK's DECR of the missing count
-  //   answers -1, which deletes the packet as a count reaching 0 does (the library's clear, as
-  //   patched in patches/). QoS 1 only: the library's QoS 2 clear deletes at exactly 0.
+  // - no count of queues holding the packet when one does: the PUBACK's decrement of the missing
+  //   count answers -1, which deletes the packet as a count reaching 0 does (the library's clear, as
+  //   patched in patches/: one script decrements and deletes a count at or below 0, so no count is
+  //   ever left without a TTL). QoS 1 only: the library's QoS 2 clear deletes at exactly 0.
   // - LTRIM only once a push made the queue longer than its bound (RPUSH answers the length).
   const enqueue = async (subs: Parameters<AsyncRedisPersistence['outgoingEnqueueCombi']>[0], packet: unknown): Promise<void> => {
     if (subs.length === 0) return;
