@@ -395,16 +395,15 @@ static void fwd_send(Group *g, int n) {
     g->fseg[nmsg - 1]++;
     total += len;
     if (g->fseg[nmsg - 1] == 2) {
-      // Now a GSO message: the segment size is the first datagram's.
+      // Now a GSO message: the segment size is the first datagram's (`seg`).
       struct msghdr *h = &cur->msg_hdr;
-      int first = (int)(hdr ? 4 + ((struct iovec *)h->msg_iov)[1].iov_len : ((struct iovec *)h->msg_iov)[0].iov_len);
       h->msg_control = g->fctl[nmsg - 1];
       h->msg_controllen = sizeof g->fctl[nmsg - 1];
       struct cmsghdr *cm = CMSG_FIRSTHDR(h);
       cm->cmsg_level = SOL_UDP;
       cm->cmsg_type = UDP_SEGMENT;
       cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-      uint16_t size = (uint16_t)first;
+      uint16_t size = (uint16_t)seg;
       memcpy(CMSG_DATA(cm), &size, sizeof size);
     }
   }
@@ -818,18 +817,24 @@ static napi_value Flush(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// stats(handle) → [received, sent, sendErrors] over the group's sockets.
-static napi_value Stats(napi_env env, napi_callback_info info) {
-  napi_value argv[1], arr, v;
-  Group *g = group_call(env, info, 1, argv);
-  int live = g && !g->closing;
-  double vals[3] = { live ? (double)g->rx_count : 0, live ? (double)g->tx_count : 0, live ? (double)g->tx_errors : 0 };
-  CHECK(napi_create_array_with_length(env, 3, &arr));
-  for (uint32_t i = 0; i < 3; i++) {
+// A JS array of the n numbers in vals.
+static napi_value doubles(napi_env env, const double *vals, uint32_t n) {
+  napi_value arr, v;
+  CHECK(napi_create_array_with_length(env, n, &arr));
+  for (uint32_t i = 0; i < n; i++) {
     CHECK(napi_create_double(env, vals[i], &v));
     CHECK(napi_set_element(env, arr, i, v));
   }
   return arr;
+}
+
+// stats(handle) → [received, sent, sendErrors] over the group's sockets.
+static napi_value Stats(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  Group *g = group_call(env, info, 1, argv);
+  int live = g && !g->closing;
+  double vals[3] = { live ? (double)g->rx_count : 0, live ? (double)g->tx_count : 0, live ? (double)g->tx_errors : 0 };
+  return doubles(env, vals, 3);
 }
 
 // ---- the forwarding table's JS surface (src/turn/forwarder.ts drives it) --------------------
@@ -1018,16 +1023,6 @@ static napi_value Unbind(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static napi_value pair_of(napi_env env, double x, double y) {
-  napi_value arr, v;
-  CHECK(napi_create_array_with_length(env, 2, &arr));
-  CHECK(napi_create_double(env, x, &v));
-  CHECK(napi_set_element(env, arr, 0, v));
-  CHECK(napi_create_double(env, y, &v));
-  CHECK(napi_set_element(env, arr, 1, v));
-  return arr;
-}
-
 // release(forwarder, id) → [bytesToPeer, bytesToClient] not collected yet; the id is free after.
 static napi_value Release(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -1037,14 +1032,14 @@ static napi_value Release(napi_env env, napi_callback_info info) {
   Forwarder *f = forwarder_of(env, argv[0]);
   CHECK(napi_get_value_int32(env, argv[1], &id));
   Fwd *a = alloc_of(f, id);
-  if (!a) return pair_of(env, 0, 0);
+  if (!a) return doubles(env, (double[2]) { 0, 0 }, 2);
   double to_peer = a->to_peer, to_client = a->to_client;
   while (a->chans) chan_free(f, a->chans);
   fwd_unmark_dirty(f, a);
   free(a);
   f->allocs[id] = NULL;
   f->afree[f->nafree++] = id;
-  return pair_of(env, to_peer, to_client);
+  return doubles(env, (double[2]) { to_peer, to_client }, 2);
 }
 
 // collect(forwarder, out: Float64Array) → n: writes [id, bytesToPeer, bytesToClient] of up to
@@ -1094,17 +1089,12 @@ static napi_value Prune(napi_env env, napi_callback_info info) {
 
 // forwarderStats(forwarder) → [packetsToPeer, packetsToClient, channels]: packets since creation.
 static napi_value ForwarderStats(napi_env env, napi_callback_info info) {
-  napi_value argv[1], arr, v;
+  napi_value argv[1];
   size_t argc = 1;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   Forwarder *f = forwarder_of(env, argv[0]);
   double vals[3] = { f ? f->packets_to_peer : 0, f ? f->packets_to_client : 0, f ? f->nchan : 0 };
-  CHECK(napi_create_array_with_length(env, 3, &arr));
-  for (uint32_t i = 0; i < 3; i++) {
-    CHECK(napi_create_double(env, vals[i], &v));
-    CHECK(napi_set_element(env, arr, i, v));
-  }
-  return arr;
+  return doubles(env, vals, 3);
 }
 
 static napi_value Init(napi_env env, napi_value exports) {
