@@ -158,11 +158,11 @@ export class TurnServer implements TurnHandler {
     opts.peers.onChange = () => {
       const visit = (a: Allocation): void => {
         for (const ch of a.channels.values()) {
+          const was = ch.guarded;
+          ch.guarded = this.peers.isOwn(ch.family, ch.address);
           // What made a channel to an own address a peer may have changed: the forwarding table
           // lets it go, and the next datagram the relay lets through offers it again.
-          if (ch.guarded) forwarder?.unbind(a, ch);
-          ch.guarded = this.peers.isOwn(ch.family, ch.address);
-          if (ch.guarded) forwarder?.unbind(a, ch);
+          if (was || ch.guarded) forwarder?.unbind(a, ch);
         }
       };
       for (const a of this.manager.byTuple.values()) visit(a);
