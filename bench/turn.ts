@@ -54,6 +54,13 @@ interface Contender {
   readonly memory: boolean;
 }
 
+/** p2pd as the bench runs it, with `extra` options (the capacity phase's second relay address). */
+function launchP2pd(port: number, extra: readonly string[] = []): Started {
+  return start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'serve', '--roles', 'stun,turn', '--listen', HOST, '--port', String(port),
+    '--workers', '2', '--http', `${HOST}:${port + 1}`, '--user', `${USER}:${PASS}`, '--realm', 'bench', '--user-quota', '0', '--max-allocations', '0',
+    '--max-bps', '0', '--allow-peer', '127.0.0.0/8', '--relay-ports', `${RELAY_MIN}-${RELAY_MAX}`, '--log-level', 'warn', ...extra]);
+}
+
 const P2PD = 'p2pd (2 workers)';
 const COTURN = 'coturn turnserver';
 const CEILING = 'bare C relay (2 procs)';
@@ -64,9 +71,7 @@ const contenders: Contender[] = [
     memory: true,
     // Its HTTP server listens once every worker has bound its sockets (src/server/node.ts).
     ready: (port) => fetch(`http://${HOST}:${port + 1}/readyz`).then(() => true, () => false),
-    launch: (port) => start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'serve', '--roles', 'stun,turn', '--listen', HOST, '--port', String(port),
-      '--workers', '2', '--http', `${HOST}:${port + 1}`, '--user', `${USER}:${PASS}`, '--realm', 'bench', '--user-quota', '0', '--max-allocations', '0',
-      '--max-bps', '0', '--allow-peer', '127.0.0.0/8', '--relay-ports', `${RELAY_MIN}-${RELAY_MAX}`, '--log-level', 'warn']),
+    launch: (port) => launchP2pd(port),
   },
   {
     name: COTURN,
@@ -130,12 +135,6 @@ async function rssPerAllocation(bin: string, server: Started, port: number, coun
 /** Allocations held across two relay addresses in the capacity phase. */
 const CAPACITY_COUNT = 32_000;
 
-/** p2pd as the bench starts it, with two relay addresses: room for 36,000 allocations. */
-function launchTwoAddresses(port: number): Started {
-  return start(process.execPath, [join(ROOT, 'bin/p2pd.js'), 'serve', '--roles', 'stun,turn', '--listen', HOST, '--port', String(port),
-    '--workers', '2', '--http', `${HOST}:${port + 1}`, '--user', `${USER}:${PASS}`, '--realm', 'bench', '--user-quota', '0', '--max-allocations', '0',
-    '--max-bps', '0', '--allow-peer', '127.0.0.0/8', '--relay-ip', '127.0.0.1,127.0.0.2', '--relay-ports', `${RELAY_MIN}-${RELAY_MAX}`, '--log-level', 'warn']);
-}
 
 export async function run(opts: { short: boolean }): Promise<void> {
   const seconds = opts.short ? 2 : 5;
@@ -198,13 +197,13 @@ export async function run(opts: { short: boolean }): Promise<void> {
         }
       }
     }
-    let capacity: { perAllocation: number; allocated: number } | undefined;
     if (!opts.short) {
       port += 2;
-      const server = launchTwoAddresses(port);
+      // Two relay addresses: room for 36,000 allocations.
+      const server = launchP2pd(port, ['--relay-ip', '127.0.0.1,127.0.0.2']);
       try {
         await untilReady(contenders[0]!, server, port);
-        capacity = await rssPerAllocation(bin, server, port, CAPACITY_COUNT, 2);
+        const capacity = await rssPerAllocation(bin, server, port, CAPACITY_COUNT, 2);
         process.stdout.write(`  capacity p2pd, two relay addresses: ${capacity.allocated.toLocaleString('en')} of ${CAPACITY_COUNT.toLocaleString('en')} allocations held, ${(capacity.perAllocation / 1024).toFixed(1)} KiB RSS per allocation\n`);
       } finally {
         await server.stop();

@@ -52,29 +52,32 @@ export function childPids(pid: number): number[] {
   }
 }
 
-/** CPU seconds (user + system, at Linux's USER_HZ of 100) of a process so far; 0 once it has exited. */
-export function cpuSeconds(pid: number): number {
+/** User and system CPU seconds (at Linux's USER_HZ of 100) of one process so far; 0 once it has exited. */
+function processCpu(pid: number): { user: number; sys: number } {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name, which is in parentheses and may hold spaces: utime, stime are 14 and 15.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return { user: Number(fields[11]) / 100, sys: Number(fields[12]) / 100 };
   } catch {
-    return 0;
+    return { user: 0, sys: 0 };
   }
+}
+
+/** CPU seconds (user + system) of a process so far; 0 once it has exited. */
+export function cpuSeconds(pid: number): number {
+  const c = processCpu(pid);
+  return c.user + c.sys;
 }
 
 /** User and system CPU seconds of a process and all its descendants so far (exited ones drop out). */
 export function treeCpu(pid: number): { user: number; sys: number } {
   const total = { user: 0, sys: 0 };
   const walk = (p: number): void => {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      total.user += Number(fields[11]) / 100;
-      total.sys += Number(fields[12]) / 100;
-    } catch { /* exited */ }
-    for (const c of childPids(p)) walk(c);
+    const c = processCpu(p);
+    total.user += c.user;
+    total.sys += c.sys;
+    for (const child of childPids(p)) walk(child);
   };
   walk(pid);
   return total;
