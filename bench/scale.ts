@@ -69,16 +69,21 @@ async function startNode(args: readonly string[]): Promise<Node> {
   return { proc, httpUrl, mqttUrl: `mqtt://${HOST}:${mqttPort}`, pid: proc.child.pid as number };
 }
 
-async function connectedOn(node: Node): Promise<number> {
+/** The sum of one metric's samples (all labels matching `labels`) on a node; 0 when it does not answer. */
+async function metricOn(node: Node, name: string, labels = ''): Promise<number> {
   try {
     const text = await (await fetch(`${node.httpUrl}/metrics`)).text();
     let n = 0;
-    for (const m of text.matchAll(/^mqtt_clients_connected\{[^}]*\} (\d+)/gm)) n += Number(m[1]);
+    for (const m of text.matchAll(new RegExp(`^${name}\\{[^}]*${labels}[^}]*\\} (\\d+)`, 'gm'))) n += Number(m[1]);
     return n;
   } catch {
     return 0;
   }
 }
+
+const connectedOn = (node: Node): Promise<number> => metricOn(node, 'mqtt_clients_connected');
+/** CONNECTs a node refused as busy (CONNACK 3: its logins in flight at their bound). */
+const refusedBusyOn = (node: Node): Promise<number> => metricOn(node, 'mqtt_connections_refused_total', 'reason="logins_in_flight"');
 
 interface Status { up: number; total: number; down: number; cameBack: number[]; acked: number; lostAcked: number }
 
@@ -232,6 +237,8 @@ export async function run(opts: { short: boolean }): Promise<void> {
     const victim = nodes[0] as Node;
     const onVictim = await connectedOn(victim);
     const openBefore = await patiently(() => store.countOpen());
+    const survivors = nodes.filter((n) => n !== victim);
+    const refusedBefore = (await Promise.all(survivors.map(refusedBusyOn))).reduce((a, b) => a + b, 0);
     const markedAt = Date.now();
     await Promise.all(workers.map((w) => ask(w, { cmd: 'mark' }, 'marked')));
     const during = Promise.all(workers.map((w) => ask<{ rtts: number[]; sent: number; unanswered: number }>(w, { cmd: 'offers', ratePerSec: plan.offerRate / 4 / plan.workers, durationSec: 20 }, 'offers')));
@@ -258,6 +265,8 @@ export async function run(opts: { short: boolean }): Promise<void> {
     const sinceKill = statuses.flatMap((s) => s.cameBack).map((ms) => ms - (killedAt - markedAt));
     const upAfter = statuses.reduce((a, s) => a + s.up, 0);
     row(`SIGKILL to one node (${onVictim.toLocaleString('en')} connections on it)`, `${sinceKill.length.toLocaleString('en')} clients back on other nodes${backAll ? '' : ' (NOT all within 60 s)'}: P50 ${percentile(sinceKill, 50).toFixed(0)} / P99 ${percentile(sinceKill, 99).toFixed(0)} / max ${Math.max(0, ...sinceKill).toFixed(0)} ms after the kill (goal < 10 s: ${Math.max(0, ...sinceKill) < 10_000 && backAll ? 'met' : 'NOT met'}); ${upAfter.toLocaleString('en')} of ${upAfterKeepalive.toLocaleString('en')} connections up after`);
+    const refusedBusy = (await Promise.all(survivors.map(refusedBusyOn))).reduce((a, b) => a + b, 0) - refusedBefore;
+    row('logins the other nodes refused as busy (CONNACK 3) after the kill', `${refusedBusy.toLocaleString('en')} (${(refusedBusy / Math.max(1, sinceKill.length)).toFixed(1)} per client that came back)`);
     const acked = statuses.reduce((a, s) => a + s.acked, 0);
     const lostAcked = statuses.reduce((a, s) => a + s.lostAcked, 0);
     row('offers acknowledged (PUBACK) and then never delivered', `${lostAcked} of ${acked.toLocaleString('en')} (must be 0)`);

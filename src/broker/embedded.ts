@@ -14,10 +14,11 @@
  * above 16 KiB and any packet above `maxPacketBytes`, one source holds at most
  * `preauthPerSource` connections not logged in, and aedes' connect timeout ends the rest.
  *
- * A node takes at most `maxLoginsInFlight` logins at once, from CONNECT to CONNACK (loginGate.ts):
- * a CONNECT beyond them is refused at once with CONNACK 3, so that the clients of a dead node,
- * all arriving together, queue in their own backoff instead of in Redis (docs/signaling.md
- * "Logins in flight"). A login not answered within `loginTimeoutMs` is closed.
+ * A node takes at most `maxLoginsInFlight` logins at once, from CONNECT to CONNACK (loginGate.ts),
+ * so that the clients of a dead node, all arriving together, do not queue their commands in Redis
+ * past its timeout; a login beyond them waits its turn (at most `maxLoginsWaiting`, each at most
+ * `loginWaitMs`, then CONNACK 3), and a CONNECT beyond those is refused at once with CONNACK 3
+ * (docs/signaling.md "Logins in flight"). A login not answered within `loginTimeoutMs` is closed.
  *
  * With a `fabric` (fabric.ts) the brokers of all nodes are one: aedes' bus and store are Redis,
  * client ids are leased across nodes (clientIds.ts), and every node hears every device's presence
@@ -32,7 +33,7 @@ import type { ClientClaims, TokenVerifier } from '../auth/token.ts';
 import type { SignalingServer } from '../cluster/signalingServers.ts';
 import type { HostPort } from '../config/values.ts';
 import type { Logger } from '../log.ts';
-import { mqttClientsConnected, mqttConnectionsRefusedTotal, mqttLoginsInFlight } from '../metrics/metrics.ts';
+import { mqttClientsConnected, mqttConnectionsRefusedTotal, mqttLoginsInFlight, mqttLoginsWaiting } from '../metrics/metrics.ts';
 import { aclRules, maySubscribe } from '../signaling/acl.ts';
 import { serverError } from '../signaling/message.ts';
 import type { Sender, SignalingPublisher } from '../signaling/service.ts';
@@ -71,6 +72,10 @@ export interface EmbeddedBrokerOptions {
   readonly preauthPerSource?: number;
   /** Logins (CONNECT to CONNACK) under way at once (`--mqtt-max-logins-in-flight`); 0 = unbounded. */
   readonly maxLoginsInFlight?: number;
+  /** Logins that may wait for one of them (`--mqtt-max-logins-waiting`); 0 = a login beyond them is refused at once. */
+  readonly maxLoginsWaiting?: number;
+  /** The longest a login waits for one of them, ms (`--mqtt-login-wait`). */
+  readonly loginWaitMs?: number;
   /** A login without its CONNACK this long after its CONNECT is closed, ms (default: the connect timeout). */
   readonly loginTimeoutMs?: number;
   /** The Redis fabric that joins this broker to the other nodes' (fabric.ts); one node alone without. */
@@ -113,6 +118,13 @@ const DEFAULT_PREAUTH_PER_SOURCE = 32;
  * admits thousands a second per node.
  */
 const DEFAULT_MAX_LOGINS_IN_FLIGHT = 64;
+/**
+ * docs/signaling.md "Logins in flight": a dead node's clients wait at the others rather than
+ * come back after a backoff. 4,096 waiting hold a few MiB; 4 s leaves the SDK (8 s to its
+ * CONNACK) time for the login itself.
+ */
+const DEFAULT_MAX_LOGINS_WAITING = 4096;
+const DEFAULT_LOGIN_WAIT_MS = 4000;
 /** aedes' time from connect to CONNECT; a login has as long from CONNECT to CONNACK. */
 const CONNECT_TIMEOUT_MS = 10_000;
 /** setTimeout's longest delay; a longer token is re-armed when it fires. */
@@ -130,6 +142,11 @@ function authError(message: string, returnCode: number): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 }
 
+/** CONNACK 3: this node has its logins in flight and waiting (docs/signaling.md "Logins in flight"). */
+function busyError(): AuthenticateError {
+  return authError('too many logins under way on this node: retry after a backoff, or another node', SERVER_UNAVAILABLE);
+}
+
 export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<EmbeddedBroker> {
   const log = opts.log.child({ role: 'broker' });
   const senders = new WeakMap<Client, Sender>();
@@ -144,7 +161,11 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   const preauth = new PreauthLimiter(opts.preauthPerSource ?? DEFAULT_PREAUTH_PER_SOURCE);
   /** The pre-login slot of each connection (keyed by the guard aedes sees as `client.conn`). */
   const preauthSlots = new WeakMap<Duplex, () => void>();
-  const logins = new LoginGate(opts.maxLoginsInFlight ?? DEFAULT_MAX_LOGINS_IN_FLIGHT);
+  const logins = new LoginGate({
+    maxInFlight: opts.maxLoginsInFlight ?? DEFAULT_MAX_LOGINS_IN_FLIGHT,
+    maxWaiting: opts.maxLoginsWaiting ?? DEFAULT_MAX_LOGINS_WAITING,
+    maxWaitMs: opts.loginWaitMs ?? DEFAULT_LOGIN_WAIT_MS,
+  });
   const loginTimeoutMs = opts.loginTimeoutMs ?? CONNECT_TIMEOUT_MS;
   /** Each login under way: `answered` at its CONNACK (its deadline is over), `end` frees its slot. */
   const loginsUnderWay = new WeakMap<Client, { readonly answered: () => void; readonly end: () => void }>();
@@ -213,18 +234,34 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   };
 
   /**
-   * A login slot for `client` until it is done (aedes' `clientReady`: the CONNACK is out and the
-   * session's queue read), it is refused, or its connection ends; a login without its CONNACK
-   * `loginTimeoutMs` after the CONNECT is closed. Undefined (counted) while the node has its
-   * maximum in flight. Returns the login's end.
+   * A login's turn for `client` (loginGate.ts): a slot now or a place among those waiting for one,
+   * until the login is done (aedes' `clientReady`: the CONNACK is out and the session's queue
+   * read), it is refused, or its connection ends; a login without its CONNACK `loginTimeoutMs`
+   * after the CONNECT is closed. Undefined (counted) while the node has its maximum in flight and
+   * waiting. `granted` is false for a login that waited `--mqtt-login-wait` (counted).
    */
-  const beginLogin = (client: Client): (() => void) | undefined => {
-    const slot = logins.acquire();
-    if (slot === undefined) {
+  const beginLogin = (client: Client): { readonly granted: Promise<boolean>; readonly end: () => void } | undefined => {
+    const turn = logins.enter();
+    if (turn === undefined) {
       mqttConnectionsRefusedTotal.inc({ reason: 'logins_in_flight' });
       return undefined;
     }
-    mqttLoginsInFlight.inc();
+    let ended = false;
+    let holding = !turn.waits;
+    if (holding) mqttLoginsInFlight.inc();
+    else mqttLoginsWaiting.inc();
+    // The gate settles a waiting turn once: with a slot, or without one (waited too long, or ended).
+    const granted = holding ? turn.granted : turn.granted.then((ok) => {
+      mqttLoginsWaiting.dec();
+      if (ended) return false;
+      if (!ok) {
+        mqttConnectionsRefusedTotal.inc({ reason: 'login_wait' });
+        return false;
+      }
+      holding = true;
+      mqttLoginsInFlight.inc();
+      return true;
+    });
     const conn = client.conn as unknown as Duplex;
     const timer = setTimeout(() => {
       // No client waits this long for its CONNACK (the SDK gives up after 8 s): the slot is for one that does.
@@ -234,20 +271,20 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       client.close();
     }, loginTimeoutMs);
     timer.unref();
-    let ended = false;
     const end = (): void => {
       if (ended) return;
       ended = true;
       clearTimeout(timer);
       conn.off('close', end);
       loginsUnderWay.delete(client);
-      slot();
-      mqttLoginsInFlight.dec();
+      turn.end();
+      if (holding) mqttLoginsInFlight.dec();
+      holding = false;
     };
     loginsUnderWay.set(client, { answered: () => clearTimeout(timer), end });
     conn.once('close', end);
     if (conn.destroyed) end();
-    return end;
+    return { granted, end };
   };
 
   /** Takes the client id on every node (fabric), or answers the CONNACK error that refuses it. */
@@ -290,22 +327,30 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
         answer(authError('NODE_DRAINING: this node is stopping; connect to another', SERVER_UNAVAILABLE), null);
         return;
       }
-      const endLogin = beginLogin(client);
-      if (endLogin === undefined) {
+      const turn = beginLogin(client);
+      if (turn === undefined) {
         // Before the token check: a refusal here costs neither CPU nor Redis.
-        answer(authError('too many logins under way on this node: retry after a backoff, or another node', SERVER_UNAVAILABLE), null);
+        answer(busyError(), null);
         return;
       }
       // A refusal ends the login now (only its CONNACK is left to send); a success at `clientReady`.
+      let answered = false;
       const done: typeof answer = (err, ok) => {
-        if (err !== null) endLogin();
+        if (answered) return;
+        answered = true;
+        if (err !== null) turn.end();
         answer(err, ok);
       };
-      verifier.verify(password.toString('utf8')).then((claims: ClientClaims) => {
+      // Waited `--mqtt-login-wait` for a slot: refused then, whether its token is checked yet or not.
+      void turn.granted.then((ok) => { if (!ok && !client.closed) done(busyError(), null); });
+      // The token is checked while the login waits for its slot: a bad one gives its place up at once.
+      verifier.verify(password.toString('utf8')).then(async (claims: ClientClaims) => {
+        if (answered) return;
         if (claims.sub !== username || claims.sub === SERVER_ID) {
           done(authError('username must be the token\'s subject', NOT_AUTHORIZED), null);
           return;
         }
+        if (!await turn.granted || answered) return;
         if (client.closed) return;
         if (idTakenByOther(client.id, claims.sub)) {
           mqttConnectionsRefusedTotal.inc({ reason: 'client_id_taken' });

@@ -134,6 +134,8 @@ test('exposure defaults are closed: dev tokens for loopback, bounds on sessions,
   assert.equal(c.mqttMaxPacketBytes, 262144);
   assert.equal(c.mqttPreauthPerSource, 32);
   assert.equal(c.mqttMaxLoginsInFlight, 64);
+  assert.equal(c.mqttMaxLoginsWaiting, 4096);
+  assert.equal(c.mqttLoginWaitSec, 4);
   assert.equal(c.tcpIdleTimeoutSec, 30);
   assert.equal(c.tlsHandshakeTimeoutSec, 10);
   assert.equal(c.tcpMaxPerSource, 256);
@@ -144,6 +146,10 @@ test('exposure defaults are closed: dev tokens for loopback, bounds on sessions,
   assert.equal(loadConfig(['--mqtt-max-logins-in-flight', '0']).mqttMaxLoginsInFlight, 0, '0: unlimited');
   assert.equal(loadConfig([], { P2PD_MQTT_MAX_LOGINS_IN_FLIGHT: '2' }).mqttMaxLoginsInFlight, 2);
   refuses(['--mqtt-max-logins-in-flight', '-1'], 'CONFIG_INVALID_VALUE');
+  assert.equal(loadConfig(['--mqtt-max-logins-waiting', '0', '--mqtt-login-wait', '0.5']).mqttMaxLoginsWaiting, 0, '0: none wait');
+  assert.equal(loadConfig([], { P2PD_MQTT_LOGIN_WAIT: '0.5' }).mqttLoginWaitSec, 0.5);
+  refuses(['--mqtt-login-wait', '0'], 'CONFIG_INVALID_VALUE');
+  refuses(['--mqtt-max-logins-waiting', '-1'], 'CONFIG_INVALID_VALUE');
   refuses(['--dev-tokens', 'everyone'], 'CONFIG_INVALID_VALUE');
   refuses(['--deny-peer', '10.0.0.0/33'], 'CONFIG_INVALID_VALUE');
   refuses(['--mqtt-max-packet', '10'], 'CONFIG_INVALID_VALUE');

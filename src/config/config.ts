@@ -117,6 +117,8 @@ export interface Config {
   readonly mqttPreauthPerSource: number;
   /** MQTT logins (CONNECT to CONNACK) under way at once on this node; 0 = unlimited (docs/signaling.md "Logins in flight"). */
   readonly mqttMaxLoginsInFlight: number;
+  readonly mqttMaxLoginsWaiting: number;
+  readonly mqttLoginWaitSec: number;
   /** `--signal-url`: where clients reach this node's signaling, as given; empty = derived (advertised.ts advertisedSignalUrls). */
   readonly signalUrls: readonly string[];
   /** `--mqtt-fabric`: the embedded brokers of all nodes joined over Redis (`redis`, with --redis-url), or each alone (`off`). */
@@ -390,6 +392,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     mqttMaxPacketBytes: parseInteger('mqtt-max-packet', str('mqtt-max-packet') ?? '262144', 1024, 268_435_455),
     mqttPreauthPerSource: parseInteger('mqtt-preauth-per-source', str('mqtt-preauth-per-source') ?? '32', 1, 1_000_000),
     mqttMaxLoginsInFlight: parseInteger('mqtt-max-logins-in-flight', str('mqtt-max-logins-in-flight') ?? '64', 0, 1_000_000),
+    mqttMaxLoginsWaiting: parseInteger('mqtt-max-logins-waiting', str('mqtt-max-logins-waiting') ?? '4096', 0, 1_000_000),
+    mqttLoginWaitSec: parseSeconds('mqtt-login-wait', str('mqtt-login-wait') ?? '4', 0.01, 60),
     mqttFabric: parseMqttFabric(str('mqtt-fabric') ?? 'redis'),
     signalUrls: getList(raw, 'signal-url').flatMap((u) => parseUrlList('signal-url', u, ['ws:', 'wss:', 'mqtt:', 'mqtts:'])),
     tcpIdleTimeoutSec: parseSeconds('tcp-idle-timeout', str('tcp-idle-timeout') ?? '30', 0.1, 86400),

@@ -231,12 +231,17 @@ export const devicesOnline = new Gauge({
 // --- Issue 10, area mqtt: bounds of the embedded broker before and after login (src/broker)
 export const mqttConnectionsRefusedTotal = new Counter({
   name: 'mqtt_connections_refused_total',
-  help: 'MQTT connections the embedded broker refused or closed: connect_too_large, packet_too_large, bad_header (fixed header), preauth_per_source, client_id_taken, token_expired, draining, logins_in_flight, login_timeout',
+  help: 'MQTT connections the embedded broker refused or closed: connect_too_large, packet_too_large, bad_header (fixed header), preauth_per_source, client_id_taken, token_expired, draining, logins_in_flight, login_wait, login_timeout',
   labelNames: ['reason'] as const, registers: [registry],
 });
 export const mqttLoginsInFlight = new Gauge({
   name: 'mqtt_logins_in_flight',
   help: 'MQTT logins (CONNECT to CONNACK) under way at the embedded broker; at most --mqtt-max-logins-in-flight',
+  registers: [registry],
+});
+export const mqttLoginsWaiting = new Gauge({
+  name: 'mqtt_logins_waiting',
+  help: 'MQTT logins (token checked) waiting for one of the --mqtt-max-logins-in-flight at the embedded broker; at most --mqtt-max-logins-waiting, each up to --mqtt-login-wait',
   registers: [registry],
 });
 /** Store writes of the broker fabric that failed (src/broker/fabric.ts, docs/signaling.md). */

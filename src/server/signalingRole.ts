@@ -64,6 +64,8 @@ export async function startSignaling(opts: SignalingRoleOptions): Promise<Signal
       verifier, gate: service, log, tcp: config.mqtt, http: http.server,
       maxPacketBytes: config.mqttMaxPacketBytes, preauthPerSource: config.mqttPreauthPerSource,
       maxLoginsInFlight: config.mqttMaxLoginsInFlight,
+      maxLoginsWaiting: config.mqttMaxLoginsWaiting,
+      loginWaitMs: config.mqttLoginWaitSec * 1000,
       ...(fabric === undefined ? {} : { fabric }),
     });
     registerBrokerRoutes(http, { verifier, log, hookSecret: config.brokerHookSecret });

@@ -1,14 +1,17 @@
 /**
  * The bound on logins in flight (docs/signaling.md "Logins in flight", src/broker/loginGate.ts):
- * a node runs at most `--mqtt-max-logins-in-flight` logins, CONNECT to CONNACK, at once; a CONNECT
- * beyond them gets CONNACK 3 at once, and its client comes back after its backoff.
+ * a node runs at most `--mqtt-max-logins-in-flight` logins, CONNECT to CONNACK, at once; a login
+ * beyond them waits its turn (at most `--mqtt-max-logins-waiting` of them, each at most
+ * `--mqtt-login-wait`); a CONNECT beyond those gets CONNACK 3 at once, and its client comes back
+ * after its backoff.
  *
  * - In this process, the production broker whose token checks wait while the test holds them
- *   (as behind a slow Redis): every way a login ends frees its slot, and the SDK and the scale
- *   bench's light client answer CONNACK 3 with their backoff and the next URL.
+ *   (as behind a slow Redis): every way a login ends frees its slot or its place, a waiting login
+ *   takes the first slot that frees and one that waited too long is refused, and the SDK and the
+ *   scale bench's light client answer CONNACK 3 with their backoff and the next URL.
  * - A real `p2pd serve` on a real Redis that the test freezes (SIGSTOP): two logins stay in flight
- *   in their client-id lease, three more are refused without Redis, and once Redis answers again
- *   all five log in and nothing stays in flight.
+ *   in their client-id lease, two wait, the fifth is refused without Redis, and once Redis answers
+ *   again all five log in and nothing stays in flight or waiting.
  */
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -154,7 +157,7 @@ interface Node {
  * A broker in this process. Its login timeout is far beyond every wait here unless a test sets
  * one, so only the path under test can free a slot in time.
  */
-async function startNode(opts: { maxLoginsInFlight?: number; loginTimeoutMs?: number } = {}): Promise<Node> {
+async function startNode(opts: { maxLoginsInFlight?: number; maxLoginsWaiting?: number; loginWaitMs?: number; loginTimeoutMs?: number } = {}): Promise<Node> {
   const verifier = new HeldVerifier(await createVerifier({ secret: JWT_SECRET }));
   const service = new SignalingService({ store: new MemorySessionStore(), verifier, log: silentLog, createSession: () => Promise.reject(new Error('no sessions here')) });
   const broker = await startEmbeddedBroker({ verifier, gate: service, log: silentLog, tcp: { host: '127.0.0.1', port: 0 }, loginTimeoutMs: 600_000, ...opts });
@@ -191,8 +194,8 @@ describe('logins in flight at one broker', { timeout: 120_000 }, () => {
     await Promise.allSettled(nodes.splice(0).map((n) => n.stop()));
   });
 
-  test('a CONNECT beyond the logins in flight gets CONNACK 3 at once; a login, a refusal and a close mid-login each free their slot', async () => {
-    const node = await started({ maxLoginsInFlight: 2 });
+  test('with no room to wait, a CONNECT beyond the logins in flight gets CONNACK 3 at once; a login, a refusal and a close mid-login each free their slot', async () => {
+    const node = await started({ maxLoginsInFlight: 2, maxLoginsWaiting: 0 });
     const refused = await refusedInFlight();
     node.verifier.hold();
     const tok = await token('app_l1', 'app');
@@ -252,9 +255,61 @@ describe('logins in flight at one broker', { timeout: 120_000 }, () => {
     await eventually('nothing in flight', () => node.broker.loginsInFlight === 0);
   });
 
-  /** Node A with its one slot held by a login in flight, and node B with room. */
+  test('a login beyond the slots waits and takes the first that frees; a bad token gives its place up at once; beyond the room, CONNACK 3', async () => {
+    const node = await started({ maxLoginsInFlight: 1, maxLoginsWaiting: 2, loginWaitMs: 600_000 });
+    const refused = await refusedInFlight();
+    node.verifier.hold();
+    const tok = await token('app_w1', 'app');
+    const first = opened(node.url, 'app_w1', tok);
+    await eventually('one login in flight', () => node.broker.loginsInFlight === 1);
+    const second = opened(node.url, 'app_w1', tok);
+    const third = opened(node.url, 'app_w1', tok);
+    await eventually('two logins waiting', async () => await metric('mqtt_logins_waiting') === 2);
+    const fourth = opened(node.url, 'app_w1', tok);
+    assert.equal(await fourth.answer(), SERVER_UNAVAILABLE, 'slots and room full: refused at once');
+    assert.equal(await refusedInFlight(), refused + 1);
+    assert.ok(first.waiting && second.waiting && third.waiting, 'nothing answered while the token checks are held');
+
+    node.verifier.release();
+    assert.deepEqual(await Promise.all([first.answer(), second.answer(), third.answer()]), [0, 0, 0], 'the waiting logins go through as slots free');
+    await eventually('nothing in flight or waiting', async () => node.broker.loginsInFlight === 0 && await metric('mqtt_logins_waiting') === 0);
+
+    // A stranger's bad token, arriving while the room is full of waiting logins, is refused at its check, not after a wait.
+    node.verifier.hold();
+    const occupant = opened(node.url, 'app_w1', tok);
+    await eventually('one login in flight', () => node.broker.loginsInFlight === 1);
+    const waiter = opened(node.url, 'app_w1', tok);
+    const stranger = opened(node.url, 'app_w1', 'not-a-token');
+    await eventually('two waiting', async () => await metric('mqtt_logins_waiting') === 2);
+    node.verifier.release();
+    assert.equal(await stranger.answer(), BAD_USERNAME_OR_PASSWORD);
+    assert.deepEqual(await Promise.all([occupant.answer(), waiter.answer()]), [0, 0]);
+    await eventually('nothing in flight or waiting', async () => node.broker.loginsInFlight === 0 && await metric('mqtt_logins_waiting') === 0);
+    assert.equal(await refusedInFlight(), refused + 1, 'only the one beyond the room');
+  });
+
+  test('a login that waits longer than the login wait gets CONNACK 3 (login_wait), and its place is free again', async () => {
+    const node = await started({ maxLoginsInFlight: 1, maxLoginsWaiting: 1, loginWaitMs: 300 });
+    const waited = await metric('mqtt_connections_refused_total', { reason: 'login_wait' });
+    node.verifier.hold();
+    const tok = await token('app_w2', 'app');
+    const occupant = opened(node.url, 'app_w2', tok);
+    await eventually('one login in flight', () => node.broker.loginsInFlight === 1);
+    const t0 = Date.now();
+    const turnedAway = opened(node.url, 'app_w2', tok);
+    assert.equal(await turnedAway.answer(), SERVER_UNAVAILABLE, 'refused after its wait, its token check still held');
+    assert.ok(Date.now() - t0 >= 300, 'not before the login wait');
+    assert.equal(await metric('mqtt_connections_refused_total', { reason: 'login_wait' }), waited + 1);
+    assert.equal(await metric('mqtt_logins_waiting'), 0);
+    node.verifier.release();
+    assert.equal(await occupant.answer(), 0);
+    assert.equal(await turnedAway.retry(), 0, 'the refused one, retrying, logs in');
+    await eventually('nothing in flight', () => node.broker.loginsInFlight === 0);
+  });
+
+  /** Node A with its one slot held by a login in flight (and no room to wait), and node B with room. */
   async function fullAndFree(id: string): Promise<{ a: Node; b: Node; occupant: Login; tok: string }> {
-    const a = await started({ maxLoginsInFlight: 1 });
+    const a = await started({ maxLoginsInFlight: 1, maxLoginsWaiting: 0 });
     const b = await started({});
     const tok = await token(id, 'app');
     a.verifier.hold();
@@ -343,7 +398,7 @@ describe('logins in flight at a p2pd serve whose Redis stops answering', { skip:
   before(async () => {
     redis = await startRedis();
     const mqttPort = await freePort();
-    p2pd = await startP2pd({ args: ['--mqtt', `127.0.0.1:${mqttPort}`, '--jwt-secret', JWT_SECRET, '--roles', 'signal,api', '--redis-url', redis.url, '--mqtt-max-logins-in-flight', '2'] });
+    p2pd = await startP2pd({ args: ['--mqtt', `127.0.0.1:${mqttPort}`, '--jwt-secret', JWT_SECRET, '--roles', 'signal,api', '--redis-url', redis.url, '--mqtt-max-logins-in-flight', '2', '--mqtt-max-logins-waiting', '2', '--mqtt-login-wait', '60'] });
     url = `mqtt://127.0.0.1:${mqttPort}`;
   });
   after(async () => {
@@ -355,7 +410,7 @@ describe('logins in flight at a p2pd serve whose Redis stops answering', { skip:
 
   const scrape = (series: string): Promise<number> => metricValue(p2pd.httpUrl, series);
 
-  test('two logins wait in their client-id lease; three more get CONNACK 3 without Redis; once it answers all five log in and none stays in flight', async (t) => {
+  test('two logins wait in their client-id lease, two for a slot; the fifth gets CONNACK 3 without Redis; once it answers all five log in and none stays in flight or waiting', async (t) => {
     const tok = await token('app_r1', 'app');
     const refusedBefore = await scrape('mqtt_connections_refused_total{reason="logins_in_flight"}');
     assert.equal(await scrape('mqtt_logins_in_flight '), 0);
@@ -364,13 +419,14 @@ describe('logins in flight at a p2pd serve whose Redis stops answering', { skip:
     const frozenAt = Date.now();
     redis.pause();
     try {
-      // Sent together: whichever two arrive first take the slots and wait for Redis.
+      // Sent together: whichever two arrive first take the slots and wait for Redis, the next two for them.
       logins.push(...Array.from({ length: 5 }, () => login(url, 'app_r1', tok)));
-      await eventually('three CONNACKs', () => logins.filter((l) => !l.waiting).length >= 3, 30_000);
+      await eventually('one CONNACK', () => logins.filter((l) => !l.waiting).length >= 1, 30_000);
+      // (No scrape while Redis is frozen: /metrics reads it. With 2 slots and no room to wait, three would be refused.)
       refused = logins.filter((l) => !l.waiting);
       inFlight = logins.filter((l) => l.waiting);
-      assert.deepEqual(refused.map((l) => l.connacks), [[SERVER_UNAVAILABLE], [SERVER_UNAVAILABLE], [SERVER_UNAVAILABLE]], 'the three beyond the bound');
-      assert.equal(inFlight.length, 2, 'two logins still in flight: their lease waits for Redis');
+      assert.deepEqual(refused.map((l) => l.connacks), [[SERVER_UNAVAILABLE]], 'the one beyond the slots and the room');
+      assert.equal(inFlight.length, 4, 'four logins unanswered: two in their lease, which waits for Redis, two for a slot');
     } finally {
       redis.resume();
     }
@@ -383,12 +439,12 @@ describe('logins in flight at a p2pd serve whose Redis stops answering', { skip:
       for (let tries = 0; code !== 0 && tries < 5; tries++) code = await l.retry();
       assert.equal(code, 0, 'the login that was in flight logged in');
     }
-    await eventually('no login in flight', async () => await scrape('mqtt_logins_in_flight ') === 0, 20_000);
-    // The refused ones retry, and log in.
+    await eventually('no login in flight or waiting', async () => await scrape('mqtt_logins_in_flight ') === 0 && await scrape('mqtt_logins_waiting ') === 0, 20_000);
+    // The refused one retries, and logs in.
     for (const l of refused) assert.equal(await l.retry(), 0);
-    assert.equal(await scrape('mqtt_connections_refused_total{reason="logins_in_flight"}'), refusedBefore + 3, 'exactly the three beyond the bound');
+    assert.equal(await scrape('mqtt_connections_refused_total{reason="logins_in_flight"}'), refusedBefore + 1, 'exactly the one beyond the slots and the room');
     await eventually('no login in flight', async () => await scrape('mqtt_logins_in_flight ') === 0, 20_000);
     assert.ok(logins.every((l) => l.client.connected), 'all five logged in');
-    t.diagnostic(`3 of 5 refused within ${refusedMs} ms of Redis freezing`);
+    t.diagnostic(`1 of 5 refused within ${refusedMs} ms of Redis freezing`);
   });
 });
