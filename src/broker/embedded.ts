@@ -76,6 +76,8 @@ export interface EmbeddedBrokerOptions {
   readonly maxLoginsWaiting?: number;
   /** The longest a login waits for one of them, ms (`--mqtt-login-wait`). */
   readonly loginWaitMs?: number;
+  /** With a fabric: the brokers' heartbeat, ms (the cluster's `--heartbeat-interval`). */
+  readonly fabricHeartbeatMs?: number;
   /** A login without its CONNACK this long after its CONNECT is closed, ms (default: the connect timeout). */
   readonly loginTimeoutMs?: number;
   /** The Redis fabric that joins this broker to the other nodes' (fabric.ts); one node alone without. */
@@ -125,6 +127,8 @@ const DEFAULT_MAX_LOGINS_IN_FLIGHT = 64;
  */
 const DEFAULT_MAX_LOGINS_WAITING = 4096;
 const DEFAULT_LOGIN_WAIT_MS = 4000;
+/** The cluster's default heartbeat (`--heartbeat-interval` 5 s). */
+const DEFAULT_FABRIC_HEARTBEAT_MS = 5000;
 /** aedes' time from connect to CONNECT; a login has as long from CONNECT to CONNACK. */
 const CONNECT_TIMEOUT_MS = 10_000;
 /** setTimeout's longest delay; a longer token is re-armed when it fires. */
@@ -313,8 +317,9 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
     connectTimeout: CONNECT_TIMEOUT_MS,
     drainTimeout: 30_000,
     concurrency: 1000,
-    // Across nodes the heartbeat also says which brokers live: a dead node's wills go out after 3 missed beats.
-    heartbeatInterval: fabric === undefined ? 60_000 : 15_000,
+    // Across nodes the heartbeat also says which brokers live: a dead node's wills go out after 3
+    // missed beats, at the next check (every 4 beats; fabricWills.ts).
+    heartbeatInterval: fabric === undefined ? 60_000 : opts.fabricHeartbeatMs ?? DEFAULT_FABRIC_HEARTBEAT_MS,
     ...(fabric === undefined ? {} : { mq: fabric.mq, persistence: fabric.persistence }),
 
     authenticate(client, username, password, answer) {

@@ -26,6 +26,7 @@ import { mqttStoreErrorsTotal } from '../metrics/metrics.ts';
 import { closeRedisClient, createRedisClient, waitReady, type RedisClient } from '../redis.ts';
 import { parseTopic } from '../signaling/topics.ts';
 import { ClientIdLeases } from './clientIds.ts';
+import { installFabricWills, type WillStore } from './fabricWills.ts';
 import { RestoredSubscriptions, type StoredSubscription } from './restoredSubscriptions.ts';
 
 const require = createRequire(import.meta.url);
@@ -34,13 +35,11 @@ const require = createRequire(import.meta.url);
 const outgoingKey = (clientId: string): string => `outgoing:${encodeURIComponent(clientId)}`;
 const incomingKey = (clientId: string, messageId: number): string => `incoming:${encodeURIComponent(clientId)}:${messageId}`;
 /** … a client's will (by the node that holds it), and the list of all wills' keys. */
-const willKey = (brokerId: string, clientId: string): string => `will:${brokerId}:${encodeURIComponent(clientId)}`;
-const WILLS_KEY = 'will';
 /** … a queued packet, and (with `:offlineCount`) how many queues still hold it. */
 const packetKey = (brokerId: string, brokerCounter: number): string => `packet:${brokerId}:${brokerCounter}`;
 
 /** The parts of aedes-persistence-redis' async persistence this file overrides or calls. */
-interface AsyncRedisPersistence {
+interface AsyncRedisPersistence extends WillStore {
   setup(broker: unknown): Promise<void>;
   outgoingEnqueueCombi(subs: ReadonlyArray<{ readonly clientId: string }>, packet: unknown): Promise<void>;
   outgoingUpdate(client: { readonly id: string }, packet: { readonly cmd?: string }): Promise<void>;
@@ -48,7 +47,6 @@ interface AsyncRedisPersistence {
   incomingStorePacket(client: { readonly id: string }, packet: { readonly messageId: number }): Promise<void>;
   cleanSubscriptions(client: { readonly id: string }): Promise<unknown>;
   outgoingStream(client: { readonly id: string; readonly clean?: boolean }): AsyncIterable<unknown>;
-  delWill(client: { readonly id: string; readonly brokerId?: string }): Promise<unknown>;
   createRetainedStream(pattern: string): AsyncIterable<{ readonly topic: string; readonly payload: Buffer; readonly brokerId?: string }>;
   destroy(): Promise<void>;
 }
@@ -218,24 +216,21 @@ export async function createBrokerFabric(opts: BrokerFabricOptions): Promise<Bro
     if (packet.cmd !== 'publish') throw err;
     mqttStoreErrorsTotal.inc({ operation: 'delivery' });
   });
-  // Every login deletes the client's old will first (aedes' storeWill), also when it has none:
-  // the library's LREM, GET, DEL take 2 round trips, GETDEL with the LREM 1.
-  // aedes chains it with `.finally()` only, so it must not reject: a will left behind is
-  // replaced by the next login's, or published at worst when the node holding it dies.
-  store.delWill = async (client) => {
-    // At a login aedes hands in the connecting client, which has no `brokerId`: the library looks
-    // for `will:undefined:<id>`, which nothing writes (putWill keys by the broker's id). Two
-    // commands per login for nothing; the wills of a closing client or a dead node name their broker.
-    if (client.brokerId === undefined) return null;
-    const key = willKey(client.brokerId, client.id);
-    try {
-      const [, packet] = await Promise.all([db.lrem(WILLS_KEY, 0, key), db.getdelBuffer(key)]);
-      return packet ? libMsgpack.decode(packet) : null;
-    } catch (err) {
-      log.warn({ err: (err as Error).message, client: client.id }, 'an old will not deleted from redis');
-      return null;
-    }
+  // Wills in a set per broker, read only for dead brokers (fabricWills.ts). aedes hands the store
+  // to its broker at setup: that is where this node's broker id comes from.
+  let brokerId: string | undefined;
+  const setup = store.setup.bind(store);
+  store.setup = (broker) => {
+    brokerId = (broker as { readonly id: string }).id;
+    return setup(broker);
   };
+  installFabricWills(store, {
+    db, log, codec: libMsgpack,
+    brokerId: () => {
+      if (brokerId === undefined) throw new Error('the broker fabric is not set up yet');
+      return brokerId;
+    },
+  });
   // aedes reads every client's queue right after its CONNACK. A clean session's is empty: its
   // login's cleanSubscriptions deleted the queue of any old session with its id (the library's
   // removeSubscriptions), and only persistent subscriptions are queued for. One LRANGE per login saved.

@@ -171,11 +171,16 @@ export class SignalingClient extends Emitter<SignalingEvents> {
     this.role = opts.role;
     this.tokenProvider = opts.tokenProvider;
     const presence = opts.role === 'device';
+    // A device keeps a persistent session under its own id (docs/signaling.md "Delivery"): what is
+    // sent to it while it is away — its node died, it is between two connections — waits in the
+    // broker (on the fabric, in Redis) and arrives when it is back, on whichever node. Its id is
+    // stable across restarts, so a restart takes its session over instead of leaving one behind
+    // that would be queued for until it expires. An app's session is clean, under an id of its own.
     const options: IClientOptions = {
-      clientId: `${opts.id}-${(++clientSeq).toString(36)}${randomSuffix()}`,
+      clientId: presence ? opts.id : `${opts.id}-${(++clientSeq).toString(36)}${randomSuffix()}`,
       username: opts.id,
       password: opts.token,
-      clean: true,
+      clean: !presence,
       protocolVersion: 4,
       reconnectPeriod: MQTTJS_RECONNECT_NEVER_MS,
       connectTimeout: opts.connectTimeoutMs ?? 8000,

@@ -66,6 +66,7 @@ export async function startSignaling(opts: SignalingRoleOptions): Promise<Signal
       maxLoginsInFlight: config.mqttMaxLoginsInFlight,
       maxLoginsWaiting: config.mqttMaxLoginsWaiting,
       loginWaitMs: config.mqttLoginWaitSec * 1000,
+      fabricHeartbeatMs: Math.max(1000, config.heartbeatIntervalSec * 1000),
       ...(fabric === undefined ? {} : { fabric }),
     });
     registerBrokerRoutes(http, { verifier, log, hookSecret: config.brokerHookSecret });
