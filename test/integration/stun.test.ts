@@ -188,8 +188,12 @@ describe('RFC 5780 with --alt-ip 127.0.0.2', () => {
       for (let i = 0; i < 60 && !answered; i++) answered = (await udpTransaction(bindingRequest(), port, host, 250)) !== undefined;
       assert.ok(answered, `coturn answers on ${host}:${port}`);
     }
-    const theirs = await natType(cport);
-    for (const k of ['reachable', 'natted', 'mapping', 'filtering', 'type']) assert.equal(theirs[k], ours[k], k);
+    // The filtering verdict rests on an answer that does not come within the timeout: on a loaded
+    // machine a late one from coturn reads as filtering. A true difference stays over 3 tries.
+    const keys = ['reachable', 'natted', 'mapping', 'filtering', 'type'];
+    let theirs = await natType(cport);
+    for (let tries = 1; tries < 3 && keys.some((k) => theirs[k] !== ours[k]); tries++) theirs = await natType(cport);
+    for (const k of keys) assert.equal(theirs[k], ours[k], k);
   });
 });
 
