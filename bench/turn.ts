@@ -135,7 +135,6 @@ async function rssPerAllocation(bin: string, server: Started, port: number, coun
 /** Allocations held across two relay addresses in the capacity phase. */
 const CAPACITY_COUNT = 32_000;
 
-
 export async function run(opts: { short: boolean }): Promise<void> {
   const seconds = opts.short ? 2 : 5;
   const rounds = opts.short ? 1 : 3;

@@ -34,7 +34,6 @@ const require = createRequire(import.meta.url);
 /** How aedes-persistence-redis names a client's queue and QoS 2 state (its asyncPersistence.js). */
 const outgoingKey = (clientId: string): string => `outgoing:${encodeURIComponent(clientId)}`;
 const incomingKey = (clientId: string, messageId: number): string => `incoming:${encodeURIComponent(clientId)}:${messageId}`;
-/** … a client's will (by the node that holds it), and the list of all wills' keys. */
 /** … a queued packet, and (with `:offlineCount`) how many queues still hold it. */
 const packetKey = (brokerId: string, brokerCounter: number): string => `packet:${brokerId}:${brokerCounter}`;
 

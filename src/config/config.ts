@@ -117,7 +117,9 @@ export interface Config {
   readonly mqttPreauthPerSource: number;
   /** MQTT logins (CONNECT to CONNACK) under way at once on this node; 0 = unlimited (docs/signaling.md "Logins in flight"). */
   readonly mqttMaxLoginsInFlight: number;
+  /** MQTT logins that may wait for one of those in flight; 0 = none wait (docs/signaling.md "Logins in flight"). */
   readonly mqttMaxLoginsWaiting: number;
+  /** The longest an MQTT login waits for one of those in flight, seconds. */
   readonly mqttLoginWaitSec: number;
   /** `--signal-url`: where clients reach this node's signaling, as given; empty = derived (advertised.ts advertisedSignalUrls). */
   readonly signalUrls: readonly string[];
