@@ -86,11 +86,6 @@ export class LoginGate {
     return this.waiting.size;
   }
 
-  /** Whether a login arriving now would get a slot or a place in the queue. */
-  get hasRoom(): boolean {
-    return this.maxInFlight === 0 || this.held < this.maxInFlight || this.waiting.size < this.maxWaiting;
-  }
-
   /** A turn for one login: a slot now, or a place in the queue; undefined when neither is left. */
   enter(): LoginTurn | undefined {
     if (this.maxInFlight === 0 || this.held < this.maxInFlight) {
