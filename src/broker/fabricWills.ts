@@ -11,9 +11,9 @@
  * the list past the cluster's node timeout (docs/performance.md "Scale-out").
  *
  * Here the wills of each broker are a set, `p2pd:mqtt:wills:<broker id>` of will keys, and
- * `p2pd:mqtt:will-brokers` lists the brokers that have one. A will costs two O(1) commands to
- * write (SADD, SET) and two to delete (SREM, GETDEL). A check reads the list (one SMEMBERS) and
- * then only the wills of dead brokers, in slices (SSCAN), each taken with GETDEL, so that of the
+ * `p2pd:mqtt:will-brokers` lists the brokers that have one. A will costs three O(1) commands to
+ * write (SADD, SET, and the SADD that lists its broker) and two to delete (SREM, GETDEL). A check
+ * reads the list (one SMEMBERS) and then only the wills of dead brokers, in slices (SSCAN), each taken with GETDEL, so that of the
  * nodes checking at once exactly one publishes it; a dead broker whose set is empty leaves the list.
  * The will values keep the library's key and encoding (`will:<broker id>:<client id>`).
  */
@@ -49,18 +49,18 @@ export interface FabricWillsOptions {
 
 export function installFabricWills(store: WillStore, opts: FabricWillsOptions): void {
   const { db, log, codec } = opts;
-  /** This node's id is in the list of brokers with wills (written once per broker). */
-  let listed: string | undefined;
 
   store.putWill = async (client, packet) => {
     const brokerId = opts.brokerId();
     const key = willKey(brokerId, client.id);
     packet.clientId = client.id;
     packet.brokerId = brokerId;
+    // The broker is listed with each will, not once: a broker the others took for dead (it missed
+    // 3 beats, its set emptied and left the list) is listed again by its next will.
     await Promise.all([
       db.sadd(willsOf(brokerId), key),
       db.set(key, codec.encode(packet)),
-      listed === brokerId ? undefined : db.sadd(WILL_BROKERS_KEY, brokerId).then(() => { listed = brokerId; }),
+      db.sadd(WILL_BROKERS_KEY, brokerId),
     ]);
     return client;
   };

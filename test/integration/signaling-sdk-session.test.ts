@@ -106,5 +106,13 @@ describe("the SDK device's persistent session across a node's death", { skip: ha
     const next = await app.send('dev_ps1', { type: 'bye', sessionId, payload: { reason: 'after the restart' } });
     await eventually('the restarted device gets the next message', () => after.some((m) => m.msgId === next), 10_000);
     assert.equal(after.filter((m) => m.msgId === bye).length, 0, 'what the first client acknowledged is not sent again');
+
+    // A live broker the others took for dead (its set emptied, it left the list) is listed again by its next will.
+    const listed = await db.smembers(WILL_BROKERS_KEY);
+    assert.equal(listed.length, 1, "node B's broker holds the restarted device's will");
+    await db.srem(WILL_BROKERS_KEY, listed[0] as string);
+    const late = await connectPeer(wsOf(b), 'dev_ps3', 'device');
+    closers.push(() => late.close());
+    assert.deepEqual(await db.smembers(WILL_BROKERS_KEY), listed, "node B's broker is listed again");
   });
 });
