@@ -8,12 +8,14 @@
  *   as its DATA_CHANNEL_OPEN is sent;
  * - the SCTP association's RTO.Initial is RFC 9260's 1 s, not RFC 4960's 3 s, and the DTLS
  *   handshake's first retransmission timer comes from ICE's round trip;
- * - data still flows both ways.
+ * - data still flows both ways;
+ * - an ICE restart does not re-advertise the host candidate of an address the host no longer has
+ *   (docs/client.md "Network change").
  * If `npm ci` ran without the patch (or werift moved on), these fail.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RTCPeerConnection, type RTCDataChannel } from 'werift';
+import { Connection, RTCPeerConnection, type RTCDataChannel } from 'werift';
 import { nextEvent } from '../helpers/wait.ts';
 
 interface HandshakeCacheLike { handshakeCache: Record<number, { data: { msg_type: number; message_seq: number }[]; isLocal: boolean } | undefined>; options?: { p2pdRetransmitMs?: number } }
@@ -76,5 +78,36 @@ test('werift as patched: no cookie round trip, ServerHello at message_seq 0, the
     assert.equal(await echoed, 'echo hello');
   } finally {
     await Promise.all([offerer.close(), answerer.close()].map((p) => p.catch(() => undefined)));
+  }
+});
+
+interface HostProtocolLike { localIp?: string; localCandidate?: { host: string; type: string }; close(): Promise<void> }
+
+test('werift as patched: an ICE restart drops the host candidate of an address that is gone, and closes its socket', async () => {
+  const ice = new Connection(true, {});
+  const internals = ice as unknown as { stunServer?: unknown; protocols: HostProtocolLike[] };
+  internals.stunServer = undefined; // host candidates only: no STUN server is reachable here
+  try {
+    await ice.gatherCandidates();
+    const protocol = internals.protocols.find((p) => p.localCandidate?.type === 'host');
+    assert.ok(protocol?.localCandidate, 'a host candidate was gathered');
+    // The network changes: the address of that socket is gone (192.0.2.0/24 is TEST-NET-1,
+    // RFC 5737, on no interface here). Its socket is bound to the wildcard and would still send.
+    const gone = '192.0.2.77';
+    protocol.localIp = gone;
+    protocol.localCandidate.host = gone;
+    let closed = false;
+    const close = protocol.close.bind(protocol);
+    protocol.close = async () => { closed = true; await close(); };
+
+    await ice.restart();
+    await ice.gatherCandidates();
+    const hosts = ice.localCandidates.filter((c) => c.type === 'host').map((c) => c.host);
+    assert.ok(!hosts.includes(gone), `the restart re-advertised the gone address: ${hosts.join(', ')}`);
+    assert.ok(hosts.length > 0, 'the addresses still here have their host candidates');
+    assert.equal(closed, true, 'the socket of the gone address was closed');
+    assert.ok(!internals.protocols.includes(protocol), 'the gone address\'s socket left the transport');
+  } finally {
+    await ice.close().catch(() => undefined);
   }
 });
