@@ -24,14 +24,23 @@ type AddressConfig = Pick<Config, 'listen' | 'externalIp' | 'externalIpPairs' | 
  * --relay-ip6) in the order of Config.relayIps, which is the book's pool order
  * (reservations.ts); each told to clients as config/advertised.ts says (its --external-ip pair,
  * else --external-ip when given, of the same family; a wildcard as the host's first
- * public-facing address of the family). A wildcard with no interface of its family is left out.
+ * public-facing address of the family). A wildcard told as one of this host's addresses binds
+ * to that address; with no interface of its family it is left out.
  */
 export function relayAddresses(config: AddressConfig): RelayAddress[] {
   const out: RelayAddress[] = [];
-  for (const bind of config.relayIps) {
-    const family = bind.includes(':') ? 6 : 4;
-    const advertised = advertisedAddress(config, bind, family);
-    if (advertised !== undefined) out.push({ family, bind, advertised });
+  for (const relayIp of config.relayIps) {
+    const family = relayIp.includes(':') ? 6 : 4;
+    const advertised = advertisedAddress(config, relayIp, family);
+    if (advertised === undefined) continue;
+    // A wildcard socket sends from the source address the route to each peer picks: on a host
+    // with several addresses, not always the one told to clients, and the peer (its NAT's filter,
+    // its ICE agent) then sees the relayed data come from an address it was never told (RFC 8656
+    // section 2: the relayed transport address is the server's address for the relay). Told as
+    // one of this host's own addresses, the sockets bind to it (docs/turn.md "Addresses told to
+    // clients"); told as another (a NAT's), they stay on the wildcard.
+    const bind = isWildcard(relayIp) && interfaceAddresses(family).includes(advertised) ? advertised : relayIp;
+    out.push({ family, bind, advertised });
   }
   return out;
 }
