@@ -10,12 +10,15 @@
  *   handshake's first retransmission timer comes from ICE's round trip;
  * - data still flows both ways;
  * - an ICE restart does not re-advertise the host candidate of an address the host no longer has
- *   (docs/client.md "Network change").
+ *   (docs/client.md "Network change");
+ * - a candidate signaled at the address of a peer-reflexive one gives it its type, and a direct
+ *   pair nominated meanwhile takes over from the selected pair now known to be relayed
+ *   (docs/client.md "Relayed first, direct later").
  * If `npm ci` ran without the patch (or werift moved on), these fail.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Connection, RTCPeerConnection, type RTCDataChannel } from 'werift';
+import { Candidate, CandidatePair, CandidatePairState, Connection, RTCPeerConnection, type RTCDataChannel } from 'werift';
 import { nextEvent } from '../helpers/wait.ts';
 
 interface HandshakeCacheLike { handshakeCache: Record<number, { data: { msg_type: number; message_seq: number }[]; isLocal: boolean } | undefined>; options?: { p2pdRetransmitMs?: number } }
@@ -82,10 +85,11 @@ test('werift as patched: no cookie round trip, ServerHello at message_seq 0, the
 });
 
 interface HostProtocolLike { localIp?: string; localCandidate?: { host: string; type: string }; close(): Promise<void> }
+interface ConnectionInternals { stunServer?: unknown; protocols: HostProtocolLike[]; checkList: CandidatePair[]; nominated?: CandidatePair; _remoteCandidates: Candidate[] }
 
 test('werift as patched: an ICE restart drops the host candidate of an address that is gone, and closes its socket', async () => {
   const ice = new Connection(true, {});
-  const internals = ice as unknown as { stunServer?: unknown; protocols: HostProtocolLike[] };
+  const internals = ice as unknown as ConnectionInternals;
   internals.stunServer = undefined; // host candidates only: no STUN server is reachable here
   try {
     await ice.gatherCandidates();
@@ -107,6 +111,44 @@ test('werift as patched: an ICE restart drops the host candidate of an address t
     assert.ok(hosts.length > 0, 'the addresses still here have their host candidates');
     assert.equal(closed, true, 'the socket of the gone address was closed');
     assert.ok(!internals.protocols.includes(protocol), 'the gone address\'s socket left the transport');
+  } finally {
+    await ice.close().catch(() => undefined);
+  }
+});
+
+test('werift as patched: a candidate signaled at a peer-reflexive address takes its type, and the direct pair nominated meanwhile takes over', async () => {
+  const ice = new Connection(true, {});
+  const internals = ice as unknown as ConnectionInternals;
+  internals.stunServer = undefined;
+  try {
+    await ice.gatherCandidates();
+    const protocol = internals.protocols.find((p) => p.localCandidate?.type === 'host');
+    assert.ok(protocol, 'a host candidate was gathered');
+    // On a loaded machine the peer's check through its TURN relay came before its signaling told
+    // the relayed candidate: ICE learned the relay's address as peer-reflexive (RFC 8445
+    // section 7.3.1.3), and that pair was selected. Then a direct pair succeeded, nominated; it
+    // could not take over, since nothing said the selected one was relayed. (198.51.100.0/24 and
+    // 203.0.113.0/24 are TEST-NET-2 and -3, RFC 5737.)
+    const relayAddress: [string, number] = ['198.51.100.7', 40_000];
+    const prflx = new Candidate('prflx1', 1, 'udp', 1_845_501_695, ...relayAddress, 'prflx');
+    const host = new Candidate('host1', 1, 'udp', 2_130_706_431, '198.51.100.9', 50_000, 'host');
+    const pair = (remote: Candidate): CandidatePair => {
+      const p = new CandidatePair(protocol as never, remote, true);
+      p.nominated = true;
+      p.updateState(CandidatePairState.SUCCEEDED);
+      return p;
+    };
+    const relayed = pair(prflx);
+    const direct = pair(host);
+    internals._remoteCandidates.push(prflx, host);
+    internals.checkList.push(relayed, direct);
+    internals.nominated = relayed;
+
+    await ice.addRemoteCandidate(new Candidate('relay1', 1, 'udp', 16_777_215, ...relayAddress, 'relay', '203.0.113.1', 3478));
+    assert.equal(prflx.type, 'relay', 'the peer-reflexive candidate took the signaled type');
+    assert.equal(ice.remoteCandidates.filter((c) => c.host === relayAddress[0] && c.port === relayAddress[1]).length, 1,
+      'the signaled candidate is the peer-reflexive one, not a second candidate at the same address');
+    assert.equal(internals.nominated, direct, 'the nominated direct pair took over from the relayed one');
   } finally {
     await ice.close().catch(() => undefined);
   }
