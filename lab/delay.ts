@@ -22,7 +22,15 @@ export interface LinkShaping {
   lossPct: number;
   /** Only the packets these iptables matches select (e.g. `-p tcp --dport 443`); default every one. */
   only?: readonly string[];
+  /**
+   * Hold every packet (up to HOLD_MAX_MS) until `release()`, instead of `delayMs`: for a test's
+   * path that must come up only after another one, however loaded the machine.
+   */
+  hold?: boolean;
 }
+
+/** The longest a held packet waits for `release()` (delayq's own limit). */
+export const HOLD_MAX_MS = 10_000;
 
 /** The kernel's and the rules' counters for one shaper (read on demand; all since it started). */
 export interface ShaperStats {
@@ -59,6 +67,8 @@ export interface Shaper {
   stats(): ShaperStats;
   /** Removes the rules, then stops delayq. Idempotent. */
   stop(): void;
+  /** From now on nothing is delayed, and what is held leaves at once (delayq's SIGUSR1). */
+  release(): void;
   /** Once stopped: each delayq's report (none when delayMs is 0, or when it died without one). */
   readonly reports: Promise<DelayqReport[]>;
 }
@@ -182,7 +192,8 @@ async function shape(ns: string, dev: string, hook: 'egress' | 'ingress', shapin
   if (shaping.lossPct > 0) {
     rules.push([...match, '-m', 'comment', '--comment', `${tag}:loss`, '-m', 'statistic', '--mode', 'random', '--probability', (shaping.lossPct / 100).toFixed(6), '-j', 'DROP']);
   }
-  const delayq = shaping.delayMs > 0 ? await startDelayq(ns, queueNum, shaping.delayMs) : undefined;
+  const delayMs = shaping.hold ? HOLD_MAX_MS : shaping.delayMs;
+  const delayq = delayMs > 0 ? await startDelayq(ns, queueNum, delayMs) : undefined;
   if (delayq) rules.push([...match, '-m', 'comment', '--comment', `${tag}:delay`, '-j', 'NFQUEUE', '--queue-num', String(queueNum)]);
   const added: string[][] = [];
   let stopped = false;
@@ -217,6 +228,7 @@ async function shape(ns: string, dev: string, hook: 'egress' | 'ingress', shapin
   }
   return {
     stop,
+    release: () => { if (!stopped) delayq?.child.kill('SIGUSR1'); },
     reports: delayq ? delayq.report : Promise.resolve([]),
     stats: () => {
       const saved = stopped ? '' : nsExec(ns, ['iptables-save', '-c', '-t', 'mangle']);
@@ -253,6 +265,7 @@ export function shapeIngress(ns: string, dev: string, shaping: LinkShaping, queu
 function both(first: Shaper, second: Shaper): Shaper {
   return {
     stop: () => { first.stop(); second.stop(); },
+    release: () => { first.release(); second.release(); },
     reports: Promise.all([first.reports, second.reports]).then(([x, y]) => [...x, ...y]),
     stats: () => {
       const x = first.stats();

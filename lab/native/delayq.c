@@ -9,6 +9,8 @@
  * Only the packet's metadata is copied to userspace (NFQNL_COPY_META). The queue is not fail-open:
  * when it is full the kernel drops the packet (nothing bypasses the delay) and counts it in
  * /proc/net/netfilter/nfnetlink_queue (queue_dropped), which is how the lab sees an overflow.
+ * On SIGUSR1 it lets go: what it holds leaves at once, and what comes after is not delayed (a
+ * test's path that must come up only after another: lab/delay.ts `hold`).
  * Prints "ready" on stdout once the queue is bound; on SIGTERM/SIGINT, or when its parent dies,
  * it prints its counters and how late its verdicts were (one JSON line) on stderr and exits
  * (unbinding drops what is still held).
@@ -41,7 +43,7 @@ static struct held *fifo;
 static uint32_t cap, head, count;
 static uint64_t delay_ns;
 static uint64_t received, accepted, enobufs, max_held;
-static volatile sig_atomic_t stopping;
+static volatile sig_atomic_t stopping, letting_go;
 /* How late each verdict left after its due time, in microseconds (the last bucket: 20 ms or more). */
 #define LATE_BUCKETS 20001
 static uint64_t late_us[LATE_BUCKETS], late_max_us;
@@ -53,8 +55,16 @@ static uint64_t now_ns(void) {
 }
 
 static void on_signal(int sig) {
-  (void)sig;
-  stopping = 1;
+  if (sig == SIGUSR1) letting_go = 1;
+  else stopping = 1;
+}
+
+/* SIGUSR1: no delay from now on; everything held is due now (in the order it came). */
+static void let_go(void) {
+  uint64_t now = now_ns();
+  delay_ns = 0;
+  for (uint32_t i = 0; i < count; i++) fifo[(head + i) % cap].due_ns = now;
+  letting_go = 0;
 }
 
 /* One queued packet: note when it came. The kernel holds at most `cap` (the queue's maxlen). */
@@ -133,10 +143,12 @@ int main(int argc, char **argv) {
   sigemptyset(&block);
   sigaddset(&block, SIGTERM);
   sigaddset(&block, SIGINT);
+  sigaddset(&block, SIGUSR1);
   sigprocmask(SIG_BLOCK, &block, &unblocked);
   struct sigaction sa = { .sa_handler = on_signal };
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGUSR1, &sa, NULL);
 
   struct nfq_handle *h = nfq_open();
   if (!h) { perror("delayq: nfq_open"); return 1; }
@@ -160,6 +172,7 @@ int main(int argc, char **argv) {
 
   char buf[65536];
   while (!stopping) {
+    if (letting_go) let_go();
     struct timespec timeout, *tp = NULL;
     if (count > 0) {
       uint64_t now = now_ns(), due = fifo[head].due_ns;
@@ -179,6 +192,7 @@ int main(int argc, char **argv) {
         break;
       }
     }
+    if (letting_go) let_go();
     release_due(qh);
   }
   /* One JSON line: what the lab reports as the stage's own precision. */
