@@ -70,7 +70,7 @@ export interface ViewerInfo {
 }
 
 export type DeviceEvents = {
-  /** A viewer's path is up (again after an ICE restart too). */
+  /** A viewer's path is up (again after an ICE restart too), or moved between relay and direct. */
   viewer: [ViewerInfo];
   'viewer-closed': [ViewerInfo & { reason: string }];
   signaling: ['up' | 'down'];
@@ -375,6 +375,12 @@ export class DeviceServer extends Emitter<DeviceEvents> {
     // The ICE pair's round trip: a device sends no pings of its own.
     void pc.getStats().then(selectedPair, () => undefined).then((pair) => {
       if (v.closed) return;
+      // The path as it is now: a direct pair may have taken over from the relayed one since the
+      // connection came up (docs/client.md "Relayed first, direct later").
+      if (pair !== undefined && pair.path !== v.path && pc.connectionState === 'connected') {
+        v.path = pair.path;
+        this.emit('viewer', this.info(v));
+      }
       const payload = v.telemetry.payload({ state: pc.connectionState, path: v.path, setupMs: v.setupMs, iceRttMs: pair?.rttMs });
       this.signaling.send(v.appId, 'keepalive', v.sessionId, { ...payload }, { qos: 0 }).catch(() => undefined);
     });

@@ -8,9 +8,13 @@
  *   test's namespace: p2pd (STUN/TURN on 3478), the camera (the SDK's device, test video)
  *     └─ veth ─ B: `p2pd connect --watch --json`
  *
- * B's UDP out, except to p2pd's port 3478, is held 600 ms (lab/delay.ts): what B sends the camera
- * directly answers or arrives 600 ms late, while everything through B's TURN allocation is
- * immediate. So the relayed pair is certain to succeed first, and the direct one to follow.
+ * B's UDP out, except to p2pd's port 3478, is held (lab/delay.ts `hold`) until the app reports the
+ * relayed path: what B sends the camera directly waits, while everything through B's TURN
+ * allocation is immediate. So the relayed pair is certain to succeed first and the connection to
+ * come up on it, however loaded the machine (a fixed hold of 600 ms was not: DTLS over the relay
+ * could take longer, and the direct pair won before the connection was up). Then the hold lets go:
+ * the camera answers B's held checks with triggered checks of its own (RFC 8445 section 7.3.1.4)
+ * and the direct pair succeeds on both ends, after the relayed one.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,10 +27,10 @@ import { createNetNs, netnsSupported } from '../helpers/netns.ts';
 import { P2PD_BIN, ROOT, startP2pd } from '../helpers/p2pd.ts';
 import { freePort } from '../helpers/ports.ts';
 import { metricValue } from '../helpers/stunClient.ts';
+import { nextEvent } from '../helpers/wait.ts';
 
 const JWT = 'pathupgrade-secret';
 const signer = createHs256Signer(JWT);
-const HELD_MS = 600;
 
 /** Bytes relayed by TURN, both directions. */
 const relayedBytes = (url: string): Promise<number> => metricValue(url, 'turn_relay_bytes_total{');
@@ -53,7 +57,7 @@ describe('a relayed path that a direct one overtakes', { skip: netnsSupported() 
     const dev = await serve({ server: p2pd.httpUrl, token: await signer.sign({ sub: 'cam-pu', role: 'device' }), media });
     stops.push(() => dev.close());
 
-    const shaper = await shapeEgress(B.name, B.nsDev, { delayMs: HELD_MS, lossPct: 0, only: ['-p', 'udp', '!', '--dport', '3478'] }, 11);
+    const shaper = await shapeEgress(B.name, B.nsDev, { delayMs: 0, lossPct: 0, hold: true, only: ['-p', 'udp', '!', '--dport', '3478'] }, 11);
     stops.push(() => shaper.stop());
     const token = await signer.sign({ sub: 'app-pu', role: 'app', devices: ['cam-pu'] });
     const app = B.spawn([process.execPath, P2PD_BIN, 'connect', '--device', 'cam-pu', '--server', `http://${B.hostIp}:${http}`,
@@ -63,6 +67,7 @@ describe('a relayed path that a direct one overtakes', { skip: netnsSupported() 
 
     const first = await out.next((e) => e.event === 'path', 60_000, 'the path connected on');
     assert.equal(first.path, 'relay', 'the relayed pair came up first (what the held direct path is for)');
+    shaper.release();
     await out.next((e) => e.event === 'path' && e.path === 'direct', 30_000, 'the move to the direct pair');
     // The camera moves too: at once when its own direct check succeeds, or, when that check ran
     // out on a loaded machine, at the app's next consent check on the direct pair (RFC 7675,
@@ -87,6 +92,11 @@ describe('a relayed path that a direct one overtakes', { skip: netnsSupported() 
     const now = out.events.filter((e) => e.event === 'stats').at(-1) ?? {};
     const more = await out.next((e) => e.event === 'stats' && frames(e) >= frames(now) + 15, 15_000, 'video on the direct path');
     assert.equal(more.path, 'direct');
+    // The camera says so too: its viewer's path follows the pair at each keepalive (every 10 s).
+    if (dev.viewers()[0]?.path !== 'direct') {
+      await nextEvent('the camera reporting the direct path', (done) => dev.on('viewer', (v) => { if (v.path === 'direct') done(v); }), 15_000);
+    }
+    assert.equal(dev.viewers()[0]?.path, 'direct', `the camera's viewers: ${JSON.stringify(dev.viewers())}`);
     assert.equal(app.exitCode, null, `the app is still connected:\n${out.text().slice(-2000)}`);
   });
 });
