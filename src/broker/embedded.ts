@@ -14,6 +14,11 @@
  * above 16 KiB and any packet above `maxPacketBytes`, one source holds at most
  * `preauthPerSource` connections not logged in, and aedes' connect timeout ends the rest.
  *
+ * A node holds at most `maxConnections` MQTT connections (docs/signaling.md "Connections per
+ * node"): a login beyond them gets CONNACK 3 and its client moves to its next node, and a socket
+ * beyond them and a margin for those refusals is closed at once, so that a full node keeps the
+ * files its Redis connections need.
+ *
  * A node takes at most `maxLoginsInFlight` logins at once, from CONNECT to CONNACK (loginGate.ts),
  * so that the clients of a dead node, all arriving together, do not queue their commands in Redis
  * past its timeout; a login beyond them waits its turn (at most `maxLoginsWaiting`, each at most
@@ -33,7 +38,7 @@ import type { ClientClaims, TokenVerifier } from '../auth/token.ts';
 import type { SignalingServer } from '../cluster/signalingServers.ts';
 import type { HostPort } from '../config/values.ts';
 import type { Logger } from '../log.ts';
-import { mqttClientsConnected, mqttConnectionsRefusedTotal, mqttLoginsInFlight, mqttLoginsWaiting } from '../metrics/metrics.ts';
+import { mqttClientsConnected, mqttConnectionsRefusedTotal, mqttLoginsInFlight, mqttLoginsWaiting, mqttMaxConnections } from '../metrics/metrics.ts';
 import { aclRules, maySubscribe } from '../signaling/acl.ts';
 import { serverError } from '../signaling/message.ts';
 import type { Sender, SignalingPublisher } from '../signaling/service.ts';
@@ -70,6 +75,8 @@ export interface EmbeddedBrokerOptions {
   readonly maxPacketBytes?: number;
   /** Connections per source not logged in yet (`--mqtt-preauth-per-source`). */
   readonly preauthPerSource?: number;
+  /** Connections held at once (`--mqtt-max-connections`); 0 or undefined = unbounded. */
+  readonly maxConnections?: number;
   /** Logins (CONNECT to CONNACK) under way at once (`--mqtt-max-logins-in-flight`); 0 = unbounded. */
   readonly maxLoginsInFlight?: number;
   /** Logins that may wait for one of them (`--mqtt-max-logins-waiting`); 0 = a login beyond them is refused at once. */
@@ -146,6 +153,18 @@ function authError(message: string, returnCode: number): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 }
 
+/** CONNACK 3: this node holds its `--mqtt-max-connections` (docs/signaling.md "Connections per node"). */
+function fullError(): AuthenticateError {
+  return authError('this node holds as many connections as it takes: connect to another', SERVER_UNAVAILABLE);
+}
+
+/**
+ * Sockets beyond `maxConnections` that are let in only to be refused with CONNACK 3 (a client
+ * told "unavailable" moves on at once; one whose socket just closed backs off as from a dead
+ * node): a 32nd of the bound, at least 64. Beyond those a socket is closed at its accept.
+ */
+const overBoundMargin = (maxConnections: number): number => Math.max(64, Math.ceil(maxConnections / 32));
+
 /** CONNACK 3: this node has its logins in flight and waiting (docs/signaling.md "Logins in flight"). */
 function busyError(): AuthenticateError {
   return authError('too many logins under way on this node: retry after a backoff, or another node', SERVER_UNAVAILABLE);
@@ -184,6 +203,12 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   let moving = false;
   /** Logged-in connections (moveClients tells each). */
   const live = new Set<Client>();
+  const maxConnections = opts.maxConnections ?? 0;
+  mqttMaxConnections.set(maxConnections);
+  /** MQTT sockets open, TCP and WebSocket, logged in or not. */
+  let sockets = 0;
+  /** Logged in, and logging in: what a new login would be counted with. */
+  const full = (): boolean => maxConnections > 0 && live.size + logins.inFlight + logins.queued >= maxConnections;
 
   /** Another username holds this client id (a connection, or a persistent session). */
   const idTakenByOther = (clientId: string, username: string): boolean => {
@@ -330,6 +355,11 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
       if (moving) {
         mqttConnectionsRefusedTotal.inc({ reason: 'draining' });
         answer(authError('NODE_DRAINING: this node is stopping; connect to another', SERVER_UNAVAILABLE), null);
+        return;
+      }
+      if (full()) {
+        mqttConnectionsRefusedTotal.inc({ reason: 'max_connections' });
+        answer(fullError(), null);
         return;
       }
       const turn = beginLogin(client);
@@ -519,13 +549,21 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
 
   /** A pre-login slot for a new connection from `address`, or undefined (counted) when its source is full. */
   const admit = (address: string | undefined): (() => void) | undefined => {
+    if (maxConnections > 0 && sockets >= maxConnections + overBoundMargin(maxConnections)) {
+      mqttConnectionsRefusedTotal.inc({ reason: 'max_connections' });
+      return undefined;
+    }
     const slot = preauth.acquire(address);
     if (slot === undefined) mqttConnectionsRefusedTotal.inc({ reason: 'preauth_per_source' });
     return slot;
   };
   /** Hands a transport's MQTT byte stream to aedes behind the fixed-header guard. */
   const serve = (inner: Duplex, slot: () => void, req?: IncomingMessage): void => {
-    inner.once('close', slot);
+    sockets++;
+    inner.once('close', () => {
+      sockets--;
+      slot();
+    });
     const guard = new PacketGuard(inner, {
       maxConnectBytes: MAX_CONNECT_BYTES,
       maxPacketBytes,
@@ -564,7 +602,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   const detachWs = opts.http
     ? attachWebSocket(opts.http, { path: opts.wsPath ?? '/mqtt', log, admit, serve, maxPacketBytes })
     : undefined;
-  log.info({ tcp: opts.tcp ? `${opts.tcp.host}:${tcpPort}` : undefined, ws: opts.http ? opts.wsPath ?? '/mqtt' : undefined }, 'embedded MQTT broker ready');
+  log.info({ tcp: opts.tcp ? `${opts.tcp.host}:${tcpPort}` : undefined, ws: opts.http ? opts.wsPath ?? '/mqtt' : undefined, maxConnections }, 'embedded MQTT broker ready');
 
   return {
     aedes,

@@ -133,6 +133,7 @@ test('exposure defaults are closed: dev tokens for loopback, bounds on sessions,
   assert.equal(c.brokerHookSecret, undefined);
   assert.equal(c.mqttMaxPacketBytes, 262144);
   assert.equal(c.mqttPreauthPerSource, 32);
+  assert.equal(c.mqttMaxConnections, undefined, 'from the open-file limit');
   assert.equal(c.mqttMaxLoginsInFlight, 64);
   assert.equal(c.mqttMaxLoginsWaiting, 4096);
   assert.equal(c.mqttLoginWaitSec, 4);
@@ -146,6 +147,10 @@ test('exposure defaults are closed: dev tokens for loopback, bounds on sessions,
   assert.equal(loadConfig(['--mqtt-max-logins-in-flight', '0']).mqttMaxLoginsInFlight, 0, '0: unlimited');
   assert.equal(loadConfig([], { P2PD_MQTT_MAX_LOGINS_IN_FLIGHT: '2' }).mqttMaxLoginsInFlight, 2);
   refuses(['--mqtt-max-logins-in-flight', '-1'], 'CONFIG_INVALID_VALUE');
+  assert.equal(loadConfig(['--mqtt-max-connections', '0']).mqttMaxConnections, 0, '0: unlimited');
+  assert.equal(loadConfig([], { P2PD_MQTT_MAX_CONNECTIONS: '5000' }).mqttMaxConnections, 5000);
+  refuses(['--mqtt-max-connections', '-1'], 'CONFIG_INVALID_VALUE');
+  refuses(['--mqtt-max-connections', 'many'], 'CONFIG_INVALID_VALUE');
   assert.equal(loadConfig(['--mqtt-max-logins-waiting', '0', '--mqtt-login-wait', '0.5']).mqttMaxLoginsWaiting, 0, '0: none wait');
   assert.equal(loadConfig([], { P2PD_MQTT_LOGIN_WAIT: '0.5' }).mqttLoginWaitSec, 0.5);
   refuses(['--mqtt-login-wait', '0'], 'CONFIG_INVALID_VALUE');

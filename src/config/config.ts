@@ -116,6 +116,8 @@ export interface Config {
   /** MQTT connections per source IP before login. */
   readonly mqttPreauthPerSource: number;
   /** MQTT logins (CONNECT to CONNACK) under way at once on this node; 0 = unlimited (docs/signaling.md "Logins in flight"). */
+  /** `--mqtt-max-connections`; undefined: from the open-file limit (src/server/openFiles.ts), 0 = unbounded. */
+  readonly mqttMaxConnections: number | undefined;
   readonly mqttMaxLoginsInFlight: number;
   /** MQTT logins that may wait for one of those in flight; 0 = none wait (docs/signaling.md "Logins in flight"). */
   readonly mqttMaxLoginsWaiting: number;
@@ -393,6 +395,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = {})
     brokerHookSecret: str('broker-hook-secret'),
     mqttMaxPacketBytes: parseInteger('mqtt-max-packet', str('mqtt-max-packet') ?? '262144', 1024, 268_435_455),
     mqttPreauthPerSource: parseInteger('mqtt-preauth-per-source', str('mqtt-preauth-per-source') ?? '32', 1, 1_000_000),
+    mqttMaxConnections: str('mqtt-max-connections') === undefined ? undefined : parseInteger('mqtt-max-connections', str('mqtt-max-connections') as string, 0, 100_000_000),
     mqttMaxLoginsInFlight: parseInteger('mqtt-max-logins-in-flight', str('mqtt-max-logins-in-flight') ?? '64', 0, 1_000_000),
     mqttMaxLoginsWaiting: parseInteger('mqtt-max-logins-waiting', str('mqtt-max-logins-waiting') ?? '4096', 0, 1_000_000),
     mqttLoginWaitSec: parseSeconds('mqtt-login-wait', str('mqtt-login-wait') ?? '4', 0.01, 60),

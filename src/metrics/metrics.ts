@@ -231,8 +231,13 @@ export const devicesOnline = new Gauge({
 // --- Issue 10, area mqtt: bounds of the embedded broker before and after login (src/broker)
 export const mqttConnectionsRefusedTotal = new Counter({
   name: 'mqtt_connections_refused_total',
-  help: 'MQTT connections the embedded broker refused or closed: connect_too_large, packet_too_large, bad_header (fixed header), preauth_per_source, client_id_taken, token_expired, draining, logins_in_flight, login_wait, login_timeout',
+  help: 'MQTT connections the embedded broker refused or closed: connect_too_large, packet_too_large, bad_header (fixed header), preauth_per_source, client_id_taken, token_expired, draining, logins_in_flight, login_wait, login_timeout, max_connections',
   labelNames: ['reason'] as const, registers: [registry],
+});
+export const mqttMaxConnections = new Gauge({
+  name: 'mqtt_max_connections',
+  help: 'MQTT connections this node holds at most (--mqtt-max-connections, by default from its open-file limit); 0 = unbounded',
+  registers: [registry],
 });
 export const mqttLoginsInFlight = new Gauge({
   name: 'mqtt_logins_in_flight',

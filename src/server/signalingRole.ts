@@ -17,6 +17,7 @@ import type { SessionStore } from '../session/store.ts';
 import { connectExternalBroker, redact, type ExternalBroker } from '../signaling/external.ts';
 import { PresenceTracker } from '../signaling/presence.ts';
 import { SignalingService } from '../signaling/service.ts';
+import { defaultMaxConnections, openFileLimit } from './openFiles.ts';
 
 export interface SignalingRoleOptions {
   readonly config: Config;
@@ -63,6 +64,7 @@ export async function startSignaling(opts: SignalingRoleOptions): Promise<Signal
     broker = await startEmbeddedBroker({
       verifier, gate: service, log, tcp: config.mqtt, http: http.server,
       maxPacketBytes: config.mqttMaxPacketBytes, preauthPerSource: config.mqttPreauthPerSource,
+      maxConnections: config.mqttMaxConnections ?? defaultMaxConnections(openFileLimit()),
       maxLoginsInFlight: config.mqttMaxLoginsInFlight,
       maxLoginsWaiting: config.mqttMaxLoginsWaiting,
       loginWaitMs: config.mqttLoginWaitSec * 1000,

@@ -39,6 +39,8 @@ export interface StartOptions {
    * namespace's address: `httpUrl` names the --http host unless it is a wildcard (then 127.0.0.1).
    */
   readonly netns?: string;
+  /** The process's open-file limit (`ulimit -n`, soft and hard), as a host sized for fewer clients has. */
+  readonly openFiles?: number;
 }
 
 /** A port taken between choosing and binding it: a start with other free ports may succeed. */
@@ -82,6 +84,8 @@ async function startOnce(opts: StartOptions): Promise<P2pdProcess> {
     args.push('--relay-ports', `${base}-${base + 999}`);
   }
   const command = [process.execPath, P2PD_BIN, 'serve', ...args];
+  // `exec` keeps the shell's pid for p2pd: signals reach it.
+  if (opts.openFiles !== undefined) command.unshift('sh', '-c', 'ulimit -n "$0" && exec "$@"', String(opts.openFiles));
   // `ip netns exec` execs the command: the child is p2pd itself, and signals reach it.
   if (opts.netns !== undefined) command.unshift('ip', 'netns', 'exec', opts.netns);
   const child = spawn(command[0] as string, command.slice(1), { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
