@@ -10,7 +10,9 @@
  * - SIGKILL to one node: how long until its clients are back on other nodes, sessions lost,
  *   offers acknowledged (PUBACK) and then never delivered.
  *
- * Full: 6 nodes, steps of 10,000 connections up to 100,000 (`--max-connections=N` stops there),
+ * Full: 8 nodes (the 7 left after the kill must hold 100,000 connections within each node's
+ * `--mqtt-max-connections`: 17,500 at this machine's 20,000 open files; docs/signaling.md
+ * "Connections per node"), steps of 10,000 connections up to 100,000 (`--max-connections=N` stops there),
  * 100,000 live sessions; writes the table into docs/performance.md "Scale-out". Short (CI): 3
  * nodes, 3,000 connections, one kill.
  */
@@ -20,6 +22,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createHs256Signer } from '../src/auth/token.ts';
 import { newSession } from '../src/session/model.ts';
+import { defaultMaxConnections, openFileLimit } from '../src/server/openFiles.ts';
 import { RedisSessionStore } from '../src/session/redisStore.ts';
 import { ROOT, ask, cpuSeconds, percentile, start, treeRss, waitFor, untilHealthy, type Started } from './lib/proc.ts';
 import { freePort } from '../test/helpers/ports.ts';
@@ -55,7 +58,7 @@ interface Plan {
   readonly creates: number;
 }
 
-const FULL: Plan = { nodes: 6, steps: [10_000, 20_000, 40_000, 60_000, 80_000, 100_000], workers: 8, liveSessions: 100_000, offerPairs: 2000, offerRate: 1000, offerSec: 10, creates: 1000 };
+const FULL: Plan = { nodes: 8, steps: [10_000, 20_000, 40_000, 60_000, 80_000, 100_000], workers: 8, liveSessions: 100_000, offerPairs: 2000, offerRate: 1000, offerSec: 10, creates: 1000 };
 const SHORT: Plan = { nodes: 3, steps: [3000], workers: 2, liveSessions: 10_000, offerPairs: 300, offerRate: 300, offerSec: 5, creates: 200 };
 
 async function startNode(args: readonly string[]): Promise<Node> {
@@ -82,8 +85,9 @@ async function metricOn(node: Node, name: string, labels = ''): Promise<number> 
 }
 
 const connectedOn = (node: Node): Promise<number> => metricOn(node, 'mqtt_clients_connected');
-/** CONNECTs a node refused as busy (CONNACK 3: its logins in flight at their bound). */
-const refusedBusyOn = (node: Node): Promise<number> => metricOn(node, 'mqtt_connections_refused_total', 'reason="logins_in_flight"');
+/** CONNECTs a node refused as busy (CONNACK 3: its logins in flight at their bound, or its connections). */
+const refusedBusyOn = async (node: Node): Promise<number> =>
+  await metricOn(node, 'mqtt_connections_refused_total', 'reason="logins_in_flight"') + await metricOn(node, 'mqtt_connections_refused_total', 'reason="max_connections"');
 
 interface Status { up: number; total: number; down: number; cameBack: number[]; acked: number; lostAcked: number }
 
@@ -96,10 +100,19 @@ export async function run(opts: { short: boolean }): Promise<void> {
   const maxArg = process.argv.find((a) => a.startsWith('--max-connections='));
   const max = maxArg === undefined ? Infinity : Number(maxArg.split('=')[1]);
   const base = opts.short ? SHORT : FULL;
-  const plan = { ...base, steps: base.steps.filter((n) => n <= max).length > 0 ? base.steps.filter((n) => n <= max) : base.steps.slice(0, 1) };
+  // `--nodes=N`: another count of signaling nodes (at least 2: one is killed).
+  const nodesArg = process.argv.find((a) => a.startsWith('--nodes='));
+  const nodeCount = nodesArg === undefined ? base.nodes : Math.max(2, Number(nodesArg.split('=')[1]) || base.nodes);
+  const plan = { ...base, nodes: nodeCount, steps: base.steps.filter((n) => n <= max).length > 0 ? base.steps.filter((n) => n <= max) : base.steps.slice(0, 1) };
   const out = (s: string): void => { process.stdout.write(`${s}\n`); };
   const rows: Array<[string, string]> = [];
   const row = (what: string, value: string): void => { rows.push([what, value]); out(`  ${what}: ${value}`); };
+
+  // What the nodes hold at most: they inherit this process's limit (src/server/openFiles.ts).
+  const openFiles = openFileLimit();
+  const perNode = defaultMaxConnections(openFiles);
+  const top = plan.steps.at(-1) ?? 0;
+  const fitsAfterKill = perNode === 0 || (plan.nodes - 1) * perNode >= top;
 
   const redis = await startRedisCluster(3);
   const nodes: Node[] = [];
@@ -117,6 +130,7 @@ export async function run(opts: { short: boolean }): Promise<void> {
       return ((await r.json()) as { signaling: unknown[] }).signaling.length === Math.min(5, plan.nodes);
     }, 30_000, 'every node in the registry');
     out(`${plan.nodes} signaling nodes (--roles signal,api) + 1 TURN node on a Redis Cluster of 3 masters; ${plan.workers} load processes`);
+    out(`  open-file limit ${openFiles ?? 'unknown'} per process: each node holds at most ${perNode === 0 ? 'any number of' : perNode.toLocaleString('en')} connections (--mqtt-max-connections' default)${fitsAfterKill ? '' : `; the ${plan.nodes - 1} nodes left after the kill cannot hold ${top.toLocaleString('en')}`}`);
 
     // Live sessions in Redis, last seen ahead of time: the sweeper scans them all and closes none.
     await store.ready();
@@ -266,7 +280,7 @@ export async function run(opts: { short: boolean }): Promise<void> {
     const upAfter = statuses.reduce((a, s) => a + s.up, 0);
     row(`SIGKILL to one node (${onVictim.toLocaleString('en')} connections on it)`, `${sinceKill.length.toLocaleString('en')} clients back on other nodes${backAll ? '' : ' (NOT all within 60 s)'}: P50 ${percentile(sinceKill, 50).toFixed(0)} / P99 ${percentile(sinceKill, 99).toFixed(0)} / max ${Math.max(0, ...sinceKill).toFixed(0)} ms after the kill (goal < 10 s: ${Math.max(0, ...sinceKill) < 10_000 && backAll ? 'met' : 'NOT met'}); ${upAfter.toLocaleString('en')} of ${upAfterKeepalive.toLocaleString('en')} connections up after`);
     const refusedBusy = (await Promise.all(survivors.map(refusedBusyOn))).reduce((a, b) => a + b, 0) - refusedBefore;
-    row('logins the other nodes refused as busy (CONNACK 3) after the kill', `${refusedBusy.toLocaleString('en')} (${(refusedBusy / Math.max(1, sinceKill.length)).toFixed(1)} per client that came back)`);
+    row('logins the other nodes refused as busy (CONNACK 3: logins in flight, or --mqtt-max-connections held) after the kill', `${refusedBusy.toLocaleString('en')} (${(refusedBusy / Math.max(1, sinceKill.length)).toFixed(1)} per client that came back)`);
     const acked = statuses.reduce((a, s) => a + s.acked, 0);
     const lostAcked = statuses.reduce((a, s) => a + s.lostAcked, 0);
     row('offers acknowledged (PUBACK) and then never delivered', `${lostAcked} of ${acked.toLocaleString('en')} (must be 0)`);
@@ -343,10 +357,10 @@ function writeSection(plan: Plan, table: string, notes: string): void {
   const doc = readFileSync(file, 'utf8');
   const head = '## Scale-out (`npm run bench -- scale`)';
   const size = plan.steps.at(-1) ?? 0;
-  const command = `npm run bench -- scale${size === FULL.steps.at(-1) ? '' : ` --max-connections=${size}`}`;
+  const command = `npm run bench -- scale${size === FULL.steps.at(-1) ? '' : ` --max-connections=${size}`}${plan.nodes === FULL.nodes ? '' : ` --nodes=${plan.nodes}`}`;
   const sub = `### ${size.toLocaleString('en')} connections`;
   const subBody = `${sub}\n\nCommand: \`${command}\`. Written by the last run of this size (${new Date().toISOString().slice(0, 10)}).\n\n${table}\n${notes}`;
-  const intro = `${head}\n\n${plan.nodes} \`p2pd serve --roles signal,api\` nodes and one TURN node (for session placement) on a Redis Cluster of 3 masters (the broker fabric, docs/signaling.md "One broker across nodes"), light MQTT clients (bench/lib/mqttLite.ts, the SDK's reconnection rules) in ${plan.workers} load processes; each device on node i, its app on node i+1. All on one 2-core machine (shared with other work), each process limited to 20,000 open files.`;
+  const intro = `${head}\n\n${plan.nodes} \`p2pd serve --roles signal,api\` nodes and one TURN node (for session placement) on a Redis Cluster of 3 masters (the broker fabric, docs/signaling.md "One broker across nodes"), light MQTT clients (bench/lib/mqttLite.ts, the SDK's reconnection rules) in ${plan.workers} load processes; each device on node i, its app on node i+1. All on one 2-core machine (shared with other work), each process limited to ${openFileLimit() ?? 'unknown'} open files.`;
   const section = partOf(doc, head) ?? intro;
   writeFileSync(file, replacePart(doc, head, replacePart(section, sub, subBody)));
 }
