@@ -548,22 +548,24 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   aedes.on('connectionError', (_client, err) => log.debug({ err: err.message }, 'MQTT connection error'));
 
   /** A pre-login slot for a new connection from `address`, or undefined (counted) when its source is full. */
-  const admit = (address: string | undefined): (() => void) | undefined => {
+  const admit = (address: string | undefined, socket: Duplex): (() => void) | undefined => {
     if (maxConnections > 0 && sockets >= maxConnections + overBoundMargin(maxConnections)) {
       mqttConnectionsRefusedTotal.inc({ reason: 'max_connections' });
       return undefined;
     }
     const slot = preauth.acquire(address);
-    if (slot === undefined) mqttConnectionsRefusedTotal.inc({ reason: 'preauth_per_source' });
+    if (slot === undefined) {
+      mqttConnectionsRefusedTotal.inc({ reason: 'preauth_per_source' });
+      return undefined;
+    }
+    // Counted on the transport's own socket (TCP, or the one a WebSocket was upgraded on), which closes once whatever closes it.
+    sockets++;
+    socket.once('close', () => { sockets--; });
     return slot;
   };
   /** Hands a transport's MQTT byte stream to aedes behind the fixed-header guard. */
   const serve = (inner: Duplex, slot: () => void, req?: IncomingMessage): void => {
-    sockets++;
-    inner.once('close', () => {
-      sockets--;
-      slot();
-    });
+    inner.once('close', slot);
     const guard = new PacketGuard(inner, {
       maxConnectBytes: MAX_CONNECT_BYTES,
       maxPacketBytes,
@@ -578,7 +580,7 @@ export async function startEmbeddedBroker(opts: EmbeddedBrokerOptions): Promise<
   if (opts.tcp) {
     // MQTT packets leave in several small writes; Nagle would hold them for the peer's delayed ACK (~40 ms).
     const server = createServer({ noDelay: true }, (socket: Socket) => {
-      const slot = admit(socket.remoteAddress);
+      const slot = admit(socket.remoteAddress, socket);
       if (slot === undefined) {
         socket.destroy();
         return;

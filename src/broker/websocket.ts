@@ -19,7 +19,7 @@ export interface WebSocketOptions {
   readonly path: string;
   readonly log: Logger;
   /** A pre-login slot for a connection from this address, or undefined to refuse it at once. */
-  readonly admit: (address: string | undefined) => (() => void) | undefined;
+  readonly admit: (address: string | undefined, socket: Duplex) => (() => void) | undefined;
   /** Takes the MQTT byte stream of an accepted connection. */
   readonly serve: (stream: Duplex, slot: () => void, req: IncomingMessage) => void;
   readonly maxPacketBytes: number;
@@ -41,7 +41,7 @@ export function attachWebSocket(http: HttpServer, opts: WebSocketOptions): () =>
       return;
     }
     // The TCP peer, never a forwarded-for header: a stranger could write any.
-    const slot = opts.admit(req.socket.remoteAddress);
+    const slot = opts.admit(req.socket.remoteAddress, socket);
     if (slot === undefined) {
       socket.destroy();
       return;

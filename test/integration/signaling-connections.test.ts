@@ -116,6 +116,21 @@ describe('connections per node', () => {
       assert.equal(await scrape('mqtt_connections_refused_total{reason="max_connections"}'), refusedBefore + 1);
       assert.ok(sockets.slice(0, margin).every((s) => !s.destroyed), 'the margin is still open');
       assert.ok(mine.slice(0, 3).every((l) => l.client.connected), 'the clients logged in are untouched');
+
+      // Closed sockets give their place back, WebSocket ones too: more refused WebSocket logins
+      // than the margin, one after another, each still answered.
+      for (const s of sockets.splice(0)) s.destroy();
+      await eventually('the raw sockets closed', async () => await scrape('mqtt_clients_connected') === 3, 20_000);
+      for (let i = 0; i < margin + 6; i++) {
+        const again = login(node.wsUrl, 'app_w2', await token('app_w2', 'app'));
+        assert.equal(await again.answer(30_000), SERVER_UNAVAILABLE, `refused WebSocket login ${i}`);
+        again.end();
+      }
+      mine[0]?.end();
+      await eventually('room for one', async () => await scrape('mqtt_clients_connected') === 2, 20_000);
+      const last = login(node.wsUrl, 'app_w3', await token('app_w3', 'app'));
+      logins.push(last);
+      assert.equal(await last.answer(30_000), 0, 'a login once one left');
     });
   });
 });
